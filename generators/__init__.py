@@ -1,0 +1,1 @@
+"""Image generator plugins for xdream (registered under ``xdream.generators``)."""

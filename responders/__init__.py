@@ -1,0 +1,1 @@
+"""Responder plugins for xdream: CNN units and noise models (``xdream.responders``, ``xdream.noise``)."""

@@ -1,0 +1,50 @@
+"""The Generator interface: latent codes in, images out.
+
+A generator maps a batch of codes float32 ``[B, *latent_shape]`` (flattened to ``[B, d]`` on
+the optimiser side) to images float32 ``[B, 3, H, W]`` in ``[0, 1]``. Decoding is a torch
+computation, so gradients flow from the images back to the codes (used by gradient baselines
+and by code inversion).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+
+class Generator(ABC):
+    """Base class for image generators. Subclasses set ``name``, ``latent_shape`` and
+    ``image_size`` and implement :meth:`decode_tensor`."""
+
+    name: str = "generator"
+    latent_shape: tuple[int, ...]
+    image_size: int
+
+    def __init__(self, *, device: str = "cpu"):
+        self.device = torch.device(device)
+
+    @property
+    def latent_dim(self) -> int:
+        """Length of a flattened code: the optimiser's search dimension."""
+        return math.prod(self.latent_shape)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` initial codes ``[n, d]`` float32; N(0, 1) unless a generator knows better."""
+        return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
+
+    @abstractmethod
+    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
+        """Differentiable decode of ``[B, d]`` float32 codes to ``[B, 3, H, W]`` in [0, 1]."""
+
+    def decode(self, codes) -> torch.Tensor:
+        """Decode numpy or torch codes of shape ``[B, d]`` or ``[B, *latent_shape]``."""
+        if not isinstance(codes, torch.Tensor):
+            codes = torch.as_tensor(np.asarray(codes, dtype=np.float32))
+        codes = codes.to(self.device, torch.float32).reshape(len(codes), self.latent_dim)
+        return self.decode_tensor(codes)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(latent={self.latent_shape}, image={self.image_size}px)"

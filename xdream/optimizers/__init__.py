@@ -1,0 +1,1 @@
+"""Built-in optimisers, registered under the ``xdream.optimizers`` entry-point group."""

@@ -1,0 +1,102 @@
+"""CMA-ES through pycma, full or diagonal covariance (``diagonal=True``, linear cost).
+
+pycma minimises and, given a seed, reseeds numpy's *global* RNG. Here it gets ``seed=nan``
+and a ``randn`` hook that draws from the optimiser's own Generator, writes no files and
+prints nothing. Scores are negated for pycma; NaN scores rank last.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import cma
+import numpy as np
+
+from ..errors import ConfigError
+from ..optimizer import Optimizer
+
+
+class _Randn:
+    """pycma's ``randn(lam, n)`` hook, drawing from a numpy Generator (picklable)."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def __call__(self, *shape):
+        return self.rng.standard_normal(shape)
+
+
+class PyCMA(Optimizer):
+    name = "cmaes"
+    nan_policy = "rank-last"
+
+    def __init__(
+        self,
+        dim,
+        rng,
+        *,
+        population: int | None = None,
+        sigma0: float = 1.0,
+        diagonal: bool = False,
+        sampler=None,
+        init=None,
+        budget=None,
+    ):
+        super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
+        if population is not None and population < 2:
+            raise ConfigError(f"cmaes population must be >= 2, got {population}")
+        if not sigma0 > 0:
+            raise ConfigError(f"cmaes sigma0 must be > 0, got {sigma0}")
+        if dim < 2:
+            raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
+        x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
+        options = {
+            "seed": np.nan,
+            "randn": _Randn(rng),
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+            "signals_filename": "",  # no file checks
+            "CMA_diagonal": bool(diagonal),
+            "tolfun": 0, "tolx": 0, "tolfunhist": 0, "tolstagnation": np.inf,
+            "tolflatfitness": np.inf, "tolconditioncov": np.inf,
+        }
+        if population is not None:
+            options["popsize"] = int(population)
+        self.es = cma.CMAEvolutionStrategy(x0, float(sigma0), options)
+        self.population = self.es.popsize
+        self._pending: np.ndarray | None = None
+
+    def ask(self) -> np.ndarray:
+        self._pending = np.asarray(self.es.ask(), dtype=np.float64)
+        return self._pending.astype(np.float32)
+
+    def tell(self, codes, scores) -> None:
+        if self._pending is None:
+            raise ValueError("tell() called without a pending ask()")
+        codes, scores = self._check_tell(codes, scores, self._pending.astype(np.float32))
+        # pycma gets its own float64 samples back when the codes are the ones it asked for.
+        solutions = self._pending if np.array_equal(codes, self._pending.astype(np.float32)) else codes.astype(np.float64)
+        self._pending = None
+        self.generation += 1
+        finite = np.isfinite(scores)
+        if not finite.any():
+            return
+        loss = -scores
+        worst = loss[finite].max()
+        loss[~finite] = worst + 1.0 + abs(worst)  # rank last, whatever the scale
+        self.es.tell(list(solutions), loss.tolist())
+
+    @property
+    def sigma(self) -> float:
+        return float(self.es.sigma)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "es": pickle.dumps(self.es), "pending": self._pending}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.es = pickle.loads(state["es"])
+        self.es.opts["randn"].rng = self.rng  # the hook is shared with pycma's sampler
+        self._pending = None if state["pending"] is None else np.array(state["pending"])
+        self.population = self.es.popsize

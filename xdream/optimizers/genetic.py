@@ -1,0 +1,100 @@
+"""XDREAM's genetic algorithm (Xiao & Kreiman 2020), exactly as published.
+
+One generation: clip scores at their 95th percentile; fitness = softmax of the scores at
+temperature ``kT = std(scores) / selectivity``; keep the ``n_conserve`` best unchanged; carry
+every unscored (NaN) individual over unchanged; fill the rest with children of two parents
+drawn by roulette on fitness, each gene from the first parent with probability
+``heritability``, then each gene mutated with probability ``mutation_rate`` by adding
+N(0, ``mutation_size``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..optimizer import Optimizer
+
+
+def fitness(scores: np.ndarray, selectivity: float) -> np.ndarray:
+    """Selection probabilities for finite ``scores``: clip at the 95th percentile, then
+    ``exp((s - max s) / kT)`` normalised, ``kT = std(s) / selectivity``; uniform if flat."""
+    s = np.minimum(scores, np.percentile(scores, 95))
+    kT = np.std(s) / selectivity
+    if not np.isfinite(kT) or kT <= 0:
+        return np.full(len(s), 1.0 / len(s))
+    f = np.exp((s - s.max()) / kT)
+    return f / f.sum()
+
+
+class GeneticAlgorithm(Optimizer):
+    name = "genetic"
+    nan_policy = "carry-over"
+
+    def __init__(
+        self,
+        dim,
+        rng,
+        *,
+        population: int = 20,
+        mutation_rate: float = 0.5,
+        mutation_size: float = 0.5,
+        selectivity: float = 2.0,
+        heritability: float = 0.5,
+        n_conserve: int = 0,
+        sampler=None,
+        init=None,
+        budget=None,
+    ):
+        super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
+        if population < 2:
+            raise ConfigError(f"genetic population must be >= 2, got {population}")
+        if not 0 <= n_conserve < population:
+            raise ConfigError(f"genetic n_conserve must be in [0, population), got {n_conserve}")
+        for key, value in (("mutation_rate", mutation_rate), ("heritability", heritability)):
+            if not 0 <= value <= 1:
+                raise ConfigError(f"genetic {key} must be in [0, 1], got {value}")
+        for key, value in (("mutation_size", mutation_size), ("selectivity", selectivity)):
+            if not value > 0:
+                raise ConfigError(f"genetic {key} must be > 0, got {value}")
+        self.population = population
+        self.mutation_rate = mutation_rate
+        self.mutation_size = mutation_size
+        self.selectivity = selectivity
+        self.heritability = heritability
+        self.n_conserve = n_conserve
+        self.codes = self.initial_population(population)
+
+    def ask(self) -> np.ndarray:
+        return self.codes.copy()
+
+    def tell(self, codes, scores) -> None:
+        codes, scores = self._check_tell(codes, scores, self.codes)
+        scored = np.flatnonzero(np.isfinite(scores))
+        unscored = np.flatnonzero(~np.isfinite(scores))
+        self.generation += 1
+        if len(scored) == 0:  # nothing to select on: keep everyone
+            self.codes = codes.copy()
+            return
+        order = scored[np.argsort(-scores[scored], kind="stable")]
+        elites = order[: self.n_conserve]
+        n_children = self.population - len(elites) - len(unscored)
+        children = self._children(codes[scored], fitness(scores[scored], self.selectivity), n_children)
+        self.codes = np.concatenate([codes[elites], codes[unscored], children], axis=0)
+
+    def _children(self, parents: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
+        if n <= 0:
+            return np.empty((0, self.dim), np.float32)
+        pairs = self.rng.choice(len(parents), size=(n, 2), p=p)
+        from_first = self.rng.random((n, self.dim)) < self.heritability
+        children = np.where(from_first, parents[pairs[:, 0]], parents[pairs[:, 1]])
+        mutate = self.rng.random((n, self.dim)) < self.mutation_rate
+        noise = self.rng.normal(0.0, self.mutation_size, size=(n, self.dim))
+        return (children + mutate * noise).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "codes": self.codes.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.codes = np.array(state["codes"], dtype=np.float32)

@@ -1,0 +1,42 @@
+"""Locating and verifying weight files: every file is checked against its SHA-256 before it
+is loaded, and a missing or wrong file raises one clear :class:`WeightsError`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+from .errors import WeightsError
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: str | Path, sha256: str | None, what: str) -> Path:
+    """Return ``path`` if it exists and (when ``sha256`` is given) matches; else raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{what}: weights file {path} not found")
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise WeightsError(
+                f"{what}: {path} has SHA-256 {actual}, expected {sha256}; the file is corrupt or not the right one"
+            )
+    return path
+
+
+def package_file(package: str, relative: str, sha256: str | None, what: str, install_hint: str) -> Path:
+    """A verified data file shipped inside an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"{what}: package {package!r} is not installed; {install_hint}")
+    base = Path(next(iter(spec.submodule_search_locations)))
+    return verify_file(base / relative, sha256, what)
