@@ -52,9 +52,19 @@ class Optimizer(ABC):
         self.dim = int(dim)
         self.rng = rng
         self.sampler = sampler or (lambda n, r: standard_normal_sampler(n, r, self.dim))
-        self.init = None if init is None else np.asarray(init, dtype=np.float32).reshape(-1, self.dim)
+        self.init = None if init is None else self._check_init(init, self.dim)
         self.budget = budget
         self.generation = 0
+
+    @staticmethod
+    def _check_init(init, dim: int) -> np.ndarray:
+        """``init`` as float32 ``[k, dim]``: one flat code ``[dim]``, or ``[k, *shape]`` with
+        ``prod(shape) == dim``; anything else (which a bare reshape might accept) is an error."""
+        init = np.asarray(init, dtype=np.float32)
+        width = init.size if init.ndim == 1 else int(np.prod(init.shape[1:]))
+        if init.ndim == 0 or init.size == 0 or width != dim:
+            raise ConfigError(f"optimizer init codes must be [k, {dim}], got shape {init.shape}")
+        return init.reshape(-1, dim)
 
     @abstractmethod
     def ask(self) -> np.ndarray:

@@ -58,6 +58,9 @@ class PyCMA(Optimizer):
             "verb_disp": 0,
             "signals_filename": "",  # no file checks
             "CMA_diagonal": bool(diagonal),
+            # pycma mirrors samples for popsize < 6 by injecting them into the next ask(); an
+            # all-NaN generation (no tell) would then lose them and change the state.
+            "CMA_mirrors": 0,
             "tolfun": 0, "tolx": 0, "tolfunhist": 0, "tolstagnation": np.inf,
             "tolflatfitness": np.inf, "tolconditioncov": np.inf,
         }

@@ -1,11 +1,11 @@
 """XDREAM's genetic algorithm (Xiao & Kreiman 2020), exactly as published.
 
-One generation: clip scores at their 95th percentile; fitness = softmax of the scores at
-temperature ``kT = std(scores) / selectivity``; keep the ``n_conserve`` best unchanged; carry
-every unscored (NaN) individual over unchanged; fill the rest with children of two parents
-drawn by roulette on fitness, each gene from the first parent with probability
-``heritability``, then each gene mutated with probability ``mutation_rate`` by adding
-N(0, ``mutation_size``).
+One generation: clip scores at their 95th percentile; fitness = softmax of the clipped scores
+at temperature ``kT = std(scores) / selectivity`` (std of the unclipped scores, as XDREAM
+computes it); keep the ``n_conserve`` best unchanged; carry every unscored (NaN) individual
+over unchanged; fill the rest with children of two parents drawn by roulette on fitness,
+each gene from the first parent with probability ``heritability``, then each gene mutated
+with probability ``mutation_rate`` by adding N(0, ``mutation_size``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from ..optimizer import Optimizer
 
 
 def fitness(scores: np.ndarray, selectivity: float) -> np.ndarray:
-    """Selection probabilities for finite ``scores``: clip at the 95th percentile, then
-    ``exp((s - max s) / kT)`` normalised, ``kT = std(s) / selectivity``; uniform if flat."""
+    """Selection probabilities for finite ``scores``: ``kT = max(std(scores) / selectivity,
+    1e-8)`` from the scores as given, then clip them at their 95th percentile and normalise
+    ``exp((s - max s) / kT)``; uniform if flat. As in XDREAM's ``Genetic``, the temperature
+    comes from the *unclipped* scores (the clip only tames the outlier's own weight)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        kT = max(np.std(scores) / selectivity, 1e-8)
+    if not np.isfinite(kT):
+        return np.full(len(scores), 1.0 / len(scores))
     s = np.minimum(scores, np.percentile(scores, 95))
-    kT = np.std(s) / selectivity
-    if not np.isfinite(kT) or kT <= 0:
-        return np.full(len(s), 1.0 / len(s))
     f = np.exp((s - s.max()) / kT)
     return f / f.sum()
 
@@ -80,7 +84,8 @@ class GeneticAlgorithm(Optimizer):
         elites = order[: self.n_conserve]
         n_children = self.population - len(elites) - len(unscored)
         children = self._children(codes[scored], fitness(scores[scored], self.selectivity), n_children)
-        self.codes = np.concatenate([codes[elites], codes[unscored], children], axis=0)
+        # XDREAM's order: elites, then children, then the unscored carried over at the end
+        self.codes = np.concatenate([codes[elites], children, codes[unscored]], axis=0)
 
     def _children(self, parents: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
         if n <= 0:

@@ -1,0 +1,87 @@
+"""Loop overhead and optimiser cost, measured in one run.
+
+(a) Throughput of the full evolution loop (ask, decode, respond, tell, and every file a
+    generation writes) as a ratio to the generator + responder forward alone on the same
+    batch: how much the framework costs on top of the unavoidable compute.
+(b) ask + tell time per generation at d=4096, lambda=40 for every registered optimiser
+    (median and max over the generations), with random scores.
+
+    python experiments/bench_loop.py [--generations 10] [--opt-generations 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from xdream import Experiment, ExperimentConfig, registry
+
+
+def loop_vs_forward(generations: int, population: int) -> dict:
+    config = ExperimentConfig.from_dict({"generations": generations, "seed": 0,
+                                         "optimizer": {"name": "genetic", "population": population}})
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = Experiment(config, run_dir=f"{tmp}/run")
+        experiment.step()  # warm-up (first-call allocations)
+        start = time.perf_counter()
+        for _ in range(generations):
+            experiment.step()
+        loop = (time.perf_counter() - start) / generations
+        codes = experiment.optimizer.ask()
+        start = time.perf_counter()
+        for _ in range(generations):
+            with torch.no_grad():
+                experiment.responder.respond(experiment.generator.decode(codes))
+        forward = (time.perf_counter() - start) / generations
+        experiment.close()
+    return {"loop_s": loop, "forward_s": forward, "population": population,
+            "target": config.responder.options["target"], "generator": config.generator.name}
+
+
+def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, list[float]]:
+    results = {}
+    variants = [(name, {}) for name in registry.available("optimizer")]
+    if "cmaes" in registry.available("optimizer"):
+        variants.append(("cmaes", {"diagonal": True}))
+    for name, options in variants:
+        label = name + ("-diagonal" if options.get("diagonal") else "")
+        rng = np.random.default_rng(0)
+        optimizer = registry.create("optimizer", name, {"population": population, **options},
+                                    dim=dim, rng=rng)
+        times = []
+        for _ in range(generations):
+            start = time.perf_counter()
+            codes = optimizer.ask()
+            optimizer.tell(codes, rng.standard_normal(len(codes)))
+            times.append(time.perf_counter() - start)
+        results[label] = times
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generations", type=int, default=10)
+    parser.add_argument("--population", type=int, default=20)
+    parser.add_argument("--opt-generations", type=int, default=40)
+    args = parser.parse_args()
+    print(f"torch threads: {torch.get_num_threads()}")
+
+    a = loop_vs_forward(args.generations, args.population)
+    ratio = a["forward_s"] / a["loop_s"]
+    print(f"\n(a) {a['generator']} -> {a['target']}, {a['population']} images per generation")
+    print(f"    full loop      {a['loop_s'] * 1e3:8.1f} ms/generation  ({a['population'] / a['loop_s']:.1f} img/s)")
+    print(f"    forward alone  {a['forward_s'] * 1e3:8.1f} ms/generation  ({a['population'] / a['forward_s']:.1f} img/s)")
+    print(f"    loop throughput / forward-only throughput = {ratio:.3f}  (overhead {100 * (1 / ratio - 1):.1f}%)")
+
+    print(f"\n(b) ask+tell per generation, d=4096, lambda=40, {args.opt_generations} generations")
+    for label, times in optimiser_costs(4096, 40, args.opt_generations).items():
+        print(f"    {label:16s} median {statistics.median(times) * 1e3:9.2f} ms   max {max(times) * 1e3:9.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

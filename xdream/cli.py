@@ -1,0 +1,156 @@
+"""The ``xdream`` command line.
+
+    xdream evolve [CONFIG.toml] [--generator G] [--target SPEC] [--optimizer O] ...
+    xdream evolve --resume RUN_DIR
+    xdream list                      registered generators, responders, optimisers, noise models
+    xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
+
+User errors print one line and exit with status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tomllib
+
+from . import registry
+from .config import ExperimentConfig, read_toml, set_dotted
+from .errors import ConfigError, XDreamError
+
+# CLI flag -> dotted config key it sets
+FLAG_KEYS = {
+    "generator": "generator.name",
+    "target": "responder.target",
+    "weights": "responder.weights",
+    "optimizer": "optimizer.name",
+    "population": "optimizer.population",
+    "noise": "noise.name",
+    "generations": "generations",
+    "budget": "budget",
+    "seed": "seed",
+    "output": "output",
+    "device": "device",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line (exit 2) instead of usage + error."""
+
+    def error(self, message):
+        self.exit(2, f"xdream: error: {message} (see xdream {self.prog.split()[-1]} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="xdream", description="Closed-loop stimulus evolution (XDREAM).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    evolve = commands.add_parser("evolve", help="evolve images that drive a target unit or neuron")
+    evolve.add_argument("config", nargs="?", help="TOML config file (defaults: the embedded demo job)")
+    evolve.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
+    evolve.add_argument("--generator", help="generator name (xdream list)")
+    evolve.add_argument("--target", help="responder target, e.g. efficientnet_lite0:_blocks.6:20[:Y:X]")
+    evolve.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    evolve.add_argument("--optimizer", help="optimiser name (xdream list)")
+    evolve.add_argument("--population", type=int, help="optimiser population size")
+    evolve.add_argument("--generations", type=int, help="number of generations")
+    evolve.add_argument("--budget", type=int, help="total evaluations (instead of generations)")
+    evolve.add_argument("--noise", help="simulated response noise: poisson or gaussian (set options with --set noise.level=0.5)")
+    evolve.add_argument("--seed", type=int, help="master seed")
+    evolve.add_argument("--output", metavar="DIR", help="run directory (must not exist or be empty)")
+    evolve.add_argument("--device", help="torch device (default cpu)")
+    evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any config value, e.g. optimizer.mutation_rate=0.3 (repeatable)")
+    evolve.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    commands.add_parser("list", help="list registered plugins")
+    layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
+    layers.add_argument("model", help="efficientnet_lite0 or a torchvision model name")
+    layers.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    return parser
+
+
+def parse_value(text: str):
+    """A --set value as a TOML literal (numbers, booleans, quoted strings), else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def config_from_args(args) -> ExperimentConfig:
+    data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            if key.startswith("noise.") and "noise" not in data:
+                data["noise"] = {}
+            set_dotted(data, key, value)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
+        set_dotted(data, key.strip(), parse_value(value.strip()))
+    return ExperimentConfig.from_dict(data)
+
+
+def _evolve(args) -> int:
+    from .experiment import Experiment
+
+    if args.resume:
+        others = [f"--{f}" for f in FLAG_KEYS if getattr(args, f) is not None] + (["--set"] if args.set else [])
+        if args.config or others:
+            raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others) or args.config}")
+        experiment = Experiment.resume(args.resume)
+        print(f"resuming {experiment.run_dir.path} at generation {experiment.generation}", file=sys.stderr)
+    else:
+        experiment = Experiment(config_from_args(args))
+        print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
+
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("\nstopping after this generation (Ctrl-C again to abort at once)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        summary = experiment.run(progress=not args.quiet, should_stop=lambda: stop["requested"])
+    except KeyboardInterrupt:
+        print(f"aborted; the last checkpoint is generation {experiment.generation}: "
+              f"xdream evolve --resume {experiment.run_dir.path}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        experiment.close()
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def _list(args) -> int:
+    for kind in registry.GROUPS:
+        print(f"{kind + 's':12s} {', '.join(registry.available(kind))}")
+    return 0
+
+
+def _layers(args) -> int:
+    responder_cls = registry.load("responder", "torch-unit")
+    for name, shape in responder_cls.list_layers(args.model, weights=args.weights):
+        print(f"{name:40s} {tuple(shape)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"evolve": _evolve, "list": _list, "layers": _layers}[args.command](args)
+    except XDreamError as e:
+        print(f"xdream: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

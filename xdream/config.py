@@ -1,0 +1,182 @@
+"""Experiment configuration: one validated object built from TOML, CLI overrides or Python.
+
+A config file looks like::
+
+    seed = 0
+    generations = 40
+    [generator]
+    name = "dcgan-faces"
+    [responder]
+    name = "torch-unit"
+    target = "efficientnet_lite0:_blocks.6:20"
+    [optimizer]
+    name = "genetic"
+    population = 20
+    [noise]              # optional: simulated trial-to-trial noise on any responder
+    name = "gaussian"
+    level = 0.2
+
+Each plugin table holds ``name`` plus the plugin's own options, validated against the
+plugin's constructor. Unknown keys and wrong types are one-line :class:`ConfigError` s.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import registry
+from .errors import ConfigError, choices_text
+
+DEFAULT_TARGET = "efficientnet_lite0:_blocks.6:20"
+
+# Framework-provided constructor arguments per plugin kind (not user options).
+PROVIDED = {
+    "generator": ("device",),
+    "responder": ("device",),
+    "optimizer": ("dim", "rng", "sampler", "init", "budget"),
+    "noise": (),
+}
+
+SCALARS = {  # top-level key -> (type, default, description)
+    "seed": (int, 0, "master seed; every random stream derives from it"),
+    "generations": (int, 40, "number of generations (ignored if budget is set)"),
+    "budget": (int, None, "total evaluations; overrides generations"),
+    "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
+    "device": (str, "cpu", "torch device for generator and responder"),
+}
+PLUGINS = ("generator", "responder", "optimizer", "noise")
+
+
+@dataclass
+class PluginConfig:
+    """A plugin by registered name with its options."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.options}
+
+
+@dataclass
+class ExperimentConfig:
+    generator: PluginConfig = field(default_factory=lambda: PluginConfig("dcgan-faces"))
+    responder: PluginConfig = field(
+        default_factory=lambda: PluginConfig("torch-unit", {"target": DEFAULT_TARGET})
+    )
+    optimizer: PluginConfig = field(default_factory=lambda: PluginConfig("genetic"))
+    noise: PluginConfig | None = None
+    seed: int = 0
+    generations: int = 40
+    budget: int | None = None
+    output: str | None = None
+    device: str = "cpu"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExperimentConfig":
+        """Validate a plain dict (as parsed from TOML) into a config."""
+        data = copy.deepcopy(data)
+        unknown = set(data) - set(SCALARS) - set(PLUGINS)
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(f"unknown config key {key!r}; valid: {choices_text([*SCALARS, *PLUGINS])}")
+        kwargs = {}
+        for key, (typ, _default, _doc) in SCALARS.items():
+            if key in data:
+                value = data[key]
+                if not isinstance(value, typ) or isinstance(value, bool):
+                    raise ConfigError(f"config key {key!r} must be {typ.__name__}, got {value!r}")
+                kwargs[key] = value
+        for key in ("generations", "budget"):
+            if key in kwargs and kwargs[key] < 1:
+                raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
+        for kind in PLUGINS:
+            if kind in data:
+                kwargs[kind] = _plugin(kind, data[kind])
+        config = cls(**kwargs)
+        config.validate_options()
+        return config
+
+    def validate_options(self) -> None:
+        """Check every plugin name and option against the registry."""
+        for kind in PLUGINS:
+            plugin = getattr(self, kind)
+            if plugin is not None:
+                cls = registry.load(kind, plugin.name)
+                registry.check_options(kind, plugin.name, cls, plugin.options, PROVIDED[kind])
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in SCALARS if getattr(self, k) is not None}
+        for kind in PLUGINS:
+            plugin = getattr(self, kind)
+            if plugin is not None:
+                out[kind] = plugin.to_dict()
+        return out
+
+
+def _plugin(kind: str, value) -> PluginConfig:
+    if isinstance(value, str):
+        return PluginConfig(value)
+    if not isinstance(value, dict):
+        raise ConfigError(f"config [{kind}] must be a table with a 'name', got {value!r}")
+    options = dict(value)
+    name = options.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"config [{kind}] needs name = one of: {choices_text(registry.available(kind))}"
+        )
+    return PluginConfig(name, options)
+
+
+def read_toml(path: str | Path) -> dict:
+    """Parse a TOML file, turning read and syntax errors into one-line ConfigErrors."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+
+
+def set_dotted(data: dict, dotted: str, value) -> None:
+    """Apply an override such as ``optimizer.population = 40`` to a config dict."""
+    *tables, key = dotted.split(".")
+    if len(tables) > 1 or (tables and tables[0] not in PLUGINS):
+        raise ConfigError(
+            f"cannot set {dotted!r}: use KEY or TABLE.KEY with TABLE one of {', '.join(PLUGINS)}"
+        )
+    target = data
+    if tables:
+        table = data.get(tables[0])
+        if table is None:
+            raise ConfigError(f"cannot set {dotted!r}: the config has no [{tables[0]}] table")
+        if isinstance(table, str):
+            table = data[tables[0]] = {"name": table}
+        target = table
+    target[key] = value
+
+
+def to_toml(data: dict) -> str:
+    """Write a config dict (scalars, lists, one level of tables) as TOML."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for k, v in data.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {v!r} to TOML")

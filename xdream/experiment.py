@@ -1,0 +1,263 @@
+"""The closed evolution loop and its run directory.
+
+One generation: ``optimizer.ask()`` -> codes; ``generator.decode`` -> images;
+``responder.respond`` -> scores; ``optimizer.tell``; then the generation's codes, scores,
+best image and montage are written, a log line appended and the checkpoint replaced.
+Everything random derives from the config's one seed, so a resumed run continues
+bit-identically.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import registry
+from .config import ExperimentConfig, read_toml, to_toml
+from .errors import RunDirError
+from .generator import Generator
+from .images import montage, save_png
+from .optimizer import Optimizer
+from .responder import NoisyResponder, Responder
+from .rundir import RunDir
+from .seeding import derive_rngs
+
+
+@dataclass
+class Summary:
+    """What a finished (or stopped) run reached and where its results are."""
+
+    run_dir: Path
+    generations: int
+    evaluations: int
+    initial_best: float
+    final_best: float
+    best_generation: int
+    stopped_early: bool
+
+    @property
+    def improvement(self) -> float:
+        """Final best over the first generation's best (NaN when that is not positive)."""
+        return self.final_best / self.initial_best if self.initial_best > 0 else math.nan
+
+    def lines(self) -> list[str]:
+        ratio = f" ({self.improvement:.2f}x)" if math.isfinite(self.improvement) else ""
+        status = "stopped early; resume with: xdream evolve --resume " + str(self.run_dir) if self.stopped_early else "finished"
+        return [
+            f"{status}: {self.generations} generations, {self.evaluations} evaluations",
+            f"best score: first generation {self.initial_best:.4g} -> final {self.final_best:.4g}{ratio}"
+            f" (generation {self.best_generation})",
+            f"results: {self.run_dir}  (best.png, images/, trajectory.png, log.jsonl, summary.json)",
+        ]
+
+
+class Experiment:
+    """An evolution run built from one validated config.
+
+    ``generator`` and ``responder`` may be passed as objects (Python API: your own
+    ``nn.Module`` through ``TorchUnit.from_module``, say); otherwise they are built by name from
+    the config. All validation happens before anything is written to disk.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        generator: Generator | None = None,
+        responder: Responder | None = None,
+        run_dir: str | Path | None = None,
+        _resume: RunDir | None = None,
+    ):
+        self.config = config
+        rngs = derive_rngs(config.seed)
+        self.generator = generator or registry.create(
+            "generator", config.generator.name, config.generator.options, device=config.device
+        )
+        responder = responder or registry.create(
+            "responder", config.responder.name, config.responder.options, device=config.device
+        )
+        if config.noise is not None:
+            noise = registry.create("noise", config.noise.name, config.noise.options)
+            responder = NoisyResponder(responder, noise, rngs["noise"])
+        self.responder = responder
+        self.noise_rng = rngs["noise"]
+        self.optimizer: Optimizer = registry.create(
+            "optimizer",
+            config.optimizer.name,
+            config.optimizer.options,
+            dim=self.generator.latent_dim,
+            rng=rngs["optimizer"],
+            sampler=self.generator.sample,
+            budget=config.budget,
+        )
+        self.generation = 0
+        self.evaluations = 0
+        self.best_score = -math.inf
+        self.best_generation = -1
+        self.history: list[dict] = []  # per generation: best, mean (and clean best with noise)
+        if _resume is not None:
+            self.run_dir = _resume
+            self._restore()
+        else:
+            path = run_dir or config.output or _default_output(config)
+            self.run_dir = RunDir.create(path, to_toml({**config.to_dict(), "output": str(path)}))
+
+    # -- construction from disk ------------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path: str | Path, **kwargs) -> "Experiment":
+        return cls(ExperimentConfig.from_dict(read_toml(path)), **kwargs)
+
+    @classmethod
+    def resume(cls, path: str | Path, **components) -> "Experiment":
+        """Continue the run in ``path`` from its last checkpoint (pass the same custom
+        generator/responder objects if the run was started with them)."""
+        run = RunDir.open(path)
+        config = ExperimentConfig.from_dict(read_toml(run.path / "config.toml"))
+        return cls(config, _resume=run, **components)
+
+    def _restore(self) -> None:
+        state = self.run_dir.load_checkpoint()
+        if state is None:  # killed before the first generation finished: start over
+            self.run_dir.rewind(0)
+            return
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.noise_rng.bit_generator.state = state["noise_rng"]
+        for key in ("generation", "evaluations", "best_score", "best_generation", "history"):
+            setattr(self, key, state[key])
+        self.run_dir.rewind(self.generation)
+
+    def _checkpoint(self) -> None:
+        self.run_dir.save_checkpoint(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "noise_rng": self.noise_rng.bit_generator.state,
+                "generation": self.generation,
+                "evaluations": self.evaluations,
+                "best_score": self.best_score,
+                "best_generation": self.best_generation,
+                "history": self.history,
+            }
+        )
+
+    # -- the loop -----------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        if self.config.budget is not None:
+            return self.evaluations >= self.config.budget
+        return self.generation >= self.config.generations
+
+    def step(self) -> dict:
+        """Run one generation, write its files, checkpoint; return its log record."""
+        t = [time.perf_counter()]
+        codes = self.optimizer.ask()
+        t.append(time.perf_counter())
+        with torch.no_grad():
+            images = self.generator.decode(codes)
+        t.append(time.perf_counter())
+        scores = np.asarray(self.responder.respond(images), dtype=np.float64)
+        clean = getattr(self.responder, "last_clean", None)
+        t.append(time.perf_counter())
+        self.optimizer.tell(codes, scores)
+        t.append(time.perf_counter())
+        record = self._save_generation(codes, images, scores, clean)
+        t.append(time.perf_counter())
+        record["timings"] = {
+            name: t[i + 1] - t[i] for i, name in enumerate(("ask", "decode", "respond", "tell", "save"))
+        }
+        self.run_dir.append_log(record)
+        self._checkpoint()
+        return record
+
+    def _save_generation(self, codes, images, scores, clean) -> dict:
+        g = self.generation
+        arrays = {"codes": codes.astype(np.float32), "scores": scores}
+        if clean is not None:
+            arrays["clean_scores"] = clean
+        self.run_dir.save_arrays(g, **arrays)
+        finite = np.isfinite(scores)
+        record = {
+            "generation": g,
+            "evaluations": self.evaluations + len(scores),
+            "scores": scores.tolist(),
+            "best": float(scores[finite].max()) if finite.any() else math.nan,
+            "mean": float(scores[finite].mean()) if finite.any() else math.nan,
+            "n_nan": int((~finite).sum()),
+        }
+        if clean is not None:
+            record["clean_best"] = float(np.nanmax(clean)) if np.isfinite(clean).any() else math.nan
+        if finite.any():
+            best = int(np.flatnonzero(finite)[np.argmax(scores[finite])])
+            record["best_index"] = best
+            save_png(images[best], self.run_dir.image_file("best", g))
+            if record["best"] > self.best_score:
+                self.best_score, self.best_generation = record["best"], g
+                save_png(images[best], self.run_dir.path / "best.png")
+        save_png(montage(images), self.run_dir.image_file("montage", g))
+        self.history.append({k: record[k] for k in ("best", "mean", "clean_best") if k in record})
+        self.generation += 1
+        self.evaluations += len(scores)
+        return record
+
+    def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Summary:
+        """Run until the generation count or evaluation budget is reached, or until
+        ``should_stop()`` turns true (checked after each generation, so nothing is lost)."""
+        from tqdm.auto import tqdm
+
+        total = self.config.budget if self.config.budget is not None else self.config.generations
+        unit = "eval" if self.config.budget is not None else "gen"
+        done = self.evaluations if self.config.budget is not None else self.generation
+        stopped = False
+        with tqdm(total=total, initial=done, unit=unit, disable=not progress, dynamic_ncols=True) as bar:
+            while not self.done:
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                record = self.step()
+                bar.update(len(record["scores"]) if self.config.budget is not None else 1)
+                bar.set_postfix(gen=record["generation"], best=f"{record['best']:.3g}", mean=f"{record['mean']:.3g}")
+        return self.finish(stopped_early=stopped)
+
+    def finish(self, *, stopped_early: bool = False) -> Summary:
+        """Write summary.json and the trajectory plot; return the summary."""
+        if not self.history:
+            raise RunDirError(f"run {self.run_dir.path} has no finished generation to summarise")
+        from .plots import plot_trajectory
+
+        summary = Summary(
+            run_dir=self.run_dir.path,
+            generations=self.generation,
+            evaluations=self.evaluations,
+            initial_best=self.history[0]["best"],
+            final_best=self.best_score,
+            best_generation=self.best_generation,
+            stopped_early=stopped_early,
+        )
+        self.run_dir.write_json(
+            "summary.json",
+            {**{k: getattr(summary, k) for k in ("generations", "evaluations", "initial_best", "final_best",
+                                                 "best_generation", "stopped_early")},
+             "improvement": summary.improvement, "config": self.config.to_dict()},
+        )
+        plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=self._title())
+        return summary
+
+    def _title(self) -> str:
+        c = self.config
+        target = c.responder.options.get("target", c.responder.name)
+        return f"{c.optimizer.name} on {c.generator.name} -> {target}"
+
+    def close(self) -> None:
+        self.responder.close()
+
+
+def _default_output(config: ExperimentConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{config.generator.name}-{config.optimizer.name}"
+
+
