@@ -8,7 +8,7 @@ A config file looks like::
     name = "dcgan-faces"
     [responder]
     name = "torch-unit"
-    target = "efficientnet_lite0:_blocks.6:20"
+    target = "efficientnet_lite0:_blocks.10:27"
     [optimizer]
     name = "genetic"
     population = 20
@@ -30,7 +30,7 @@ from pathlib import Path
 from . import registry
 from .errors import ConfigError, choices_text
 
-DEFAULT_TARGET = "efficientnet_lite0:_blocks.6:20"
+DEFAULT_TARGET = "efficientnet_lite0:_blocks.10:27"
 
 # Framework-provided constructor arguments per plugin kind (not user options).
 PROVIDED = {
@@ -42,7 +42,7 @@ PROVIDED = {
 
 SCALARS = {  # top-level key -> (type, default, description)
     "seed": (int, 0, "master seed; every random stream derives from it"),
-    "generations": (int, 40, "number of generations (ignored if budget is set)"),
+    "generations": (int, 60, "number of generations (ignored if budget is set)"),
     "budget": (int, None, "total evaluations; overrides generations"),
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
@@ -70,7 +70,7 @@ class ExperimentConfig:
     optimizer: PluginConfig = field(default_factory=lambda: PluginConfig("genetic"))
     noise: PluginConfig | None = None
     seed: int = 0
-    generations: int = 40
+    generations: int = 60
     budget: int | None = None
     output: str | None = None
     device: str = "cpu"

@@ -161,3 +161,31 @@ def test_sigkill_mid_run_resumes_bit_identically(tmp_path, fast_job, xdream_cmd)
     assert_same_run(whole, killed, generations)
     assert json.loads((killed / "summary.json").read_text())["final_best"] == \
         json.loads((whole / "summary.json").read_text())["final_best"]
+
+
+def test_python_api_with_a_users_module(tmp_path, fast_job):
+    """Any nn.Module through the Python API: a tiny random CNN's unit, evolved by CMA-ES."""
+    import torch
+    from torch import nn
+
+    from responders.torch_unit import TorchUnit
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU())
+    unit = TorchUnit.from_module(net, layer="2", channel=1, input_size=32)
+    fast_job["optimizer"] = {"name": "cmaes", "population": 10}
+    fast_job["generations"] = 15
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), responder=unit, run_dir=tmp_path / "run")
+    summary = experiment.run(progress=False)
+    assert summary.final_best > summary.initial_best
+    resumed = Experiment.resume(tmp_path / "run", responder=unit)
+    assert resumed.done and resumed.generation == 15
+
+
+def test_default_job_climbs_at_least_twofold(tmp_path):
+    """The embedded default (what `make demo` runs): DCGAN faces -> an EfficientNet-Lite0 unit."""
+    config = ExperimentConfig()
+    _, summary = run_job(config.to_dict(), tmp_path / "demo")
+    assert summary.generations == config.generations
+    assert summary.initial_best > 0
+    assert summary.final_best >= 2 * summary.initial_best, summary.lines()
