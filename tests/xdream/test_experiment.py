@@ -189,3 +189,26 @@ def test_default_job_climbs_at_least_twofold(tmp_path):
     assert summary.generations == config.generations
     assert summary.initial_best > 0
     assert summary.final_best >= 2 * summary.initial_best, summary.lines()
+
+
+def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
+    """SIGINT (Ctrl-C) finishes the generation in flight, saves, summarises and exits 0;
+    the run then resumes to the same result as an uninterrupted one."""
+    flags = ["--generator", "pixel", "--set", "generator.size=16", "--target", "efficientnet_lite0:_blocks.2:5",
+             "--set", "responder.input_size=64", "--population", "8", "--generations", "20", "--seed", "5", "--quiet"]
+    run = tmp_path / "run"
+    process = subprocess.Popen([*xdream_cmd, "evolve", *flags, "--output", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _count_lines(run / "log.jsonl") < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "stopped early" in out and f"--resume {run}" in out
+    done = json.loads((run / "summary.json").read_text())["generations"]
+    assert 3 <= done < 20 and _count_lines(run / "log.jsonl") == done
+    subprocess.run([*xdream_cmd, "evolve", "--resume", str(run), "--quiet"], check=True, capture_output=True)
+    subprocess.run([*xdream_cmd, "evolve", *flags, "--output", str(tmp_path / "whole")], check=True,
+                   capture_output=True)
+    assert_same_run(tmp_path / "whole", run, 20)
