@@ -219,8 +219,9 @@ class Experiment:
                     stopped = True
                     break
                 record = self.step()
+                bar.set_postfix(gen=record["generation"], best=f"{record['best']:.3g}",
+                                mean=f"{record['mean']:.3g}", refresh=False)
                 bar.update(len(record["scores"]) if self.config.budget is not None else 1)
-                bar.set_postfix(gen=record["generation"], best=f"{record['best']:.3g}", mean=f"{record['mean']:.3g}")
         return self.finish(stopped_early=stopped)
 
     def finish(self, *, stopped_early: bool = False) -> Summary:
