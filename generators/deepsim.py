@@ -176,7 +176,8 @@ def read_state_dict(path: Path, variant: str, what: str) -> OrderedDict:
         raise WeightsError(f"{what}: cannot load {path} as a torch file ({type(exc).__name__}: {detail})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{what}: {path} is not a state dict of tensors")
-    state = OrderedDict((key.replace(".1.", "."), value) for key, value in state.items())
+    # the port's loader strips '.1.' from older nested keys; values are used as float32
+    state = OrderedDict((key.replace(".1.", "."), value.float()) for key, value in state.items())
     found = {key: tuple(value.shape) for key, value in state.items()}
     expected = expected_shapes(variant)
     if found != dict(expected):

@@ -129,7 +129,7 @@ def _evolve(args) -> int:
         experiment = Experiment.resume(args.resume)
         print(f"resuming {experiment.run_dir.path} at generation {experiment.generation}", file=sys.stderr)
     else:
-        experiment = Experiment(config_from_args(args))
+        experiment = Experiment(config_from_args(args), progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
 
     stop = {"requested": False}

@@ -72,6 +72,7 @@ class Experiment:
         generator: Generator | None = None,
         responder: Responder | None = None,
         run_dir: str | Path | None = None,
+        progress: bool = False,
         _resume: RunDir | None = None,
     ):
         self.config = config
@@ -92,7 +93,7 @@ class Experiment:
             from .images import load_image
             from .inversion import encode
 
-            self.inversion = encode(self.generator, load_image(config.init_image), rngs["inversion"])
+            self.inversion = encode(self.generator, load_image(config.init_image), rngs["inversion"], progress=progress)
         self.optimizer: Optimizer = registry.create(
             "optimizer",
             config.optimizer.name,

@@ -45,6 +45,7 @@ class WeightsEntry:
     size: int | None
     licence: str
     description: str
+    size_text: str = "?"  # the size as the publisher's page rounds it, for listings
 
     def hash_text(self) -> str:
         return self.sha256 or "not published"
@@ -53,15 +54,16 @@ class WeightsEntry:
 _DEEPSIM_URL = "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/"
 _DEEPSIM = (
     # variant, SHA-256 and exact size as published on the Hugging Face file / commit pages
-    ("norm1", "c221ea2e0fd370dbd9942f13a606822269f34f176f841b1e89ee52c90c393d95", 4_144_419),
-    ("norm2", "02f595f8980224f4fddb25bb359e3988141b6868ecddbb73604cba90305fa469", 6_651_683),
-    ("conv3", "c99f69897e4911df63fbb353904f0039faef5eec5af671d6249bb4fcf8be850f", None),
-    ("conv4", "6650b46fb82f3c6d4b1cdbd25a211ca45696be6f7e1a33f95fbc5790c46250df", 32_304_279),
-    ("pool5", None, None),
-    ("fc6", "d92b0897c56bf8d8d082dc9ea9f0a806490d3da064a7929e4ff813fa95623875", 224_398_749),
-    ("fc6_eucl", "068ee1ad67ce0a6c033bd4af704a01dbf8780f88ec919c526902b95a7f443179", None),
-    ("fc7", "b2c70c0ebfd060e13594556eb37d76c288a4c37431e3ec5307316758cf2b1ec2", None),
-    ("fc8", "b49d115d8252bdb2a20605e1491f380c3d6c4f1dd24113f2a9f6353069a40421", None),
+    # (None: not found in public sources), and the size as the file page rounds it
+    ("norm1", "c221ea2e0fd370dbd9942f13a606822269f34f176f841b1e89ee52c90c393d95", 4_144_419, "4.14 MB"),
+    ("norm2", "02f595f8980224f4fddb25bb359e3988141b6868ecddbb73604cba90305fa469", 6_651_683, "6.65 MB"),
+    ("conv3", "c99f69897e4911df63fbb353904f0039faef5eec5af671d6249bb4fcf8be850f", None, "32.3 MB"),
+    ("conv4", "6650b46fb82f3c6d4b1cdbd25a211ca45696be6f7e1a33f95fbc5790c46250df", 32_304_279, "32.3 MB"),
+    ("pool5", None, None, "?"),
+    ("fc6", "d92b0897c56bf8d8d082dc9ea9f0a806490d3da064a7929e4ff813fa95623875", 224_398_749, "224 MB"),
+    ("fc6_eucl", "068ee1ad67ce0a6c033bd4af704a01dbf8780f88ec919c526902b95a7f443179", None, "224 MB"),
+    ("fc7", "b2c70c0ebfd060e13594556eb37d76c288a4c37431e3ec5307316758cf2b1ec2", None, "224 MB"),
+    ("fc8", "b49d115d8252bdb2a20605e1491f380c3d6c4f1dd24113f2a9f6353069a40421", None, "174 MB"),
 )
 
 CATALOG: Mapping[str, WeightsEntry] = MappingProxyType({
@@ -73,8 +75,9 @@ CATALOG: Mapping[str, WeightsEntry] = MappingProxyType({
         size=size,
         licence="MIT",
         description=f"DeePSiM {v} generator (Dosovitskiy & Brox 2016), PyTorch port by Binxu Wang",
+        size_text=size_text,
     )
-    for v, sha, size in _DEEPSIM
+    for v, sha, size, size_text in _DEEPSIM
 })
 
 
@@ -155,7 +158,8 @@ class WeightsStore:
         if verify:
             reason = self.problem(name, path, sha256)
             if reason is not None:
-                hint = "" if weights is None else "; pass --no-verify to use weights of your own"
+                hint = (f"; replace it with `xdream weights download {name}`" if weights is None
+                        else "; pass --no-verify to use weights of your own")
                 raise WeightsError(f"{name}: {reason}; the file is corrupt or not the published one{hint}")
         return path
 

@@ -142,3 +142,13 @@ def test_port_key_prefix_segment_is_normalised_like_the_port(tmp_path):
     torch.save(old, path)
     gen = deepsim.DeePSiMNorm1(weights=str(path), verify=False)
     torch.testing.assert_close(gen.net.conv1_1.weight, state["conv1_1.weight"])
+
+
+def test_double_precision_file_is_used_as_float32(tmp_path):
+    state = deepsim.init_state_dict("norm1")
+    path = tmp_path / "double.pt"
+    torch.save({k: v.double() for k, v in state.items()}, path)
+    gen = deepsim.DeePSiMNorm1(weights=str(path), verify=False)
+    assert gen.net.conv1_1.weight.dtype == torch.float32
+    with torch.no_grad():
+        assert gen.decode(gen.sample(1, np.random.default_rng(0))).dtype == torch.float32

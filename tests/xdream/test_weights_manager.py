@@ -152,7 +152,7 @@ def test_corrupt_cached_file_is_quarantined_then_replaced(tmp_path, file_server,
     store = make_store(tmp_path, file_server, payload)
     store.dir.mkdir(parents=True)
     store.path("test-net").write_bytes(b"x" * len(payload))
-    with pytest.raises(WeightsError, match="SHA-256"):
+    with pytest.raises(WeightsError, match="SHA-256 .* replace it with `xdream weights download test-net`"):
         store.resolve("test-net")
     assert store.download("test-net", progress=False).read_bytes() == payload
     assert [p.read_bytes()[:3] for p in store.quarantine_dir().iterdir()] == [b"xxx"]
