@@ -5,8 +5,11 @@
     batch: how much the framework costs on top of the unavoidable compute.
 (b) ask + tell time per generation at d=4096, lambda=40 for every registered optimiser
     (median and max over the generations), with random scores.
+(c) Decode throughput (images/s, no gradients) of every registered generator at a batch of
+    20 on this machine. DeePSiM runs on fresh weights with the official shapes (speed does not
+    depend on the values), so the benchmark needs no download.
 
-    python experiments/bench_loop.py [--generations 10] [--opt-generations 40]
+    python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
 """
 
 from __future__ import annotations
@@ -63,14 +66,50 @@ def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, li
     return results
 
 
+def generator_speeds(batch: int, repeats: int = 3) -> dict[str, tuple[float, int, int]]:
+    """name -> (images/s, latent dim, image size), the best of ``repeats`` timed batches."""
+    from generators import deepsim
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in registry.available("generator"):
+            options = {}
+            if name.startswith("deepsim-"):
+                variant = name.removeprefix("deepsim-").replace("-", "_")
+                path = f"{tmp}/{variant}.pt"
+                torch.save(deepsim.init_state_dict(variant), path)
+                options = {"weights": path, "verify": False}
+            generator = registry.create("generator", name, options, device="cpu")
+            codes = generator.sample(batch, np.random.default_rng(0))
+            times = []
+            with torch.no_grad():
+                generator.decode(codes[:2])  # warm-up
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    generator.decode(codes)
+                    times.append(time.perf_counter() - start)
+            results[name] = (batch / min(times), generator.latent_dim, generator.image_size)
+            del generator
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=10)
     parser.add_argument("--population", type=int, default=20)
     parser.add_argument("--opt-generations", type=int, default=40)
+    parser.add_argument("--decode-batch", type=int, default=20)
+    parser.add_argument("--only-generators", action="store_true", help="run part (c) only")
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}")
+    if not args.only_generators:
+        loop_and_optimisers(args)
+    print(f"\n(c) decode throughput, batch {args.decode_batch}, no gradients")
+    for name, (speed, dim, size) in generator_speeds(args.decode_batch).items():
+        print(f"    {name:18s} {speed:8.1f} img/s   latent {dim:6d}   {size}x{size} px")
 
+
+def loop_and_optimisers(args) -> None:
     a = loop_vs_forward(args.generations, args.population)
     ratio = a["forward_s"] / a["loop_s"]
     print(f"\n(a) {a['generator']} -> {a['target']}, {a['population']} images per generation")

@@ -4,6 +4,7 @@
     xdream evolve --resume RUN_DIR
     xdream list                      registered generators, responders, optimisers, noise models
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
+    xdream weights list | download NAME... | verify [NAME...] | path NAME
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -15,7 +16,7 @@ import signal
 import sys
 import tomllib
 
-from . import registry
+from . import registry, weights_cli
 from .config import ExperimentConfig, read_toml, set_dotted
 from .errors import ConfigError, XDreamError
 
@@ -32,6 +33,7 @@ FLAG_KEYS = {
     "seed": "seed",
     "output": "output",
     "device": "device",
+    "init_image": "init_image",
 }
 
 
@@ -51,7 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
     evolve.add_argument("--generator", help="generator name (xdream list)")
     evolve.add_argument("--target", help="responder target, e.g. efficientnet_lite0:_blocks.6:20[:Y:X]")
-    evolve.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    evolve.add_argument("--weights", metavar="FILE",
+                        help="local weights file: the generator's if it uses catalogued weights "
+                             "(deepsim-*, see xdream weights list), else the torchvision target model's")
+    evolve.add_argument("--no-verify", action="store_true",
+                        help="load the generator's --weights FILE without checking its SHA-256")
+    evolve.add_argument("--init-image", metavar="FILE",
+                        help="start the optimiser from this image's code (gradient inversion)")
     evolve.add_argument("--optimizer", help="optimiser name (xdream list)")
     evolve.add_argument("--population", type=int, help="optimiser population size")
     evolve.add_argument("--generations", type=int, help="number of generations")
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
     layers.add_argument("model", help="efficientnet_lite0 or a torchvision model name")
     layers.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    weights_cli.add_parser(commands, _Parser)
     return parser
 
 
@@ -83,10 +92,14 @@ def config_from_args(args) -> ExperimentConfig:
     data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
+        if flag == "weights":
+            key = _weights_key(data)
         if value is not None:
             if key.startswith("noise.") and "noise" not in data:
                 data["noise"] = {}
             set_dotted(data, key, value)
+    if getattr(args, "no_verify", False):
+        set_dotted(data, "generator.verify", False)
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -95,17 +108,28 @@ def config_from_args(args) -> ExperimentConfig:
     return ExperimentConfig.from_dict(data)
 
 
+def _weights_key(data: dict) -> str:
+    """``--weights`` belongs to the generator when it loads catalogued weights, else to the
+    responder (a torchvision model's file)."""
+    from .weights_manager import CATALOG
+
+    generator = data.get("generator", {})
+    name = generator.get("name") if isinstance(generator, dict) else generator
+    return "generator.weights" if name in CATALOG else "responder.weights"
+
+
 def _evolve(args) -> int:
     from .experiment import Experiment
 
     if args.resume:
-        others = [f"--{f}" for f in FLAG_KEYS if getattr(args, f) is not None] + (["--set"] if args.set else [])
+        others = [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
+        others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])
         if args.config or others:
             raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others) or args.config}")
         experiment = Experiment.resume(args.resume)
         print(f"resuming {experiment.run_dir.path} at generation {experiment.generation}", file=sys.stderr)
     else:
-        experiment = Experiment(config_from_args(args))
+        experiment = Experiment(config_from_args(args), progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
 
     stop = {"requested": False}
@@ -146,7 +170,7 @@ def _layers(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"evolve": _evolve, "list": _list, "layers": _layers}[args.command](args)
+        return {"evolve": _evolve, "list": _list, "layers": _layers, "weights": weights_cli.run}[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2

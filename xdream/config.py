@@ -46,6 +46,7 @@ SCALARS = {  # top-level key -> (type, default, description)
     "budget": (int, None, "total evaluations; overrides generations"),
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
+    "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
 }
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 
@@ -74,6 +75,7 @@ class ExperimentConfig:
     budget: int | None = None
     output: str | None = None
     device: str = "cpu"
+    init_image: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":

@@ -72,6 +72,7 @@ class Experiment:
         generator: Generator | None = None,
         responder: Responder | None = None,
         run_dir: str | Path | None = None,
+        progress: bool = False,
         _resume: RunDir | None = None,
     ):
         self.config = config
@@ -87,6 +88,12 @@ class Experiment:
             responder = NoisyResponder(responder, noise, rngs["noise"])
         self.responder = responder
         self.noise_rng = rngs["noise"]
+        self.inversion = None
+        if config.init_image is not None and _resume is None:  # a resumed run has its state already
+            from .images import load_image
+            from .inversion import encode
+
+            self.inversion = encode(self.generator, load_image(config.init_image), rngs["inversion"], progress=progress)
         self.optimizer: Optimizer = registry.create(
             "optimizer",
             config.optimizer.name,
@@ -95,6 +102,7 @@ class Experiment:
             rng=rngs["optimizer"],
             sampler=self.generator.sample,
             budget=config.budget,
+            init=None if self.inversion is None else self.inversion.code,
         )
         self.generation = 0
         self.evaluations = 0
@@ -107,6 +115,8 @@ class Experiment:
         else:
             path = run_dir or config.output or _default_output(config)
             self.run_dir = RunDir.create(path, to_toml({**config.to_dict(), "output": str(path)}))
+            if self.inversion is not None:
+                save_png(self.inversion.image, self.run_dir.path / "init_reconstruction.png")
 
     # -- construction from disk ------------------------------------------------------------------
     @classmethod

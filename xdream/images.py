@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
+from .errors import ConfigError
 from .rundir import atomic_write
 
 
@@ -39,3 +40,13 @@ def montage(images: torch.Tensor, tile: int = 128, padding: int = 2) -> torch.Te
         images = F.interpolate(images, size=(tile, tile), mode="bilinear", antialias=True, align_corners=False)
     nrow = math.ceil(math.sqrt(len(images)))
     return make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """An image file as float32 ``[3, H, W]`` RGB in [0, 1]; unreadable -> ConfigError."""
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read image {path}: {e}") from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()

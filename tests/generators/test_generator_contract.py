@@ -12,10 +12,10 @@ BATCH = 3
 
 
 @pytest.fixture(scope="module", params=NAMES)
-def gen(request):
+def gen(request, generator_options):
     # No skipping: a generator whose weights are missing fails here (plugins whose weights
-    # cannot ship give their tests a small weights file of their own).
-    return registry.create("generator", request.param, {}, device="cpu")
+    # cannot ship get a weights file of their own from tests/generators/conftest.py).
+    return registry.create("generator", request.param, generator_options(request.param), device="cpu")
 
 
 def codes_for(gen, n=BATCH, seed=0):
