@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config value, e.g. optimizer.mutation_rate=0.3 (repeatable)")
     evolve.add_argument("--quiet", action="store_true", help="no progress bar")
+    evolve.add_argument("--live-report", action="store_true",
+                        help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
 
     commands.add_parser("list", help="list registered plugins")
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
@@ -122,7 +124,15 @@ def _evolve(args) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        summary = experiment.run(progress=not args.quiet, should_stop=lambda: stop["requested"])
+        live = None
+        if args.live_report:
+            from .report import write_report
+
+            live = lambda record: write_report(experiment.run_dir.path)  # noqa: E731
+            print(f"live report: {experiment.run_dir.path / 'report.html'}", file=sys.stderr)
+        summary = experiment.run(progress=not args.quiet, should_stop=lambda: stop["requested"], on_generation=live)
+        if args.live_report:
+            write_report(experiment.run_dir.path)
     except KeyboardInterrupt:
         print(f"aborted; the last checkpoint is generation {experiment.generation}: "
               f"xdream evolve --resume {experiment.run_dir.path}", file=sys.stderr)

@@ -157,7 +157,8 @@ class Comparison:
         write_gradient_dir(self.run.path / folder, settings, self.responder, outcome)
         seconds = time.perf_counter() - start
         order = np.argsort(-outcome.scores)
-        trajectory = [(max(h["step"], 1), h["score"]) for h in outcome.history]
+        best_so_far = np.fmax.accumulate([h["score"] for h in outcome.history])
+        trajectory = [(h["step"] + 1, float(b)) for h, b in zip(outcome.history, best_so_far)]  # x: forward passes
         label = f"{method} ({settings.batch} image{'s' if settings.batch > 1 else ''})"
         result = MethodResult(label, "gradient", float(outcome.scores.max()), outcome.steps, "steps", seconds,
                               trajectory, outcome.scores[order].tolist(), folder)
@@ -200,7 +201,7 @@ class Comparison:
             montages[r.method] = name
         natural_best = results[-1].best
         curves = {r.method: tuple(zip(*r.trajectory)) for r in results if r.trajectory}
-        plot_curves(curves, path / "trajectories.png", xlabel="evaluations (evolution) or steps (gradient)",
+        plot_curves(curves, path / "trajectories.png", xlabel="images scored (evolution) or gradient steps + 1",
                     ylabel="best activation so far", title=f"{self.settings.target}",
                     hlines={"best natural image": natural_best}, logx=True)
         atomic_write(path / "table.md", table_markdown(results).encode())

@@ -74,3 +74,24 @@ def test_report_opens_in_headless_chromium_without_errors(evolution, tmp_path):
 def test_not_a_run_folder(tmp_path):
     with pytest.raises(RunDirError, match="is not an xdream run"):
         write_report(tmp_path)
+
+
+def test_evolve_live_report_is_written_every_generation(fast_job, tmp_path):
+    pages = []
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "live")
+    experiment.run(progress=False, on_generation=lambda r: pages.append(write_report(experiment.run_dir.path).read_text()))
+    experiment.close()
+    assert len(pages) == 6
+    assert all("http-equiv=\"refresh\"" in p for p in pages)
+    assert [f"running: generation {g} done" in p for g, p in enumerate(pages)] == [True] * 6
+
+
+def test_evolve_cli_live_report_flag(fast_job, tmp_path):
+    fast_job["generations"] = 2
+    config = tmp_path / "job.toml"
+    from xdream.config import to_toml
+
+    config.write_text(to_toml(fast_job))
+    assert main(["evolve", str(config), "--output", str(tmp_path / "run"), "--quiet", "--live-report"]) == 0
+    page = (tmp_path / "run" / REPORT).read_text()
+    assert "finished: 2 generations" in page and "http-equiv" not in page
