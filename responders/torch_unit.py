@@ -390,6 +390,21 @@ class TorchUnit(Responder):
         with torch.no_grad():
             return self.activation(images).double().cpu().numpy()
 
+    def feature_target(self):
+        """The model, its preprocessing and this unit's objective for gradient ascent
+        (:mod:`xdream.featurevis`): the centre (or Y:X) unit, or the channel mean."""
+        from xdream.featurevis import ModelTarget, channel, neuron
+
+        t = self.target
+        if self.readout == "mean" and len(self.layer_shape) == 3:
+            objective = channel(t.layer, t.channel)
+        else:
+            objective = neuron(t.layer, t.channel, t.y, t.x)
+        return ModelTarget(
+            self.model, input_size=self.input_size, mean=tuple(self._mean.flatten().tolist()),
+            std=tuple(self._std.flatten().tolist()), name=str(t), objective=objective,
+        )
+
     list_layers = staticmethod(list_layers)
 
     def __repr__(self) -> str:

@@ -5,6 +5,7 @@
     xdream list                      registered generators, responders, optimisers, noise models
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
     xdream weights list | download NAME... | verify [NAME...] | path NAME
+    xdream gradient | compare | report   gradient baselines, comparisons, HTML reports (cli_gradient.py)
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -71,12 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config value, e.g. optimizer.mutation_rate=0.3 (repeatable)")
     evolve.add_argument("--quiet", action="store_true", help="no progress bar")
+    evolve.add_argument("--live-report", action="store_true",
+                        help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
 
     commands.add_parser("list", help="list registered plugins")
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
     layers.add_argument("model", help="efficientnet_lite0 or a torchvision model name")
     layers.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
     weights_cli.add_parser(commands, _Parser)
+    from .cli_gradient import add_parsers
+
+    add_parsers(commands)  # gradient, compare, report
     return parser
 
 
@@ -142,7 +148,15 @@ def _evolve(args) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        summary = experiment.run(progress=not args.quiet, should_stop=lambda: stop["requested"])
+        live = None
+        if args.live_report:
+            from .report import write_report
+
+            live = lambda record: write_report(experiment.run_dir.path)  # noqa: E731
+            print(f"live report: {experiment.run_dir.path / 'report.html'}", file=sys.stderr)
+        summary = experiment.run(progress=not args.quiet, should_stop=lambda: stop["requested"], on_generation=live)
+        if args.live_report:
+            write_report(experiment.run_dir.path)
     except KeyboardInterrupt:
         print(f"aborted; the last checkpoint is generation {experiment.generation}: "
               f"xdream evolve --resume {experiment.run_dir.path}", file=sys.stderr)
@@ -170,7 +184,10 @@ def _layers(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"evolve": _evolve, "list": _list, "layers": _layers, "weights": weights_cli.run}[args.command](args)
+        from .cli_gradient import HANDLERS
+
+        handlers = {"evolve": _evolve, "list": _list, "layers": _layers, "weights": weights_cli.run, **HANDLERS}
+        return handlers[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2

@@ -214,9 +214,11 @@ class Experiment:
         self.evaluations += len(scores)
         return record
 
-    def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None) -> Summary:
+    def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
+            on_generation: Callable[[dict], None] | None = None) -> Summary:
         """Run until the generation count or evaluation budget is reached, or until
-        ``should_stop()`` turns true (checked after each generation, so nothing is lost)."""
+        ``should_stop()`` turns true (checked after each generation, so nothing is lost).
+        ``on_generation(record)`` is called after each saved generation (e.g. a live report)."""
         from tqdm.auto import tqdm
 
         total = self.config.budget if self.config.budget is not None else self.config.generations
@@ -231,6 +233,8 @@ class Experiment:
                 record = self.step()
                 bar.set_postfix(gen=record["generation"], best=f"{record['best']:.3g}",
                                 mean=f"{record['mean']:.3g}", refresh=False)
+                if on_generation is not None:
+                    on_generation(record)
                 bar.update(len(record["scores"]) if self.config.budget is not None else 1)
         return self.finish(stopped_early=stopped)
 

@@ -33,3 +33,32 @@ def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> N
     fig.savefig(buffer, format="png")
     plt.close(fig)
     atomic_write(path, buffer.getvalue())
+
+
+def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylabel: str = "activation",
+                title: str = "", hlines: dict[str, float] | None = None, logx: bool = False) -> None:
+    """Several named ``(x, y)`` curves on one plot, with optional labelled horizontal lines
+    (e.g. the best natural image); used for gradient and comparison trajectories."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for label, (x, y) in curves.items():
+        ax.plot(np.asarray(x, dtype=float), np.asarray(y, dtype=float), "-", marker="." if len(x) < 40 else None,
+                label=label)
+    for label, value in (hlines or {}).items():
+        ax.axhline(value, color="gray", linestyle=":", label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())

@@ -1,0 +1,171 @@
+"""``xdream report RUN_DIR``: one self-contained HTML page (images embedded as base64) plus
+PNG figures, for an evolution run, a gradient run or a comparison.
+
+While an evolution is still running (no ``summary.json`` yet) the page carries a
+``<meta http-equiv="refresh">``, so a browser keeps showing the current generation;
+``xdream report RUN_DIR --watch`` rewrites it after every new generation until the run ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+
+from .errors import RunDirError
+from .plots import plot_curves, plot_trajectory
+from .rundir import LOG, SUMMARY, RunDir, atomic_write
+
+REPORT = "report.html"
+REFRESH_SECONDS = 5
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1100px;color:#222}
+h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;image-rendering:pixelated}
+.grid{display:flex;flex-wrap:wrap;gap:1em}.grid figure{margin:0}figcaption{font-size:.85em;color:#555}
+.status{padding:.4em .8em;background:#eef;display:inline-block;border-radius:4px}
+"""
+# Counts the embedded images that decoded, so a headless browser can check the page.
+SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images', ok + '/' + imgs.length);
+});
+"""
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _figure(path: Path, caption: str) -> str:
+    if not path.is_file():
+        return ""
+    return f"<figure>{_img(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _page(title: str, body: str, refresh: bool) -> str:
+    meta = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if refresh else ""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{meta}<title>{html.escape(title)}</title>'
+            f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body><h1>{html.escape(title)}</h1>{body}"
+            f"<footer><p><small>written {time.strftime('%Y-%m-%d %H:%M:%S')} by xdream report</small></p></footer>"
+            "</body></html>\n")
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else str(v)
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+def _evolution(path: Path) -> tuple[str, str, bool]:
+    run = RunDir.open(path)
+    records = run.read_log()
+    summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
+    config = (path / "config.toml").read_text()
+    running = summary is None
+    if records:
+        plot_trajectory([{k: r[k] for k in ("best", "mean", "clean_best") if r.get(k) is not None} for r in records],
+                        path / "trajectory.png", title=path.name)
+    last = records[-1]["generation"] if records else None
+    status = (f"running: generation {last} done, {records[-1]['evaluations']} evaluations; this page refreshes every "
+              f"{REFRESH_SECONDS} s" if running and records else "running: no generation finished yet" if running
+              else f"finished: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
+                   f"{_fmt(summary['final_best'])} (generation {summary['best_generation']})")
+    body = [f'<p class="status">{html.escape(status)}</p>', '<div class="grid">',
+            _figure(path / "best.png", "best image so far"),
+            _figure(path / "trajectory.png", "best and mean score per generation")]
+    if last is not None:
+        body.append(_figure(run.image_file("montage", last), f"generation {last}: all images"))
+    body.append("</div><h2>Best image of recent generations</h2><div class='grid'>")
+    for r in records[-12:]:
+        body.append(_figure(run.image_file("best", r["generation"]), f"gen {r['generation']}: {_fmt(r['best'])}"))
+    body.append("</div><h2>Generations</h2>")
+    rows = [[r["generation"], r["evaluations"], _fmt(r["best"]), _fmt(r["mean"]), r.get("n_nan", 0)] for r in records[-20:]]
+    body.append(_table(["generation", "evaluations", "best", "mean", "no response"], rows))
+    body.append(f"<h2>Config</h2><pre>{html.escape(config)}</pre>")
+    return f"xdream evolution: {path.name}", "".join(body), running
+
+
+def _gradient(path: Path) -> tuple[str, str, bool]:
+    data = json.loads((path / "gradient.json").read_text())
+    target = data["responder"].get("target", "")
+    rows = [[data["method"], target, data["objective"], data["steps"], f"{data['seconds']:.1f}", _fmt(data["best"])]]
+    body = [_table(["method", "target", "objective", "steps", "wall time (s)", "best activation"], rows),
+            '<div class="grid">', _figure(path / "montage.png", "final images, best first"),
+            _figure(path / "trajectory.png", "activation of the best image during the ascent"), "</div>",
+            f"<h2>Settings</h2><pre>{html.escape(json.dumps(data['settings'], indent=1))}</pre>"]
+    return f"xdream gradient ({data['method']}): {path.name}", "".join(body), False
+
+
+def _compare(path: Path) -> tuple[str, str, bool]:
+    data = json.loads((path / "compare.json").read_text())
+    methods = data["methods"]
+    rows = [[m["method"], _fmt(m["best"]), f"{m['ratio']:.2f}" if m["ratio"] is not None else "n/a",
+             f"{m['cost']} {m['cost_unit']}", f"{m['seconds']:.1f}"] for m in methods]
+    winner = max(methods, key=lambda m: m["best"])
+    body = [f"<p>Target <b>{html.escape(data['responder']['target'])}</b>; every image re-scored with the same "
+            f"responder, no transforms or noise. Highest: <b>{html.escape(winner['method'])}</b> "
+            f"({_fmt(winner['best'])}).</p>",
+            _table(["method", "activation", "ratio to best natural", "evaluations / steps", "wall time (s)"], rows),
+            _figure(path / "trajectories.png", "best activation so far per method (log x)"),
+            "<h2>Best images per method</h2><div class='grid'>"]
+    for m in methods:
+        scores = ", ".join(_fmt(s) for s in m["top_scores"][:8])
+        body.append(_figure(path / m["montage"], f"{m['method']}: {scores}"))
+    body.append("</div>")
+    names = data.get("natural_top_names") or []
+    if names:
+        body.append(f"<p>Best natural images: {html.escape(', '.join(names))}</p>")
+    links = [m["folder"] for m in methods if m.get("folder")]
+    if links:
+        body.append("<p>Run folders: " + ", ".join(f'<a href="{html.escape(f)}/report.html">{html.escape(f)}</a>'
+                                                   for f in links) + "</p>")
+    return f"xdream compare: {path.name}", "".join(body), False
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` (and its PNG figures) and return its path."""
+    path = Path(run_dir)
+    if (path / "compare.json").is_file():
+        page = _compare(path)
+        for m in json.loads((path / "compare.json").read_text())["methods"]:
+            if m.get("folder") and (path / m["folder"]).is_dir():
+                write_report(path / m["folder"])
+    elif (path / "gradient.json").is_file():
+        page = _gradient(path)
+    elif (path / "config.toml").is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
+        page = _evolution(path)
+    else:
+        raise RunDirError(f"{path} is not an xdream run, gradient or comparison folder (no config.toml, "
+                          f"gradient.json or compare.json)")
+    title, body, refresh = page
+    out = path / REPORT
+    atomic_write(out, _page(title, body, refresh).encode())
+    return out
+
+
+def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False) -> Path:
+    """Rewrite the report whenever the run's log grows, until the run writes its summary."""
+    path = Path(run_dir)
+    seen = None
+    while True:
+        size = (path / LOG).stat().st_size if (path / LOG).is_file() else -1
+        if size != seen:
+            out = write_report(path)
+            seen = size
+        if (path / SUMMARY).is_file() or should_stop():
+            return write_report(path)
+        time.sleep(interval)
