@@ -4,6 +4,7 @@
     xdream evolve --resume RUN_DIR
     xdream list                      registered generators, responders, optimisers, noise models
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
+    xdream rig simulate ARGS         a simulated lab rig speaking xdream-rig/1 (docs/protocol.md)
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
     layers.add_argument("model", help="efficientnet_lite0 or a torchvision model name")
     layers.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    rig = commands.add_parser("rig", help="rig-side tools: `xdream rig simulate --help`")
+    rig.add_argument("name", help="rig command (xdream list: rigs)")
+    rig.add_argument("args", nargs=argparse.REMAINDER, help="the rig command's own arguments")
     return parser
 
 
@@ -143,10 +147,14 @@ def _layers(args) -> int:
     return 0
 
 
+def _rig(args) -> int:
+    return registry.load("rig", args.name)(args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"evolve": _evolve, "list": _list, "layers": _layers}[args.command](args)
+        return {"evolve": _evolve, "list": _list, "layers": _layers, "rig": _rig}[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2
