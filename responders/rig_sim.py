@@ -36,6 +36,7 @@ import zmq
 from xdream import registry
 from xdream.errors import ConfigError
 from xdream.responder import NoiseModel, Responder
+from xdream.rig.keys import secure_server
 from xdream.rig.protocol import (DTYPES, ENCODINGS, Limits, ProtocolError, decode, decode_images, encode,
                                  error_reply)
 from xdream.seeding import derive_rngs
@@ -114,7 +115,8 @@ class RigSimulator:
 
     def __init__(self, neuron: Responder, *, endpoint: str = "tcp://127.0.0.1:*", log: str | Path = "rig-log.jsonl",
                  noise: NoiseModel | None = None, channels: int = 1, presentation_ms: float = 0.0, seed: int = 0,
-                 faults: Faults | None = None, heartbeat_ms: int = 1000, limits: Limits = Limits()):
+                 faults: Faults | None = None, heartbeat_ms: int = 1000, limits: Limits = Limits(),
+                 curve_secret: str | Path | None = None, allow_dir: str | Path | None = None):
         if channels < 1:
             raise ConfigError(f"channels must be >= 1, got {channels}")
         if presentation_ms < 0:
@@ -137,6 +139,11 @@ class RigSimulator:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, limits.max_frame_bytes)  # larger frames: peer dropped unread
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.auth = None
+        if (curve_secret is None) != (allow_dir is None):
+            raise ConfigError("CURVE needs both the rig's secret key file and an allow-list directory")
+        if curve_secret is not None:
+            self.auth = secure_server(self.context, self.socket, curve_secret, allow_dir)
         self.socket.bind(endpoint)
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -157,6 +164,8 @@ class RigSimulator:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
         self.context.term()
         self.log.close()
 
@@ -325,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay-s", type=float, default=0.5, help="fault: how long a delayed message waits")
     p.add_argument("--crash-at", type=int, action="append", default=[], metavar="N",
                    help="fault: exit abruptly after the N-th presentation (repeatable)")
+    p.add_argument("--curve-secret", metavar="FILE", help="CURVE: the rig's NAME.key_secret (xdream rig keygen)")
+    p.add_argument("--allow", metavar="DIR", help="CURVE: directory of the public keys of clients allowed in")
     p.add_argument("--restart", action="store_true", help="start the server again on the same endpoint after a crash")
     return p
 
@@ -363,10 +374,12 @@ def main(argv: list[str]) -> int:
                              {"target": args.target, "readout": args.readout, "weights": args.weights,
                               "input_size": args.input_size}, device="cpu")
     faults = Faults(args.drop, args.delay, args.delay_s, args.duplicate, args.corrupt, args.invalid, args.crash_at)
-    _warn_if_public(args.endpoint)
+    if args.curve_secret is None:
+        _warn_if_public(args.endpoint)
     try:
         sim = RigSimulator(neuron, endpoint=args.endpoint, log=args.log, noise=noise, channels=args.channels,
-                           presentation_ms=args.presentation_ms, seed=args.seed, faults=faults)
+                           presentation_ms=args.presentation_ms, seed=args.seed, faults=faults,
+                           curve_secret=args.curve_secret, allow_dir=args.allow)
     except zmq.ZMQError as e:
         raise ConfigError(f"cannot bind {args.endpoint!r}: {e}") from None
     if args.endpoint_file:

@@ -27,6 +27,7 @@ import zmq
 from xdream.errors import ConfigError, XDreamError
 from xdream.images import to_uint8
 from xdream.responder import Responder
+from xdream.rig.keys import load_keypair, load_public, secure_client
 from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
 
 TRIALS_FILE = "rig_trials.jsonl"
@@ -44,7 +45,8 @@ class ZmqResponder(Responder):
     combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
     the missed heartbeats that mean a dead rig, ``deadline`` (s) the rig's time per generation,
     ``timeout`` (s) how long a silent rig is waited for (handshake, restart) and ``retries``
-    how often one request is resent before the run stops. ``dtype = "float32"`` sends the generator's exact
+    how often one request is resent before the run stops. ``server_key`` (the rig's public
+    ``NAME.key``) and ``client_key`` (this client's ``NAME.key_secret``) turn on CURVE. ``dtype = "float32"`` sends the generator's exact
     floats (in-silico rigs); rigs showing images on a screen want ``uint8``."""
 
     name = "zmq"
@@ -62,6 +64,8 @@ class ZmqResponder(Responder):
         deadline: float = 600.0,
         timeout: float = 30.0,
         retries: int = 5,
+        server_key: str | None = None,
+        client_key: str | None = None,
         device: str = "cpu",
     ):
         if not isinstance(target, str) or not target.startswith(("tcp://", "ipc://")) or ":" not in target[6:]:
@@ -72,6 +76,12 @@ class ZmqResponder(Responder):
         for name, value in (("heartbeat", heartbeat), ("deadline", deadline), ("timeout", timeout)):
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"zmq option {name!r} must be a positive number of seconds, got {value}")
+        if (server_key is None) != (client_key is None):
+            raise ConfigError("zmq CURVE needs both server_key (the rig's NAME.key) and client_key "
+                              f"(your NAME.key_secret), got server_key={server_key!r}, client_key={client_key!r}")
+        if server_key is not None:  # checked now, so a bad key file fails before the run starts
+            load_keypair(client_key, "client key"), load_public(server_key, "rig public key")
+        self.server_key, self.client_key = server_key, client_key
         if encoding == "png" and dtype != "uint8":
             raise ConfigError("zmq encoding 'png' carries uint8 images only; set dtype = 'uint8'")
         self.target, self.repeats, self.aggregate, self.wanted = target, repeats, aggregate, channels
@@ -102,6 +112,8 @@ class ZmqResponder(Responder):
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_header_bytes)
+        if self.server_key is not None:
+            secure_client(sock, self.client_key, self.server_key)
         sock.connect(self.target)
         self._socket = sock
         rid = uuid.uuid4().hex
@@ -109,7 +121,7 @@ class ZmqResponder(Responder):
                         "encodings": [self.encoding], "dtypes": [self.dtype]})
         give_up = time.monotonic() + self.timeout
         while True:  # a restarting rig may take a while: greet it again every liveness period
-            sock.send_multipart(hello)
+            self._send(hello)
             reply = self._await(rid, self.heartbeat * self.liveness, ping=False, give_up=give_up)
             if reply is not None:
                 break
@@ -129,6 +141,14 @@ class ZmqResponder(Responder):
             if unknown:
                 raise ConfigError(f"zmq channel {unknown[0]!r} not on the rig; valid: {', '.join(w['channels'])}")
         self.welcome = w
+
+    def _send(self, frames: list) -> None:
+        """Send without blocking: with no rig to take it (a refused CURVE handshake leaves the
+        socket mute) the message is dropped and the silence is handled like any other."""
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            pass
 
     def _await(self, rid: str, silence: float, ping: bool, give_up: float = math.inf):
         """The next valid reply for ``rid``, or None after ``silence`` seconds with no sign of
@@ -156,7 +176,7 @@ class ZmqResponder(Responder):
                 if msg.header["state"] == "unknown":  # the rig restarted and lost the request
                     return msg
             elif ping and time.monotonic() >= next_ping:
-                self._socket.send_multipart(encode({"type": "ping", "session": self.session, "request_id": rid}))
+                self._send(encode({"type": "ping", "session": self.session, "request_id": rid}))
                 next_ping = time.monotonic() + self.heartbeat
 
     # -- requests ---------------------------------------------------------------------------
@@ -190,7 +210,7 @@ class ZmqResponder(Responder):
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["resends"] += 1
-            self._socket.send_multipart(request, copy=False)
+            self._send(request)
             reply = self._await(rid, self.heartbeat * self.liveness, ping=True,
                                 give_up=time.monotonic() + self.deadline + self.timeout)
             if reply is None:  # silent: a fresh socket (lazy pirate), then the same request again
