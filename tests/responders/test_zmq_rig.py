@@ -310,3 +310,53 @@ def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
                           "--endpoint", LOOPBACK, "--log", str(tmp_path / "log")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "channel 999 out of range" in out.stderr
+
+
+def test_stale_duplicate_and_odd_records_are_dropped(tmp_path):
+    """A scripted rig: before the real result it sends a late result of another request and a
+    corrupt frame; the result itself holds a record for an unknown image, a second record for
+    the same (image, repeat), an invalid trial and a missing value; then a duplicate result."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(LOOPBACK)
+    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+    stop = threading.Event()
+
+    def rig():
+        while not stop.is_set():
+            if not router.poll(50):
+                continue
+            identity, header, *_ = router.recv_multipart()
+            h = json.loads(header)
+            if h["type"] == "hello":
+                router.send_multipart([identity, *encode({
+                    "type": "welcome", "request_id": h["request_id"], "rig": "scripted", "encodings": ["raw"],
+                    "dtypes": ["uint8"], "channels": ["a", "b"], "max_images": 8, "max_frame_bytes": 1 << 20,
+                    "heartbeat_ms": 100})])
+            elif h["type"] == "present":
+                def rec(image_id, value, valid=True, repeat=0):
+                    return {"image_id": image_id, "repeat": repeat, "trial_id": 1, "onset": 0.0,
+                            "values": [value, 1.0], "valid": valid}
+                late = {"type": "result", "request_id": "earlier", "complete": True, "channels": ["a", "b"],
+                        "records": [rec("g0-0", 100.0)]}
+                result = {"type": "result", "request_id": h["request_id"], "complete": False, "channels": ["a", "b"],
+                          "records": [rec("g0-0", 3.0), rec("g0-0", 50.0), rec("nope", 9.0), rec("g0-1", 4.0, False),
+                                      rec("g0-2", None), rec("g0-3", 5.0, repeat=7)]}
+                for frames in (encode(late), [b"{corrupt"], encode(result), encode(result)):
+                    router.send_multipart([identity, *frames])
+
+    thread = threading.Thread(target=rig, daemon=True)
+    thread.start()
+    try:
+        with ZmqResponder(endpoint, channels=["a"], heartbeat=0.1) as client:
+            scores = client.respond(torch.rand(4, 3, 8, 8))
+            assert client.stats["stale"] == 1 and client.stats["malformed"] == 1
+            np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
+            scores = client.respond(torch.rand(4, 3, 8, 8))  # the duplicate of the first result is dropped
+            assert client.stats["stale"] == 3 and client.stats["requests"] == 2
+            np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
+    finally:
+        stop.set()
+        thread.join(5)
+        context.destroy(linger=0)
