@@ -6,6 +6,7 @@
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
     xdream weights list | download NAME... | verify [NAME...] | path NAME
     xdream gradient | compare | report   gradient baselines, comparisons, HTML reports (cli_gradient.py)
+    xdream rig simulate ARGS         a simulated lab rig speaking xdream-rig/1 (docs/protocol.md)
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_gradient import add_parsers
 
     add_parsers(commands)  # gradient, compare, report
+    rig = commands.add_parser("rig", help="rig-side tools: `xdream rig simulate --help`")
+    rig.add_argument("name", help="rig command (xdream list: rigs)")
+    rig.add_argument("args", nargs=argparse.REMAINDER, help="the rig command's own arguments")
     return parser
 
 
@@ -181,12 +185,17 @@ def _layers(args) -> int:
     return 0
 
 
+def _rig(args) -> int:
+    return registry.load("rig", args.name)(args.args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from .cli_gradient import HANDLERS
 
-        handlers = {"evolve": _evolve, "list": _list, "layers": _layers, "weights": weights_cli.run, **HANDLERS}
+        handlers = {"evolve": _evolve, "list": _list, "layers": _layers, "weights": weights_cli.run,
+                    "rig": _rig, **HANDLERS}
         return handlers[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)

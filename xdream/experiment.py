@@ -170,6 +170,7 @@ class Experiment:
         with torch.no_grad():
             images = self.generator.decode(codes)
         t.append(time.perf_counter())
+        self.responder.prepare(self.run_dir.path, self.generation)
         scores = np.asarray(self.responder.respond(images), dtype=np.float64)
         clean = getattr(self.responder, "last_clean", None)
         t.append(time.perf_counter())

@@ -1,6 +1,7 @@
 """Find plugins by name through entry points and build them from validated options.
 
-Groups: ``xdream.generators``, ``xdream.responders``, ``xdream.optimizers``, ``xdream.noise``.
+Groups: ``xdream.generators``, ``xdream.responders``, ``xdream.optimizers``, ``xdream.noise``,
+``xdream.rig`` (rig-side commands: ``xdream rig NAME ARGS``).
 The core never imports the ``generators`` or ``responders`` packages; it only looks names up
 here, so third-party packages add plugins by declaring entry points of their own.
 """
@@ -19,6 +20,7 @@ GROUPS = {
     "responder": "xdream.responders",
     "optimizer": "xdream.optimizers",
     "noise": "xdream.noise",
+    "rig": "xdream.rig",
 }
 
 

@@ -8,6 +8,7 @@ recorded on a rig. The experiment loop cannot tell them apart. ``NaN`` means no 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,10 @@ class Responder(ABC):
     @abstractmethod
     def respond(self, images: torch.Tensor) -> np.ndarray:
         """Scores float64 ``[B]`` for images ``[B, 3, H, W]`` in [0, 1]."""
+
+    def prepare(self, run_dir: Path, generation: int) -> None:
+        """Called by the experiment before each generation's :meth:`respond`: the run directory
+        (remote responders keep their trial records there) and the generation number."""
 
     def close(self) -> None:
         """Release sockets, files or models; idempotent."""
@@ -58,6 +63,9 @@ class NoisyResponder(Responder):
         clean = np.asarray(self.inner.respond(images), dtype=np.float64)
         self.last_clean = clean
         return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
+
+    def prepare(self, run_dir: Path, generation: int) -> None:
+        self.inner.prepare(run_dir, generation)
 
     def close(self) -> None:
         self.inner.close()

@@ -1,0 +1,104 @@
+"""Rig-link transport cost on loopback, measured in one run.
+
+(a) Transport overhead per generation: 40 images of 256x256x3 (uint8, 7.9 MB) through the `zmq`
+    responder to a rig process whose neuron costs nothing (all zeros) — conversion to uint8,
+    framing, sending, the rig's validation and decoding, the 40-record result and its scoring —
+    as a ratio to the time the generator takes to decode the same 40 images (Fourier, 256 px).
+(b) Round trip of an empty request (ping -> pong), median over many.
+
+    python experiments/bench_rig.py [--generations 20] [--pings 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+import zmq
+
+from xdream import registry
+from xdream.responder import Responder
+from xdream.rig.protocol import decode, encode
+
+
+class NullNeuron(Responder):
+    """A neuron that costs nothing, so the rig's time is all transport and protocol."""
+
+    def respond(self, images):
+        return np.zeros(len(images))
+
+
+def serve(endpoint_queue, log_path, stop_event):
+    from responders.rig_sim import RigSimulator
+
+    sim = RigSimulator(NullNeuron(), endpoint="tcp://127.0.0.1:*", log=log_path)
+    endpoint_queue.put(sim.endpoint)
+    while not stop_event.is_set():
+        sim.serve(0.2)
+    sim.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generations", type=int, default=20)
+    parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--encoding", default="raw", choices=["raw", "png"])
+    args = parser.parse_args()
+
+    from responders.zmq_client import ZmqResponder
+
+    generator = registry.create("generator", "fourier", {"size": 256}, device="cpu")
+    codes = generator.sample(40, np.random.default_rng(0))
+    with torch.no_grad():
+        generator.decode(codes)  # warm-up
+        decode_times = []
+        for _ in range(args.generations):
+            start = time.perf_counter()
+            images = generator.decode(codes)
+            decode_times.append(time.perf_counter() - start)
+
+    ctx = mp.get_context("spawn")
+    endpoints, stop = ctx.Queue(), ctx.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        rig = ctx.Process(target=serve, args=(endpoints, f"{tmp}/rig-log.jsonl", stop))
+        rig.start()
+        endpoint = endpoints.get(timeout=120)
+        client = ZmqResponder(endpoint, encoding=args.encoding)
+        client.respond(images)  # warm-up
+        transport = []
+        for _ in range(args.generations):
+            start = time.perf_counter()
+            client.respond(images)
+            transport.append(time.perf_counter() - start)
+        client.close()
+
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.connect(endpoint)
+        ping = encode({"type": "ping", "session": "bench", "request_id": "p"})
+        round_trips = []
+        for _ in range(args.pings):
+            start = time.perf_counter()
+            sock.send_multipart(ping)
+            decode(sock.recv_multipart())
+            round_trips.append(time.perf_counter() - start)
+        context.destroy(linger=0)
+        stop.set()
+        rig.join(30)
+
+    t, d = statistics.median(transport), statistics.median(decode_times)
+    print(f"images per generation      40 x 256x256x3 uint8 = {40 * 256 * 256 * 3 / 1e6:.1f} MB ({args.encoding})")
+    print(f"transport per generation   {t * 1e3:8.1f} ms (median of {args.generations}; round trip incl. rig decoding)")
+    print(f"generator decode (fourier) {d * 1e3:8.1f} ms (median of {args.generations})")
+    print(f"transport / decode ratio   {t / d:8.2f}")
+    print(f"empty request round trip   {statistics.median(round_trips) * 1e6:8.0f} us (median of {args.pings}; "
+          f"p99 {np.percentile(round_trips, 99) * 1e6:.0f} us)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""``xdream rig simulate``: a reference rig server for ``xdream-rig/1`` with a simulated neuron.
+
+The neuron is any ``torch-unit`` target, optionally with Poisson or Gaussian trial noise and
+several recorded channels (independent noise on the same unit). Presentations take
+``presentation_ms`` each and run one at a time while the server keeps answering pings, so the
+client can tell a slow rig from a dead one.
+
+The presentation log (JSON lines, flushed after every trial) is also the reply cache: a
+request id seen again is answered from the log, a request interrupted by a crash resumes with
+the presentations still missing, so a retry or a restart never shows an image twice.
+
+Fault injection for tests: each outgoing message may be dropped, delayed, duplicated or
+corrupted with given probabilities, trials may be marked invalid, and the process can exit
+abruptly after given numbers of presentations (``--crash-at``); ``--restart`` supervises it and
+starts it again on the same endpoint and log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import zmq
+
+from xdream import registry
+from xdream.errors import ConfigError
+from xdream.responder import NoiseModel, Responder
+from xdream.rig.keys import secure_server
+from xdream.rig.protocol import (DTYPES, ENCODINGS, Limits, ProtocolError, decode, decode_images, encode,
+                                 error_reply)
+from xdream.seeding import derive_rngs
+
+CRASH_EXIT = 75  # exit status of an injected crash; the supervisor restarts on it
+MAX_QUEUE = 16
+
+
+@dataclass
+class Faults:
+    """Probabilities per outgoing message (drop, delay, duplicate, corrupt), per trial
+    (invalid), a delay in seconds, and presentation counts at which the process crashes."""
+
+    drop: float = 0.0
+    delay: float = 0.0
+    delay_s: float = 0.5
+    duplicate: float = 0.0
+    corrupt: float = 0.0
+    invalid: float = 0.0
+    crash_at: list = field(default_factory=list)
+
+    def __post_init__(self):
+        for name in ("drop", "delay", "duplicate", "corrupt", "invalid"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"fault probability {name} must be in 0..1, got {value}")
+        if self.delay_s < 0:
+            raise ConfigError(f"fault delay must be >= 0 seconds, got {self.delay_s}")
+
+
+class PresentationLog:
+    """The append-only presentation log, loaded back on start: trials per request id and the
+    requests already answered (the reply cache)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.trials: dict[str, list[dict]] = collections.defaultdict(list)
+        self.done: dict[str, dict] = {}
+        self.count = 0
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # torn last line of a crash
+                if event["event"] == "trial":
+                    self.trials[event["request_id"]].append(event["record"])
+                    self.count += 1
+                elif event["event"] == "done":
+                    self.done[event["request_id"]] = event
+        self._file = open(self.path, "a")
+
+    def write(self, event: dict) -> None:
+        self._file.write(json.dumps(event) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class Job:
+    """A ``present`` request being worked on: who to answer, what is left to present."""
+
+    header: dict
+    envelope: list
+    images: np.ndarray
+    deadline: float
+    pending: list = field(default_factory=list)
+    clean: np.ndarray | None = None
+    next_at: float = 0.0
+
+
+class RigSimulator:
+    """The rig server; :meth:`serve` runs it until ``max_seconds`` or a stop flag file."""
+
+    def __init__(self, neuron: Responder, *, endpoint: str = "tcp://127.0.0.1:*", log: str | Path = "rig-log.jsonl",
+                 noise: NoiseModel | None = None, channels: int = 1, presentation_ms: float = 0.0, seed: int = 0,
+                 faults: Faults | None = None, heartbeat_ms: int = 1000, limits: Limits = Limits(),
+                 curve_secret: str | Path | None = None, allow_dir: str | Path | None = None):
+        if channels < 1:
+            raise ConfigError(f"channels must be >= 1, got {channels}")
+        if presentation_ms < 0:
+            raise ConfigError(f"presentation time must be >= 0 ms, got {presentation_ms}")
+        self.neuron, self.noise, self.limits = neuron, noise, limits
+        self.channels = [f"ch{i}" for i in range(channels)]
+        self.presentation_s, self.heartbeat_ms = presentation_ms / 1000, heartbeat_ms
+        self.faults = faults or Faults()
+        rngs = derive_rngs(seed)
+        self.noise_rng, self.fault_rng = rngs["noise"], rngs["responder"]
+        self.log = PresentationLog(log)
+        self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time()})
+        self.sessions: set[str] = set()
+        self.queue: collections.deque[Job] = collections.deque()
+        self.current: Job | None = None
+        self.outbox: list[tuple[float, list]] = []
+        self.t0 = time.monotonic()
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, limits.max_frame_bytes)  # larger frames: peer dropped unread
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.auth = None
+        if (curve_secret is None) != (allow_dir is None):
+            raise ConfigError("CURVE needs both the rig's secret key file and an allow-list directory")
+        if curve_secret is not None:
+            self.auth = secure_server(self.context, self.socket, curve_secret, allow_dir)
+        self.socket.bind(endpoint)
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def serve(self, max_seconds: float = float("inf")) -> None:
+        end = time.monotonic() + max_seconds
+        while time.monotonic() < end:
+            now = time.monotonic()
+            wake = [end, now + 0.2]
+            if self.current is not None:
+                wake.append(self.current.next_at)
+            wake += [due for due, _ in self.outbox]
+            timeout = max(0, int((min(wake) - now) * 1000))
+            if self.socket.poll(timeout, zmq.POLLIN):
+                self._receive(self.socket.recv_multipart(copy=True))
+            self._flush_outbox()
+            self._advance()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
+        self.context.term()
+        self.log.close()
+
+    # -- incoming ---------------------------------------------------------------------------
+    def _receive(self, frames: list[bytes]) -> None:
+        envelope, body = frames[:1], frames[1:]
+        if body and body[0] == b"":  # a REQ client's delimiter
+            envelope, body = frames[:2], frames[2:]
+        try:
+            msg = decode(body, self.limits, expect=("hello", "present", "ping"))
+            getattr(self, "_on_" + msg.type)(msg, envelope)
+        except ProtocolError as e:
+            self.socket.send_multipart(envelope + error_reply(e.request_id, e.code, str(e)))
+        except Exception as e:  # a bug must not take the rig down; the client gets a typed error
+            self.socket.send_multipart(envelope + error_reply(None, "internal", f"{type(e).__name__}: {e}"))
+
+    def _on_hello(self, msg, envelope) -> None:
+        self.sessions.add(msg.header["session"])
+        self._send(envelope, {"type": "welcome", "request_id": msg.request_id, "rig": "xdream rig simulate",
+                              "encodings": list(ENCODINGS), "dtypes": list(DTYPES), "channels": self.channels,
+                              "max_images": self.limits.max_images, "max_frame_bytes": self.limits.max_frame_bytes,
+                              "heartbeat_ms": self.heartbeat_ms})
+
+    def _on_ping(self, msg, envelope) -> None:
+        rid = msg.request_id
+        job = self._job(rid)
+        if job is not None:
+            job.envelope = envelope  # the client may have reconnected under a new identity
+        state = ("done" if rid in self.log.done else "presenting" if job is self.current and job
+                 else "queued" if job else "unknown")
+        self._send(envelope, {"type": "pong", "request_id": rid, "state": state,
+                              "progress": len(self.log.trials.get(rid, ()))})
+
+    def _on_present(self, msg, envelope) -> None:
+        h, rid = msg.header, msg.request_id
+        if h["session"] not in self.sessions:
+            raise ProtocolError(f"session {h['session']!r} unknown to this rig; send hello first",
+                                "unknown-session", rid)
+        if rid in self.log.done:  # a resend: answer from the cache, present nothing
+            self._send(envelope, self._result(rid, self.log.done[rid]))
+            return
+        job = self._job(rid)
+        if job is not None:  # already queued or presenting: just answer the newest socket
+            job.envelope = envelope
+            return
+        if len(self.queue) >= MAX_QUEUE:
+            raise ProtocolError(f"rig queue full ({MAX_QUEUE} requests)", "busy", rid)
+        images = decode_images(msg)
+        shown = {(r["image_id"], r["repeat"]) for r in self.log.trials.get(rid, ())}
+        pending = [(i, k) for k in range(h["repeats"]) for i in range(len(h["image_ids"]))
+                   if (h["image_ids"][i], k) not in shown]  # resumed after a crash: only what is missing
+        self.queue.append(Job(h, envelope, images, time.monotonic() + h["deadline_ms"] / 1000, pending))
+
+    def _job(self, rid: str) -> Job | None:
+        for job in ([self.current] if self.current else []) + list(self.queue):
+            if job.header["request_id"] == rid:
+                return job
+        return None
+
+    # -- presenting -------------------------------------------------------------------------
+    def _advance(self) -> None:
+        """Present the current job's next trial when it is due; finish jobs; start the next."""
+        now = time.monotonic()
+        if self.current is None:
+            if not self.queue:
+                return
+            self.current = job = self.queue.popleft()
+            job.clean = self._clean_responses(job.images, job.header["dtype"])
+            job.next_at = now
+        job = self.current
+        while job.pending and now >= job.next_at and now < job.deadline:
+            self._present(job, *job.pending.pop(0))
+            job.next_at += self.presentation_s
+            if self.presentation_s > 0:
+                break
+        if not job.pending or time.monotonic() >= job.deadline:
+            self._finish(job)
+
+    def _clean_responses(self, images: np.ndarray, dtype: str) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+        x = x.float() / 255 if dtype == "uint8" else x.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1).contiguous()
+        with torch.no_grad():
+            return np.asarray(self.neuron.respond(x), dtype=np.float64)
+
+    def _present(self, job: Job, index: int, repeat: int) -> None:
+        h = job.header
+        clean = np.full(len(self.channels), job.clean[index])
+        values = self.noise(clean, self.noise_rng) if self.noise is not None else clean
+        valid = bool(self.fault_rng.random() >= self.faults.invalid) if self.faults.invalid else True
+        record = {"image_id": h["image_ids"][index], "repeat": repeat, "trial_id": self.log.count,
+                  "onset": round(time.monotonic() - self.t0, 6),
+                  "values": [float(v) if np.isfinite(v) else None for v in values], "valid": valid}
+        self.log.write({"event": "trial", "request_id": h["request_id"], "generation": h["generation"],
+                        "record": record})
+        self.log.trials[h["request_id"]].append(record)
+        self.log.count += 1
+        if self.log.count in self.faults.crash_at:
+            os._exit(CRASH_EXIT)  # an abrupt crash: no reply, no cleanup
+
+    def _finish(self, job: Job) -> None:
+        rid = job.header["request_id"]
+        done = {"event": "done", "request_id": rid, "complete": not job.pending}
+        self.log.write(done)
+        self.log.done[rid] = done
+        self.current = None
+        self._send(job.envelope, self._result(rid, done))
+
+    def _result(self, rid: str, done: dict) -> dict:
+        return {"type": "result", "request_id": rid, "complete": done["complete"], "channels": self.channels,
+                "records": self.log.trials.get(rid, [])}
+
+    # -- outgoing, with faults ----------------------------------------------------------------
+    def _send(self, envelope: list, header: dict) -> None:
+        frames = envelope + encode(header)
+        f, rng = self.faults, self.fault_rng
+        if f.drop and rng.random() < f.drop:
+            return
+        if f.corrupt and rng.random() < f.corrupt:
+            body = bytearray(frames[-1])
+            cut = int(rng.integers(0, len(body)))
+            body[cut:cut + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+            frames[-1] = bytes(body)
+        copies = 2 if f.duplicate and rng.random() < f.duplicate else 1
+        due = time.monotonic() + (f.delay_s if f.delay and rng.random() < f.delay else 0.0)
+        self.outbox += [(due, frames)] * copies
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        now, keep = time.monotonic(), []
+        for due, frames in self.outbox:
+            if due <= now:
+                try:
+                    self.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # the peer is gone or slow; the client resends if it still waits
+            else:
+                keep.append((due, frames))
+        self.outbox = keep
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xdream rig simulate",
+                                description="A simulated rig speaking xdream-rig/1 (docs/protocol.md).")
+    p.add_argument("--target", required=True, help="torch-unit target MODEL:LAYER:CHANNEL[:Y:X] of the neuron")
+    p.add_argument("--weights", help="local weights file for a torchvision model")
+    p.add_argument("--readout", default="center", help="center or mean")
+    p.add_argument("--input-size", type=int, help="model input size (default the model's)")
+    p.add_argument("--noise", help="trial noise: poisson or gaussian")
+    p.add_argument("--noise-set", action="append", default=[], metavar="KEY=VALUE", help="noise option, e.g. level=0.5")
+    p.add_argument("--channels", type=int, default=1, help="recorded channels (independent noise each)")
+    p.add_argument("--presentation-ms", type=float, default=0.0, help="time per presentation")
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="bind address (tcp://127.0.0.1:* picks a port)")
+    p.add_argument("--endpoint-file", help="write the bound endpoint to this file once listening")
+    p.add_argument("--log", default="rig-log.jsonl", help="presentation log, also the reply cache")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=float("inf"), help="stop after this long")
+    for name in ("drop", "delay", "duplicate", "corrupt", "invalid"):
+        p.add_argument(f"--{name}", type=float, default=0.0, help=f"fault: probability to {name} a "
+                       + ("trial (mark it invalid)" if name == "invalid" else "message"))
+    p.add_argument("--delay-s", type=float, default=0.5, help="fault: how long a delayed message waits")
+    p.add_argument("--crash-at", type=int, action="append", default=[], metavar="N",
+                   help="fault: exit abruptly after the N-th presentation (repeatable)")
+    p.add_argument("--curve-secret", metavar="FILE", help="CURVE: the rig's NAME.key_secret (xdream rig keygen)")
+    p.add_argument("--allow", metavar="DIR", help="CURVE: directory of the public keys of clients allowed in")
+    p.add_argument("--restart", action="store_true", help="start the server again on the same endpoint after a crash")
+    return p
+
+
+def _noise(args) -> NoiseModel | None:
+    if args.noise is None:
+        return None
+    options = {}
+    for item in args.noise_set:
+        key, sep, value = item.partition("=")
+        try:
+            options[key.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--noise-set needs KEY=NUMBER, got {item!r}") from None
+    return registry.create("noise", args.noise, options)
+
+
+def _warn_if_public(endpoint: str) -> None:
+    host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        public = not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        public = host not in ("localhost",) and not endpoint.startswith(("ipc://", "inproc://"))
+    if public:
+        print(f"xdream rig simulate: warning: {endpoint} is reachable beyond this machine and the link is "
+              "not encrypted", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``xdream rig simulate``; with ``--restart``, a supervisor of itself."""
+    args = build_parser().parse_args(argv)
+    if args.restart:
+        return _supervise(args, argv)
+    noise = _noise(args)
+    neuron = registry.create("responder", "torch-unit",
+                             {"target": args.target, "readout": args.readout, "weights": args.weights,
+                              "input_size": args.input_size}, device="cpu")
+    faults = Faults(args.drop, args.delay, args.delay_s, args.duplicate, args.corrupt, args.invalid, args.crash_at)
+    if args.curve_secret is None:
+        _warn_if_public(args.endpoint)
+    try:
+        sim = RigSimulator(neuron, endpoint=args.endpoint, log=args.log, noise=noise, channels=args.channels,
+                           presentation_ms=args.presentation_ms, seed=args.seed, faults=faults,
+                           curve_secret=args.curve_secret, allow_dir=args.allow)
+    except zmq.ZMQError as e:
+        raise ConfigError(f"cannot bind {args.endpoint!r}: {e}") from None
+    if args.endpoint_file:
+        tmp = Path(args.endpoint_file + ".tmp")
+        tmp.write_text(sim.endpoint)
+        os.replace(tmp, args.endpoint_file)
+    print(f"rig simulator listening on {sim.endpoint}", file=sys.stderr, flush=True)
+    try:
+        sim.serve(args.max_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.close()
+    return 0
+
+
+def _supervise(args, argv: list[str]) -> int:
+    """Run the server in a child process and start it again (same endpoint, same log) after
+    an injected crash, until it exits any other way."""
+    child_argv = [a for a in argv if a != "--restart"]
+    endpoint_file = args.endpoint_file or str(Path(args.log).with_suffix(".endpoint"))
+    if not args.endpoint_file:
+        child_argv += ["--endpoint-file", endpoint_file]
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        child = subprocess.Popen([sys.executable, "-m", "responders.rig_sim", *child_argv])
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            child.terminate()
+            child.wait()
+            return 0
+        if code != CRASH_EXIT:
+            return code
+        bound = Path(endpoint_file).read_text().strip()
+        child_argv = _replace_option(child_argv, "--endpoint", bound)
+        print(f"rig simulator crashed; restarting on {bound}", file=sys.stderr, flush=True)
+
+
+def _replace_option(argv: list[str], option: str, value: str) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == option:
+            skip = True
+            continue
+        if not a.startswith(option + "="):
+            out.append(a)
+    return out + [option, value]
+
+
+if __name__ == "__main__":
+    from xdream.errors import XDreamError
+
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except XDreamError as e:
+        print(f"xdream rig simulate: error: {e}", file=sys.stderr)
+        sys.exit(2)

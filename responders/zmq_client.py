@@ -1,0 +1,277 @@
+"""The ``zmq`` responder: scores come from a lab rig over ``xdream-rig/1`` (docs/protocol.md).
+
+A DEALER socket talks to the rig's ROUTER. Each generation is one ``present`` request with a
+fresh request id (the idempotency key); while it waits the client pings every ``heartbeat``
+seconds, so a slow rig (it answers pongs) is told from a dead one (silence for ``liveness``
+heartbeats). A dead or restarted rig gets the *same* request again on a fresh socket, up to
+``retries`` times; the rig answers a resent request from its reply cache and never presents it
+twice. Replies whose request id is not the one awaited (duplicates, late replies) and
+malformed messages are dropped. Images with no valid record score NaN (the optimiser's NaN
+policy then acts). Every trial record is appended to ``RUN/rig_trials.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import zmq
+
+from xdream.errors import ConfigError, XDreamError
+from xdream.images import to_uint8
+from xdream.responder import Responder
+from xdream.rig.keys import load_keypair, load_public, secure_client
+from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
+
+TRIALS_FILE = "rig_trials.jsonl"
+REPLIES = ("welcome", "pong", "result", "error")
+
+
+class RigUnavailableError(XDreamError):
+    """The rig did not answer within the timeouts after every retry."""
+
+
+class ZmqResponder(Responder):
+    """A neuron on a lab rig, reached at ``target`` (``tcp://HOST:PORT``).
+
+    ``channels`` names the rig channels averaged into the score (None: all); ``aggregate``
+    combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
+    the missed heartbeats that mean a dead rig, ``deadline`` (s) the rig's time per generation,
+    ``timeout`` (s) how long a silent rig is waited for (handshake, restart) and ``retries``
+    how often one request is resent before the run stops. ``server_key`` (the rig's public
+    ``NAME.key``) and ``client_key`` (this client's ``NAME.key_secret``) turn on CURVE. ``dtype = "float32"`` sends the generator's exact
+    floats (in-silico rigs); rigs showing images on a screen want ``uint8``."""
+
+    name = "zmq"
+
+    def __init__(
+        self,
+        target: str,
+        repeats: int = 1,
+        aggregate: Literal["mean", "median"] = "mean",
+        channels: list | None = None,
+        encoding: Literal["raw", "png"] = "raw",
+        dtype: Literal["uint8", "float32"] = "uint8",
+        heartbeat: float = 1.0,
+        liveness: int = 5,
+        deadline: float = 600.0,
+        timeout: float = 30.0,
+        retries: int = 5,
+        server_key: str | None = None,
+        client_key: str | None = None,
+        device: str = "cpu",
+    ):
+        if not isinstance(target, str) or not target.startswith(("tcp://", "ipc://")) or ":" not in target[6:]:
+            raise ConfigError(f"zmq target {target!r} is not an endpoint; expected tcp://HOST:PORT or ipc://PATH")
+        for name, value, low in (("repeats", repeats, 1), ("liveness", liveness, 1), ("retries", retries, 0)):
+            if value < low:
+                raise ConfigError(f"zmq option {name!r} must be >= {low}, got {value}")
+        for name, value in (("heartbeat", heartbeat), ("deadline", deadline), ("timeout", timeout)):
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"zmq option {name!r} must be a positive number of seconds, got {value}")
+        if (server_key is None) != (client_key is None):
+            raise ConfigError("zmq CURVE needs both server_key (the rig's NAME.key) and client_key "
+                              f"(your NAME.key_secret), got server_key={server_key!r}, client_key={client_key!r}")
+        if server_key is not None:  # checked now, so a bad key file fails before the run starts
+            load_keypair(client_key, "client key"), load_public(server_key, "rig public key")
+        self.server_key, self.client_key = server_key, client_key
+        if encoding == "png" and dtype != "uint8":
+            raise ConfigError("zmq encoding 'png' carries uint8 images only; set dtype = 'uint8'")
+        self.target, self.repeats, self.aggregate, self.wanted = target, repeats, aggregate, channels
+        self.encoding, self.dtype = encoding, dtype
+        self.heartbeat, self.liveness, self.deadline, self.timeout, self.retries = (
+            heartbeat, liveness, deadline, timeout, retries)
+        self.limits = Limits()
+        self.session = uuid.uuid4().hex
+        self.stats = {"requests": 0, "resends": 0, "reconnects": 0, "stale": 0, "malformed": 0}
+        self.run_dir: Path | None = None
+        self.generation = 0
+        self.last_records: list[dict] = []
+        self._context = zmq.Context()
+        self._socket = None
+        self.welcome: dict | None = None
+        try:
+            self._connect()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connection -------------------------------------------------------------------------
+    def _connect(self) -> None:
+        """A fresh DEALER socket and a hello/welcome handshake (retried like any request)."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self.stats["reconnects"] += 1
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_header_bytes)
+        if self.server_key is not None:
+            secure_client(sock, self.client_key, self.server_key)
+        sock.connect(self.target)
+        self._socket = sock
+        rid = uuid.uuid4().hex
+        hello = encode({"type": "hello", "session": self.session, "request_id": rid, "client": "xdream",
+                        "encodings": [self.encoding], "dtypes": [self.dtype]})
+        give_up = time.monotonic() + self.timeout
+        while True:  # a restarting rig may take a while: greet it again every liveness period
+            self._send(hello)
+            reply = self._await(rid, self.heartbeat * self.liveness, ping=False, give_up=give_up)
+            if reply is not None:
+                break
+            if time.monotonic() >= give_up:
+                raise RigUnavailableError(f"no rig answers at {self.target} (hello unanswered for {self.timeout:g} s)")
+        if reply.type == "error":
+            raise RigError(f"rig at {self.target} refused the handshake: {reply.header['message']}",
+                           reply.header["code"], rid)
+        if reply.type != "welcome":
+            raise ProtocolError(f"rig answered hello with {reply.type!r}; expected 'welcome'")
+        w = reply.header
+        if self.encoding not in w["encodings"] or self.dtype not in w["dtypes"]:
+            raise RigError(f"rig at {self.target} takes encodings {w['encodings']} and dtypes {w['dtypes']}; "
+                           f"this client sends {self.encoding}/{self.dtype}", "unsupported")
+        if self.wanted is not None:
+            unknown = [str(c) for c in self.wanted if str(c) not in w["channels"]]
+            if unknown:
+                raise ConfigError(f"zmq channel {unknown[0]!r} not on the rig; valid: {', '.join(w['channels'])}")
+        self.welcome = w
+
+    def _send(self, frames: list) -> None:
+        """Send without blocking: with no rig to take it (a refused CURVE handshake leaves the
+        socket mute) the message is dropped and the silence is handled like any other."""
+        try:
+            self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            pass
+
+    def _await(self, rid: str, silence: float, ping: bool, give_up: float = math.inf):
+        """The next valid reply for ``rid``, or None after ``silence`` seconds with no sign of
+        life or at ``give_up``; pings every heartbeat while waiting when ``ping`` is set."""
+        last_heard = time.monotonic()
+        next_ping = last_heard + self.heartbeat
+        while True:
+            now = time.monotonic()
+            if now - last_heard > silence or now > give_up:
+                return None
+            wait = min(last_heard + silence, give_up, next_ping if ping else math.inf) - now
+            if self._socket.poll(max(0, int(wait * 1000) + 1), zmq.POLLIN):
+                frames = self._socket.recv_multipart(copy=True)
+                try:
+                    msg = decode(frames, self.limits, expect=REPLIES)
+                except ProtocolError:
+                    self.stats["malformed"] += 1
+                    continue
+                if msg.request_id != rid:
+                    self.stats["stale"] += 1  # a duplicate or a late reply to an earlier request
+                    continue
+                last_heard = time.monotonic()
+                if msg.type != "pong":
+                    return msg
+                if msg.header["state"] == "unknown":  # the rig restarted and lost the request
+                    return msg
+            elif ping and time.monotonic() >= next_ping:
+                self._send(encode({"type": "ping", "session": self.session, "request_id": rid}))
+                next_ping = time.monotonic() + self.heartbeat
+
+    # -- requests ---------------------------------------------------------------------------
+    def prepare(self, run_dir: Path, generation: int) -> None:
+        self.run_dir, self.generation = Path(run_dir), generation
+
+    def respond(self, images: torch.Tensor) -> np.ndarray:
+        """One score per image from the rig's trial records (NaN where none is valid)."""
+        images = torch.as_tensor(images).detach().cpu()
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
+        if len(images) > self.limits.max_images:
+            raise ConfigError(f"{len(images)} images per generation; xdream-rig/1 allows {self.limits.max_images}")
+        if self.dtype == "float32":
+            arrays = images.float().permute(0, 2, 3, 1).contiguous().numpy()
+        else:
+            arrays = np.stack([to_uint8(im) for im in images])
+        rid = uuid.uuid4().hex
+        ids = [f"g{self.generation}-{i}" for i in range(len(images))]
+        header = {"type": "present", "session": self.session, "request_id": rid, "generation": self.generation,
+                  "image_ids": ids, "encoding": self.encoding, "dtype": self.dtype, "shape": list(arrays.shape[1:]),
+                  "repeats": self.repeats, "deadline_ms": max(1, int(self.deadline * 1000))}
+        request = encode(header, image_frames(arrays, self.encoding))
+        self.stats["requests"] += 1
+        result = self._exchange(rid, request)
+        return self._scores(result, ids, rid)
+
+    def _exchange(self, rid: str, request: list[bytes]):
+        """Send ``request`` until its result arrives; reconnect and resend the same request id
+        when the rig falls silent, restarts or forgets the session."""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats["resends"] += 1
+            self._send(request)
+            reply = self._await(rid, self.heartbeat * self.liveness, ping=True,
+                                give_up=time.monotonic() + self.deadline + self.timeout)
+            if reply is None:  # silent: a fresh socket (lazy pirate), then the same request again
+                self._connect()
+                continue
+            if reply.type == "result":
+                return reply
+            if reply.type == "pong":  # state unknown: the rig lost it (restart); resend
+                continue
+            if reply.header["code"] == "unknown-session":
+                self._connect()
+                continue
+            if reply.header["code"] == "busy":
+                time.sleep(self.heartbeat)
+                continue
+            raise RigError(f"rig error {reply.header['code']}: {reply.header['message']}", reply.header["code"], rid)
+        raise RigUnavailableError(f"rig at {self.target} gave no result for generation {self.generation} after "
+                                  f"{self.retries + 1} tries; resume the run once the rig is back")
+
+    def _scores(self, result, ids: list[str], rid: str) -> np.ndarray:
+        channels = result.header["channels"]
+        picked = list(range(len(channels))) if self.wanted is None else [channels.index(str(c)) for c in self.wanted
+                                                                          if str(c) in channels]
+        index = {image_id: i for i, image_id in enumerate(ids)}
+        per_image: list[list[float]] = [[] for _ in ids]
+        seen, records = set(), []
+        for r in result.header["records"]:
+            key = (r["image_id"], r["repeat"])
+            if r["image_id"] not in index or r["repeat"] >= self.repeats or key in seen:
+                continue  # a record for no image of this request, or a repeat already counted
+            seen.add(key)
+            values = [r["values"][c] if c < len(r["values"]) else None for c in picked]
+            usable = r["valid"] and picked and all(v is not None for v in values)
+            score = float(np.mean(values)) if usable else math.nan
+            if usable:
+                per_image[index[r["image_id"]]].append(score)
+            records.append({"generation": self.generation, "request_id": rid, "image_index": index[r["image_id"]],
+                            **r, "channels": channels, "score": score})
+        agg = np.median if self.aggregate == "median" else np.mean
+        scores = np.array([float(agg(v)) if v else math.nan for v in per_image], dtype=np.float64)
+        self.last_records = records
+        self._save(records, result.header["complete"])
+        return scores
+
+    def _save(self, records: list[dict], complete: bool) -> None:
+        """Append every trial record to RUN/rig_trials.jsonl (flushed and synced)."""
+        if self.run_dir is None:
+            return
+        lines = "".join(json.dumps({**r, "complete": complete, "score": None if math.isnan(r["score"]) else r["score"]})
+                        + "\n" for r in records)
+        with open(self.run_dir / TRIALS_FILE, "a") as f:
+            f.write(lines)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+        if not self._context.closed:
+            self._context.term()
+
+    def __repr__(self) -> str:
+        return f"ZmqResponder({self.target!r}, repeats={self.repeats}, {self.encoding}/{self.dtype})"

@@ -1,0 +1,116 @@
+"""CURVE on the rig link: a known client works, an unknown client is refused, and the bytes on
+the wire (recorded by a TCP relay between client and rig) are not plaintext."""
+
+import socket
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from responders.rig_sim import RigSimulator
+from responders.torch_unit import TorchUnit
+from responders.zmq_client import RigUnavailableError, ZmqResponder
+from xdream.cli import main
+from xdream.errors import ConfigError
+
+TARGET = "efficientnet_lite0:_blocks.2:5"
+
+
+class Relay:
+    """A loopback TCP relay that forwards to ``port`` and records every byte it forwards."""
+
+    def __init__(self, port):
+        self.upstream, self.seen, self.stop = port, bytearray(), threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                a, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            except OSError:  # closed
+                return
+            b = socket.create_connection(("127.0.0.1", self.upstream))
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                self.seen += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop.set()
+        self.server.close()
+
+
+@pytest.fixture
+def keys(tmp_path, capsys):
+    for name in ("rig", "lab", "stranger"):
+        assert main(["rig", "keygen", name, "--dir", str(tmp_path / "keys")]) == 0
+    allow = tmp_path / "allow"
+    allow.mkdir()
+    (allow / "lab.key").write_bytes((tmp_path / "keys" / "lab.key").read_bytes())
+    capsys.readouterr()
+    return tmp_path / "keys", allow
+
+
+def serve(sim, stop):
+    while not stop.is_set():
+        sim.serve(0.1)
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_curve_link(tmp_path, keys, secure):
+    folder, allow = keys
+    curve = {"curve_secret": folder / "rig.key_secret", "allow_dir": allow} if secure else {}
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log", **curve)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(sim, stop), daemon=True)
+    thread.start()
+    relay = Relay(int(sim.endpoint.rsplit(":", 1)[1]))
+    client_keys = ({"server_key": str(folder / "rig.key"), "client_key": str(folder / "lab.key_secret")}
+                   if secure else {})
+    try:
+        images = torch.rand(3, 3, 8, 8)
+        with ZmqResponder(f"tcp://127.0.0.1:{relay.port}", heartbeat=0.2, **client_keys) as client:
+            scores = client.respond(images)
+        np.testing.assert_allclose(scores, TorchUnit(TARGET, input_size=64).respond(
+            torch.round(images * 255) / 255), rtol=1e-5, atol=1e-5)
+        plaintext = b"xdream-rig/1" in relay.seen or b'"present"' in relay.seen
+        assert plaintext is not secure  # encrypted with CURVE, readable without (the relay works)
+        if secure:
+            with pytest.raises(RigUnavailableError, match="no rig answers"):
+                ZmqResponder(sim.endpoint, heartbeat=0.1, liveness=2, timeout=1.0,
+                             server_key=str(folder / "rig.key"), client_key=str(folder / "stranger.key_secret"))
+    finally:
+        relay.close()
+        stop.set()
+        thread.join(10)
+        sim.close()
+
+
+def test_bad_key_options(tmp_path, keys):
+    folder, allow = keys
+    with pytest.raises(ConfigError, match="needs both server_key"):
+        ZmqResponder("tcp://127.0.0.1:1", server_key=str(folder / "rig.key"))
+    with pytest.raises(ConfigError, match="holds no secret key"):
+        ZmqResponder("tcp://127.0.0.1:1", server_key=str(folder / "rig.key"), client_key=str(folder / "lab.key"))
+    with pytest.raises(ConfigError, match="not a CURVE key file"):
+        ZmqResponder("tcp://127.0.0.1:1", server_key=str(tmp_path / "nope.key"),
+                     client_key=str(folder / "lab.key_secret"))
+    assert main(["rig", "keygen", "lab", "--dir", str(folder)]) == 2  # never overwrites a key

@@ -1,0 +1,362 @@
+"""The rig link on loopback, with real sockets and real processes: the `zmq` responder against
+`xdream rig simulate` (a subprocess, faults and restarts included) and against an in-thread
+simulator and hostile peers."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from responders.rig_sim import Faults, RigSimulator
+from responders.torch_unit import TorchUnit
+from responders.zmq_client import TRIALS_FILE, RigUnavailableError, ZmqResponder
+from xdream import Experiment, ExperimentConfig, registry
+from xdream.rig.protocol import ERROR_CODES, decode, encode, image_frames
+
+TARGET = "efficientnet_lite0:_blocks.2:5"
+LOOPBACK = "tcp://127.0.0.1:*"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+class SimProcess:
+    """`xdream rig simulate` as a subprocess on an OS-chosen loopback port."""
+
+    def __init__(self, tmp_path, *extra):
+        self.log = tmp_path / "rig-log.jsonl"
+        self.endpoint_file = tmp_path / "endpoint"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "xdream.cli", "rig", "simulate", "--target", TARGET, "--input-size", "64",
+             "--endpoint", LOOPBACK, "--endpoint-file", str(self.endpoint_file), "--log", str(self.log),
+             "--max-seconds", "240", *extra],
+            stderr=open(tmp_path / "rig.err", "w"))
+        end = time.monotonic() + 120
+        while not self.endpoint_file.exists():
+            assert self.proc.poll() is None, (tmp_path / "rig.err").read_text()
+            assert time.monotonic() < end, "simulator did not start"
+            time.sleep(0.05)
+        self.endpoint = self.endpoint_file.read_text()
+
+    def events(self):
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def sim_thread():
+    """An in-process simulator serving in a thread (real ROUTER socket on loopback)."""
+    started = []
+
+    def start(tmp_path, **kwargs):
+        neuron = TorchUnit(TARGET, input_size=64)
+        sim = RigSimulator(neuron, endpoint=LOOPBACK, log=tmp_path / "rig-log.jsonl", **kwargs)
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                sim.serve(0.1)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        started.append((sim, stop, thread))
+        return sim
+
+    yield start
+    for sim, stop, thread in started:
+        stop.set()
+        thread.join(10)
+        sim.close()
+
+
+def job(endpoint, **client):
+    return {"seed": 3, "generations": 6, "generator": {"name": "pixel", "size": 16},
+            "responder": {"name": "zmq", "target": endpoint, **client},
+            "optimizer": {"name": "genetic", "population": 8}}
+
+
+def run(config, path):
+    experiment = Experiment(ExperimentConfig.from_dict(config), run_dir=path)
+    try:
+        experiment.run(progress=False)
+    finally:
+        experiment.close()
+    return experiment
+
+
+def arrays(path, generations):
+    out = []
+    for g in range(generations):
+        with np.load(path / "generations" / f"gen_{g:04d}.npz") as data:
+            out.append({k: data[k] for k in data.files})
+    return out
+
+
+def local_scores(codes):
+    """The unit's noise-free response to the images of these codes, computed here."""
+    generator = registry.create("generator", "pixel", {"size": 16}, device="cpu")
+    with torch.no_grad():
+        return TorchUnit(TARGET, input_size=64).respond(generator.decode(codes))
+
+
+# -- the must-shows -------------------------------------------------------------------------
+
+def test_noise_free_rig_run_equals_local_run(tmp_path):
+    sim = SimProcess(tmp_path)
+    try:
+        run(job(sim.endpoint, dtype="float32"), tmp_path / "rig")
+    finally:
+        sim.stop()
+    local = job("tcp://unused:1")
+    local["responder"] = {"name": "torch-unit", "target": TARGET, "input_size": 64}
+    run(local, tmp_path / "local")
+    for g, (a, b) in enumerate(zip(arrays(tmp_path / "rig", 6), arrays(tmp_path / "local", 6))):
+        np.testing.assert_array_equal(a["codes"], b["codes"], err_msg=f"generation {g}")
+        np.testing.assert_array_equal(a["scores"], b["scores"], err_msg=f"generation {g}")
+    trials = [json.loads(line) for line in (tmp_path / "rig" / TRIALS_FILE).read_text().splitlines()]
+    assert len(trials) == 6 * 8 and all(t["valid"] and t["complete"] for t in trials)
+    assert sum(e["event"] == "trial" for e in sim.events()) == 6 * 8
+
+
+def test_drops_delays_duplicates_corruption_and_two_restarts(tmp_path):
+    sim = SimProcess(tmp_path, "--drop", "0.15", "--delay", "0.15", "--delay-s", "0.4", "--duplicate", "0.25",
+                     "--corrupt", "0.1", "--presentation-ms", "3", "--crash-at", "30", "--crash-at", "70",
+                     "--restart", "--seed", "5")
+    try:
+        experiment = run(job(sim.endpoint, dtype="float32", repeats=2, heartbeat=0.1, liveness=3, retries=20, timeout=90),
+                         tmp_path / "rig")
+    finally:
+        sim.stop()
+    stats = experiment.responder.stats
+    log = [json.loads(line) for line in (tmp_path / "rig" / "log.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in log] == list(range(6))  # every generation completed
+    gens = arrays(tmp_path / "rig", 6)
+    for g in gens:  # every score is its own image's response (noise off): matched to its image id
+        np.testing.assert_array_equal(g["scores"], local_scores(g["codes"]))
+    events = sim.events()
+    assert sum(e["event"] == "boot" for e in events) == 3  # two crashes, two restarts
+    trials = [(e["request_id"], e["record"]["image_id"], e["record"]["repeat"]) for e in events if e["event"] == "trial"]
+    assert len(trials) == len(set(trials)) == 6 * 8 * 2  # zero re-presentations
+    assert stats["resends"] > 0 and stats["requests"] == 6  # faults hit, and retries recovered
+    saved = [json.loads(line) for line in (tmp_path / "rig" / TRIALS_FILE).read_text().splitlines()]
+    assert sorted((t["request_id"], t["image_id"], t["repeat"]) for t in saved) == sorted(trials)
+    for t in saved:
+        assert t["image_id"] == f"g{t['generation']}-{t['image_index']}"
+        assert t["score"] == gens[t["generation"]]["scores"][t["image_index"]]
+
+
+def test_hostile_clients_get_typed_errors_and_the_rig_survives(tmp_path, sim_thread):
+    sim = sim_thread(tmp_path)
+    rng = np.random.default_rng(0)
+    context = zmq.Context()
+    try:
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(sim.endpoint)
+        valid = json.loads(encode({"type": "hello", "session": "s", "request_id": "h", "client": "fuzz",
+                                   "encodings": ["raw"], "dtypes": ["uint8"]})[0])
+        sent = 0
+        for i in range(3000):
+            if i % 3 == 0:  # random bytes
+                frames = [rng.bytes(int(rng.integers(0, 200))) for _ in range(int(rng.integers(1, 5)))]
+            else:  # a valid header with one field broken
+                header = dict(valid)
+                key = list(header)[int(rng.integers(len(header)))]
+                header[key] = [None, -1, "x" * 100, {"a": [1]}, 1e308, True][int(rng.integers(6))]
+                frames = [json.dumps(header).encode()] + [b"\0"] * int(rng.integers(0, 3))
+            sock.send_multipart(frames)
+            sent += 1
+        replies = errors = 0
+        while sock.poll(5000):
+            frames = sock.recv_multipart()
+            msg = decode(frames[1:] if frames[0] == b"" else frames)  # (a REQ-style delimiter is echoed)
+            assert msg.type == "error" and msg.header["code"] in ERROR_CODES or msg.type == "welcome"
+            replies += 1
+            errors += msg.type == "error"
+            if replies == sent:
+                break
+        assert replies == sent and errors >= 1000  # a typed error for each malformed message (a
+        # mutation may leave a hello valid, e.g. a 100-character client name: that one is welcomed)
+        big = context.socket(zmq.DEALER)
+        big.setsockopt(zmq.LINGER, 0)
+        big.connect(sim.endpoint)
+        big.send_multipart([b"{}", b"\0" * ((16 << 20) + 1)])  # over the frame limit: dropped unread
+        assert not big.poll(1000)
+        big.close()
+        with ZmqResponder(sim.endpoint, heartbeat=0.2) as client:  # and a real client still works
+            assert np.isfinite(client.respond(torch.rand(2, 3, 16, 16))).all()
+    finally:
+        context.destroy(linger=0)
+
+
+def test_hostile_rig_gives_a_typed_error_not_a_hang(tmp_path):
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(LOOPBACK)
+    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+    stop = threading.Event()
+    rng = np.random.default_rng(1)
+
+    def junk():
+        while not stop.is_set():
+            if router.poll(50):
+                identity, *body = router.recv_multipart()
+                rid = json.loads(body[0])["request_id"]
+                for frames in ([rng.bytes(50)], encode({"type": "welcome", "request_id": "other", "rig": "x",
+                               "encodings": ["raw"], "dtypes": ["uint8"], "channels": ["c"], "max_images": 1,
+                               "max_frame_bytes": 1, "heartbeat_ms": 1}),
+                               encode({"type": "welcome", "request_id": rid, "rig": 5})):
+                    router.send_multipart([identity, *frames])
+
+    thread = threading.Thread(target=junk, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(RigUnavailableError, match="no rig answers"):
+            ZmqResponder(endpoint, heartbeat=0.05, liveness=2, timeout=0.5)
+    finally:
+        stop.set()
+        thread.join(5)
+        context.destroy(linger=0)
+
+
+# -- client behaviour on an in-thread simulator ----------------------------------------------
+
+def test_channels_repeats_and_aggregation(tmp_path, sim_thread):
+    noise = registry.create("noise", "gaussian", {"level": 0.3})
+    sim = sim_thread(tmp_path, noise=noise, channels=3, seed=1)
+    images = torch.rand(5, 3, 16, 16)
+    clean = TorchUnit(TARGET, input_size=64).respond(images)
+    for aggregate, agg in (("mean", np.mean), ("median", np.median)):
+        with ZmqResponder(sim.endpoint, repeats=3, channels=["ch0", "ch2"], aggregate=aggregate,
+                          encoding="png", heartbeat=0.2) as client:
+            scores = client.respond(images)
+            records = client.last_records
+        assert len(records) == 15
+        for i in range(5):  # from the records the rig sent: channels 0 and 2 averaged, repeats aggregated
+            mine = [np.mean([r["values"][0], r["values"][2]]) for r in records if r["image_index"] == i]
+            assert scores[i] == pytest.approx(agg(mine))
+        assert not np.allclose(scores, clean) and np.corrcoef(scores, clean)[0, 1] > 0.5
+    from xdream.errors import ConfigError
+    with pytest.raises(ConfigError, match="channel 'ch7' not on the rig; valid: ch0, ch1, ch2"):
+        ZmqResponder(sim.endpoint, channels=["ch7"], heartbeat=0.2)
+
+
+def test_partial_replies_and_invalid_trials_score_nan(tmp_path, sim_thread):
+    sim = sim_thread(tmp_path, presentation_ms=100, faults=Faults(invalid=0.3), seed=2)
+    images = torch.rand(8, 3, 16, 16)
+    with ZmqResponder(sim.endpoint, deadline=0.45, timeout=5, heartbeat=0.1) as client:
+        client.prepare(tmp_path, 4)
+        scores = client.respond(images)
+    saved = [json.loads(line) for line in (tmp_path / TRIALS_FILE).read_text().splitlines()]
+    assert 1 <= len(saved) < 8 and not any(t["complete"] for t in saved)  # stopped at the deadline
+    scored = {t["image_index"] for t in saved if t["valid"]}
+    assert set(np.flatnonzero(np.isfinite(scores))) == scored
+    assert np.isnan(scores[len(saved):]).all() and all(t["generation"] == 4 for t in saved)
+
+
+def test_resent_request_is_answered_from_the_cache(tmp_path, sim_thread):
+    sim = sim_thread(tmp_path)
+    with ZmqResponder(sim.endpoint, heartbeat=0.2) as client:
+        client.respond(torch.rand(3, 3, 16, 16))
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.connect(sim.endpoint)
+    sock.setsockopt(zmq.LINGER, 0)
+    hello = encode({"type": "hello", "session": "s1", "request_id": "h1", "client": "t", "encodings": ["raw"],
+                    "dtypes": ["uint8"]})
+    sock.send_multipart(hello)
+    assert decode(sock.recv_multipart()).type == "welcome"
+    rng = np.random.default_rng(0)
+    frames = encode({"type": "present", "session": "s1", "request_id": "r1", "generation": 0,
+                     "image_ids": ["a", "b"], "encoding": "raw", "dtype": "uint8", "shape": [8, 8, 3],
+                     "repeats": 1, "deadline_ms": 5000},
+                    image_frames(rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)))
+    replies = []
+    for _ in range(3):  # the same request id three times
+        sock.send_multipart(frames)
+        assert sock.poll(10000)
+        replies.append(decode(sock.recv_multipart()).header)
+    context.destroy(linger=0)
+    assert replies[0] == replies[1] == replies[2] and replies[0]["type"] == "result"
+    trials = [json.loads(line) for line in (tmp_path / "rig-log.jsonl").read_text().splitlines()]
+    assert sum(t["event"] == "trial" and t["request_id"] == "r1" for t in trials) == 2
+
+
+def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
+    from xdream.errors import ConfigError
+    with pytest.raises(ConfigError, match="not an endpoint"):
+        ZmqResponder("localhost:5555")
+    with pytest.raises(ConfigError, match="png"):
+        ZmqResponder("tcp://127.0.0.1:1", encoding="png", dtype="float32")
+    with pytest.raises(RigUnavailableError, match="no rig answers at tcp://127.0.0.1:1"):
+        ZmqResponder("tcp://127.0.0.1:1", heartbeat=0.05, liveness=2, timeout=0.3)
+    out = subprocess.run([*xdream_cmd, "evolve", "--set", 'responder.name="zmq"', "--set",
+                          'responder.target="tcp://127.0.0.1:1"', "--set", "responder.heartbeat=0.05",
+                          "--set", "responder.timeout=0.3", "--output", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no rig answers" in out.stderr
+    assert not (tmp_path / "run").exists()
+    out = subprocess.run([*xdream_cmd, "rig", "simulate", "--target", "efficientnet_lite0:_blocks.2:999",
+                          "--endpoint", LOOPBACK, "--log", str(tmp_path / "log")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "channel 999 out of range" in out.stderr
+
+
+def test_stale_duplicate_and_odd_records_are_dropped(tmp_path):
+    """A scripted rig: before the real result it sends a late result of another request and a
+    corrupt frame; the result itself holds a record for an unknown image, a second record for
+    the same (image, repeat), an invalid trial and a missing value; then a duplicate result."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(LOOPBACK)
+    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+    stop = threading.Event()
+
+    def rig():
+        while not stop.is_set():
+            if not router.poll(50):
+                continue
+            identity, header, *_ = router.recv_multipart()
+            h = json.loads(header)
+            if h["type"] == "hello":
+                router.send_multipart([identity, *encode({
+                    "type": "welcome", "request_id": h["request_id"], "rig": "scripted", "encodings": ["raw"],
+                    "dtypes": ["uint8"], "channels": ["a", "b"], "max_images": 8, "max_frame_bytes": 1 << 20,
+                    "heartbeat_ms": 100})])
+            elif h["type"] == "present":
+                def rec(image_id, value, valid=True, repeat=0):
+                    return {"image_id": image_id, "repeat": repeat, "trial_id": 1, "onset": 0.0,
+                            "values": [value, 1.0], "valid": valid}
+                late = {"type": "result", "request_id": "earlier", "complete": True, "channels": ["a", "b"],
+                        "records": [rec("g0-0", 100.0)]}
+                result = {"type": "result", "request_id": h["request_id"], "complete": False, "channels": ["a", "b"],
+                          "records": [rec("g0-0", 3.0), rec("g0-0", 50.0), rec("nope", 9.0), rec("g0-1", 4.0, False),
+                                      rec("g0-2", None), rec("g0-3", 5.0, repeat=7)]}
+                for frames in (encode(late), [b"{corrupt"], encode(result), encode(result)):
+                    router.send_multipart([identity, *frames])
+
+    thread = threading.Thread(target=rig, daemon=True)
+    thread.start()
+    try:
+        with ZmqResponder(endpoint, channels=["a"], heartbeat=0.1) as client:
+            scores = client.respond(torch.rand(4, 3, 8, 8))
+            assert client.stats["stale"] == 1 and client.stats["malformed"] == 1
+            np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
+            scores = client.respond(torch.rand(4, 3, 8, 8))  # the duplicate of the first result is dropped
+            assert client.stats["stale"] == 3 and client.stats["requests"] == 2
+            np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
+    finally:
+        stop.set()
+        thread.join(5)
+        context.destroy(linger=0)

@@ -1,0 +1,80 @@
+"""CURVE keys for the rig link: encryption plus client authentication.
+
+``xdream rig keygen NAME --dir DIR`` writes ``DIR/NAME.key`` (public, give it to the other side)
+and ``DIR/NAME.key_secret`` (keep it). The rig loads its secret file and an allow-list
+directory of client public keys; the client loads its own secret file and the rig's public
+key. A client whose key is not in the allow-list never gets past the handshake.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import zmq
+import zmq.auth
+
+from ..errors import ConfigError
+
+
+def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:
+    """(public, secret) from a ``.key_secret`` file; a missing or public-only file is a ConfigError."""
+    path = Path(path)
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{what} {str(path)!r} is not a CURVE key file ({type(e).__name__}); "
+                          "create one with `xdream rig keygen NAME`") from None
+    if secret is None:
+        raise ConfigError(f"{what} {str(path)!r} holds no secret key; give the NAME.key_secret file")
+    return public, secret
+
+
+def load_public(path: str | Path, what: str) -> bytes:
+    """The public key of a ``.key`` (or ``.key_secret``) file."""
+    path = Path(path)
+    try:
+        return zmq.auth.load_certificate(path)[0]
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{what} {str(path)!r} is not a CURVE key file ({type(e).__name__}); "
+                          "create one with `xdream rig keygen NAME`") from None
+
+
+def secure_client(sock: zmq.Socket, client_secret: str | Path, server_public: str | Path) -> None:
+    """Make ``sock`` (not yet connected) a CURVE client of the rig with that public key."""
+    public, secret = load_keypair(client_secret, "client key")
+    sock.curve_publickey, sock.curve_secretkey = public, secret
+    sock.curve_serverkey = load_public(server_public, "rig public key")
+
+
+def secure_server(context: zmq.Context, sock: zmq.Socket, server_secret: str | Path, allow_dir: str | Path):
+    """Make ``sock`` (not yet bound) a CURVE server accepting only the public keys in
+    ``allow_dir``; returns the authenticator thread (stop it when done)."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    allow = Path(allow_dir)
+    if not allow.is_dir():
+        raise ConfigError(f"allow-list {str(allow)!r} is not a directory of client .key files")
+    public, secret = load_keypair(server_secret, "rig key")
+    auth = ThreadAuthenticator(context)
+    auth.start()
+    auth.configure_curve(domain="*", location=str(allow))
+    sock.curve_publickey, sock.curve_secretkey, sock.curve_server = public, secret, True
+    return auth
+
+
+def main(argv: list[str]) -> int:
+    """``xdream rig keygen NAME [--dir DIR]``."""
+    parser = argparse.ArgumentParser(prog="xdream rig keygen", description="Create a CURVE key pair.")
+    parser.add_argument("name", help="key name: writes NAME.key (public) and NAME.key_secret")
+    parser.add_argument("--dir", default=".", help="directory for the key files")
+    args = parser.parse_args(argv)
+    folder = Path(args.dir)
+    if not args.name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"key name {args.name!r} must be letters, digits, - and _")
+    if (folder / f"{args.name}.key_secret").exists():
+        raise ConfigError(f"{folder / args.name}.key_secret exists; choose another name")
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(folder, args.name)
+    print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
+    return 0
