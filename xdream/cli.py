@@ -4,6 +4,7 @@
     xdream evolve --resume RUN_DIR
     xdream list                      registered generators, responders, optimisers, noise models
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
+    xdream sweep SWEEP.toml          a grid of runs on Ray (or a process pool), resumable
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config value, e.g. optimizer.mutation_rate=0.3 (repeatable)")
     evolve.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sweep = commands.add_parser("sweep", help="run a grid of experiments on Ray or a process pool (resumable)")
+    sweep.add_argument("sweep_file", metavar="SWEEP.toml", help="sweep file: output, [base] config, [grid] axes")
+    sweep.add_argument("--output", metavar="DIR", help="sweep directory (overrides the file's output)")
+    sweep.add_argument("--backend", default="auto", help="auto (Ray if installed), ray or process")
+    sweep.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    sweep.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
 
     commands.add_parser("list", help="list registered plugins")
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
@@ -130,6 +138,23 @@ def _evolve(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .sweep_runner import run_sweep
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_sweep(args.sweep_file, output=args.output, backend=args.backend, address=args.address,
+                       workers=args.workers, log=log)
+    if result["failures"]:
+        print(f"{len(result['failures'])} of {result['runs']} runs failed; rerun the same command to retry them",
+              file=sys.stderr)
+        return 1
+    print(f"sweep complete: {result['runs']} runs ({result['skipped']} skipped as already complete); "
+          f"results: {result['sweep_dir'] / 'results.jsonl'}")
+    return 0
+
+
 def _list(args) -> int:
     for kind in registry.GROUPS:
         print(f"{kind + 's':12s} {', '.join(registry.available(kind))}")
@@ -146,7 +171,7 @@ def _layers(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"evolve": _evolve, "list": _list, "layers": _layers}[args.command](args)
+        return {"evolve": _evolve, "sweep": _sweep, "list": _list, "layers": _layers}[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2

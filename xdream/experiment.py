@@ -96,6 +96,9 @@ class Experiment:
             sampler=self.generator.sample,
             budget=config.budget,
         )
+        if config.budget is None and hasattr(self.optimizer, "population"):
+            # A run given in generations: schedules see its length in evaluations.
+            self.optimizer.budget = config.generations * int(self.optimizer.population)
         self.generation = 0
         self.evaluations = 0
         self.best_score = -math.inf
