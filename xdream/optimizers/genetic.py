@@ -113,12 +113,13 @@ class GeneticAlgorithm(Optimizer):
         if n <= 0:
             return np.empty((0, self.dim), np.float32)
         pairs = self.rng.choice(len(parents), size=(n, 2), p=p)
-        from_first = self.rng.random((n, self.dim)) < self.heritability
+        from_first = self.rng.random((n, self.dim), dtype=np.float32) < self.heritability
         children = np.where(from_first, parents[pairs[:, 0]], parents[pairs[:, 1]])
         children = children.astype(np.float64)
-        mutate = self.rng.random((n, self.dim)) < self.mutation_rate
+        mutate = self.rng.random((n, self.dim), dtype=np.float32) < self.mutation_rate
         # normals only for the genes that mutate (the costly draw; vectorised either way)
-        children[mutate] += self.rng.normal(0.0, self.mutation_size, size=int(mutate.sum()))
+        genes = np.flatnonzero(mutate)  # integer indexing: much cheaper than a boolean mask here
+        children.reshape(-1)[genes] += self.rng.normal(0.0, self.mutation_size, size=len(genes))
         return children.astype(np.float32)
 
     def state_dict(self) -> dict:

@@ -43,9 +43,11 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 def exp_map(base: np.ndarray, tangents: np.ndarray) -> np.ndarray:
     """Unit-sphere exponential map at unit ``base`` of tangent rows ``[n, d]``."""
-    angle = np.linalg.norm(tangents, axis=1, keepdims=True)
-    safe = np.where(angle > 0, angle, 1.0)
-    return np.cos(angle) * base + np.sin(angle) * (tangents / safe)
+    angle = np.sqrt(np.einsum("ij,ij->i", tangents, tangents))[:, None]
+    along = np.sin(angle) / np.where(angle > 0, angle, 1.0)  # sin(a) / a per row
+    out = tangents * along
+    out += np.cos(angle) * base
+    return out
 
 
 class SphereCMA(Optimizer):
@@ -104,8 +106,9 @@ class SphereCMA(Optimizer):
         else:
             mu = self.angle(self.generation) * math.pi / 180 / math.sqrt(self.dim)
             z = self.rng.standard_normal((self.population, self.dim))
-            z -= np.outer(z @ self.base, self.base)  # tangent plane at the base point
-            codes = (self.sphere_norm * exp_map(self.base, mu * z)).astype(np.float32)
+            z -= (z @ self.base)[:, None] * self.base  # tangent plane at the base point
+            z *= mu
+            codes = (self.sphere_norm * exp_map(self.base, z)).astype(np.float32)
         self._pending = codes
         return codes.copy()
 
