@@ -7,6 +7,7 @@
     xdream weights list | download NAME... | verify [NAME...] | path NAME
     xdream gradient | compare | report   gradient baselines, comparisons, HTML reports (cli_gradient.py)
     xdream rig simulate ARGS         a simulated lab rig speaking xdream-rig/1 (docs/protocol.md)
+    xdream sweep SWEEP.toml          a grid of runs on Ray (or a process pool), resumable
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--quiet", action="store_true", help="no progress bar")
     evolve.add_argument("--live-report", action="store_true",
                         help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
+
+    sweep = commands.add_parser("sweep", help="run a grid of experiments on Ray or a process pool (resumable)")
+    sweep.add_argument("sweep_file", metavar="SWEEP.toml", help="sweep file: output, [base] config, [grid] axes")
+    sweep.add_argument("--output", metavar="DIR", help="sweep directory (overrides the file's output)")
+    sweep.add_argument("--backend", default="auto", help="auto (Ray if installed), ray or process")
+    sweep.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    sweep.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
 
     commands.add_parser("list", help="list registered plugins")
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
@@ -172,6 +180,23 @@ def _evolve(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .sweep_runner import run_sweep
+
+    def log(line):
+        print(line, file=sys.stderr, flush=True)
+
+    result = run_sweep(args.sweep_file, output=args.output, backend=args.backend, address=args.address,
+                       workers=args.workers, log=log)
+    if result["failures"]:
+        print(f"{len(result['failures'])} of {result['runs']} runs failed; rerun the same command to retry them",
+              file=sys.stderr)
+        return 1
+    print(f"sweep complete: {result['runs']} runs ({result['skipped']} skipped as already complete); "
+          f"results: {result['sweep_dir'] / 'results.jsonl'}")
+    return 0
+
+
 def _list(args) -> int:
     for kind in registry.GROUPS:
         print(f"{kind + 's':12s} {', '.join(registry.available(kind))}")
@@ -194,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from .cli_gradient import HANDLERS
 
-        handlers = {"evolve": _evolve, "list": _list, "layers": _layers, "weights": weights_cli.run,
-                    "rig": _rig, **HANDLERS}
+        handlers = {"evolve": _evolve, "sweep": _sweep, "list": _list, "layers": _layers,
+                    "weights": weights_cli.run, "rig": _rig, **HANDLERS}
         return handlers[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)

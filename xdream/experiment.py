@@ -104,6 +104,9 @@ class Experiment:
             budget=config.budget,
             init=None if self.inversion is None else self.inversion.code,
         )
+        if config.budget is None and hasattr(self.optimizer, "population"):
+            # A run given in generations: schedules see its length in evaluations.
+            self.optimizer.budget = config.generations * int(self.optimizer.population)
         self.generation = 0
         self.evaluations = 0
         self.best_score = -math.inf

@@ -11,6 +11,12 @@ NaN scores mean "no valid response". Each optimiser states what it does with the
   never a parent (XDREAM's genetic algorithm).
 - ``"rank-last"``: an unscored sample ranks below every scored one, so it never pulls the
   search towards itself; a generation with no scored sample leaves the state unchanged.
+- ``"ignore"``: scores never change what the optimiser asks (random search, the floor).
+
+Schedules that depend on the run length read ``self.budget`` (evaluations) when they ask. The
+:class:`~xdream.experiment.Experiment` passes the config's ``budget``; for a run given in
+generations it sets ``budget = generations * population`` right after construction (the
+population may depend on the dimension, so it is known only then).
 """
 
 from __future__ import annotations

@@ -111,7 +111,9 @@ def _type_name(hint) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+        # ``X | None`` means "X, or leave it unset": TOML has no null, so name only X
+        args = [h for h in typing.get_args(hint) if h is not type(None)] or [type(None)]
+        return " or ".join(_type_name(h) for h in args)
     if hint is type(None):
         return "None"
     return getattr(hint, "__name__", str(hint))

@@ -8,7 +8,7 @@ from xdream.cli import main, parse_value
 
 BAD_INPUTS = [
     (["--generator", "stylegan"], "unknown generator 'stylegan'; valid: "),
-    (["--optimizer", "adam"], "unknown optimizer 'adam'; valid: cmaes, genetic"),
+    (["--optimizer", "adam"], "unknown optimizer 'adam'; valid: "),
     (["--target", "vgg99:features.0:1"], "vgg99"),
     (["--target", "efficientnet_lite0:_blocks.99:1"], "_blocks.99"),
     (["--target", "efficientnet_lite0:_blocks.2:9999"], "9999"),

@@ -20,13 +20,20 @@ from xdream import registry
 from xdream.errors import ConfigError
 from xdream.optimizer import Optimizer
 
-NAN_POLICIES = {"carry-over", "rank-last"}
+NAN_POLICIES = {"carry-over", "rank-last", "ignore"}
 NAMES = registry.available("optimizer")
 
 # Extra option sets of known optimisers; used only when that optimiser is registered.
 EXTRA_OPTIONS = {
     "cmaes": [{"diagonal": True}, {"population": 4}],
-    "genetic": [{"n_conserve": 3}, {"population": 9, "heritability": 0.8, "mutation_rate": 0.25}],
+    "genetic": [
+        {"n_conserve": 3},
+        {"population": 9, "heritability": 0.8, "mutation_rate": 0.25},
+        {"preset": "wang-ponce"},
+        {"preset": "wang-ponce", "population": 16, "n_conserve": 2},
+    ],
+    "sphere-cma": [{"population": 12, "select": 5, "lr": 1.0}, {"sphere_norm": 3.0}],
+    "cholesky-cma": [{"update_every": 1, "sigma0": 0.5}, {"population": 6}],
 }
 
 
@@ -219,7 +226,18 @@ def test_climbs_toy_objective(name, options):
 
     The final generation's best loss must be under half the first generation's best loss.
     Measured: genetic ~0.1-0.36, cmaes ~1e-3-6e-2; a genetic algorithm whose fitness ignores
-    the scores ends at > 2, a CMA-ES told shuffled scores at > 3."""
+    the scores ends at > 2, a CMA-ES told shuffled scores at > 3.
+
+    A score-blind optimiser (nan_policy "ignore": random search, the benchmark's floor) must
+    instead keep drawing from the prior: the same codes whatever it is told, N(0, 1) here."""
+    if policy_of(name) == "ignore":
+        a, b = make(name, options, seed=0, dim=20), make(name, options, seed=0, dim=20)
+        xa = run(a, 60)
+        xb = run(b, 60, objective=lambda x: -sphere(x))
+        for g, (x, y) in enumerate(zip(xa, xb)):
+            np.testing.assert_array_equal(x, y, err_msg=f"generation {g}: the scores changed what it asks")
+        assert np.std(xa[-1]) == pytest.approx(1.0, abs=0.25) and abs(np.mean(xa[-1])) < 0.25
+        return
     opt = make(name, options, seed=0, dim=20)
     first = -sphere(opt.ask()).max()
     run(opt, 60)
@@ -237,6 +255,8 @@ def test_nan_policy_some_unscored(name, options):
         _check_carry_over(name, options)
     elif policy == "rank-last":
         _check_rank_last(name, options)
+    elif policy == "ignore":
+        _check_ignore(name, options)
     else:  # pragma: no cover - policy_of fails first
         pytest.fail(f"untested nan_policy {policy!r}")
 
@@ -266,6 +286,20 @@ def _check_carry_over(name, options):
         for i in unscored:
             shared = (y[r] == x[i]) & ~np.any(x[scored] == y[r], axis=0)
             assert not shared.any(), f"row {r} inherited genes {np.flatnonzero(shared)} from unscored individual {i}"
+
+
+def _check_ignore(name, options):
+    """NaN scores (and scores at all) make no difference to what is asked next."""
+    a, b = make(name, options, seed=4), make(name, options, seed=4)
+    run(a, 2)
+    run(b, 2)
+    xa, xb = a.ask(), b.ask()
+    s = sphere(xa)
+    s_nan = s.copy()
+    s_nan[[0, len(s) // 2]] = np.nan
+    a.tell(xa, s_nan)
+    b.tell(xb, s)
+    assert_same_sequence(a, b, generations=3)
 
 
 def _check_rank_last(name, options):
@@ -309,7 +343,7 @@ def test_nan_policy_all_unscored_generation(name, options):
     b.load_state_dict({**before, "rng": after["rng"], "generation": after["generation"]})
     if policy == "carry-over":  # the whole population is kept
         np.testing.assert_array_equal(a.ask(), x)
-    elif policy != "rank-last":  # pragma: no cover - policy_of fails first
+    elif policy not in ("rank-last", "ignore"):  # pragma: no cover - policy_of fails first
         pytest.fail(f"untested nan_policy {policy!r}")
     assert_same_sequence(a, b, generations=4)
 
@@ -340,6 +374,22 @@ def _bad_option_cases():
             ({"n_conserve": -1}, "-1"),
             ({"mutation_rate": "high"}, "high"),
             ({"mutation_rate": True}, "True"),
+            ({"preset": "paper"}, "paper"),
+        ],
+        "sphere-cma": [
+            ({"select": 0}, "0"),
+            ({"select": 41}, "41"),
+            ({"lr": 0}, "0"),
+            ({"lr": float("inf")}, "inf"),
+            ({"sphere_norm": -1.0}, "-1.0"),
+            ({"angle_start": 0.0}, "0.0"),
+            ({"angle_end": float("nan")}, "nan"),
+        ],
+        "cholesky-cma": [
+            ({"sigma0": 0}, "0"),
+            ({"sigma0": float("nan")}, "nan"),
+            ({"update_every": 0}, "0"),
+            ({"update_every": 2.5}, "2.5"),
         ],
         "cmaes": [
             ({"sigma0": 0}, "0"),
@@ -429,13 +479,26 @@ def test_genetic_flat_scores_give_uniform_fitness(value):
 @needs_genetic
 def test_genetic_defaults_are_xdreams():
     cls = registry.load("optimizer", "genetic")
-    defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    assert inspect.signature(cls.__init__).parameters["preset"].default == "xdream"
     expected = dict(population=20, mutation_rate=0.5, mutation_size=0.5, selectivity=2, heritability=0.5, n_conserve=0)
-    assert {k: defaults[k] for k in expected} == expected
     opt = make("genetic")
     assert {k: getattr(opt, k) for k in expected} == expected
     assert opt.ask().shape == (20, D)
     assert policy_of("genetic") == "carry-over"
+
+
+@needs_genetic
+def test_genetic_wang_ponce_preset_and_explicit_overrides():
+    """Wang & Ponce's GA (REFERENCE.md section 5): kT = 2 std is selectivity 0.5."""
+    wp = dict(population=40, mutation_rate=0.25, mutation_size=0.75, selectivity=0.5, heritability=0.75, n_conserve=10)
+    opt = make("genetic", {"preset": "wang-ponce"})
+    assert {k: getattr(opt, k) for k in wp} == wp
+    assert opt.ask().shape == (40, D)
+    mixed = make("genetic", {"preset": "wang-ponce", "mutation_rate": 0.6, "population": 12})
+    assert {k: getattr(mixed, k) for k in wp} == {**wp, "mutation_rate": 0.6, "population": 12}
+    # With the preset's n_conserve = 10 a population of 10 is refused, naming the value.
+    with pytest.raises(ConfigError, match="n_conserve.*10"):
+        make("genetic", {"preset": "wang-ponce", "population": 10})
 
 
 @needs_genetic
