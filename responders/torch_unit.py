@@ -390,6 +390,9 @@ class TorchUnit(Responder):
         with torch.no_grad():
             return self.activation(images).double().cpu().numpy()
 
+    def unit_labels(self) -> list[str]:
+        return [str(self.target)]
+
     list_layers = staticmethod(list_layers)
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@
     xdream evolve --resume RUN_DIR
     xdream list                      registered generators, responders, optimisers, noise models
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
+    xdream characterise TARGET...    tuning curves and colour/spatial opponency (xdream.characterise)
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
     layers.add_argument("model", help="efficientnet_lite0 or a torchvision model name")
     layers.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    from .characterise import command as characterise_command
+
+    characterise_command.add_parser(commands)
     return parser
 
 
@@ -146,7 +150,10 @@ def _layers(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"evolve": _evolve, "list": _list, "layers": _layers}[args.command](args)
+        from .characterise import command as characterise_command
+
+        commands = {"evolve": _evolve, "list": _list, "layers": _layers, "characterise": characterise_command.run}
+        return commands[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2

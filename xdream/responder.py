@@ -22,6 +22,15 @@ class Responder(ABC):
     def respond(self, images: torch.Tensor) -> np.ndarray:
         """Scores float64 ``[B]`` for images ``[B, 3, H, W]`` in [0, 1]."""
 
+    def respond_units(self, images: torch.Tensor) -> np.ndarray:
+        """Responses float64 ``[B, U]`` of every unit the responder records, for recordings of
+        many units at once (a whole CNN layer, an electrode array); one unit by default."""
+        return np.asarray(self.respond(images), dtype=np.float64)[:, None]
+
+    def unit_labels(self) -> list[str]:
+        """One name per column of :meth:`respond_units`."""
+        return [self.name]
+
     def close(self) -> None:
         """Release sockets, files or models; idempotent."""
 
@@ -58,6 +67,14 @@ class NoisyResponder(Responder):
         clean = np.asarray(self.inner.respond(images), dtype=np.float64)
         self.last_clean = clean
         return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
+
+    def respond_units(self, images: torch.Tensor) -> np.ndarray:
+        clean = np.asarray(self.inner.respond_units(images), dtype=np.float64)
+        self.last_clean = clean
+        return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
+
+    def unit_labels(self) -> list[str]:
+        return self.inner.unit_labels()
 
     def close(self) -> None:
         self.inner.close()

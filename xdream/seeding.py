@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("optimizer", "noise", "reference", "responder")
+STREAMS = ("optimizer", "noise", "reference", "responder", "order")
 
 
 def derive_rngs(seed: int) -> dict[str, np.random.Generator]:
