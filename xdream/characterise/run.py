@@ -8,6 +8,7 @@ Targets are found by name through the registry (the core never imports the plugi
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from .. import registry
 from ..config import to_toml
 from ..errors import ConfigError, RunDirError
 from ..responder import NoisyResponder, Responder
-from ..rundir import RunDir
+from ..rundir import RunDir, atomic_write
 from ..seeding import derive_rngs
 from . import outputs
 from .classify import METHODS
@@ -95,6 +96,7 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
                                 progress=bar.update)
         timings[group] = {"seconds": time.perf_counter() - start, "presentations": presentations,
                           "units": len(recording.units), "size": size}
+        arrays[f"{outputs.safe_name(group)}__units"] = np.array(recording.units)
         arrays[f"{outputs.safe_name(group)}__stimulus"] = recording.stimulus
         arrays[f"{outputs.safe_name(group)}__responses"] = recording.responses
         if recording.clean is not None:
@@ -110,12 +112,7 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
     return results, summary
 
 
-
 def _save_npz(path: Path, arrays: dict) -> None:
-    import io
-
-    from ..rundir import atomic_write
-
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write(path, buffer.getvalue())
