@@ -404,6 +404,8 @@ class TorchUnit(Responder):
             self.model, input_size=self.input_size, mean=tuple(self._mean.flatten().tolist()),
             std=tuple(self._std.flatten().tolist()), name=str(t), objective=objective,
         )
+    def unit_labels(self) -> list[str]:
+        return [str(self.target)]
 
     list_layers = staticmethod(list_layers)
 

@@ -8,6 +8,7 @@
     xdream gradient | compare | report   gradient baselines, comparisons, HTML reports (cli_gradient.py)
     xdream rig simulate ARGS         a simulated lab rig speaking xdream-rig/1 (docs/protocol.md)
     xdream sweep SWEEP.toml          a grid of runs on Ray (or a process pool), resumable
+    xdream characterise TARGET...    tuning curves and colour/spatial opponency (xdream.characterise)
 
 User errors print one line and exit with status 2; nothing is written.
 """
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     rig = commands.add_parser("rig", help="rig-side tools: `xdream rig simulate --help`")
     rig.add_argument("name", help="rig command (xdream list: rigs)")
     rig.add_argument("args", nargs=argparse.REMAINDER, help="the rig command's own arguments")
+    from .characterise import command as characterise_command
+
+    characterise_command.add_parser(commands)
     return parser
 
 
@@ -217,10 +221,12 @@ def _rig(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .characterise import command as characterise_command
         from .cli_gradient import HANDLERS
 
         handlers = {"evolve": _evolve, "sweep": _sweep, "list": _list, "layers": _layers,
-                    "weights": weights_cli.run, "rig": _rig, **HANDLERS}
+                    "weights": weights_cli.run, "rig": _rig, "characterise": characterise_command.run,
+                    **HANDLERS}
         return handlers[args.command](args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)

@@ -26,6 +26,14 @@ class Responder(ABC):
     def prepare(self, run_dir: Path, generation: int) -> None:
         """Called by the experiment before each generation's :meth:`respond`: the run directory
         (remote responders keep their trial records there) and the generation number."""
+    def respond_units(self, images: torch.Tensor) -> np.ndarray:
+        """Responses float64 ``[B, U]`` of every unit the responder records, for recordings of
+        many units at once (a whole CNN layer, an electrode array); one unit by default."""
+        return np.asarray(self.respond(images), dtype=np.float64)[:, None]
+
+    def unit_labels(self) -> list[str]:
+        """One name per column of :meth:`respond_units`."""
+        return [self.name]
 
     def close(self) -> None:
         """Release sockets, files or models; idempotent."""
@@ -66,6 +74,13 @@ class NoisyResponder(Responder):
 
     def prepare(self, run_dir: Path, generation: int) -> None:
         self.inner.prepare(run_dir, generation)
+    def respond_units(self, images: torch.Tensor) -> np.ndarray:
+        clean = np.asarray(self.inner.respond_units(images), dtype=np.float64)
+        self.last_clean = clean
+        return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
+
+    def unit_labels(self) -> list[str]:
+        return self.inner.unit_labels()
 
     def close(self) -> None:
         self.inner.close()

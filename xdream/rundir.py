@@ -68,14 +68,15 @@ class RunDir:
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, config_toml: str) -> "RunDir":
+    def create(cls, path: str | Path, config_toml: str, subdirs=("generations", "images")) -> "RunDir":
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise RunDirError(
                 f"output directory {path} already exists and is not empty; choose another or resume it with --resume {path}"
             )
         try:
-            for sub in ("generations", "images"):
+            path.mkdir(parents=True, exist_ok=True)
+            for sub in subdirs:
                 (path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RunDirError(f"cannot create output directory {path}: {e.strerror}") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("optimizer", "noise", "reference", "responder", "inversion", "gradient")
+STREAMS = ("optimizer", "noise", "reference", "responder", "inversion", "gradient", "order")
 
 
 def derive_rngs(seed: int) -> dict[str, np.random.Generator]:

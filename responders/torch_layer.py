@@ -1,0 +1,91 @@
+"""Every channel of a CNN layer at once: the in-silico stand-in for an electrode array.
+
+A target ``MODEL:LAYER[:Y:X]`` names a convolutional layer; :meth:`TorchLayer.respond_units`
+reads every channel's unit at the centre of the feature map (or at Y:X) from one forward pass,
+``[B, C]``, which is how ``xdream characterise`` classifies a whole layer. ``respond`` (one
+score per image, for evolution) is the mean over those units, a population response.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from xdream.errors import ConfigError
+
+from .torch_unit import TorchUnit, parse_target
+
+LAYER_FORM = "MODEL:LAYER[:Y:X], e.g. efficientnet_lite0:_blocks.1 or alexnet:features.3:6:6"
+
+
+def layer_target(spec: str) -> str:
+    """``MODEL:LAYER[:Y:X]`` -> the equivalent unit spec on channel 0 (checked by parse_target)."""
+    parts = spec.split(":") if isinstance(spec, str) else []
+    if len(parts) not in (2, 4):
+        raise ConfigError(f"layer target {spec!r} is malformed; expected {LAYER_FORM}")
+    return ":".join([*parts[:2], "0", *parts[2:]])
+
+
+class TorchLayer(TorchUnit):
+    """All channels of one layer, each read at the same feature-map position."""
+
+    name = "torch-layer"
+
+    def __init__(
+        self,
+        target: str,
+        weights: str | None = None,
+        batch_size: int = 32,
+        input_size: int | None = None,
+        device: str = "cpu",
+    ):
+        parse_target(layer_target(target))  # a malformed spec fails before the model loads
+        super().__init__(layer_target(target), readout="center", weights=weights, batch_size=batch_size,
+                         input_size=input_size, device=device)
+
+    @classmethod
+    def from_module(cls, module: nn.Module, layer: str, y: int | None = None, x: int | None = None,
+                    **options) -> "TorchLayer":
+        """Every channel of a layer of the caller's own model (Python API)."""
+        return super().from_module(module, layer, 0, y, x, readout="center", **options)
+
+    def _check_unit(self) -> None:
+        t, shape = self.target, self.layer_shape
+        if len(shape) != 3:
+            raise ConfigError(
+                f"layer {t.layer!r} outputs {list(shape)} per image, no spatial map for the centre-unit "
+                f"read-out; choose a layer with output [C, H, W] (xdream layers {t.model})"
+            )
+        super()._check_unit()
+
+    def _read(self, out: torch.Tensor) -> torch.Tensor:
+        y, x = self.unit
+        return out[:, :, y, x]
+
+    def respond_units(self, images: torch.Tensor) -> np.ndarray:
+        """Every channel's activation float64 ``[B, C]`` from one forward pass per batch."""
+        with torch.no_grad():
+            chunks = [self._read(self._layer_output(self.preprocess(images[i : i + self.batch_size])))
+                      for i in range(0, len(images), self.batch_size)]
+        if not chunks:
+            return np.zeros((0, self.layer_shape[0]))
+        return torch.cat(chunks).double().cpu().numpy()
+
+    def respond(self, images: torch.Tensor) -> np.ndarray:
+        """The mean over the layer's units per image, float64 ``[B]``."""
+        return self.respond_units(images).mean(axis=1)
+
+    def unit_labels(self) -> list[str]:
+        t = self.target
+        pos = "" if t.y is None else f":{t.y}:{t.x}"
+        return [f"{t.model}:{t.layer}:{c}{pos}" for c in range(self.layer_shape[0])]
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info.pop("channel")
+        info.update(target=f"{self.target.model}:{self.target.layer}", channels=self.layer_shape[0])
+        return info
+
+    def __repr__(self) -> str:
+        return f"TorchLayer({self.target.model}:{self.target.layer}, unit={self.unit}, layer_shape={list(self.layer_shape)})"

@@ -1,0 +1,37 @@
+"""The Python API with a responder that is no CNN at all (as a rig link would be)."""
+
+import csv
+
+import numpy as np
+import torch
+
+from xdream.characterise.protocol import Protocol
+from xdream.characterise.run import Settings, characterise
+from xdream.responder import Responder
+
+
+class ConeContrast(Responder):
+    """A pure-numpy 'cell': L-M cone-like opponency at the centre pixel, spikes/s 10 + 30 (R - G)."""
+
+    name = "cone-cell"
+
+    def respond(self, images: torch.Tensor) -> np.ndarray:
+        c = images.shape[-1] // 2
+        centre = images[:, :, c, c].double().numpy()
+        return 10.0 + 30.0 * (centre[:, 0] - centre[:, 1])
+
+
+def test_any_responder_through_the_api(tmp_path):
+    protocol = Protocol.from_dict({"orientations": [0.0, 90.0], "phases": [0.0, 180.0], "frequencies": [2], "red_green": True})
+    results, summary = characterise({"rig": ConeContrast()}, protocol, Settings(size=16), tmp_path / "run")
+    (unit,) = results
+    assert unit.unit == "cone-cell" and unit.group == "rig"
+    assert unit.sweeps["spectral"].label == "opponent"
+    assert unit.sweeps["spatial"].label == "unresponsive"  # achromatic gratings: R - G = 0
+    assert unit.sweeps["red-green"].label == "opponent"
+    assert unit.sweeps["red-green"].preferred["phase"] == 0  # red bar on the centre pixel
+    assert summary[0]["spectral_opponent"] == 1.0 and summary[0]["double_opponent"] == 0.0
+    with open(tmp_path / "run" / "classification.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["red-green_class"] == "opponent" and row["spectral_preferred"].startswith("hue=0 ")
+    assert np.load(tmp_path / "run" / "responses.npz")["rig__units"].tolist() == ["cone-cell"]

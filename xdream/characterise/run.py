@@ -1,0 +1,118 @@
+"""``xdream characterise``: build the responders, present the protocol, write everything.
+
+Targets are found by name through the registry (the core never imports the plugins):
+``MODEL:LAYER:CHANNEL[:Y:X]`` is one unit (``torch-unit``), ``MODEL:LAYER[:Y:X]`` a whole layer
+(``torch-layer``, every channel's centre unit from one forward pass). Python callers pass any
+:class:`~xdream.responder.Responder` (a rig link, their own module) to :func:`characterise`.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import registry
+from ..config import to_toml
+from ..errors import ConfigError, RunDirError
+from ..responder import NoisyResponder, Responder
+from ..rundir import RunDir, atomic_write
+from ..seeding import derive_rngs
+from . import outputs
+from .classify import METHODS
+from .protocol import Protocol
+from .record import UnitResult, classify_recording, present
+
+
+@dataclass
+class Settings:
+    """Everything but the protocol: where, how, and with which noise and seed."""
+
+    seed: int = 0
+    size: int | None = None  # stimulus size in px; default: the responder's input size, else 224
+    batch_size: int = 64
+    method: str = "auto"
+    alpha: float = 0.05
+    unit_plots: bool = True
+    noise: dict | None = None  # {"name": ..., options}
+
+    def noise_model(self):
+        """The configured noise model (validated through the registry), or None."""
+        if self.noise is None:
+            return None
+        opts = dict(self.noise)
+        return registry.create("noise", opts.pop("name"), opts)
+
+    def validate(self, protocol: Protocol) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown classification method {self.method!r}; valid: {', '.join(METHODS)}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if self.size is not None and self.size < 1:
+            raise ConfigError(f"size must be >= 1 px, got {self.size}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.noise is not None and self.method != "exact" and min(protocol.repeats, protocol.baseline_repeats) < 2:
+            raise ConfigError(
+                f"noisy responses need repeats >= 2 and baseline_repeats >= 2 for the statistical test, got "
+                f"{protocol.repeats} and {protocol.baseline_repeats}; use --preset coarse or --set repeats=5"
+            )
+
+
+def target_responder(target: str, options: dict, device: str = "cpu") -> Responder:
+    """A unit (3 or 5 fields) or a whole layer (2 or 4 fields) by target spec."""
+    fields = len(target.split(":"))
+    name = "torch-layer" if fields in (2, 4) else "torch-unit"
+    return registry.create("responder", name, {"target": target, **options}, device=device)
+
+
+def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Settings, output: str | Path,
+                 *, config: dict | None = None, progress: bool = False) -> tuple[list[UnitResult], list[dict]]:
+    """Present ``protocol`` to every responder (name -> responder), classify every unit and
+    write the run directory ``output``; returns the unit results and the layer summary."""
+    from tqdm.auto import tqdm
+
+    settings.validate(protocol)
+    output = Path(output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise RunDirError(f"output directory {output} already exists and is not empty; choose another")
+    noise = settings.noise_model()
+    rngs = derive_rngs(settings.seed)
+    run = RunDir.create(output, to_toml(config or {"protocol": protocol.to_dict()}), subdirs=("responses", "plots"))
+    table = protocol.table()
+    outputs.write_stimulus_strip(run.path / "stimuli.png", table)
+    presentations = int(protocol.repeats_of(table).sum())
+    results, timings, arrays = [], {}, {}
+    for group, responder in targets.items():
+        size = settings.size or getattr(responder, "input_size", None) or 224
+        if noise is not None:
+            responder = NoisyResponder(responder, noise, rngs["noise"])
+        start = time.perf_counter()
+        with tqdm(total=presentations, unit="img", desc=group, disable=not progress, dynamic_ncols=True) as bar:
+            recording = present(responder, protocol, size, batch_size=settings.batch_size, rng=rngs["order"],
+                                progress=bar.update)
+        timings[group] = {"seconds": time.perf_counter() - start, "presentations": presentations,
+                          "units": len(recording.units), "size": size}
+        arrays[f"{outputs.safe_name(group)}__units"] = np.array(recording.units)
+        arrays[f"{outputs.safe_name(group)}__stimulus"] = recording.stimulus
+        arrays[f"{outputs.safe_name(group)}__responses"] = recording.responses
+        if recording.clean is not None:
+            arrays[f"{outputs.safe_name(group)}__clean"] = recording.clean
+        outputs.write_unit_tables(run.path / "responses", recording)
+        group_results = classify_recording(recording, protocol, group, method=settings.method, alpha=settings.alpha)
+        if settings.unit_plots:
+            for u, result in enumerate(group_results):
+                outputs.plot_unit(run.path / "plots" / f"{outputs.safe_name(result.unit)}.png", recording, u, result)
+        results += group_results
+    _save_npz(run.path / "responses.npz", arrays)
+    summary = outputs.write_summary(run.path, protocol, results, {"timings": timings, "seed": settings.seed})
+    return results, summary
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(path, buffer.getvalue())
