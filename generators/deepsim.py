@@ -23,7 +23,6 @@ import pickle
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -196,7 +195,8 @@ def read_state_dict(path: Path, variant: str, what: str) -> OrderedDict:
 class DeePSiM(Generator):
     """A DeePSiM generator; subclasses fix ``variant``. Options: ``weights`` (a local file
     instead of the cache), ``verify`` (check its SHA-256; default true), ``sha256`` (the hash
-    to check instead of the published one, for weights of your own)."""
+    to check instead of the published one, for weights of your own). Initial codes are
+    N(0, 1), as XDREAM starts every DeePSiM space (the base class's ``sample``)."""
 
     variant: str = "fc6"
 
@@ -225,11 +225,6 @@ class DeePSiM(Generator):
             raw = raw * 255.0
         rgb = raw.flip(1) + self.rgb_mean
         return rgb.clamp(0.0, 255.0) / 255.0
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """N(0, 1) codes, as XDREAM starts every DeePSiM space (no published statistics of
-        real codes ship with the port)."""
-        return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
 
 
 class DeePSiMNorm1(DeePSiM):

@@ -10,15 +10,28 @@ import numpy as np
 from .rundir import atomic_write
 
 
-def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> None:
-    """Best and mean score per generation (and the noise-free best when noise was simulated)."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Write a figure as PNG atomically and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    pyplot().close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> None:
+    """Best and mean score per generation (and the noise-free best when noise was simulated)."""
     gens = np.arange(len(history))
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(6, 4), dpi=100)
     for key, label, style in (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":")):
         if any(key in h for h in history):
             values = [h.get(key, np.nan) for h in history]
@@ -29,22 +42,14 @@ def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> N
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylabel: str = "activation",
                 title: str = "", hlines: dict[str, float] | None = None, logx: bool = False) -> None:
     """Several named ``(x, y)`` curves on one plot, with optional labelled horizontal lines
     (e.g. the best natural image); used for gradient and comparison trajectories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(7, 4.2), dpi=100)
     for label, (x, y) in curves.items():
         ax.plot(np.asarray(x, dtype=float), np.asarray(y, dtype=float), "-", marker="." if len(x) < 40 else None,
                 label=label)
@@ -58,7 +63,4 @@ def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylab
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    save_figure(fig, path)

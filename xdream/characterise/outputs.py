@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..images import png_bytes
+from ..plots import pyplot, save_figure
 from ..rundir import RunDir, atomic_write
 from .classify import LABELS
 from .protocol import PARAMETERS, Protocol, StimulusTable
@@ -124,27 +125,10 @@ def summary_text(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    plt = _pyplot()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
-
-
 def plot_unit(path: Path, recording: Recording, unit: int, result: UnitResult) -> None:
     """Hue tuning curve (mean +- sd per hue) against the baseline line and its +-sd band, and
     the grating responses as an orientation x frequency map (the best phase of each cell)."""
-    plt = _pyplot()
+    plt = pyplot()
     table, stats = recording.table, recording.stats(unit)
     panels = [s for s in ("spectral", "spatial") if s in result.sweeps]
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.2 * max(1, len(panels)), 3.8), dpi=90, squeeze=False)
@@ -176,7 +160,7 @@ def plot_unit(path: Path, recording: Recording, unit: int, result: UnitResult) -
         ax.set_title(f"{sweep}: {verdict.label}", fontsize=9)
     fig.suptitle(result.unit, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _orientation_frequency(table: StimulusTable, rows: np.ndarray, means: np.ndarray):
@@ -205,7 +189,7 @@ def _hue_colour(hue: float):
 
 def plot_layer_summary(path: Path, summary: list[dict]) -> None:
     """Stacked bars per layer: fraction opponent / non-opponent / unresponsive, per sweep."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=90, sharey=True)
     names = [r["group"].split(":", 1)[-1] for r in summary]
     colours = {"opponent": "tab:red", "non-opponent": "tab:green", "unresponsive": "tab:gray"}
@@ -221,7 +205,7 @@ def plot_layer_summary(path: Path, summary: list[dict]) -> None:
     axes[0].set_ylabel("fraction of units")
     axes[1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def stimulus_strip(table: StimulusTable, size: int = 64, per_sweep: int = 12) -> torch.Tensor:
