@@ -219,7 +219,10 @@ def _rig(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
+        return int(e.code or 0)
     try:
         from .characterise import command as characterise_command
         from .cli_gradient import HANDLERS

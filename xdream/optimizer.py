@@ -72,6 +72,11 @@ class Optimizer(ABC):
             raise ConfigError(f"optimizer init codes must be [k, {dim}], got shape {init.shape}")
         return init.reshape(-1, dim)
 
+    def _check_population(self, population: int | None) -> None:
+        """Every optimiser needs at least two samples per generation (None: its own default)."""
+        if population is not None and population < 2:
+            raise ConfigError(f"{self.name} population must be >= 2, got {population}")
+
     @abstractmethod
     def ask(self) -> np.ndarray:
         """Codes to evaluate next, float32 ``[n, dim]``."""

@@ -26,19 +26,11 @@ BAD_INPUTS = [
 ]
 
 
-def run_main(argv):
-    """main() as the console script sees it: argparse's own errors exit via SystemExit."""
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return e.code
-
-
 @pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     # argparse keeps the last of a repeated flag, so the case's --generator wins over pixel
-    assert run_main(["evolve", "--generator", "pixel", "--output", "out", *argv]) == 2
+    assert main(["evolve", "--generator", "pixel", "--output", "out", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -13,13 +13,6 @@ from xdream.cli import main
 QUICK = ["--preset", "quick", "--generator", "pixel", "--seed", "1", "--quiet"]
 
 
-def run_main(argv):
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return e.code
-
-
 def test_compare_writes_table_report_and_consistent_scores(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", *QUICK, "--optimizers", "genetic", "--gradient", "featurevis,latent",
@@ -88,7 +81,7 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     argv = [a.format(empty=tmp_path / "empty", text=tmp_path / "notes.txt") for a in argv]
     extra = ["--output", "out"] if argv[0] != "report" else []
-    assert run_main([*argv, *extra]) == 2
+    assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt"]

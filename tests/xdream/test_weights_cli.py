@@ -17,17 +17,10 @@ def home(tmp_path, monkeypatch, file_server):
     return tmp_path / "home"
 
 
-def run(argv):
-    try:
-        return main(argv)
-    except SystemExit as e:
-        return e.code
-
-
 def test_path_and_list(home, capsys):
-    assert run(["weights", "path", "deepsim-fc6"]) == 0
+    assert main(["weights", "path", "deepsim-fc6"]) == 0
     assert capsys.readouterr().out.strip() == str(home / "weights" / "upconvGAN_fc6.pt")
-    assert run(["weights", "list"]) == 0
+    assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     for name in CATALOG:
         assert name in out
@@ -36,7 +29,7 @@ def test_path_and_list(home, capsys):
 
 def test_download_of_an_unpublished_hash_entry_succeeds(home, file_server, capsys):
     file_server.files["upconvGAN_pool5.pt"] = b"pool5 bytes" * 1000
-    assert run(["weights", "download", "deepsim-pool5", "--quiet"]) == 0
+    assert main(["weights", "download", "deepsim-pool5", "--quiet"]) == 0
     path = home / "weights" / "upconvGAN_pool5.pt"
     assert path.read_bytes() == b"pool5 bytes" * 1000
     assert "no published SHA-256" in capsys.readouterr().out
@@ -44,7 +37,7 @@ def test_download_of_an_unpublished_hash_entry_succeeds(home, file_server, capsy
 
 def test_wrong_file_from_mirror_is_rejected_exit_2_one_line(home, file_server, capsys):
     file_server.files["upconvGAN_norm1.pt"] = b"\0" * CATALOG["deepsim-norm1"].size  # right size, wrong bytes
-    assert run(["weights", "download", "deepsim-norm1", "--quiet"]) == 2
+    assert main(["weights", "download", "deepsim-norm1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "download rejected" in err and CATALOG["deepsim-norm1"].sha256 in err
     assert not (home / "weights" / "upconvGAN_norm1.pt").exists()
@@ -52,7 +45,7 @@ def test_wrong_file_from_mirror_is_rejected_exit_2_one_line(home, file_server, c
 
 
 def test_unknown_name_writes_nothing(home, capsys):
-    assert run(["weights", "download", "deepsim-pool5", "stylegan"]) == 2
+    assert main(["weights", "download", "deepsim-pool5", "stylegan"]) == 2
     assert "unknown weights 'stylegan'" in capsys.readouterr().err
     assert not home.exists()
 
@@ -60,7 +53,7 @@ def test_unknown_name_writes_nothing(home, capsys):
 def test_verify_reports_a_bad_cached_file(home, capsys):
     (home / "weights").mkdir(parents=True)
     (home / "weights" / "upconvGAN_fc8.pt").write_bytes(b"truncated")
-    assert run(["weights", "verify", "deepsim-fc8", "deepsim-fc7"]) == 2
+    assert main(["weights", "verify", "deepsim-fc8", "deepsim-fc7"]) == 2
     captured = capsys.readouterr()
     assert "deepsim-fc8        BAD" in captured.out and "deepsim-fc7        missing" in captured.out
     assert "1 cached file(s) failed verification: deepsim-fc8" in captured.err

@@ -83,8 +83,7 @@ class CholeskyCMA(Optimizer):
         budget=None,
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        if population is not None and population < 2:
-            raise ConfigError(f"cholesky-cma population must be >= 2, got {population}")
+        self._check_population(population)
         if not (math.isfinite(sigma0) and sigma0 > 0):
             raise ConfigError(f"cholesky-cma sigma0 must be a finite number > 0, got {sigma0}")
         if update_every < 1:

@@ -43,8 +43,7 @@ class PyCMA(Optimizer):
         budget=None,
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        if population is not None and population < 2:
-            raise ConfigError(f"cmaes population must be >= 2, got {population}")
+        self._check_population(population)
         if not sigma0 > 0:
             raise ConfigError(f"cmaes sigma0 must be > 0, got {sigma0}")
         if dim < 2:

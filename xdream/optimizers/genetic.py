@@ -73,8 +73,7 @@ class GeneticAlgorithm(Optimizer):
         values = {k: PRESETS[preset][k] if v is None else v for k, v in given.items()}
         population, mutation_rate, mutation_size, selectivity, heritability, n_conserve = values.values()
         self.preset = preset
-        if population < 2:
-            raise ConfigError(f"genetic population must be >= 2, got {population}")
+        self._check_population(population)
         if not 0 <= n_conserve < population:
             raise ConfigError(f"genetic n_conserve must be in [0, population), got {n_conserve}")
         for key, value in (("mutation_rate", mutation_rate), ("heritability", heritability)):

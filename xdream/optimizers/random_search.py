@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..optimizer import Optimizer
 
 
@@ -19,8 +18,7 @@ class RandomSearch(Optimizer):
 
     def __init__(self, dim, rng, *, population: int = 40, sampler=None, init=None, budget=None):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        if population < 2:
-            raise ConfigError(f"random population must be >= 2, got {population}")
+        self._check_population(population)
         self.population = population
         self._pending: np.ndarray | None = None
 

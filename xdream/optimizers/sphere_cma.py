@@ -70,8 +70,7 @@ class SphereCMA(Optimizer):
         budget=None,
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        if population < 2:
-            raise ConfigError(f"sphere-cma population must be >= 2, got {population}")
+        self._check_population(population)
         if not 1 <= select <= population:
             raise ConfigError(f"sphere-cma select must be in [1, population={population}], got {select}")
         for key, value in (("lr", lr), ("angle_start", angle_start), ("angle_end", angle_end)):
