@@ -47,7 +47,9 @@ SCALARS = {  # top-level key -> (type, default, description)
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
+    "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
 }
+SAVE_IMAGES = ("all", "best", "none")
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 
 
@@ -76,6 +78,7 @@ class ExperimentConfig:
     output: str | None = None
     device: str = "cpu"
     init_image: str | None = None
+    save_images: str = "all"
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":
@@ -95,6 +98,10 @@ class ExperimentConfig:
         for key in ("generations", "budget"):
             if key in kwargs and kwargs[key] < 1:
                 raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
+        if kwargs.get("save_images", "all") not in SAVE_IMAGES:
+            raise ConfigError(
+                f"config key 'save_images' must be one of {choices_text(SAVE_IMAGES)}, got {kwargs['save_images']!r}"
+            )
         for kind in PLUGINS:
             if kind in data:
                 kwargs[kind] = _plugin(kind, data[kind])

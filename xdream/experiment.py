@@ -208,11 +208,13 @@ class Experiment:
         if finite.any():
             best = int(np.flatnonzero(finite)[np.argmax(scores[finite])])
             record["best_index"] = best
-            save_png(images[best], self.run_dir.image_file("best", g))
+            if self.config.save_images != "none":
+                save_png(images[best], self.run_dir.image_file("best", g))
             if record["best"] > self.best_score:
                 self.best_score, self.best_generation = record["best"], g
                 save_png(images[best], self.run_dir.path / "best.png")
-        save_png(montage(images), self.run_dir.image_file("montage", g))
+        if self.config.save_images == "all":
+            save_png(montage(images), self.run_dir.image_file("montage", g))
         self.history.append({k: record[k] for k in ("best", "mean", "clean_best") if k in record})
         self.generation += 1
         self.evaluations += len(scores)

@@ -212,3 +212,18 @@ def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
     subprocess.run([*xdream_cmd, "evolve", *flags, "--output", str(tmp_path / "whole")], check=True,
                    capture_output=True)
     assert_same_run(tmp_path / "whole", run, 20)
+
+
+@pytest.mark.parametrize("save_images, files", [("all", {"best", "montage"}), ("best", {"best"}), ("none", set())])
+def test_save_images_controls_the_per_generation_pngs(tmp_path, fast_job, save_images, files):
+    run_job({**fast_job, "save_images": save_images}, tmp_path / "run")
+    written = {p.name.split("_")[0] for p in (tmp_path / "run" / "images").glob("*.png")}
+    assert written == files
+    assert (tmp_path / "run" / "best.png").is_file()  # the run's best image is always kept
+
+
+def test_save_images_rejects_an_unknown_value(fast_job):
+    from xdream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'save_images' must be one of all, best, none, got 'some'"):
+        ExperimentConfig.from_dict({**fast_job, "save_images": "some"})
