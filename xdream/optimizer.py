@@ -21,6 +21,7 @@ population may depend on the dimension, so it is known only then).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Callable, ClassVar
 
@@ -76,6 +77,12 @@ class Optimizer(ABC):
         """Every optimiser needs at least two samples per generation (None: its own default)."""
         if population is not None and population < 2:
             raise ConfigError(f"{self.name} population must be >= 2, got {population}")
+
+    def _check_positive(self, **values: float | None) -> None:
+        """Step sizes, rates and temperatures: finite and > 0 (None: the optimiser's default)."""
+        for key, value in values.items():
+            if value is not None and not (math.isfinite(value) and value > 0):  # NaN fails too
+                raise ConfigError(f"{self.name} {key} must be a finite number > 0, got {value}")
 
     @abstractmethod
     def ask(self) -> np.ndarray:

@@ -84,8 +84,7 @@ class CholeskyCMA(Optimizer):
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
         self._check_population(population)
-        if not (math.isfinite(sigma0) and sigma0 > 0):
-            raise ConfigError(f"cholesky-cma sigma0 must be a finite number > 0, got {sigma0}")
+        self._check_positive(sigma0=sigma0)
         if update_every < 1:
             raise ConfigError(f"cholesky-cma update_every must be >= 1, got {update_every}")
         d = self.dim

@@ -44,8 +44,7 @@ class PyCMA(Optimizer):
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
         self._check_population(population)
-        if not sigma0 > 0:
-            raise ConfigError(f"cmaes sigma0 must be > 0, got {sigma0}")
+        self._check_positive(sigma0=sigma0)
         if dim < 2:
             raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
         x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)

@@ -79,9 +79,7 @@ class GeneticAlgorithm(Optimizer):
         for key, value in (("mutation_rate", mutation_rate), ("heritability", heritability)):
             if not 0 <= value <= 1:  # NaN fails too
                 raise ConfigError(f"genetic {key} must be in [0, 1], got {value}")
-        for key, value in (("mutation_size", mutation_size), ("selectivity", selectivity)):
-            if not value > 0:
-                raise ConfigError(f"genetic {key} must be > 0, got {value}")
+        self._check_positive(mutation_size=mutation_size, selectivity=selectivity)
         self.population = population
         self.mutation_rate = mutation_rate
         self.mutation_size = mutation_size

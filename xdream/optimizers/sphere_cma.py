@@ -73,11 +73,7 @@ class SphereCMA(Optimizer):
         self._check_population(population)
         if not 1 <= select <= population:
             raise ConfigError(f"sphere-cma select must be in [1, population={population}], got {select}")
-        for key, value in (("lr", lr), ("angle_start", angle_start), ("angle_end", angle_end)):
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"sphere-cma {key} must be a finite number > 0, got {value}")
-        if sphere_norm is not None and not (math.isfinite(sphere_norm) and sphere_norm > 0):
-            raise ConfigError(f"sphere-cma sphere_norm must be a finite number > 0, got {sphere_norm}")
+        self._check_positive(lr=lr, angle_start=angle_start, angle_end=angle_end, sphere_norm=sphere_norm)
         self.population, self.select, self.lr = population, select, lr
         self.angle_start, self.angle_end = angle_start, angle_end
         self.weights = log_rank_weights(select)
