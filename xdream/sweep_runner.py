@@ -10,6 +10,7 @@ with a different grid is refused, and ``results.jsonl`` one record per run when 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -22,6 +23,30 @@ from .sweep import RunSpec, load_sweep
 
 BACKENDS = ("auto", "ray", "process")
 PLAN, RESULTS = "sweep.json", "results.jsonl"
+# Thread-pool sizes read once, when a worker imports numpy/torch: set before workers start.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_threads_env(threads: int) -> dict[str, str]:
+    """The thread-count variables a worker gets (values the user set win), so that parallel
+    runs do not oversubscribe the cores: spinning BLAS/OpenMP pools slow a loaded machine
+    several-fold."""
+    return {var: os.environ.get(var, str(threads)) for var in THREAD_VARS}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the processes started inside the block, then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def is_complete(path: Path) -> bool:
@@ -116,7 +141,7 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
     jobs = [(str(sweep_dir / "runs" / r.name), r.config, threads) for r in pending]
     failures = {}
     execute = _run_ray if backend == "ray" else _run_pool
-    for k, (name, outcome) in enumerate(execute(jobs, workers, address), start=1):
+    for k, (name, outcome) in enumerate(execute(jobs, workers, address, worker_threads_env(threads)), start=1):
         if isinstance(outcome, BaseException):
             failures[name] = f"{type(outcome).__name__}: {outcome}"
             log(f"[{k}/{len(jobs)}] {name}: FAILED {failures[name]}")
@@ -129,21 +154,21 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             "failures": failures}
 
 
-def _run_pool(jobs, workers, address):
+def _run_pool(jobs, workers, address, env):
     """Local process pool (spawned workers: no forked torch state)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with _environment(env), ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_one, *job): Path(job[0]).name for job in jobs}
         for future in as_completed(futures):
             exc = future.exception()
             yield futures[future], exc if exc is not None else future.result()
 
 
-def _run_ray(jobs, workers, address):
+def _run_ray(jobs, workers, address, env):
     """Ray tasks, one CPU each: a local instance with ``workers`` CPUs, or the cluster at
-    ``address``."""
+    ``address``. (Ray sets a task's OMP_NUM_THREADS to its CPUs itself; ``env`` is unused.)"""
     import ray
 
     if address:

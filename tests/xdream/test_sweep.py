@@ -175,3 +175,15 @@ def test_ray_sweep_killed_part_way_resumes_and_skips_completed_runs(fast_job, tm
     for g in (0, 9):
         np.testing.assert_array_equal(np.load(runs / name / "generations" / f"gen_{g:04d}.npz")["codes"],
                                       np.load(tmp_path / "fresh" / "generations" / f"gen_{g:04d}.npz")["codes"])
+
+
+def test_process_workers_get_one_thread_pool_size(monkeypatch):
+    """Parallel runs must not oversubscribe the cores: each worker's BLAS/OpenMP pools get the
+    run's share, unless the user fixed them."""
+    from xdream.sweep_runner import THREAD_VARS, worker_threads_env
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert worker_threads_env(1) == {var: "1" for var in THREAD_VARS}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_threads_env(2)["OMP_NUM_THREADS"] == "3" and worker_threads_env(2)["MKL_NUM_THREADS"] == "2"
