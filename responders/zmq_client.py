@@ -177,8 +177,8 @@ class ZmqResponder(Responder):
                 last_heard = time.monotonic()
                 if msg.type != "pong":
                     return msg
-                if msg.header["state"] == "unknown":  # the rig restarted and lost the request
-                    return msg
+                if msg.header["state"] in ("unknown", "done"):  # the rig lost the request (a restart), or
+                    return msg  # answered it and the result was lost: resend, answered from its cache
             elif ping and time.monotonic() >= next_ping:
                 self._send(encode({"type": "ping", "session": self.session, "request_id": rid}))
                 next_ping = time.monotonic() + self.heartbeat
@@ -226,7 +226,7 @@ class ZmqResponder(Responder):
                 continue
             if reply.type == "result":
                 return reply
-            if reply.type == "pong":  # state unknown: the rig lost it (restart); resend
+            if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend
                 continue
             if reply.header["code"] == "unknown-session":
                 self._connect()
