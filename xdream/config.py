@@ -52,8 +52,8 @@ SCALARS = {  # top-level key -> (type, default, description)
     "device": (str, "cpu", "torch device for generator and responder"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
     "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
-    "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy "
-                                    "acts) or reshow (shown again in the same generation before the optimiser is told)"),
+    "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
+                 "or reshow (shown again in the same generation before the optimiser is told)"),
     "reshow_attempts": (int, 1, "with unscored = reshow: how many more times an unscored image may be shown"),
 }
 SAVE_IMAGES = ("all", "best", "none")

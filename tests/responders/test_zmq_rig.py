@@ -379,7 +379,8 @@ def trials_by_image(events):
     out = {}
     for e in events:
         if e["event"] == "trial":
-            out.setdefault((e["generation"], e["record"]["image_id"]), []).append({**e["record"], "rid": e["request_id"]})
+            key = (e["generation"], e["record"]["image_id"])
+            out.setdefault(key, []).append({**e["record"], "rid": e["request_id"]})
     return out
 
 

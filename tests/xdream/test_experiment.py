@@ -321,7 +321,7 @@ def test_resume_refuses_a_changed_reference_folder(tmp_path, fast_job):
     for i in range(3):
         Image.new("RGB", (20, 20), (80 * i, 0, 0)).save(photos / f"p{i}.png")
     fast_job.update(generations=2, reference={"folder": str(photos), "per_generation": 1})
-    run_job(fast_job, tmp_path / "run", should_stop=lambda: False)
+    run_job(fast_job, tmp_path / "run")
     Image.new("RGB", (20, 20)).save(photos / "p3.png")
-    with pytest.raises(RunDirError, match="reference images of .* changed since the run started \\(3 images then, 4 now\\)"):
+    with pytest.raises(RunDirError, match=r"changed since the run started \(3 images then, 4 now\)"):
         Experiment.resume(tmp_path / "run")
