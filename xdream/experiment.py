@@ -162,11 +162,11 @@ class Experiment:
         for key in ("generation", "evaluations", "best_score", "best_generation", "history"):
             setattr(self, key, state[key])
         self.presented = state.get("presented", self.evaluations)
-        names = None if self.reference is None else self.reference.names
-        if state.get("reference_names") != names:
+        then, now = state.get("reference_names") or [], [] if self.reference is None else self.reference.names
+        if then != now:  # the cycle would show other images than the run did
+            change = f"{len(then)} images then, {len(now)} now" if len(then) != len(now) else "other file names"
             raise RunDirError(f"the reference images of {self.run_dir.path} changed since the run started "
-                              f"({len(state.get('reference_names') or [])} images then, {len(names or [])} now); "
-                              "restore the folder to resume")
+                              f"({change}); restore the folder to resume")
         self.run_dir.rewind(self.generation)
 
     def _checkpoint(self) -> None:
@@ -202,13 +202,13 @@ class Experiment:
         reference_index, reference_images = np.zeros(0, dtype=np.int64), None
         if self.reference is not None:
             reference_index, reference_images = self.reference.batch(self.generation, images)
-        shown = present(self.responder, images, run_dir=self.run_dir.path, generation=self.generation,
+        outcome = present(self.responder, images, run_dir=self.run_dir.path, generation=self.generation,
                         reference_images=reference_images, reference_index=reference_index,
                         reshow_attempts=self.config.reshow_attempts if self.config.unscored == "reshow" else 0)
         t.append(time.perf_counter())
-        self.optimizer.tell(codes, shown.scores)
+        self.optimizer.tell(codes, outcome.scores)
         t.append(time.perf_counter())
-        record = self._save_generation(codes, images, shown, reference_index)
+        record = self._save_generation(codes, images, outcome, reference_index)
         t.append(time.perf_counter())
         record["timings"] = {
             name: t[i + 1] - t[i] for i, name in enumerate(("ask", "decode", "respond", "tell", "save"))
@@ -217,33 +217,33 @@ class Experiment:
         self._checkpoint()
         return record
 
-    def _save_generation(self, codes, images, shown: Presentation, reference_index: np.ndarray) -> dict:
-        g, scores, clean = self.generation, shown.scores, shown.clean
+    def _save_generation(self, codes, images, outcome: Presentation, reference_index: np.ndarray) -> dict:
+        g, scores, clean = self.generation, outcome.scores, outcome.clean
         arrays = {"codes": codes.astype(np.float32), "scores": scores}
         if clean is not None:
             arrays["clean_scores"] = clean
         if self.config.unscored == "reshow":
-            arrays["shown"] = shown.shown
+            arrays["shown"] = outcome.shown
         if self.reference is not None:
-            arrays.update(reference_scores=shown.reference_scores, reference_index=reference_index)
-            if shown.reference_clean is not None:
-                arrays["reference_clean_scores"] = shown.reference_clean
+            arrays.update(reference_scores=outcome.reference_scores, reference_index=reference_index)
+            if outcome.reference_clean is not None:
+                arrays["reference_clean_scores"] = outcome.reference_clean
         self.run_dir.save_arrays(g, **arrays)
         finite = np.isfinite(scores)
         record = {
             "generation": g,
             "evaluations": self.evaluations + len(scores),
-            "presented": self.presented + shown.presented,
+            "presented": self.presented + outcome.presented,
             "scores": scores.tolist(),
             "best": float(scores[finite].max()) if finite.any() else math.nan,
             "mean": float(scores[finite].mean()) if finite.any() else math.nan,
             "n_nan": int((~finite).sum()),
-            "reshown": shown.reshown,
+            "reshown": outcome.reshown,
         }
         if clean is not None:
             record["clean_best"] = float(np.nanmax(clean)) if np.isfinite(clean).any() else math.nan
         if self.reference is not None:
-            ref = shown.reference_scores
+            ref = outcome.reference_scores
             record["reference_names"] = [self.reference.names[k] for k in reference_index]
             record["reference_scores"] = ref.tolist()
             record["reference_mean"] = float(np.nanmean(ref)) if np.isfinite(ref).any() else math.nan
@@ -260,7 +260,7 @@ class Experiment:
         self.history.append({k: record[k] for k in HISTORY_KEYS if k in record})
         self.generation += 1
         self.evaluations += len(scores)
-        self.presented += shown.presented
+        self.presented += outcome.presented
         return record
 
     def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
