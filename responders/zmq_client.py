@@ -6,8 +6,11 @@ seconds, so a slow rig (it answers pongs) is told from a dead one (silence for `
 heartbeats). A dead or restarted rig gets the *same* request again on a fresh socket, up to
 ``retries`` times; the rig answers a resent request from its reply cache and never presents it
 twice. Replies whose request id is not the one awaited (duplicates, late replies) and
-malformed messages are dropped. Images with no valid record score NaN (the optimiser's NaN
-policy then acts). Every trial record is appended to ``RUN/rig_trials.jsonl``.
+malformed messages are dropped. Images with no valid record score NaN; the run's ``unscored``
+policy then acts (the optimiser's NaN policy, or a re-show within the generation:
+:mod:`xdream.presentation`). Image ids are the ones the experiment gives :meth:`prepare`
+(``g{generation}-{i}``, ``g{generation}-ref{k}`` for natural reference images), by default
+``g{generation}-{i}``. Every trial record is appended to ``RUN/rig_trials.jsonl``.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class ZmqResponder(Responder):
         self.stats = {"requests": 0, "resends": 0, "reconnects": 0, "stale": 0, "malformed": 0}
         self.run_dir: Path | None = None
         self.generation = 0
+        self.image_ids: list[str] | None = None  # for the next respond() only
         self.last_records: list[dict] = []
         self._context = zmq.Context()
         self._socket = None
@@ -173,15 +177,15 @@ class ZmqResponder(Responder):
                 last_heard = time.monotonic()
                 if msg.type != "pong":
                     return msg
-                if msg.header["state"] == "unknown":  # the rig restarted and lost the request
-                    return msg
+                if msg.header["state"] in ("unknown", "done"):  # the rig lost the request (a restart), or
+                    return msg  # answered it and the result was lost: resend, answered from its cache
             elif ping and time.monotonic() >= next_ping:
                 self._send(encode({"type": "ping", "session": self.session, "request_id": rid}))
                 next_ping = time.monotonic() + self.heartbeat
 
     # -- requests ---------------------------------------------------------------------------
-    def prepare(self, run_dir: Path, generation: int) -> None:
-        self.run_dir, self.generation = Path(run_dir), generation
+    def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
+        self.run_dir, self.generation, self.image_ids = Path(run_dir), generation, image_ids
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
         """One score per image from the rig's trial records (NaN where none is valid)."""
@@ -194,8 +198,12 @@ class ZmqResponder(Responder):
             arrays = images.float().permute(0, 2, 3, 1).contiguous().numpy()
         else:
             arrays = np.stack([to_uint8(im) for im in images])
+        ids, self.image_ids = self.image_ids, None
+        if ids is None:
+            ids = [f"g{self.generation}-{i}" for i in range(len(images))]
+        elif len(ids) != len(images) or len(set(ids)) != len(ids):
+            raise ValueError(f"prepare() gave {len(ids)} image ids ({len(set(ids))} distinct) for {len(images)} images")
         rid = uuid.uuid4().hex
-        ids = [f"g{self.generation}-{i}" for i in range(len(images))]
         header = {"type": "present", "session": self.session, "request_id": rid, "generation": self.generation,
                   "image_ids": ids, "encoding": self.encoding, "dtype": self.dtype, "shape": list(arrays.shape[1:]),
                   "repeats": self.repeats, "deadline_ms": max(1, int(self.deadline * 1000))}
@@ -218,7 +226,7 @@ class ZmqResponder(Responder):
                 continue
             if reply.type == "result":
                 return reply
-            if reply.type == "pong":  # state unknown: the rig lost it (restart); resend
+            if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend
                 continue
             if reply.header["code"] == "unknown-session":
                 self._connect()

@@ -38,6 +38,9 @@ FLAG_KEYS = {
     "output": "output",
     "device": "device",
     "init_image": "init_image",
+    "reference_folder": "reference.folder",
+    "reference_per_generation": "reference.per_generation",
+    "unscored": "unscored",
 }
 
 
@@ -69,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--generations", type=int, help="number of generations")
     evolve.add_argument("--budget", type=int, help="total evaluations (instead of generations)")
     evolve.add_argument("--noise", help="simulated response noise: poisson or gaussian (set options with --set noise.level=0.5)")
+    evolve.add_argument("--reference-folder", metavar="DIR",
+                        help="natural reference images shown in every generation (default: scikit-image's photographs)")
+    evolve.add_argument("--reference-per-generation", type=int, metavar="N",
+                        help="natural reference images per generation, scored but never told to the optimiser "
+                             "(default 2 when --reference-folder is given; 0: none)")
+    evolve.add_argument("--unscored", choices=("nan-policy", "reshow"),
+                        help="images with no valid response: the optimiser's NaN policy acts, or they are shown "
+                             "again before it is told (--set reshow_attempts=N, default 1)")
     evolve.add_argument("--seed", type=int, help="master seed")
     evolve.add_argument("--output", metavar="DIR", help="run directory (must not exist or be empty)")
     evolve.add_argument("--device", help="torch device (default cpu)")

@@ -15,9 +15,13 @@ A config file looks like::
     [noise]              # optional: simulated trial-to-trial noise on any responder
     name = "gaussian"
     level = 0.2
+    [reference]          # optional: natural reference images shown in every generation
+    folder = "photos"    # default: scikit-image's photographs
+    per_generation = 2
 
 Each plugin table holds ``name`` plus the plugin's own options, validated against the
-plugin's constructor. Unknown keys and wrong types are one-line :class:`ConfigError` s.
+plugin's constructor. ``[reference]`` is the one table that is not a plugin (see
+:class:`ReferenceConfig`). Unknown keys and wrong types are one-line :class:`ConfigError` s.
 """
 
 from __future__ import annotations
@@ -48,9 +52,47 @@ SCALARS = {  # top-level key -> (type, default, description)
     "device": (str, "cpu", "torch device for generator and responder"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
     "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
+    "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
+                 "or reshow (shown again in the same generation before the optimiser is told)"),
+    "reshow_attempts": (int, 1, "with unscored = reshow: how many more times an unscored image may be shown"),
 }
 SAVE_IMAGES = ("all", "best", "none")
+UNSCORED = ("nan-policy", "reshow")
+MAX_RESHOW_ATTEMPTS = 10
 PLUGINS = ("generator", "responder", "optimizer", "noise")
+TABLES = ("reference",)  # tables that are not plugins
+
+
+@dataclass
+class ReferenceConfig:
+    """Natural reference images shown and scored with every generation, never told to the
+    optimiser: ``per_generation`` of them, cycled in a fixed order through the readable images
+    of ``folder`` (None: the photographs bundled with scikit-image); 0 turns them off."""
+
+    folder: str | None = None
+    per_generation: int = 2
+
+    @classmethod
+    def from_value(cls, value) -> "ReferenceConfig":
+        if not isinstance(value, dict):
+            raise ConfigError(f"config [reference] must be a table with folder and per_generation, got {value!r}")
+        unknown = sorted(set(value) - {"folder", "per_generation"})
+        if unknown:
+            raise ConfigError(f"unknown config key 'reference.{unknown[0]}'; valid: folder, per_generation")
+        folder, n = value.get("folder"), value.get("per_generation", cls.per_generation)
+        if folder is not None:
+            if not isinstance(folder, str):
+                raise ConfigError(f"config key 'reference.folder' must be a folder path (str), got {folder!r}")
+            if not Path(folder).expanduser().is_dir():
+                raise ConfigError(f"reference.folder {folder!r} is not a folder; give a folder of images, or leave "
+                                  "it out for scikit-image's photographs")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ConfigError(f"config key 'reference.per_generation' must be an integer >= 0 (0: no reference "
+                              f"images), got {n!r}")
+        return cls(folder, n)
+
+    def to_dict(self) -> dict:
+        return {"per_generation": self.per_generation, **({} if self.folder is None else {"folder": self.folder})}
 
 
 @dataclass
@@ -79,15 +121,18 @@ class ExperimentConfig:
     device: str = "cpu"
     init_image: str | None = None
     save_images: str = "all"
+    unscored: str = "nan-policy"
+    reshow_attempts: int = 1
+    reference: ReferenceConfig | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":
         """Validate a plain dict (as parsed from TOML) into a config."""
         data = copy.deepcopy(data)
-        unknown = set(data) - set(SCALARS) - set(PLUGINS)
+        unknown = set(data) - set(SCALARS) - set(PLUGINS) - set(TABLES)
         if unknown:
             key = sorted(unknown)[0]
-            raise ConfigError(f"unknown config key {key!r}; valid: {choices_text([*SCALARS, *PLUGINS])}")
+            raise ConfigError(f"unknown config key {key!r}; valid: {choices_text([*SCALARS, *PLUGINS, *TABLES])}")
         kwargs = {}
         for key, (typ, _default, _doc) in SCALARS.items():
             if key in data:
@@ -102,6 +147,15 @@ class ExperimentConfig:
             raise ConfigError(
                 f"config key 'save_images' must be one of {choices_text(SAVE_IMAGES)}, got {kwargs['save_images']!r}"
             )
+        if kwargs.get("unscored", "nan-policy") not in UNSCORED:
+            raise ConfigError(
+                f"config key 'unscored' must be one of {choices_text(UNSCORED)}, got {kwargs['unscored']!r}"
+            )
+        if not 1 <= kwargs.get("reshow_attempts", 1) <= MAX_RESHOW_ATTEMPTS:
+            raise ConfigError(f"config key 'reshow_attempts' must be 1..{MAX_RESHOW_ATTEMPTS}, "
+                              f"got {kwargs['reshow_attempts']}")
+        if "reference" in data:
+            kwargs["reference"] = ReferenceConfig.from_value(data["reference"])
         for kind in PLUGINS:
             if kind in data:
                 kwargs[kind] = _plugin(kind, data[kind])
@@ -123,6 +177,8 @@ class ExperimentConfig:
             plugin = getattr(self, kind)
             if plugin is not None:
                 out[kind] = plugin.to_dict()
+        if self.reference is not None:
+            out["reference"] = self.reference.to_dict()
         return out
 
 
@@ -153,15 +209,18 @@ def read_toml(path: str | Path) -> dict:
 
 
 def set_dotted(data: dict, dotted: str, value) -> None:
-    """Apply an override such as ``optimizer.population = 40`` to a config dict."""
+    """Apply an override such as ``optimizer.population = 40`` to a config dict. A missing
+    ``[reference]`` table is created (a missing plugin table needs its name first)."""
     *tables, key = dotted.split(".")
-    if len(tables) > 1 or (tables and tables[0] not in PLUGINS):
+    if len(tables) > 1 or (tables and tables[0] not in PLUGINS + TABLES):
         raise ConfigError(
-            f"cannot set {dotted!r}: use KEY or TABLE.KEY with TABLE one of {', '.join(PLUGINS)}"
+            f"cannot set {dotted!r}: use KEY or TABLE.KEY with TABLE one of {', '.join(PLUGINS + TABLES)}"
         )
     target = data
     if tables:
         table = data.get(tables[0])
+        if table is None and tables[0] in TABLES:
+            table = data[tables[0]] = {}
         if table is None:
             raise ConfigError(f"cannot set {dotted!r}: the config has no [{tables[0]}] table")
         if isinstance(table, str):

@@ -1,10 +1,16 @@
 """The closed evolution loop and its run directory.
 
-One generation: ``optimizer.ask()`` -> codes; ``generator.decode`` -> images;
-``responder.respond`` -> scores; ``optimizer.tell``; then the generation's codes, scores,
-best image and montage are written, a log line appended and the checkpoint replaced.
-Everything random derives from the config's one seed, so a resumed run continues
-bit-identically.
+One generation: ``optimizer.ask()`` -> codes; ``generator.decode`` -> images; the images,
+with the generation's natural reference images appended (config ``[reference]``), go to
+``responder.respond`` as one batch, and under ``unscored = "reshow"`` the unscored ones go
+again (:mod:`xdream.presentation`); ``optimizer.tell`` gets the evolved images' scores only;
+then the generation's codes, scores, best image and montage are written, a log line appended
+and the checkpoint replaced. Everything random derives from the config's one seed, so a
+resumed run continues bit-identically.
+
+``evaluations`` counts the evolved images told to the optimiser: the budget and the
+optimiser's schedules see only these. ``presented`` counts every image sent to the responder
+(reference images and re-shows included), the number that costs time on a rig.
 """
 
 from __future__ import annotations
@@ -24,9 +30,15 @@ from .errors import RunDirError
 from .generator import Generator
 from .images import montage, save_png
 from .optimizer import Optimizer
+from .presentation import Presentation, present
+from .reference import ReferenceCycle
 from .responder import NoisyResponder, Responder
 from .rundir import RunDir
 from .seeding import derive_rngs
+
+
+#: Per-generation values kept for the trajectory plot (and in the checkpoint).
+HISTORY_KEYS = ("best", "mean", "clean_best", "reference_mean")
 
 
 @dataclass
@@ -40,6 +52,7 @@ class Summary:
     final_best: float
     best_generation: int
     stopped_early: bool
+    presented: int | None = None  # images shown, references and re-shows included
 
     @property
     def improvement(self) -> float:
@@ -49,8 +62,9 @@ class Summary:
     def lines(self) -> list[str]:
         ratio = f" ({self.improvement:.2f}x)" if math.isfinite(self.improvement) else ""
         status = "stopped early; resume with: xdream evolve --resume " + str(self.run_dir) if self.stopped_early else "finished"
+        shown = f" ({self.presented} images shown)" if self.presented not in (None, self.evaluations) else ""
         return [
-            f"{status}: {self.generations} generations, {self.evaluations} evaluations",
+            f"{status}: {self.generations} generations, {self.evaluations} evaluations{shown}",
             f"best score: first generation {self.initial_best:.4g} -> final {self.final_best:.4g}{ratio}"
             f" (generation {self.best_generation})",
             f"results: {self.run_dir}  (best.png, images/, trajectory.png, log.jsonl, summary.json)",
@@ -80,6 +94,9 @@ class Experiment:
         self.generator = generator or registry.create(
             "generator", config.generator.name, config.generator.options, device=config.device
         )
+        # Reference images are read and counted before the responder connects or anything is written.
+        self.reference = None if config.reference is None else \
+            ReferenceCycle.load(config.reference, self.generator.image_size)
         responder = responder or registry.create(
             "responder", config.responder.name, config.responder.options, device=config.device
         )
@@ -109,9 +126,10 @@ class Experiment:
             self.optimizer.budget = config.generations * int(self.optimizer.population)
         self.generation = 0
         self.evaluations = 0
+        self.presented = 0
         self.best_score = -math.inf
         self.best_generation = -1
-        self.history: list[dict] = []  # per generation: best, mean (and clean best with noise)
+        self.history: list[dict] = []  # per generation: best, mean (clean best, reference mean)
         if _resume is not None:
             self.run_dir = _resume
             self._restore()
@@ -143,6 +161,12 @@ class Experiment:
         self.noise_rng.bit_generator.state = state["noise_rng"]
         for key in ("generation", "evaluations", "best_score", "best_generation", "history"):
             setattr(self, key, state[key])
+        self.presented = state.get("presented", self.evaluations)
+        then, now = state.get("reference_names") or [], [] if self.reference is None else self.reference.names
+        if then != now:  # the cycle would show other images than the run did
+            change = f"{len(then)} images then, {len(now)} now" if len(then) != len(now) else "other file names"
+            raise RunDirError(f"the reference images of {self.run_dir.path} changed since the run started "
+                              f"({change}); restore the folder to resume")
         self.run_dir.rewind(self.generation)
 
     def _checkpoint(self) -> None:
@@ -152,6 +176,8 @@ class Experiment:
                 "noise_rng": self.noise_rng.bit_generator.state,
                 "generation": self.generation,
                 "evaluations": self.evaluations,
+                "presented": self.presented,
+                "reference_names": None if self.reference is None else self.reference.names,
                 "best_score": self.best_score,
                 "best_generation": self.best_generation,
                 "history": self.history,
@@ -173,13 +199,16 @@ class Experiment:
         with torch.no_grad():
             images = self.generator.decode(codes)
         t.append(time.perf_counter())
-        self.responder.prepare(self.run_dir.path, self.generation)
-        scores = np.asarray(self.responder.respond(images), dtype=np.float64)
-        clean = getattr(self.responder, "last_clean", None)
+        reference_index, reference_images = np.zeros(0, dtype=np.int64), None
+        if self.reference is not None:
+            reference_index, reference_images = self.reference.batch(self.generation, images)
+        outcome = present(self.responder, images, run_dir=self.run_dir.path, generation=self.generation,
+                        reference_images=reference_images, reference_index=reference_index,
+                        reshow_attempts=self.config.reshow_attempts if self.config.unscored == "reshow" else 0)
         t.append(time.perf_counter())
-        self.optimizer.tell(codes, scores)
+        self.optimizer.tell(codes, outcome.scores)
         t.append(time.perf_counter())
-        record = self._save_generation(codes, images, scores, clean)
+        record = self._save_generation(codes, images, outcome, reference_index)
         t.append(time.perf_counter())
         record["timings"] = {
             name: t[i + 1] - t[i] for i, name in enumerate(("ask", "decode", "respond", "tell", "save"))
@@ -188,23 +217,36 @@ class Experiment:
         self._checkpoint()
         return record
 
-    def _save_generation(self, codes, images, scores, clean) -> dict:
-        g = self.generation
+    def _save_generation(self, codes, images, outcome: Presentation, reference_index: np.ndarray) -> dict:
+        g, scores, clean = self.generation, outcome.scores, outcome.clean
         arrays = {"codes": codes.astype(np.float32), "scores": scores}
         if clean is not None:
             arrays["clean_scores"] = clean
+        if self.config.unscored == "reshow":
+            arrays["shown"] = outcome.shown
+        if self.reference is not None:
+            arrays.update(reference_scores=outcome.reference_scores, reference_index=reference_index)
+            if outcome.reference_clean is not None:
+                arrays["reference_clean_scores"] = outcome.reference_clean
         self.run_dir.save_arrays(g, **arrays)
         finite = np.isfinite(scores)
         record = {
             "generation": g,
             "evaluations": self.evaluations + len(scores),
+            "presented": self.presented + outcome.presented,
             "scores": scores.tolist(),
             "best": float(scores[finite].max()) if finite.any() else math.nan,
             "mean": float(scores[finite].mean()) if finite.any() else math.nan,
             "n_nan": int((~finite).sum()),
+            "reshown": outcome.reshown,
         }
         if clean is not None:
             record["clean_best"] = float(np.nanmax(clean)) if np.isfinite(clean).any() else math.nan
+        if self.reference is not None:
+            ref = outcome.reference_scores
+            record["reference_names"] = [self.reference.names[k] for k in reference_index]
+            record["reference_scores"] = ref.tolist()
+            record["reference_mean"] = float(np.nanmean(ref)) if np.isfinite(ref).any() else math.nan
         if finite.any():
             best = int(np.flatnonzero(finite)[np.argmax(scores[finite])])
             record["best_index"] = best
@@ -215,9 +257,10 @@ class Experiment:
                 save_png(images[best], self.run_dir.path / "best.png")
         if self.config.save_images == "all":
             save_png(montage(images), self.run_dir.image_file("montage", g))
-        self.history.append({k: record[k] for k in ("best", "mean", "clean_best") if k in record})
+        self.history.append({k: record[k] for k in HISTORY_KEYS if k in record})
         self.generation += 1
         self.evaluations += len(scores)
+        self.presented += outcome.presented
         return record
 
     def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
@@ -258,11 +301,12 @@ class Experiment:
             final_best=self.best_score,
             best_generation=self.best_generation,
             stopped_early=stopped_early,
+            presented=self.presented,
         )
         self.run_dir.write_json(
             "summary.json",
-            {**{k: getattr(summary, k) for k in ("generations", "evaluations", "initial_best", "final_best",
-                                                 "best_generation", "stopped_early")},
+            {**{k: getattr(summary, k) for k in ("generations", "evaluations", "presented", "initial_best",
+                                                 "final_best", "best_generation", "stopped_early")},
              "improvement": summary.improvement, "config": self.config.to_dict()},
         )
         plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=self._title())

@@ -48,7 +48,7 @@ def read_image(path: str | Path) -> np.ndarray | None:
     """uint8 [H, W, 3] of an image file, or None when it is not a readable image."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # a writable copy (torch.from_numpy warns otherwise)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 

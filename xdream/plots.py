@@ -28,11 +28,16 @@ def save_figure(fig, path: str | Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+TRAJECTORY_LINES = (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":"),
+                    ("reference_mean", "natural references (mean)", "-."))
+
+
 def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> None:
-    """Best and mean score per generation (and the noise-free best when noise was simulated)."""
+    """Best and mean score of the evolved images per generation, the noise-free best when
+    noise was simulated, and the mean of the natural reference images shown with them."""
     gens = np.arange(len(history))
     fig, ax = pyplot().subplots(figsize=(6, 4), dpi=100)
-    for key, label, style in (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":")):
+    for key, label, style in TRAJECTORY_LINES:
         if any(key in h for h in history):
             values = [h.get(key, np.nan) for h in history]
             ax.plot(gens, np.array(values, dtype=float), style, label=label)

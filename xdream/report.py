@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .errors import RunDirError
-from .plots import plot_curves, plot_trajectory
+from .plots import TRAJECTORY_LINES, plot_curves, plot_trajectory
 from .rundir import LOG, SUMMARY, RunDir, atomic_write
 
 REPORT = "report.html"
@@ -76,8 +76,9 @@ def _evolution(path: Path) -> tuple[str, str, bool]:
     summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
     config = (path / "config.toml").read_text()
     running = summary is None
+    references = any("reference_mean" in r for r in records)
     if records:
-        plot_trajectory([{k: r[k] for k in ("best", "mean", "clean_best") if r.get(k) is not None} for r in records],
+        plot_trajectory([{k: r[k] for k, _, _ in TRAJECTORY_LINES if r.get(k) is not None} for r in records],
                         path / "trajectory.png", title=path.name)
     last = records[-1]["generation"] if records else None
     status = (f"running: generation {last} done, {records[-1]['evaluations']} evaluations; this page refreshes every "
@@ -86,15 +87,26 @@ def _evolution(path: Path) -> tuple[str, str, bool]:
                    f"{_fmt(summary['final_best'])} (generation {summary['best_generation']})")
     body = [f'<p class="status">{html.escape(status)}</p>', '<div class="grid">',
             _figure(path / "best.png", "best image so far"),
-            _figure(path / "trajectory.png", "best and mean score per generation")]
+            _figure(path / "trajectory.png", "best and mean score per generation"
+                    + (", natural references' mean" if references else ""))]
     if last is not None:
         body.append(_figure(run.image_file("montage", last), f"generation {last}: all images"))
     body.append("</div><h2>Best image of recent generations</h2><div class='grid'>")
     for r in records[-12:]:
         body.append(_figure(run.image_file("best", r["generation"]), f"gen {r['generation']}: {_fmt(r['best'])}"))
     body.append("</div><h2>Generations</h2>")
+    header = ["generation", "evaluations", "best", "mean", "no response"]
     rows = [[r["generation"], r["evaluations"], _fmt(r["best"]), _fmt(r["mean"]), r.get("n_nan", 0)] for r in records[-20:]]
-    body.append(_table(["generation", "evaluations", "best", "mean", "no response"], rows))
+    if any(r.get("reshown") for r in records):
+        header.append("re-shown")
+        for row, r in zip(rows, records[-20:]):
+            row.append(r.get("reshown", 0))
+    if references:
+        header += ["reference mean", "reference images"]
+        for row, r in zip(rows, records[-20:]):
+            mean = r.get("reference_mean")
+            row += ["-" if mean is None else _fmt(mean), ", ".join(r.get("reference_names", []))]
+    body.append(_table(header, rows))
     body.append(f"<h2>Config</h2><pre>{html.escape(config)}</pre>")
     return f"xdream evolution: {path.name}", "".join(body), running
 

@@ -23,9 +23,13 @@ class Responder(ABC):
     def respond(self, images: torch.Tensor) -> np.ndarray:
         """Scores float64 ``[B]`` for images ``[B, 3, H, W]`` in [0, 1]."""
 
-    def prepare(self, run_dir: Path, generation: int) -> None:
-        """Called by the experiment before each generation's :meth:`respond`: the run directory
-        (remote responders keep their trial records there) and the generation number."""
+    def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
+        """Called by the experiment before each :meth:`respond` of a generation: the run
+        directory (remote responders keep their trial records there), the generation number and
+        one id per image of the coming batch (``g3-0``, ``g3-ref5``: see
+        :mod:`xdream.presentation`), which a rig uses as its image ids. An image re-shown later
+        in the generation keeps its id. Ignored by local responders."""
+
     def respond_units(self, images: torch.Tensor) -> np.ndarray:
         """Responses float64 ``[B, U]`` of every unit the responder records, for recordings of
         many units at once (a whole CNN layer, an electrode array); one unit by default."""
@@ -72,8 +76,9 @@ class NoisyResponder(Responder):
         self.last_clean = clean
         return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
 
-    def prepare(self, run_dir: Path, generation: int) -> None:
-        self.inner.prepare(run_dir, generation)
+    def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
+        self.inner.prepare(run_dir, generation, image_ids)
+
     def respond_units(self, images: torch.Tensor) -> np.ndarray:
         clean = np.asarray(self.inner.respond_units(images), dtype=np.float64)
         self.last_clean = clean

@@ -5,7 +5,8 @@ Layout::
     RUN/config.toml          the resolved config (re-runnable with ``xdream evolve RUN/config.toml``)
     RUN/log.jsonl            one JSON record per generation (scores, best, mean, timings)
     RUN/checkpoint.pkl       state after the last finished generation (atomic replace)
-    RUN/generations/gen_NNNN.npz   codes (float32) and scores of every generation
+    RUN/generations/gen_NNNN.npz   codes (float32) and scores of every generation (with reference_scores,
+                             reference_index of the natural references; shown: batches per image)
     RUN/images/best_NNNN.png, montage_NNNN.png   best image and all images of a generation
     RUN/best.png             the best image so far
     RUN/summary.json, RUN/trajectory.png   written when the run ends

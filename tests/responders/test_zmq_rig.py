@@ -360,3 +360,148 @@ def test_stale_duplicate_and_odd_records_are_dropped(tmp_path):
         stop.set()
         thread.join(5)
         context.destroy(linger=0)
+
+
+# -- partial replies under the run's unscored policy, natural references in the same request ------
+
+def photo_folder(path, n):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path.mkdir()
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)).save(path / f"p{i}.png")
+    return path
+
+
+def trials_by_image(events):
+    """Sim log trial records per (generation, image id), in presentation order."""
+    out = {}
+    for e in events:
+        if e["event"] == "trial":
+            key = (e["generation"], e["record"]["image_id"])
+            out.setdefault(key, []).append({**e["record"], "rid": e["request_id"]})
+    return out
+
+
+def test_reshow_scores_every_image_through_a_faulty_rig(tmp_path):
+    """Invalid trials make partial replies; drops, delays and duplicates make resends. Under
+    unscored = reshow every evolved image ends up scored with its own response, and the rig log
+    shows each image again only while it had no valid trial, never because of a retry."""
+    from xdream.config import ReferenceConfig
+    from xdream.reference import ReferenceCycle
+
+    photos = photo_folder(tmp_path / "photos", 3)
+    sim = SimProcess(tmp_path, "--invalid", "0.3", "--drop", "0.1", "--delay", "0.1", "--delay-s", "0.3",
+                     "--duplicate", "0.2", "--seed", "7")
+    config = job(sim.endpoint, dtype="float32", heartbeat=0.1, liveness=3, retries=30, timeout=60)
+    config.update(generations=4, unscored="reshow", reshow_attempts=10,
+                  reference={"folder": str(photos), "per_generation": 2})
+    try:
+        experiment = run(config, tmp_path / "rig")
+    finally:
+        sim.stop()
+    gens = arrays(tmp_path / "rig", 4)
+    log = [json.loads(line) for line in (tmp_path / "rig" / "log.jsonl").read_text().splitlines()]
+    trials = trials_by_image(sim.events())
+    references = ReferenceCycle.load(ReferenceConfig(str(photos), 2), size=16)
+    batches = 0
+    for g, arr in enumerate(gens):
+        # all scored, each with its own image's response (a re-shown image is scored in a smaller
+        # batch: equal to float32 rounding, far from any other image's score)
+        np.testing.assert_allclose(arr["scores"], local_scores(arr["codes"]), rtol=1e-5, atol=1e-5)
+        assert log[g]["n_nan"] == 0 and log[g]["reshown"] == int(arr["shown"].sum()) - 8
+        for i, shown in enumerate(arr["shown"]):
+            seen = trials[(g, f"g{g}-{i}")]
+            assert 1 <= len(seen) == shown <= 11  # once per batch it was in, at most 1 + reshow_attempts
+            assert [t["valid"] for t in seen] == [False] * (shown - 1) + [True]  # shown again only while unscored
+            assert len({t["rid"] for t in seen}) == shown  # each showing in its own request
+        ref_ids = [f"g{g}-ref{k}" for k in arr["reference_index"]]
+        assert arr["reference_index"].tolist() == [(2 * g) % 3, (2 * g + 1) % 3]
+        assert [len(trials[(g, r)]) for r in ref_ids] == [1, 1]  # references: never re-shown
+        assert trials[(g, ref_ids[0])][0]["rid"] == trials[(g, f"g{g}-0")][0]["rid"]  # same request as evolved
+        valid = np.array([trials[(g, r)][0]["valid"] for r in ref_ids])
+        assert np.isnan(arr["reference_scores"]).tolist() == (~valid).tolist()
+        np.testing.assert_allclose(arr["reference_scores"][valid],
+                                   TorchUnit(TARGET, input_size=64).respond(
+                                       references.images[arr["reference_index"]])[valid], rtol=1e-5, atol=1e-6)
+        batches += int(arr["shown"].max())
+    assert sum(r["reshown"] for r in log) > 0  # the faults did leave images unscored
+    assert experiment.responder.stats["requests"] == batches and experiment.responder.stats["resends"] > 0
+    keys = [(t["rid"], t["image_id"], t["repeat"]) for ts in trials.values() for t in ts]
+    assert len(keys) == len(set(keys))  # zero re-presentations caused by retries
+    saved = [json.loads(line) for line in (tmp_path / "rig" / TRIALS_FILE).read_text().splitlines()]
+    assert sorted((t["request_id"], t["image_id"], t["repeat"]) for t in saved) == sorted(keys)
+    for t in saved:
+        if t["valid"] and "ref" not in t["image_id"]:
+            g, i = (int(x) for x in t["image_id"][1:].split("-"))
+            assert t["score"] == gens[g]["scores"][i]  # the very value the optimiser was told
+
+
+@pytest.mark.parametrize("policy", ["reshow", "nan-policy"])
+def test_generations_cut_off_at_the_rig_deadline(tmp_path, sim_thread, policy):
+    """Replies cut off at the rig's deadline (complete = false): under reshow the images the
+    rig did not reach go again in the same generation and each image is shown exactly once;
+    under nan-policy they stay NaN for the optimiser."""
+    sim = sim_thread(tmp_path, presentation_ms=50)
+    config = job(sim.endpoint, dtype="float32", deadline=0.3, heartbeat=0.1, timeout=5)
+    config.update(generations=2, unscored=policy, reshow_attempts=10)
+    experiment = run(config, tmp_path / "rig")
+    gens = arrays(tmp_path / "rig", 2)
+    trials = trials_by_image([json.loads(line) for line in (tmp_path / "rig-log.jsonl").read_text().splitlines()])
+    saved = [json.loads(line) for line in (tmp_path / "rig" / TRIALS_FILE).read_text().splitlines()]
+    assert any(not t["complete"] for t in saved)  # partial replies happened
+    assert all(len(ts) == 1 for ts in trials.values())  # no image was ever presented twice
+    if policy == "reshow":
+        for arr in gens:
+            np.testing.assert_allclose(arr["scores"], local_scores(arr["codes"]), rtol=1e-5, atol=1e-5)
+        assert experiment.responder.stats["requests"] == sum(int(a["shown"].max()) for a in gens) > 2
+    else:
+        assert all(np.isnan(a["scores"]).any() for a in gens) and experiment.responder.stats["requests"] == 2
+        assert len(trials) == sum(np.isfinite(a["scores"]).sum() for a in gens)
+
+
+def test_a_lost_result_is_fetched_again_when_the_rig_says_done(tmp_path):
+    """A scripted rig loses the first result and then answers pings with state "done": the
+    client resends the same request at once (no reconnect, no waiting out the deadline) and
+    the rig answers it from its cache."""
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(LOOPBACK)
+    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+    stop, presents = threading.Event(), []
+
+    def rig():
+        while not stop.is_set():
+            if not router.poll(50):
+                continue
+            identity, header, *_ = router.recv_multipart()
+            h = json.loads(header)
+            reply = None
+            if h["type"] == "hello":
+                reply = {"type": "welcome", "request_id": h["request_id"], "rig": "scripted", "encodings": ["raw"],
+                         "dtypes": ["uint8"], "channels": ["a"], "max_images": 8, "max_frame_bytes": 1 << 20,
+                         "heartbeat_ms": 100}
+            elif h["type"] == "ping":
+                reply = {"type": "pong", "request_id": h["request_id"], "state": "done", "progress": 2}
+            elif h["type"] == "present":
+                presents.append(h["request_id"])
+                if len(presents) > 1:  # the first result is lost on the way
+                    reply = {"type": "result", "request_id": h["request_id"], "complete": True, "channels": ["a"],
+                             "records": [{"image_id": i, "repeat": 0, "trial_id": k, "onset": 0.0,
+                                          "values": [float(k)], "valid": True} for k, i in enumerate(h["image_ids"])]}
+            if reply is not None:
+                router.send_multipart([identity, *encode(reply)])
+
+    thread = threading.Thread(target=rig, daemon=True)
+    thread.start()
+    try:
+        with ZmqResponder(endpoint, heartbeat=0.05, deadline=60, timeout=60) as client:
+            np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [0.0, 1.0])
+            assert client.stats["resends"] == 1 and client.stats["reconnects"] == 0
+        assert len(presents) == 2 and presents[0] == presents[1]  # the same request id, sent twice
+    finally:
+        stop.set()
+        thread.join(5)
+        context.destroy(linger=0)

@@ -23,6 +23,11 @@ BAD_INPUTS = [
     (["--population", "1"], "population must be >= 2, got 1"),
     (["--generations", "ten"], "invalid int value: 'ten'"),
     (["missing.toml"], "missing.toml not found"),
+    (["--reference-folder", "nowhere"], "reference.folder 'nowhere' is not a folder"),
+    (["--reference-per-generation", "-1"], "'reference.per_generation' must be an integer >= 0"),
+    (["--set", "reference.colour=1"], "unknown config key 'reference.colour'; valid: folder, per_generation"),
+    (["--unscored", "later"], "invalid choice: 'later'"),
+    (["--set", "reshow_attempts=0"], "'reshow_attempts' must be 1..10, got 0"),
 ]
 
 
@@ -87,3 +92,31 @@ def test_cli_run_with_overrides(tmp_path, fast_job, capsys):
 def test_parse_value():
     assert parse_value("3") == 3 and parse_value("0.5") == 0.5 and parse_value("true") is True
     assert parse_value('"x"') == "x" and parse_value("plain") == "plain"
+
+
+@pytest.mark.parametrize("photos, message", [(0, "has no readable images"), (2, "has 2 images; allowed: 0..2")])
+def test_reference_folder_is_read_before_anything_is_written(tmp_path, photos, message, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(photos):
+        Image.new("RGB", (20, 20), (100 * i, 0, 0)).save(folder / f"p{i}.png")
+    out = tmp_path / "run"
+    assert main(["evolve", "--generator", "pixel", "--reference-folder", str(folder),
+                 "--reference-per-generation", "3", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_cli_reference_and_reshow_flags(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["evolve", "--generator", "pixel", "--set", "generator.size=16", "--target",
+                 "efficientnet_lite0:_blocks.2:5", "--set", "responder.input_size=64", "--population", "6",
+                 "--generations", "2", "--reference-per-generation", "1", "--unscored", "reshow", "--set",
+                 "reshow_attempts=2", "--output", str(out), "--quiet"]) == 0
+    assert "2 generations, 12 evaluations (14 images shown)" in capsys.readouterr().out
+    saved = (out / "config.toml").read_text()
+    assert 'unscored = "reshow"' in saved and "reshow_attempts = 2" in saved
+    assert "[reference]\nper_generation = 1" in saved

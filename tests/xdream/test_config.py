@@ -67,3 +67,44 @@ def test_bad_toml_file(tmp_path):
         read_toml(path)
     with pytest.raises(ConfigError, match="not found"):
         read_toml(tmp_path / "missing.toml")
+
+
+def test_reference_and_unscored_round_trip(tmp_path, fast_job):
+    (tmp_path / "photos").mkdir()
+    fast_job.update(unscored="reshow", reshow_attempts=3, reference={"folder": str(tmp_path / "photos")})
+    config = ExperimentConfig.from_dict(fast_job)
+    assert config.reference.per_generation == 2 and config.reshow_attempts == 3  # the default N
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config.to_dict()))
+    assert ExperimentConfig.from_dict(read_toml(path)) == config
+    plain = ExperimentConfig.from_dict({k: v for k, v in fast_job.items() if k != "reference"})
+    assert plain.reference is None and "reference" not in plain.to_dict()
+    assert ExperimentConfig().unscored == "nan-policy"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"reference": {"folder": "no/such/dir"}}, "reference.folder 'no/such/dir' is not a folder; give a folder"),
+        ({"reference": {"folder": 7}}, "'reference.folder' must be a folder path (str), got 7"),
+        ({"reference": {"per_generation": -1}}, "'reference.per_generation' must be an integer >= 0 (0: no "
+                                                "reference images), got -1"),
+        ({"reference": {"per_generation": True}}, "'reference.per_generation' must be an integer >= 0"),
+        ({"reference": {"per_generation": 2.5}}, "got 2.5"),
+        ({"reference": {"n": 2}}, "unknown config key 'reference.n'; valid: folder, per_generation"),
+        ({"reference": "photos"}, "config [reference] must be a table"),
+        ({"unscored": "later"}, "'unscored' must be one of nan-policy, reshow, got 'later'"),
+        ({"reshow_attempts": 0}, "'reshow_attempts' must be 1..10, got 0"),
+        ({"reshow_attempts": 11}, "'reshow_attempts' must be 1..10, got 11"),
+    ],
+)
+def test_bad_reference_or_unscored_is_one_line(fast_job, change, message):
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig.from_dict({**fast_job, **change})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_set_dotted_creates_the_reference_table(fast_job):
+    set_dotted(fast_job, "reference.per_generation", 3)
+    assert fast_job["reference"] == {"per_generation": 3}
+    assert ExperimentConfig.from_dict(fast_job).reference.per_generation == 3

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from responders.torch_unit import TorchUnit
 from xdream import Experiment, ExperimentConfig
 from xdream.errors import RunDirError
 
@@ -227,3 +228,100 @@ def test_save_images_rejects_an_unknown_value(fast_job):
 
     with pytest.raises(ConfigError, match="'save_images' must be one of all, best, none, got 'some'"):
         ExperimentConfig.from_dict({**fast_job, "save_images": "some"})
+
+
+# -- natural reference images and the unscored policy -------------------------------------------
+
+def test_reference_images_are_scored_but_never_told(tmp_path, fast_job):
+    """With references the optimiser sees exactly what it sees without them; the references'
+    scores are the unit's responses to the cycled, resized photographs."""
+    from xdream.config import ReferenceConfig
+    from xdream.reference import ReferenceCycle
+
+    fast_job["generations"] = 4
+    run_job(fast_job, tmp_path / "plain")
+    experiment, summary = run_job({**fast_job, "reference": {"per_generation": 3}}, tmp_path / "ref")
+    plain, ref = all_arrays(tmp_path / "plain", 4), all_arrays(tmp_path / "ref", 4)
+    cycle = ReferenceCycle.load(ReferenceConfig(None, 3), size=16)
+    unit = TorchUnit(fast_job["responder"]["target"], input_size=64)
+    records = [json.loads(line) for line in (tmp_path / "ref" / "log.jsonl").read_text().splitlines()]
+    for g in range(4):
+        np.testing.assert_array_equal(ref[g]["codes"], plain[g]["codes"])
+        np.testing.assert_allclose(ref[g]["scores"], plain[g]["scores"], rtol=1e-5)
+        assert ref[g]["reference_index"].tolist() == [(3 * g + j) % len(cycle.names) for j in range(3)]
+        np.testing.assert_allclose(ref[g]["reference_scores"], unit.respond(cycle.images[ref[g]["reference_index"]]),
+                                   rtol=1e-5, atol=1e-6)
+        assert records[g]["reference_names"] == [cycle.names[k] for k in ref[g]["reference_index"]]
+        assert records[g]["reference_mean"] == pytest.approx(ref[g]["reference_scores"].mean())
+        assert records[g]["evaluations"] == 8 * (g + 1) and records[g]["presented"] == 11 * (g + 1)
+    assert "reference_scores" not in plain[0]
+    assert [h["reference_mean"] for h in experiment.history] == [r["reference_mean"] for r in records]
+    saved = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert saved["evaluations"] == summary.evaluations == 32 and saved["presented"] == 44
+    assert "(44 images shown)" in summary.lines()[0]
+
+
+class FlakyUnit(TorchUnit):
+    """A real CNN unit behind a link that loses the first showing of every third evolved image
+    (``unscored`` images of a rig): deterministic, so runs can be compared."""
+
+    def __init__(self, target):
+        super().__init__(target, input_size=64)
+        self.seen, self.ids = set(), None
+
+    def prepare(self, run_dir, generation, image_ids=None):
+        self.ids = image_ids
+
+    def respond(self, images):
+        scores = super().respond(images)
+        lost = [i not in self.seen and "ref" not in i and int(i.split("-")[1]) % 3 == 0 for i in self.ids]
+        self.seen.update(self.ids)
+        return np.where(lost, np.nan, scores)
+
+
+def test_reshow_scores_every_image_before_telling(tmp_path, fast_job):
+    fast_job["generations"] = 3
+    target = fast_job["responder"]["target"]
+    config = ExperimentConfig.from_dict({**fast_job, "unscored": "reshow"})
+    experiment = Experiment(config, responder=FlakyUnit(target), run_dir=tmp_path / "reshow")
+    experiment.run(progress=False)
+    nan_policy = Experiment(ExperimentConfig.from_dict(fast_job), responder=FlakyUnit(target), run_dir=tmp_path / "nan")
+    nan_policy.run(progress=False)
+    plain = all_arrays(tmp_path / "reshow", 3)
+    records = [json.loads(line) for line in (tmp_path / "reshow" / "log.jsonl").read_text().splitlines()]
+    for g in range(3):
+        lost = np.arange(8) % 3 == 0
+        assert plain[g]["shown"].tolist() == np.where(lost, 2, 1).tolist()  # re-shown once, the others never
+        assert np.isfinite(plain[g]["scores"]).all() and records[g]["n_nan"] == 0 and records[g]["reshown"] == 3
+    assert records[-1]["presented"] == 3 * (8 + 3) and records[-1]["evaluations"] == 24
+    first = all_arrays(tmp_path / "nan", 1)[0]  # the same losses under nan-policy reach the optimiser
+    assert np.isnan(first["scores"]).sum() == 3 and "shown" not in first
+
+
+def test_resume_with_references_and_reshow_is_identical(tmp_path, fast_job):
+    fast_job.update(noise={"name": "poisson"}, unscored="reshow", reshow_attempts=2, reference={"per_generation": 2})
+    target = fast_job["responder"]["target"]
+    config = ExperimentConfig.from_dict(fast_job)
+    Experiment(config, responder=FlakyUnit(target), run_dir=tmp_path / "whole").run(progress=False)
+    calls = iter(range(100))
+    Experiment(config, responder=FlakyUnit(target), run_dir=tmp_path / "split").run(
+        progress=False, should_stop=lambda: next(calls) >= 2)
+    resumed = Experiment.resume(tmp_path / "split", responder=FlakyUnit(target))
+    assert resumed.generation == 2 and resumed.presented == 2 * (8 + 2 + 3)
+    resumed.run(progress=False)
+    assert_same_run(tmp_path / "whole", tmp_path / "split", 6)
+    assert all_arrays(tmp_path / "split", 6)[5]["reference_index"].tolist() == [10 % 14, 11 % 14]
+
+
+def test_resume_refuses_a_changed_reference_folder(tmp_path, fast_job):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (80 * i, 0, 0)).save(photos / f"p{i}.png")
+    fast_job.update(generations=2, reference={"folder": str(photos), "per_generation": 1})
+    run_job(fast_job, tmp_path / "run")
+    Image.new("RGB", (20, 20)).save(photos / "p3.png")
+    with pytest.raises(RunDirError, match=r"changed since the run started \(3 images then, 4 now\)"):
+        Experiment.resume(tmp_path / "run")

@@ -95,3 +95,13 @@ def test_evolve_cli_live_report_flag(fast_job, tmp_path):
     assert main(["evolve", str(config), "--output", str(tmp_path / "run"), "--quiet", "--live-report"]) == 0
     page = (tmp_path / "run" / REPORT).read_text()
     assert "finished: 2 generations" in page and "http-equiv" not in page
+
+
+def test_report_shows_the_natural_references(fast_job, tmp_path):
+    fast_job.update(generations=2, reference={"per_generation": 2})
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    experiment.run(progress=False)
+    experiment.close()
+    page = write_report(tmp_path / "run").read_text()
+    assert "reference mean" in page and "natural references&#x27; mean" in page
+    assert "<td>astronaut, brick</td>" in page and "<td>camera, cell</td>" in page
