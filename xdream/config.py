@@ -47,6 +47,11 @@ SCALARS = {  # top-level key -> (type, default, description)
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
+    "init_characterisation": (str, None, "characterisation run whose preferred stimulus for the unit (its code, by "
+                                         "gradient inversion) starts the optimiser"),
+    "init_unit": (str, None, "unit of init_characterisation (default: its only unit, or the responder's target)"),
+    "init_sweep": (str, None, "sweep of init_characterisation whose preferred stimulus is used (default: the sweep "
+                              "that drove the unit most)"),
     "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
 }
 SAVE_IMAGES = ("all", "best", "none")
@@ -78,6 +83,9 @@ class ExperimentConfig:
     output: str | None = None
     device: str = "cpu"
     init_image: str | None = None
+    init_characterisation: str | None = None
+    init_unit: str | None = None
+    init_sweep: str | None = None
     save_images: str = "all"
 
     @classmethod
@@ -102,6 +110,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"config key 'save_images' must be one of {choices_text(SAVE_IMAGES)}, got {kwargs['save_images']!r}"
             )
+        _check_init(kwargs)
         for kind in PLUGINS:
             if kind in data:
                 kwargs[kind] = _plugin(kind, data[kind])
@@ -124,6 +133,16 @@ class ExperimentConfig:
             if plugin is not None:
                 out[kind] = plugin.to_dict()
         return out
+
+
+def _check_init(kwargs: dict) -> None:
+    """One start at most; ``init_unit`` / ``init_sweep`` only refine ``init_characterisation``."""
+    if "init_image" in kwargs and "init_characterisation" in kwargs:
+        raise ConfigError(f"init_image ({kwargs['init_image']!r}) and init_characterisation "
+                          f"({kwargs['init_characterisation']!r}) are mutually exclusive; give one")
+    for key in ("init_unit", "init_sweep"):
+        if key in kwargs and "init_characterisation" not in kwargs:
+            raise ConfigError(f"{key} = {kwargs[key]!r} needs init_characterisation (--init-from-characterisation RUN)")
 
 
 def _plugin(kind: str, value) -> PluginConfig:

@@ -10,7 +10,9 @@ Layout of the run directory::
     RUN/classification.csv          one row per unit: class per sweep, preferred / least preferred
     RUN/layer_summary.csv, .png     fraction of each class per target (layer)
     RUN/plots/<unit>.png            hue curve against the baseline line + orientation x frequency map
-    RUN/summary.json                counts, timings and the summary table
+    RUN/summary.json                counts, timings, the summary table and every unit's verdicts with
+                                    its preferred / least preferred stimulus's exact parameters
+                                    (what ``evolve --init-from-characterisation`` re-renders)
 """
 
 from __future__ import annotations
@@ -91,6 +93,18 @@ def classification_rows(results: list[UnitResult]) -> tuple[list[str], list[list
                 str(v.n_above), str(v.n_below)]
         rows.append(row)
     return header, rows
+
+
+def unit_records(results: list[UnitResult]) -> list[dict]:
+    """Every unit's verdicts as JSON-ready dicts; parameters keep full precision."""
+    return [
+        {"unit": r.unit, "group": r.group, "baseline": r.baseline, "baseline_sd": r.baseline_sd,
+         "double_opponent": r.double_opponent,
+         "sweeps": {name: {"label": v.label, "category": v.category, "method": v.method, "preferred": v.preferred,
+                           "least_preferred": v.least_preferred, "max": v.max, "min": v.min}
+                    for name, v in r.sweeps.items()}}
+        for r in results
+    ]
 
 
 def layer_summary(results: list[UnitResult]) -> list[dict]:
@@ -239,7 +253,7 @@ def write_summary(run: Path, protocol: Protocol, results: list[UnitResult], extr
     write_csv(run / "layer_summary.csv", keys, ([_fmt(r[k]) for k in keys] for r in summary))
     plot_layer_summary(run / "layer_summary.png", summary)
     data = {"protocol": protocol.to_dict(), "units": len(results), "layers": summary,
-            "table": summary_text(summary), **extra}
+            "table": summary_text(summary), "unit_results": unit_records(results), **extra}
     RunDir(run).write_json("summary.json", data)
     return summary
 
