@@ -73,7 +73,8 @@ def write_unit_tables(folder: Path, recording: Recording) -> list[Path]:
     return paths
 
 
-def _params_text(params: dict) -> str:
+def params_text(params: dict) -> str:
+    """A stimulus's parameters, short: ``orientation=90 frequency=4 phase=270 contrast=1``."""
     return " ".join(f"{k}={v:g}" for k, v in params.items() if k != "sweep")
 
 
@@ -89,7 +90,7 @@ def classification_rows(results: list[UnitResult]) -> tuple[list[str], list[list
         for s in sweeps:
             v = r.sweeps.get(s)
             row += ["", "", "", "", "", "", "", ""] if v is None else [
-                v.label, v.method, _params_text(v.preferred), _fmt(v.max), _params_text(v.least_preferred), _fmt(v.min),
+                v.label, v.method, params_text(v.preferred), _fmt(v.max), params_text(v.least_preferred), _fmt(v.min),
                 str(v.n_above), str(v.n_below)]
         rows.append(row)
     return header, rows
