@@ -39,8 +39,10 @@ class CharacterisationRun:
     def open(cls, path: str | Path) -> "CharacterisationRun":
         """A characterisation run directory, or a one-line RunDirError saying why it is not one."""
         path = Path(path)
-        if not path.is_dir():
+        if not path.exists():
             raise RunDirError(f"characterisation run {path} not found (no such directory)")
+        if not path.is_dir():
+            raise RunDirError(f"characterisation run {path} is a file, not a run directory")
         if not is_characterisation(path):
             raise RunDirError(f"{path} is not a characterisation run (no {CLASSIFICATION_FILE} and {SUMMARY_FILE}; "
                               f"make one with xdream characterise TARGET --output {path})")
@@ -69,7 +71,7 @@ class CharacterisationRun:
             elif target in labels:
                 label = target
             else:
-                reason = f"none is the evolution's target {target!r}" if target else "the responder names no target"
+                reason = f"none is the evolution's target {target!r}" if target else "the responder is no single unit"
                 raise ConfigError(f"characterisation run {self.path} has {len(labels)} units and {reason}; choose one "
                                   f"with --init-unit (config init_unit): {choices_text(labels, limit=8)}")
         for record in self.units:

@@ -110,6 +110,7 @@ def test_generator_that_cannot_encode_writes_nothing(unit_run, fast_job, tmp_pat
 BAD = [
     (["--init-from-characterisation", "nowhere"], "characterisation run nowhere not found"),
     (["--init-from-characterisation", "plain"], "plain is not a characterisation run"),
+    (["--init-from-characterisation", "plain/config.toml"], "characterisation run plain/config.toml is a file"),
     (["--init-from-characterisation", "{layer}", "--target", "efficientnet_lite0:_blocks.3:1"],
      "has 24 units and none is the evolution's target 'efficientnet_lite0:_blocks.3:1'; choose one with --init-unit"),
     (["--init-from-characterisation", "{layer}", "--init-unit", "efficientnet_lite0:_blocks.2:99"],
