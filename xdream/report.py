@@ -19,7 +19,6 @@ import os
 import time
 from pathlib import Path
 
-from .characterise.load import is_characterisation
 from .errors import RunDirError
 from .plots import plot_curves, plot_trajectory
 from .rundir import LOG, SUMMARY, RunDir, atomic_write
@@ -188,7 +187,7 @@ def write_report(run_dir: str | Path) -> Path:
                 write_report(path / m["folder"])
     elif (path / "gradient.json").is_file():
         page = _gradient(path)
-    elif is_characterisation(path):
+    elif (path / "classification.csv").is_file() and (path / SUMMARY).is_file():  # xdream characterise
         from .characterise.report import page as characterisation_page
 
         page = characterisation_page(path)
