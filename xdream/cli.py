@@ -2,6 +2,7 @@
 
     xdream evolve [CONFIG.toml] [--generator G] [--target SPEC] [--optimizer O] ...
     xdream evolve --resume RUN_DIR
+    xdream evolve --target T --init-from-characterisation RUN   start from T's preferred grating / hue
     xdream list                      registered generators, responders, optimisers, noise models
     xdream layers MODEL              layer names and output shapes of a CNN (for target specs)
     xdream weights list | download NAME... | verify [NAME...] | path NAME
@@ -38,9 +39,14 @@ FLAG_KEYS = {
     "output": "output",
     "device": "device",
     "init_image": "init_image",
+<<<<<<< HEAD
     "reference_folder": "reference.folder",
     "reference_per_generation": "reference.per_generation",
     "unscored": "unscored",
+=======
+    "init_from_characterisation": "init_characterisation",
+    "init_unit": "init_unit",
+>>>>>>> issue-7
 }
 
 
@@ -67,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load the generator's --weights FILE without checking its SHA-256")
     evolve.add_argument("--init-image", metavar="FILE",
                         help="start the optimiser from this image's code (gradient inversion)")
+    evolve.add_argument("--init-from-characterisation", metavar="RUN",
+                        help="start the optimiser from the code of the unit's preferred stimulus in this "
+                             "characterisation run (xdream characterise; gradient inversion)")
+    evolve.add_argument("--init-unit", metavar="UNIT",
+                        help="with --init-from-characterisation: the run's unit to use, e.g. "
+                             "efficientnet_lite0:_blocks.1:3 (default: its only unit, or the --target unit)")
     evolve.add_argument("--optimizer", help="optimiser name (xdream list)")
     evolve.add_argument("--population", type=int, help="optimiser population size")
     evolve.add_argument("--generations", type=int, help="number of generations")

@@ -54,7 +54,8 @@ def add_parsers(commands) -> None:
     c.add_argument("--output", metavar="DIR", help="output folder (must not exist or be empty)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    r = commands.add_parser("report", help="write RUN_DIR/report.html (self-contained) and PNG figures")
+    r = commands.add_parser("report", help="write RUN_DIR/report.html (self-contained) and PNG figures of an "
+                                           "evolution, gradient, compare or characterise run")
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--watch", action="store_true", help="keep the page current until the evolution ends")
 

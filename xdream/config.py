@@ -51,6 +51,11 @@ SCALARS = {  # top-level key -> (type, default, description)
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
+    "init_characterisation": (str, None, "characterisation run whose preferred stimulus for the unit (its code, by "
+                                         "gradient inversion) starts the optimiser"),
+    "init_unit": (str, None, "unit of init_characterisation (default: its only unit, or the responder's target)"),
+    "init_sweep": (str, None, "sweep of init_characterisation whose preferred stimulus is used (default: the sweep "
+                              "that drove the unit most)"),
     "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
     "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
                  "or reshow (shown again in the same generation before the optimiser is told)"),
@@ -120,6 +125,9 @@ class ExperimentConfig:
     output: str | None = None
     device: str = "cpu"
     init_image: str | None = None
+    init_characterisation: str | None = None
+    init_unit: str | None = None
+    init_sweep: str | None = None
     save_images: str = "all"
     unscored: str = "nan-policy"
     reshow_attempts: int = 1
@@ -147,6 +155,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"config key 'save_images' must be one of {choices_text(SAVE_IMAGES)}, got {kwargs['save_images']!r}"
             )
+<<<<<<< HEAD
         if kwargs.get("unscored", "nan-policy") not in UNSCORED:
             raise ConfigError(
                 f"config key 'unscored' must be one of {choices_text(UNSCORED)}, got {kwargs['unscored']!r}"
@@ -156,6 +165,9 @@ class ExperimentConfig:
                               f"got {kwargs['reshow_attempts']}")
         if "reference" in data:
             kwargs["reference"] = ReferenceConfig.from_value(data["reference"])
+=======
+        _check_init(kwargs)
+>>>>>>> issue-7
         for kind in PLUGINS:
             if kind in data:
                 kwargs[kind] = _plugin(kind, data[kind])
@@ -180,6 +192,16 @@ class ExperimentConfig:
         if self.reference is not None:
             out["reference"] = self.reference.to_dict()
         return out
+
+
+def _check_init(kwargs: dict) -> None:
+    """One start at most; ``init_unit`` / ``init_sweep`` only refine ``init_characterisation``."""
+    if "init_image" in kwargs and "init_characterisation" in kwargs:
+        raise ConfigError(f"init_image ({kwargs['init_image']!r}) and init_characterisation "
+                          f"({kwargs['init_characterisation']!r}) are mutually exclusive; give one")
+    for key in ("init_unit", "init_sweep"):
+        if key in kwargs and "init_characterisation" not in kwargs:
+            raise ConfigError(f"{key} = {kwargs[key]!r} needs init_characterisation (--init-from-characterisation RUN)")
 
 
 def _plugin(kind: str, value) -> PluginConfig:

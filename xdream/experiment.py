@@ -105,12 +105,13 @@ class Experiment:
             responder = NoisyResponder(responder, noise, rngs["noise"])
         self.responder = responder
         self.noise_rng = rngs["noise"]
-        self.inversion = None
-        if config.init_image is not None and _resume is None:  # a resumed run has its state already
-            from .images import load_image
-            from .inversion import encode
+        self.start = self.inversion = None
+        if _resume is None:  # a resumed run has its state already
+            from .start import invert_start
 
-            self.inversion = encode(self.generator, load_image(config.init_image), rngs["inversion"], progress=progress)
+            started = invert_start(config, self.generator, responder, rngs["inversion"], progress=progress)
+            if started is not None:
+                self.start, self.inversion = started
         self.optimizer: Optimizer = registry.create(
             "optimizer",
             config.optimizer.name,
@@ -137,7 +138,9 @@ class Experiment:
             path = run_dir or config.output or _default_output(config)
             self.run_dir = RunDir.create(path, to_toml({**config.to_dict(), "output": str(path)}))
             if self.inversion is not None:
-                save_png(self.inversion.image, self.run_dir.path / "init_reconstruction.png")
+                from .start import save_start
+
+                save_start(self.run_dir, self.start, self.inversion)
 
     # -- construction from disk ------------------------------------------------------------------
     @classmethod

@@ -1,8 +1,9 @@
 """Codes of natural images by gradient inversion: ``encode(generator, image)`` finds the code
 whose decoded image is closest (pixel MSE) to the image, for any differentiable generator.
 
-Used by ``--init-image FILE`` (config key ``init_image``) to start an evolution from a natural
-image's code: the code becomes the optimiser's ``init``. The start is the best (lowest loss) of
+Used by ``--init-image FILE`` (config key ``init_image``) and ``--init-from-characterisation RUN``
+(``init_characterisation``) to start an evolution from an image's code (:mod:`xdream.start`):
+the code becomes the optimiser's ``init``. The start is the best (lowest loss) of
 a few codes from the generator's own ``sample`` (a zero code can be a dead point, e.g. where
 every ReLU is off), then Adam; all randomness comes from the ``rng`` passed in.
 """
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
 from .generator import Generator
 
 
@@ -36,6 +38,16 @@ def fit_to_generator(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(square, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
 
 
+def check_encodable(generator: Generator) -> None:
+    """A one-line ConfigError unless decoding carries gradients back to the code."""
+    code = torch.zeros(1, generator.latent_dim, device=generator.device, requires_grad=True)
+    image = generator.decode(code)
+    if not isinstance(image, torch.Tensor) or not image.requires_grad:
+        raise ConfigError(f"generator {generator.name!r} cannot encode images (its decode carries no gradient to the "
+                          f"codes); starting from an image needs a differentiable generator such as pixel, fourier "
+                          f"or dcgan-faces")
+
+
 def encode(generator: Generator, image: torch.Tensor, rng: np.random.Generator, *, steps: int = 200,
            lr: float = 0.05, l2: float = 1e-3, starts: int = 8, progress: bool = False) -> Inversion:
     """Minimise ``mean((decode(z) - image)^2) + l2 * mean(z^2)`` over the code ``z`` with Adam.
@@ -44,6 +56,7 @@ def encode(generator: Generator, image: torch.Tensor, rng: np.random.Generator, 
     The small ``l2`` term keeps the code near the region the optimisers sample from."""
     from tqdm.auto import tqdm
 
+    check_encodable(generator)
     target = fit_to_generator(image.float(), generator.image_size).to(generator.device).unsqueeze(0)
     with torch.no_grad():
         candidates = torch.from_numpy(generator.sample(starts, rng)).to(generator.device)

@@ -1,6 +1,8 @@
 """encode(): gradient inversion recovers codes of images a generator can make, and
 ``--init-image`` starts the optimiser from the code of an image file."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from xdream.cli import main
 from xdream.errors import ConfigError
 from xdream.images import load_image
 from xdream.inversion import encode, fit_to_generator
+from xdream.report import write_report
 
 
 def test_pixel_code_is_recovered():
@@ -66,6 +69,13 @@ def test_init_image_starts_the_optimiser_from_its_code(tmp_path, fast_job):
     assert (tmp_path / "run" / "init_reconstruction.png").is_file()
     assert 'init_image = "' in (tmp_path / "run" / "config.toml").read_text()
     experiment.close()
+    # the target as inverted (resized to the generator's 16 px) and the record of the start
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / "init_target.png")), image)
+    init = json.loads((tmp_path / "run" / "init.json").read_text())
+    assert init["source"] == "image" and init["path"] == str(tmp_path / "start.png")
+    assert init["inversion_mse"] == min(experiment.inversion.losses)
+    page = write_report(tmp_path / "run").read_text()
+    assert f"From the code of the image {tmp_path / 'start.png'}" in page
 
 
 def test_cli_init_image_bad_file_writes_nothing(tmp_path, monkeypatch, capsys):

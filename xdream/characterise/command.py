@@ -83,5 +83,6 @@ def run(args) -> int:
     from .outputs import summary_text
 
     print(summary_text(summary))
-    print(f"results: {output}  (classification.csv, layer_summary.csv/.png, responses/, plots/, stimuli.png)")
+    print(f"results: {output}  (classification.csv, layer_summary.csv/.png, responses/, plots/, stimuli.png); "
+          f"HTML page: xdream report {output}")
     return 0

@@ -10,7 +10,9 @@ Layout of the run directory::
     RUN/classification.csv          one row per unit: class per sweep, preferred / least preferred
     RUN/layer_summary.csv, .png     fraction of each class per target (layer)
     RUN/plots/<unit>.png            hue curve against the baseline line + orientation x frequency map
-    RUN/summary.json                counts, timings and the summary table
+    RUN/summary.json                counts, timings, the summary table and every unit's verdicts with
+                                    its preferred / least preferred stimulus's exact parameters
+                                    (what ``evolve --init-from-characterisation`` re-renders)
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def write_unit_tables(folder: Path, recording: Recording) -> list[Path]:
     return paths
 
 
-def _params_text(params: dict) -> str:
+def params_text(params: dict) -> str:
+    """A stimulus's parameters, short: ``orientation=90 frequency=4 phase=270 contrast=1``."""
     return " ".join(f"{k}={v:g}" for k, v in params.items() if k != "sweep")
 
 
@@ -87,10 +90,22 @@ def classification_rows(results: list[UnitResult]) -> tuple[list[str], list[list
         for s in sweeps:
             v = r.sweeps.get(s)
             row += ["", "", "", "", "", "", "", ""] if v is None else [
-                v.label, v.method, _params_text(v.preferred), _fmt(v.max), _params_text(v.least_preferred), _fmt(v.min),
+                v.label, v.method, params_text(v.preferred), _fmt(v.max), params_text(v.least_preferred), _fmt(v.min),
                 str(v.n_above), str(v.n_below)]
         rows.append(row)
     return header, rows
+
+
+def unit_records(results: list[UnitResult]) -> list[dict]:
+    """Every unit's verdicts as JSON-ready dicts; parameters keep full precision."""
+    return [
+        {"unit": r.unit, "group": r.group, "baseline": r.baseline, "baseline_sd": r.baseline_sd,
+         "double_opponent": r.double_opponent,
+         "sweeps": {name: {"label": v.label, "category": v.category, "method": v.method, "preferred": v.preferred,
+                           "least_preferred": v.least_preferred, "max": v.max, "min": v.min}
+                    for name, v in r.sweeps.items()}}
+        for r in results
+    ]
 
 
 def layer_summary(results: list[UnitResult]) -> list[dict]:
@@ -239,7 +254,7 @@ def write_summary(run: Path, protocol: Protocol, results: list[UnitResult], extr
     write_csv(run / "layer_summary.csv", keys, ([_fmt(r[k]) for k in keys] for r in summary))
     plot_layer_summary(run / "layer_summary.png", summary)
     data = {"protocol": protocol.to_dict(), "units": len(results), "layers": summary,
-            "table": summary_text(summary), **extra}
+            "table": summary_text(summary), "unit_results": unit_records(results), **extra}
     RunDir(run).write_json("summary.json", data)
     return summary
 

@@ -205,6 +205,19 @@ class StimulusTable:
         return out
 
 
+def render_described(described: dict, size: int) -> torch.Tensor:
+    """The image ``[3, size, size]`` of one stimulus as :meth:`StimulusTable.describe` gives it
+    (``{'sweep': 'spatial', 'orientation': 20.0, ...}``), rendered anew at any size."""
+    params = dict(described)
+    sweep = params.pop("sweep", None)
+    if sweep not in SWEEPS:
+        raise ConfigError(f"unknown stimulus sweep {sweep!r}; valid: {choices_text(SWEEPS)}")
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ConfigError(f"unknown stimulus parameter {unknown[0]!r}; valid: {choices_text(PARAMETERS)}")
+    return StimulusTable.from_rows([(sweep, params)]).render([0], size)[0]
+
+
 _RENDER = {
     "uniform": lambda p, s: stimuli.uniform(p["level"], s),
     "hue": lambda p, s: stimuli.hues(p["hue"], s, p["saturation"], p["lightness"]),
