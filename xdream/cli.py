@@ -39,14 +39,11 @@ FLAG_KEYS = {
     "output": "output",
     "device": "device",
     "init_image": "init_image",
-<<<<<<< HEAD
     "reference_folder": "reference.folder",
     "reference_per_generation": "reference.per_generation",
     "unscored": "unscored",
-=======
     "init_from_characterisation": "init_characterisation",
     "init_unit": "init_unit",
->>>>>>> issue-7
 }
 
 

@@ -63,6 +63,7 @@ SCALARS = {  # top-level key -> (type, default, description)
 }
 SAVE_IMAGES = ("all", "best", "none")
 UNSCORED = ("nan-policy", "reshow")
+CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED}  # string keys with a fixed set of values
 MAX_RESHOW_ATTEMPTS = 10
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 TABLES = ("reference",)  # tables that are not plugins
@@ -151,23 +152,15 @@ class ExperimentConfig:
         for key in ("generations", "budget"):
             if key in kwargs and kwargs[key] < 1:
                 raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
-        if kwargs.get("save_images", "all") not in SAVE_IMAGES:
-            raise ConfigError(
-                f"config key 'save_images' must be one of {choices_text(SAVE_IMAGES)}, got {kwargs['save_images']!r}"
-            )
-<<<<<<< HEAD
-        if kwargs.get("unscored", "nan-policy") not in UNSCORED:
-            raise ConfigError(
-                f"config key 'unscored' must be one of {choices_text(UNSCORED)}, got {kwargs['unscored']!r}"
-            )
+        for key, choices in CHOICES.items():
+            if key in kwargs and kwargs[key] not in choices:
+                raise ConfigError(f"config key {key!r} must be one of {choices_text(choices)}, got {kwargs[key]!r}")
         if not 1 <= kwargs.get("reshow_attempts", 1) <= MAX_RESHOW_ATTEMPTS:
             raise ConfigError(f"config key 'reshow_attempts' must be 1..{MAX_RESHOW_ATTEMPTS}, "
                               f"got {kwargs['reshow_attempts']}")
         if "reference" in data:
             kwargs["reference"] = ReferenceConfig.from_value(data["reference"])
-=======
         _check_init(kwargs)
->>>>>>> issue-7
         for kind in PLUGINS:
             if kind in data:
                 kwargs[kind] = _plugin(kind, data[kind])
