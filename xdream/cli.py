@@ -11,7 +11,9 @@
     xdream sweep SWEEP.toml          a grid of runs on Ray (or a process pool), resumable
     xdream characterise TARGET...    tuning curves and colour/spatial opponency (xdream.characterise)
 
-User errors print one line and exit with status 2; nothing is written.
+User errors print one line and exit with status 2; nothing is written. Every command (here,
+in ``cli_gradient``, ``weights_cli`` and ``characterise.command``) is added by an
+``add_parser(commands)`` that names its handler with ``set_defaults(handler=...)``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import signal
 import sys
 import tomllib
 
-from . import registry, weights_cli
+from . import cli_gradient, registry, weights_cli
+from .characterise import command as characterise_command
 from .config import ExperimentConfig, read_toml, set_dotted
 from .errors import ConfigError, XDreamError
 
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     evolve = commands.add_parser("evolve", help="evolve images that drive a target unit or neuron")
+    evolve.set_defaults(handler=_evolve)
     evolve.add_argument("config", nargs="?", help="TOML config file (defaults: the embedded demo job)")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
     evolve.add_argument("--generator", help="generator name (xdream list)")
@@ -99,25 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
 
     sweep = commands.add_parser("sweep", help="run a grid of experiments on Ray or a process pool (resumable)")
+    sweep.set_defaults(handler=_sweep)
     sweep.add_argument("sweep_file", metavar="SWEEP.toml", help="sweep file: output, [base] config, [grid] axes")
     sweep.add_argument("--output", metavar="DIR", help="sweep directory (overrides the file's output)")
     sweep.add_argument("--backend", default="auto", help="auto (Ray if installed), ray or process")
     sweep.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
     sweep.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
 
-    commands.add_parser("list", help="list registered plugins")
+    commands.add_parser("list", help="list registered plugins").set_defaults(handler=_list)
     layers = commands.add_parser("layers", help="list a CNN's layers and output shapes")
+    layers.set_defaults(handler=_layers)
     layers.add_argument("model", help="efficientnet_lite0 or a torchvision model name")
     layers.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
-    weights_cli.add_parser(commands, _Parser)
-    from .cli_gradient import add_parsers
-
-    add_parsers(commands)  # gradient, compare, report
+    weights_cli.add_parser(commands)
+    cli_gradient.add_parser(commands)  # gradient, compare, report
     rig = commands.add_parser("rig", help="rig-side tools: `xdream rig simulate --help`")
+    rig.set_defaults(handler=_rig)
     rig.add_argument("name", help="rig command (xdream list: rigs)")
     rig.add_argument("args", nargs=argparse.REMAINDER, help="the rig command's own arguments")
-    from .characterise import command as characterise_command
-
     characterise_command.add_parser(commands)
     return parser
 
@@ -244,13 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
         return int(e.code or 0)
     try:
-        from .characterise import command as characterise_command
-        from .cli_gradient import HANDLERS
-
-        handlers = {"evolve": _evolve, "sweep": _sweep, "list": _list, "layers": _layers,
-                    "weights": weights_cli.run, "rig": _rig, "characterise": characterise_command.run,
-                    **HANDLERS}
-        return handlers[args.command](args)
+        return args.handler(args)
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2

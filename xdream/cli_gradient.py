@@ -17,8 +17,10 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
 
 
-def add_parsers(commands) -> None:
+def add_parser(commands) -> None:
+    """The gradient, compare and report commands."""
     g = commands.add_parser("gradient", help="gradient-ascent feature visualisation of a target unit")
+    g.set_defaults(handler=_gradient)
     g.add_argument("--method", default="featurevis", help="featurevis (Lucid), pixel, latent or deepdream")
     g.add_argument("--target", default=DEFAULT_TARGET, help="MODEL:LAYER:CHANNEL[:Y:X]")
     g.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
@@ -40,6 +42,7 @@ def add_parsers(commands) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     c = commands.add_parser("compare", help="evolution vs gradient ascent vs natural images on one target")
+    c.set_defaults(handler=_compare)
     c.add_argument("--preset", default="default", help="default (full, minutes) or quick (a pipeline check)")
     c.add_argument("--target", help="MODEL:LAYER:CHANNEL[:Y:X]")
     c.add_argument("--generator", help="generator for evolution and latent ascent (default dcgan-faces)")
@@ -56,6 +59,7 @@ def add_parsers(commands) -> None:
 
     r = commands.add_parser("report", help="write RUN_DIR/report.html (self-contained) and PNG figures of an "
                                            "evolution, gradient, compare or characterise run")
+    r.set_defaults(handler=_report)
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--watch", action="store_true", help="keep the page current until the evolution ends")
 
@@ -118,5 +122,3 @@ def _report(args) -> int:
     print(write_report(args.run_dir))
     return 0
 
-
-HANDLERS = {"gradient": _gradient, "compare": _compare, "report": _report}

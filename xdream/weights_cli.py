@@ -9,9 +9,10 @@ from .errors import WeightsError
 from .weights_manager import WeightsStore
 
 
-def add_parser(commands, parser_class) -> None:
+def add_parser(commands) -> None:
     weights = commands.add_parser("weights", help="list, download, verify or locate pretrained weights")
-    sub = weights.add_subparsers(dest="weights_command", required=True, parser_class=parser_class)
+    weights.set_defaults(handler=run)
+    sub = weights.add_subparsers(dest="weights_command", required=True, parser_class=type(weights))
     sub.add_parser("list", help="catalogue entries and whether each is cached")
     download = sub.add_parser("download", help="fetch weights into the cache, verified")
     download.add_argument("names", nargs="+", metavar="NAME")

@@ -22,6 +22,7 @@ from .protocol import PRESETS, Protocol
 
 def add_parser(commands) -> None:
     p = commands.add_parser("characterise", help="tuning curves and colour/spatial opponency of units or whole layers")
+    p.set_defaults(handler=run)
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="MODEL:LAYER:CHANNEL[:Y:X] (one unit) or MODEL:LAYER[:Y:X] (every channel of a layer)")
     p.add_argument("--preset", default="default", help=f"stimulus protocol: {', '.join(PRESETS)} (default: default)")
