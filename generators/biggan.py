@@ -17,8 +17,9 @@ shape from :data:`CONFIGS` (the files' ``config.json``, kept here as data); 50.4
 **Latent (Ponce lab).** A code is 256 numbers: 128 of noise and 128 of class embedding (a column
 of ``embeddings.weight``, i.e. the embedding of a one-hot class), fed to the generator as its
 conditioning vector. ``sample`` draws the noise as ``noise_std * N(0, 1)`` (0.7) and sets the class
-half to zeros or, with ``init_class``, to that ImageNet class's embedding. ``truncation`` (0.7)
-picks the batch-norm statistics. Output tanh in [-1, 1] -> [0, 1].
+half to zeros or, with ``init_class``, to that ImageNet class's embedding (zero noise plus that
+embedding is then also :meth:`~BigGANDeep.initial_code`, the mean CMA-ES starts from).
+``truncation`` (0.7) picks the batch-norm statistics. Output tanh in [-1, 1] -> [0, 1].
 """
 
 from __future__ import annotations
@@ -400,6 +401,13 @@ class BigGANDeep(Generator):
         if self.init_class is not None:
             codes[:, self.z_dim :] = self.class_embedding(self.init_class)
         return codes
+
+    def initial_code(self) -> np.ndarray | None:
+        """With ``init_class``: zero noise and the class's embedding (the mean of ``sample``), so
+        that CMA-type optimisers, which start from a mean code, start in that class too."""
+        if self.init_class is None:
+            return None
+        return np.concatenate([np.zeros(self.z_dim, np.float32), self.class_embedding(self.init_class)])
 
     def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         return ((self.net(codes, self.truncation) + 1) / 2).clamp(0.0, 1.0)

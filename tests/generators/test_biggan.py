@@ -218,3 +218,44 @@ def test_same_images_as_the_package(resolution, truncation, biggan_file):
             one_hot[:, 207] = 1
             via_model = (theirs(torch.from_numpy(codes[:, :128]), one_hot, truncation) + 1) / 2
             torch.testing.assert_close(mine, via_model, rtol=0, atol=1e-5)
+
+
+def test_init_class_starts_every_optimiser_in_that_class(biggan_file, tmp_path):
+    """CMA-ES starts from a mean code: the generator's initial code (zero noise, the class
+    embedding) is that mean; the genetic algorithm's first population holds it too."""
+    from xdream import Experiment, ExperimentConfig
+
+    path, sha = biggan_file(128)
+    embedding = torch.load(path, weights_only=True)["embeddings.weight"][:, 207].numpy()
+    for optimizer in ("cmaes", "genetic"):
+        config = ExperimentConfig.from_dict({
+            "generations": 1, "seed": 0,
+            "generator": {"name": "biggan-deep-128", "weights": str(path), "sha256": sha, "init_class": 207},
+            "responder": {"name": "torch-unit", "target": "efficientnet_lite0:_blocks.2:5", "input_size": 64},
+            "optimizer": {"name": optimizer, "population": 4},
+        })
+        experiment = Experiment(config, run_dir=tmp_path / optimizer)
+        np.testing.assert_array_equal(experiment.optimizer.init, np.concatenate([np.zeros(128), embedding])[None])
+        experiment.close()
+    codes = experiment.optimizer.ask()  # the genetic algorithm: the start code, then samples of the class
+    np.testing.assert_array_equal(codes[:, 128:], np.tile(embedding, (4, 1)))
+    assert np.all(codes[0, :128] == 0) and np.all(codes[1:, :128] != 0)
+
+
+def test_evolve_with_biggan_weights_file(biggan_file, tmp_path, capsys):
+    from PIL import Image
+
+    from xdream.cli import main
+
+    path, sha = biggan_file(128)
+    out = tmp_path / "run"
+    code = main(["evolve", "--generator", "biggan-deep-128", "--weights", str(path), "--set",
+                 f'generator.sha256="{sha}"', "--init-class", "1", "--optimizer", "cmaes", "--set",
+                 "optimizer.sigma0=0.3", "--target", "efficientnet_lite0:_blocks.2:5", "--set",
+                 "responder.input_size=64", "--population", "4", "--generations", "2", "--output", str(out),
+                 "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(out / "best.png") as best:
+        assert best.size == (128, 128)
+    config = (out / "config.toml").read_text()
+    assert 'name = "biggan-deep-128"' in config and "init_class = 1" in config
