@@ -13,7 +13,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test]'
+	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours
+	$(PIP) -e '.[test,biggan]'
 	# The DCGAN face weights ship inside gan-face-generate; its own dependencies
 	# (wandb, rdkit, moviepy, ...) are never used, so it is installed without them.
 	$(PIP) --no-deps gan-face-generate

@@ -6,10 +6,11 @@
 (b) ask + tell time per generation at d=4096, lambda=40 for every registered optimiser
     (median and max over the generations), with random scores.
 (c) Decode throughput (images/s, no gradients) of every registered generator at a batch of
-    20 on this machine. DeePSiM runs on fresh weights with the official shapes (speed does not
-    depend on the values), so the benchmark needs no download.
+    20 on this machine. DeePSiM and BigGAN-deep run on fresh weights with the official shapes
+    (speed does not depend on the values), so the benchmark needs no download.
 
     python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
+    python experiments/bench_loop.py --only-generators --generators biggan-deep-128 deepsim-fc6
 """
 
 from __future__ import annotations
@@ -71,20 +72,13 @@ def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, li
     return results
 
 
-def generator_speeds(batch: int, repeats: int = 3) -> dict[str, tuple[float, int, int]]:
-    """name -> (images/s, latent dim, image size), the best of ``repeats`` timed batches."""
-    from generators import deepsim
-
+def generator_speeds(batch: int, repeats: int = 3, names: list[str] | None = None) -> dict[str, tuple[float, int, int]]:
+    """name -> (images/s, latent dim, image size), the best of ``repeats`` timed batches (one
+    batch when it takes over 10 s)."""
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in registry.available("generator"):
-            options = {}
-            if name.startswith("deepsim-"):
-                variant = name.removeprefix("deepsim-").replace("-", "_")
-                path = f"{tmp}/{variant}.pt"
-                torch.save(deepsim.init_state_dict(variant), path)
-                options = {"weights": path, "verify": False}
-            generator = registry.create("generator", name, options, device="cpu")
+        for name in names or registry.available("generator"):
+            generator = registry.create("generator", name, _random_weights(name, tmp), device="cpu")
             codes = generator.sample(batch, np.random.default_rng(0))
             times = []
             with torch.no_grad():
@@ -93,9 +87,28 @@ def generator_speeds(batch: int, repeats: int = 3) -> dict[str, tuple[float, int
                     start = time.perf_counter()
                     generator.decode(codes)
                     times.append(time.perf_counter() - start)
+                    if times[-1] > 10:
+                        break
             results[name] = (batch / min(times), generator.latent_dim, generator.image_size)
             del generator
     return results
+
+
+def _random_weights(name: str, tmp: str) -> dict:
+    """Options that load fresh weights with the official shapes (speed does not depend on the
+    values) from a file in ``tmp``, for generators whose published weights are downloads."""
+    from generators import biggan, deepsim
+
+    if name.startswith("deepsim-"):
+        variant = name.removeprefix("deepsim-").replace("-", "_")
+        state = deepsim.init_state_dict(variant)
+    elif name.startswith("biggan-deep-"):
+        state = biggan.init_state_dict(int(name.removeprefix("biggan-deep-")))
+    else:
+        return {}
+    path = f"{tmp}/{name}.pt"
+    torch.save(state, path)
+    return {"weights": path, "verify": False}
 
 
 def main() -> None:
@@ -105,13 +118,14 @@ def main() -> None:
     parser.add_argument("--opt-generations", type=int, default=40)
     parser.add_argument("--decode-batch", type=int, default=20)
     parser.add_argument("--only-generators", action="store_true", help="run part (c) only")
+    parser.add_argument("--generators", nargs="+", metavar="NAME", help="part (c) for these generators only")
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}")
     if not args.only_generators:
         loop_and_optimisers(args)
     print(f"\n(c) decode throughput, batch {args.decode_batch}, no gradients")
-    for name, (speed, dim, size) in generator_speeds(args.decode_batch).items():
-        print(f"    {name:18s} {speed:8.1f} img/s   latent {dim:6d}   {size}x{size} px")
+    for name, (speed, dim, size) in generator_speeds(args.decode_batch, names=args.generators).items():
+        print(f"    {name:18s} {speed:8.2f} img/s   latent {dim:6d}   {size}x{size} px")
 
 
 def loop_and_optimisers(args) -> None:

@@ -19,7 +19,6 @@ downloaded here.
 from __future__ import annotations
 
 import math
-import pickle
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from torch import nn
 
 from xdream.errors import WeightsError
 from xdream.generator import Generator
+from xdream.weights import load_tensor_file, table_mismatch
 from xdream.weights_manager import WeightsStore
 
 RGB_MEAN = (123.0, 117.0, 104.0)
@@ -166,15 +166,7 @@ def init_state_dict(variant: str, seed: int = 0, output_std: float = 40.0) -> Or
 def read_state_dict(path: Path, variant: str, what: str) -> OrderedDict:
     """Load a port file (tensors only, no code runs) and check keys and shapes exactly; a file
     of another variant is named as such. Any problem is one :class:`WeightsError`."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise WeightsError(f"{what}: {path} is not a tensors-only torch file") from None
-    except Exception as exc:  # truncated or corrupt zip, empty file, ...
-        detail = (str(exc).strip().splitlines() or [""])[0][:100]
-        raise WeightsError(f"{what}: cannot load {path} as a torch file ({type(exc).__name__}: {detail})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{what}: {path} is not a state dict of tensors")
+    state = load_tensor_file(path, what)
     # the port's loader strips '.1.' from older nested keys; values are used as float32
     state = OrderedDict((key.replace(".1.", "."), value.float()) for key, value in state.items())
     found = {key: tuple(value.shape) for key, value in state.items()}
@@ -184,11 +176,8 @@ def read_state_dict(path: Path, variant: str, what: str) -> OrderedDict:
         if others:
             names = " or ".join(f"deepsim-{v.replace('_', '-')}" for v in others)
             raise WeightsError(f"{what}: {path} holds the weights of {names}, not of {what}")
-        missing = [k for k in expected if k not in found]
-        extra = [k for k in found if k not in expected]
-        wrong = [f"{k} {found[k]} != {expected[k]}" for k in expected if k in found and found[k] != expected[k]]
-        raise WeightsError(f"{what}: {path} does not match the {variant} layer table: missing {missing[:3]}, "
-                           f"unexpected {extra[:3]}, wrong shapes {wrong[:2]}")
+        raise WeightsError(f"{what}: {path} does not match the {variant} layer table: "
+                           f"{table_mismatch(found, expected)}")
     return state
 
 

@@ -47,6 +47,7 @@ FLAG_KEYS = {
     "unscored": "unscored",
     "init_from_characterisation": "init_characterisation",
     "init_unit": "init_unit",
+    "init_class": "generator.init_class",
 }
 
 
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--target", help="responder target, e.g. efficientnet_lite0:_blocks.6:20[:Y:X]")
     evolve.add_argument("--weights", metavar="FILE",
                         help="local weights file: the generator's if it uses catalogued weights "
-                             "(deepsim-*, see xdream weights list), else the torchvision target model's")
+                             "(deepsim-*, biggan-deep-*: see xdream weights list), else the torchvision "
+                             "target model's")
     evolve.add_argument("--no-verify", action="store_true",
                         help="load the generator's --weights FILE without checking its SHA-256")
     evolve.add_argument("--init-image", metavar="FILE",
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--init-unit", metavar="UNIT",
                         help="with --init-from-characterisation: the run's unit to use, e.g. "
                              "efficientnet_lite0:_blocks.1:3 (default: its only unit, or the --target unit)")
+    evolve.add_argument("--init-class", type=int, metavar="N",
+                        help="class-conditional generators (biggan-deep-*): start from ImageNet class N")
     evolve.add_argument("--optimizer", help="optimiser name (xdream list)")
     evolve.add_argument("--population", type=int, help="optimiser population size")
     evolve.add_argument("--generations", type=int, help="number of generations")

@@ -120,7 +120,7 @@ class Experiment:
             rng=rngs["optimizer"],
             sampler=self.generator.sample,
             budget=config.budget,
-            init=None if self.inversion is None else self.inversion.code,
+            init=self.generator.initial_code() if self.inversion is None else self.inversion.code,
         )
         if config.budget is None and hasattr(self.optimizer, "population"):
             # A run given in generations: schedules see its length in evaluations.

@@ -35,6 +35,13 @@ class Generator(ABC):
         """``n`` initial codes ``[n, d]`` float32; N(0, 1) unless a generator knows better."""
         return rng.standard_normal((n, self.latent_dim)).astype(np.float32)
 
+    def initial_code(self) -> np.ndarray | None:
+        """A code ``[d]`` the search starts from when the user chose one through the generator
+        (e.g. BigGAN-deep's ``init_class``): CMA-type optimisers take it as their mean, the
+        genetic algorithm as one of its first population. None (the default): the optimiser's
+        own start."""
+        return None
+
     @abstractmethod
     def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
         """Differentiable decode of ``[B, d]`` float32 codes to ``[B, 3, H, W]`` in [0, 1]."""

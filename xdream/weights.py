@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import pickle
+from collections import OrderedDict
 from pathlib import Path
+from typing import Mapping
 
 from .errors import WeightsError
 
@@ -40,3 +43,28 @@ def package_file(package: str, relative: str, sha256: str | None, what: str, ins
         raise WeightsError(f"{what}: package {package!r} is not installed; {install_hint}")
     base = Path(next(iter(spec.submodule_search_locations)))
     return verify_file(base / relative, sha256, what)
+
+
+def load_tensor_file(path: str | Path, what: str) -> OrderedDict:
+    """A ``torch.save`` d state dict (either serialisation format), loaded tensors-only
+    (``weights_only``: no code runs from the file) on the CPU. Any problem is one WeightsError."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{what}: {path} is not a tensors-only torch file") from None
+    except Exception as exc:  # truncated or corrupt file, empty file, ...
+        detail = (str(exc).strip().splitlines() or [""])[0][:100]
+        raise WeightsError(f"{what}: cannot load {path} as a torch file ({type(exc).__name__}: {detail})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{what}: {path} is not a state dict of tensors")
+    return OrderedDict(state)
+
+
+def table_mismatch(found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> str:
+    """What differs between two key -> shape tables, briefly, on one line."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    wrong = [f"{k} {found[k]} != {expected[k]}" for k in expected if k in found and found[k] != expected[k]]
+    return f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shapes {wrong[:2]}"

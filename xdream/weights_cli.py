@@ -29,7 +29,7 @@ def run(args) -> int:
     if command == "list":
         print(f"cache: {store.dir}")
         for name, entry in store.catalog.items():
-            print(f"{name:18s} {store.status(name):8s} {entry.size_text:>8s}  {entry.licence:5s} {entry.description}")
+            print(f"{name:18s} {store.status(name):8s} {entry.size_text:>8s}  {entry.licence:10s} {entry.description}")
         return 0
     if command == "path":
         print(store.path(args.name))

@@ -66,8 +66,33 @@ _DEEPSIM = (
     ("fc8", "b49d115d8252bdb2a20605e1491f380c3d6c4f1dd24113f2a9f6353069a40421", None, "174 MB"),
 )
 
+# BigGAN-deep: the pytorch-pretrained-biggan package's files (Apache-2.0). Its own URLs are
+# s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-{128,256,512}-pytorch_model.bin, for
+# which no hash is published. The 128 file is also on the Hugging Face Hub (uploaded by HF staff
+# with the package's 630-byte config.json), where its LFS SHA-256 is shown: the catalogue points at
+# that copy so that the hash belongs to the file downloaded. 256 and 512: no published hash or exact
+# size found; those files are checked by their keys and shapes at load. Rounded sizes: the package
+# README's (MiB).
+_BIGGAN_S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
+_BIGGAN = (
+    (128, "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/pytorch_model.bin",
+     "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9", "201 MiB"),
+    (256, f"{_BIGGAN_S3}biggan-deep-256-pytorch_model.bin", None, "224 MiB"),
+    (512, f"{_BIGGAN_S3}biggan-deep-512-pytorch_model.bin", None, "225 MiB"),
+)
+
 CATALOG: Mapping[str, WeightsEntry] = MappingProxyType({
-    f"deepsim-{v.replace('_', '-')}": WeightsEntry(
+    **{f"biggan-deep-{res}": WeightsEntry(
+        name=f"biggan-deep-{res}",
+        url=url,
+        file_name=f"biggan-deep-{res}-pytorch_model.bin",
+        sha256=sha,
+        size=None,
+        licence="Apache-2.0",
+        description=f"BigGAN-deep {res}px (Brock et al. 2019), weights of pytorch-pretrained-biggan",
+        size_text=size_text,
+    ) for res, url, sha, size_text in _BIGGAN},
+    **{f"deepsim-{v.replace('_', '-')}": WeightsEntry(
         name=f"deepsim-{v.replace('_', '-')}",
         url=f"{_DEEPSIM_URL}upconvGAN_{v}.pt",
         file_name=f"upconvGAN_{v}.pt",
@@ -77,7 +102,7 @@ CATALOG: Mapping[str, WeightsEntry] = MappingProxyType({
         description=f"DeePSiM {v} generator (Dosovitskiy & Brox 2016), PyTorch port by Binxu Wang",
         size_text=size_text,
     )
-    for v, sha, size, size_text in _DEEPSIM
+    for v, sha, size, size_text in _DEEPSIM},
 })
 
 

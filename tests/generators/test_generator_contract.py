@@ -84,7 +84,9 @@ def test_batch_independence(gen):
     with torch.no_grad():
         batched = gen.decode(codes)
         single = torch.cat([gen.decode(codes[i : i + 1]) for i in range(len(codes))])
-    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+    # float32 kernels differ with the batch size; across BigGAN-deep's ~50 layers that is ~2e-5
+    # here, far below a grey level (4e-3), while a batch that mixes images differs by ~0.1
+    torch.testing.assert_close(batched, single, atol=1e-4, rtol=1e-4)
 
 
 def test_different_codes_give_different_images(gen):

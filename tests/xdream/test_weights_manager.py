@@ -44,7 +44,9 @@ def test_catalog_has_every_deepsim_variant_with_published_facts():
     assert fc6.size == 224_398_749 and fc6.licence == "MIT"
     for entry in CATALOG.values():
         assert entry.sha256 is None or (len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0)
-        assert entry.url.endswith("/" + entry.file_name)
+        # the cache name keeps the publisher's (BigGAN-deep 128's Hub copy is a generic pytorch_model.bin)
+        assert entry.file_name.endswith(entry.url.rsplit("/", 1)[-1])
+    assert len({entry.file_name for entry in CATALOG.values()}) == len(CATALOG)
 
 
 def test_home_from_environment(tmp_path):
@@ -202,7 +204,7 @@ def test_missing_file_error_tells_how_to_get_it(tmp_path):
 
 
 def test_unknown_name_lists_the_valid_ones(tmp_path):
-    with pytest.raises(UnknownNameError, match="unknown weights 'deepsim-fc9'; valid: deepsim-conv3"):
+    with pytest.raises(UnknownNameError, match="unknown weights 'deepsim-fc9'; valid: biggan-deep-128, .*, deepsim-conv3"):
         WeightsStore(tmp_path).path("deepsim-fc9")
 
 
