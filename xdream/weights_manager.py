@@ -48,7 +48,8 @@ class WeightsEntry:
     size_text: str = "?"  # the size as the publisher's page rounds it, for listings
 
     def hash_text(self) -> str:
-        return self.sha256 or "not published"
+        """How a message names the expected hash."""
+        return f"SHA-256 {self.sha256}" if self.sha256 else "no published SHA-256: keys and shapes are checked at load"
 
 
 _DEEPSIM_URL = "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/"
@@ -178,7 +179,7 @@ class WeightsStore:
             if not path.is_file():
                 raise WeightsError(
                     f"{name}: weights not found at {path}; run `xdream weights download {name}` or fetch "
-                    f"{self.url(name)} (SHA-256 {entry.hash_text()}) and put it there, or pass --weights FILE"
+                    f"{self.url(name)} ({entry.hash_text()}) and put it there, or pass --weights FILE"
                 )
         if verify:
             reason = self.problem(name, path, sha256)
@@ -276,5 +277,5 @@ class WeightsStore:
             reason = f"HTTP {exc.code} {exc.reason}"
         else:
             reason = getattr(exc, "reason", None) or exc
-        return (f"{name}: cannot download {url} ({reason}); on an offline machine fetch it elsewhere, check "
-                f"SHA-256 {self.entry(name).hash_text()} and put it at {dest}")
+        return (f"{name}: cannot download {url} ({reason}); on an offline machine fetch it elsewhere "
+                f"({self.entry(name).hash_text()}) and put it at {dest}")
