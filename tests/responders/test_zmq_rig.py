@@ -78,6 +78,41 @@ def sim_thread():
         sim.close()
 
 
+@pytest.fixture
+def scripted_rig():
+    """A hand-written rig on loopback: ``start(answer)`` binds a ROUTER socket, calls
+    ``answer(router, identity, frames)`` in a thread for every message, returns the endpoint."""
+    context, stop, threads = zmq.Context(), threading.Event(), []
+
+    def start(answer):
+        router = context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.bind(LOOPBACK)
+        endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+
+        def loop():
+            while not stop.is_set():
+                if router.poll(50):
+                    identity, *frames = router.recv_multipart()
+                    answer(router, identity, frames)
+
+        threads.append(threading.Thread(target=loop, daemon=True))
+        threads[-1].start()
+        return endpoint
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    context.destroy(linger=0)
+
+
+def welcome(request_id, channels):
+    """A scripted rig's answer to ``hello``."""
+    return {"type": "welcome", "request_id": request_id, "rig": "scripted", "encodings": ["raw"], "dtypes": ["uint8"],
+            "channels": channels, "max_images": 8, "max_frame_bytes": 1 << 20, "heartbeat_ms": 100}
+
+
 def job(endpoint, **client):
     return {"seed": 3, "generations": 6, "generator": {"name": "pixel", "size": 16},
             "responder": {"name": "zmq", "target": endpoint, **client},
@@ -198,35 +233,20 @@ def test_hostile_clients_get_typed_errors_and_the_rig_survives(tmp_path, sim_thr
         context.destroy(linger=0)
 
 
-def test_hostile_rig_gives_a_typed_error_not_a_hang(tmp_path):
-    context = zmq.Context()
-    router = context.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(LOOPBACK)
-    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-    stop = threading.Event()
+def test_hostile_rig_gives_a_typed_error_not_a_hang(tmp_path, scripted_rig):
     rng = np.random.default_rng(1)
 
-    def junk():
-        while not stop.is_set():
-            if router.poll(50):
-                identity, *body = router.recv_multipart()
-                rid = json.loads(body[0])["request_id"]
-                for frames in ([rng.bytes(50)], encode({"type": "welcome", "request_id": "other", "rig": "x",
-                               "encodings": ["raw"], "dtypes": ["uint8"], "channels": ["c"], "max_images": 1,
-                               "max_frame_bytes": 1, "heartbeat_ms": 1}),
-                               encode({"type": "welcome", "request_id": rid, "rig": 5})):
-                    router.send_multipart([identity, *frames])
+    def junk(router, identity, body):
+        rid = json.loads(body[0])["request_id"]
+        for frames in ([rng.bytes(50)], encode({"type": "welcome", "request_id": "other", "rig": "x",
+                       "encodings": ["raw"], "dtypes": ["uint8"], "channels": ["c"], "max_images": 1,
+                       "max_frame_bytes": 1, "heartbeat_ms": 1}),
+                       encode({"type": "welcome", "request_id": rid, "rig": 5})):
+            router.send_multipart([identity, *frames])
 
-    thread = threading.Thread(target=junk, daemon=True)
-    thread.start()
-    try:
-        with pytest.raises(RigUnavailableError, match="no rig answers"):
-            ZmqResponder(endpoint, heartbeat=0.05, liveness=2, timeout=0.5)
-    finally:
-        stop.set()
-        thread.join(5)
-        context.destroy(linger=0)
+    endpoint = scripted_rig(junk)
+    with pytest.raises(RigUnavailableError, match="no rig answers"):
+        ZmqResponder(endpoint, heartbeat=0.05, liveness=2, timeout=0.5)
 
 
 # -- client behaviour on an in-thread simulator ----------------------------------------------
@@ -312,54 +332,35 @@ def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
     assert out.returncode == 2 and "channel 999 out of range" in out.stderr
 
 
-def test_stale_duplicate_and_odd_records_are_dropped(tmp_path):
+def test_stale_duplicate_and_odd_records_are_dropped(tmp_path, scripted_rig):
     """A scripted rig: before the real result it sends a late result of another request and a
     corrupt frame; the result itself holds a record for an unknown image, a second record for
     the same (image, repeat), an invalid trial and a missing value; then a duplicate result."""
-    context = zmq.Context()
-    router = context.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(LOOPBACK)
-    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-    stop = threading.Event()
 
-    def rig():
-        while not stop.is_set():
-            if not router.poll(50):
-                continue
-            identity, header, *_ = router.recv_multipart()
-            h = json.loads(header)
-            if h["type"] == "hello":
-                router.send_multipart([identity, *encode({
-                    "type": "welcome", "request_id": h["request_id"], "rig": "scripted", "encodings": ["raw"],
-                    "dtypes": ["uint8"], "channels": ["a", "b"], "max_images": 8, "max_frame_bytes": 1 << 20,
-                    "heartbeat_ms": 100})])
-            elif h["type"] == "present":
-                def rec(image_id, value, valid=True, repeat=0):
-                    return {"image_id": image_id, "repeat": repeat, "trial_id": 1, "onset": 0.0,
-                            "values": [value, 1.0], "valid": valid}
-                late = {"type": "result", "request_id": "earlier", "complete": True, "channels": ["a", "b"],
-                        "records": [rec("g0-0", 100.0)]}
-                result = {"type": "result", "request_id": h["request_id"], "complete": False, "channels": ["a", "b"],
-                          "records": [rec("g0-0", 3.0), rec("g0-0", 50.0), rec("nope", 9.0), rec("g0-1", 4.0, False),
-                                      rec("g0-2", None), rec("g0-3", 5.0, repeat=7)]}
-                for frames in (encode(late), [b"{corrupt"], encode(result), encode(result)):
-                    router.send_multipart([identity, *frames])
+    def rec(image_id, value, valid=True, repeat=0):
+        return {"image_id": image_id, "repeat": repeat, "trial_id": 1, "onset": 0.0,
+                "values": [value, 1.0], "valid": valid}
 
-    thread = threading.Thread(target=rig, daemon=True)
-    thread.start()
-    try:
-        with ZmqResponder(endpoint, channels=["a"], heartbeat=0.1) as client:
-            scores = client.respond(torch.rand(4, 3, 8, 8))
-            assert client.stats["stale"] == 1 and client.stats["malformed"] == 1
-            np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
-            scores = client.respond(torch.rand(4, 3, 8, 8))  # the duplicate of the first result is dropped
-            assert client.stats["stale"] == 3 and client.stats["requests"] == 2
-            np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
-    finally:
-        stop.set()
-        thread.join(5)
-        context.destroy(linger=0)
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode(welcome(h["request_id"], ["a", "b"]))])
+        elif h["type"] == "present":
+            late = {"type": "result", "request_id": "earlier", "complete": True, "channels": ["a", "b"],
+                    "records": [rec("g0-0", 100.0)]}
+            result = {"type": "result", "request_id": h["request_id"], "complete": False, "channels": ["a", "b"],
+                      "records": [rec("g0-0", 3.0), rec("g0-0", 50.0), rec("nope", 9.0), rec("g0-1", 4.0, False),
+                                  rec("g0-2", None), rec("g0-3", 5.0, repeat=7)]}
+            for reply in (encode(late), [b"{corrupt"], encode(result), encode(result)):
+                router.send_multipart([identity, *reply])
+
+    with ZmqResponder(scripted_rig(rig), channels=["a"], heartbeat=0.1) as client:
+        scores = client.respond(torch.rand(4, 3, 8, 8))
+        assert client.stats["stale"] == 1 and client.stats["malformed"] == 1
+        np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
+        scores = client.respond(torch.rand(4, 3, 8, 8))  # the duplicate of the first result is dropped
+        assert client.stats["stale"] == 3 and client.stats["requests"] == 2
+        np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
 
 
 # -- partial replies under the run's unscored policy, natural references in the same request ------
@@ -461,47 +462,29 @@ def test_generations_cut_off_at_the_rig_deadline(tmp_path, sim_thread, policy):
         assert len(trials) == sum(np.isfinite(a["scores"]).sum() for a in gens)
 
 
-def test_a_lost_result_is_fetched_again_when_the_rig_says_done(tmp_path):
+def test_a_lost_result_is_fetched_again_when_the_rig_says_done(tmp_path, scripted_rig):
     """A scripted rig loses the first result and then answers pings with state "done": the
     client resends the same request at once (no reconnect, no waiting out the deadline) and
     the rig answers it from its cache."""
-    context = zmq.Context()
-    router = context.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(LOOPBACK)
-    endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
-    stop, presents = threading.Event(), []
+    presents = []
 
-    def rig():
-        while not stop.is_set():
-            if not router.poll(50):
-                continue
-            identity, header, *_ = router.recv_multipart()
-            h = json.loads(header)
-            reply = None
-            if h["type"] == "hello":
-                reply = {"type": "welcome", "request_id": h["request_id"], "rig": "scripted", "encodings": ["raw"],
-                         "dtypes": ["uint8"], "channels": ["a"], "max_images": 8, "max_frame_bytes": 1 << 20,
-                         "heartbeat_ms": 100}
-            elif h["type"] == "ping":
-                reply = {"type": "pong", "request_id": h["request_id"], "state": "done", "progress": 2}
-            elif h["type"] == "present":
-                presents.append(h["request_id"])
-                if len(presents) > 1:  # the first result is lost on the way
-                    reply = {"type": "result", "request_id": h["request_id"], "complete": True, "channels": ["a"],
-                             "records": [{"image_id": i, "repeat": 0, "trial_id": k, "onset": 0.0,
-                                          "values": [float(k)], "valid": True} for k, i in enumerate(h["image_ids"])]}
-            if reply is not None:
-                router.send_multipart([identity, *encode(reply)])
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        reply = None
+        if h["type"] == "hello":
+            reply = welcome(h["request_id"], ["a"])
+        elif h["type"] == "ping":
+            reply = {"type": "pong", "request_id": h["request_id"], "state": "done", "progress": 2}
+        elif h["type"] == "present":
+            presents.append(h["request_id"])
+            if len(presents) > 1:  # the first result is lost on the way
+                reply = {"type": "result", "request_id": h["request_id"], "complete": True, "channels": ["a"],
+                         "records": [{"image_id": i, "repeat": 0, "trial_id": k, "onset": 0.0,
+                                      "values": [float(k)], "valid": True} for k, i in enumerate(h["image_ids"])]}
+        if reply is not None:
+            router.send_multipart([identity, *encode(reply)])
 
-    thread = threading.Thread(target=rig, daemon=True)
-    thread.start()
-    try:
-        with ZmqResponder(endpoint, heartbeat=0.05, deadline=60, timeout=60) as client:
-            np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [0.0, 1.0])
-            assert client.stats["resends"] == 1 and client.stats["reconnects"] == 0
-        assert len(presents) == 2 and presents[0] == presents[1]  # the same request id, sent twice
-    finally:
-        stop.set()
-        thread.join(5)
-        context.destroy(linger=0)
+    with ZmqResponder(scripted_rig(rig), heartbeat=0.05, deadline=60, timeout=60) as client:
+        np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [0.0, 1.0])
+        assert client.stats["resends"] == 1 and client.stats["reconnects"] == 0
+    assert len(presents) == 2 and presents[0] == presents[1]  # the same request id, sent twice
