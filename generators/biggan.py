@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xdream.errors import ConfigError, WeightsError
+from xdream.errors import ConfigError
 from xdream.generator import Generator
-from xdream.weights import load_tensor_file, table_mismatch
+from xdream.weights import check_table, load_tensor_file
 from xdream.weights_manager import WeightsStore
 
 from .biggan_net import CONFIGS, RESOLUTIONS, BigGANDeepNet, StatsBatchNorm, SpectralWeight, expected_shapes
@@ -47,14 +47,8 @@ def read_state_dict(path: Path, resolution: int, what: str) -> OrderedDict:
     """Load a package weights file (tensors only) and check its keys and shapes exactly; a file
     of another size is named as such. Any problem is one :class:`WeightsError`."""
     state = OrderedDict((key, value.float()) for key, value in load_tensor_file(path, what).items())
-    found = {key: tuple(value.shape) for key, value in state.items()}
-    expected = expected_shapes(resolution)
-    if found != dict(expected):
-        others = [r for r in RESOLUTIONS if r != resolution and dict(expected_shapes(r)) == found]
-        if others:
-            raise WeightsError(f"{what}: {path} holds the weights of biggan-deep-{others[0]}, not of {what}")
-        raise WeightsError(f"{what}: {path} does not match the BigGAN-deep {resolution} table: "
-                           f"{table_mismatch(found, expected)}")
+    others = {f"biggan-deep-{r}": expected_shapes(r) for r in RESOLUTIONS if r != resolution}
+    check_table(state, expected_shapes(resolution), others, what=what, path=path, table=f"BigGAN-deep {resolution} table")
     return state
 
 

@@ -25,9 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xdream.errors import WeightsError
 from xdream.generator import Generator
-from xdream.weights import load_tensor_file, table_mismatch
+from xdream.weights import check_table, load_tensor_file
 from xdream.weights_manager import WeightsStore
 
 RGB_MEAN = (123.0, 117.0, 104.0)
@@ -169,15 +168,8 @@ def read_state_dict(path: Path, variant: str, what: str) -> OrderedDict:
     state = load_tensor_file(path, what)
     # the port's loader strips '.1.' from older nested keys; values are used as float32
     state = OrderedDict((key.replace(".1.", "."), value.float()) for key, value in state.items())
-    found = {key: tuple(value.shape) for key, value in state.items()}
-    expected = expected_shapes(variant)
-    if found != dict(expected):
-        others = [v for v in LAYERS if v != variant and dict(expected_shapes(v)) == found]
-        if others:
-            names = " or ".join(f"deepsim-{v.replace('_', '-')}" for v in others)
-            raise WeightsError(f"{what}: {path} holds the weights of {names}, not of {what}")
-        raise WeightsError(f"{what}: {path} does not match the {variant} layer table: "
-                           f"{table_mismatch(found, expected)}")
+    others = {f"deepsim-{v.replace('_', '-')}": expected_shapes(v) for v in LAYERS if v != variant}
+    check_table(state, expected_shapes(variant), others, what=what, path=path, table=f"{variant} layer table")
     return state
 
 

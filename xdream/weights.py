@@ -62,6 +62,20 @@ def load_tensor_file(path: str | Path, what: str) -> OrderedDict:
     return OrderedDict(state)
 
 
+def check_table(state: Mapping, expected: Mapping[str, tuple], alternatives: Mapping[str, Mapping[str, tuple]],
+                *, what: str, path: str | Path, table: str) -> None:
+    """A loaded state dict's keys and shapes must be exactly ``expected`` (the ``table`` of
+    ``what``); one that matches another variant's table (``alternatives``: name -> table) is
+    named as such. Any mismatch is one WeightsError."""
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if found == dict(expected):
+        return
+    others = [name for name, shapes in alternatives.items() if dict(shapes) == found]
+    if others:
+        raise WeightsError(f"{what}: {path} holds the weights of {' or '.join(others)}, not of {what}")
+    raise WeightsError(f"{what}: {path} does not match the {table}: {table_mismatch(found, expected)}")
+
+
 def table_mismatch(found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> str:
     """What differs between two key -> shape tables, briefly, on one line."""
     missing = [k for k in expected if k not in found]
