@@ -1,6 +1,5 @@
 """experiments/rig_minimal: the standalone pyzmq+numpy rig works with the `zmq` responder."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 
 from .config import DEFAULT_TARGET
-from .errors import ConfigError
 
 
 def _names(text: str) -> list[str]:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from .errors import RunDirError
-from .plots import TRAJECTORY_LINES, plot_curves, plot_trajectory
+from .plots import TRAJECTORY_LINES, plot_trajectory
 from .rundir import LOG, SUMMARY, RunDir, atomic_write
 
 REPORT = "report.html"
@@ -221,7 +221,7 @@ def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False)
     while True:
         size = (path / LOG).stat().st_size if (path / LOG).is_file() else -1
         if size != seen:
-            out = write_report(path)
+            write_report(path)
             seen = size
         if (path / SUMMARY).is_file() or should_stop():
             return write_report(path)

@@ -3,7 +3,6 @@
 simulator and hostile peers."""
 
 import json
-import os
 import subprocess
 import sys
 import threading

@@ -123,7 +123,7 @@ class CholeskyCMA(Optimizer):
         # z of the chosen samples, recovered from the codes told: (x - mean) / sigma @ A^-1
         zw = self.weights @ self.Ainv.right((chosen - self.mean) / self.sigma)
         self.mean = new_mean
-        cs, cc, c1 = self.cs, self.cc, self.c1
+        cs, cc = self.cs, self.cc
         self.ps = (1 - cs) * self.ps + math.sqrt(cs * (2 - cs) * self.mueff) * zw
         self.pc = (1 - cc) * self.pc + math.sqrt(cc * (2 - cc) * self.mueff) * self.A.right(zw[None])[0]
         self.sigma *= math.exp((cs / self.damps) * (np.linalg.norm(self.ps) / self.chi_n - 1))
