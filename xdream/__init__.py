@@ -7,12 +7,22 @@ Python API::
     summary = Experiment(config).run()
 """
 
-from .config import ExperimentConfig, PluginConfig
+import importlib
+
 from .errors import ConfigError, RunDirError, UnknownNameError, WeightsError, XDreamError
-from .experiment import Experiment, Summary
-from .generator import Generator
-from .optimizer import Optimizer
-from .responder import NoiseModel, NoisyResponder, Responder
+
+# The API's heavy names (they import torch) load on first use, so `xdream --help` starts fast.
+_LAZY = {
+    "ExperimentConfig": "config", "PluginConfig": "config", "Experiment": "experiment",
+    "Summary": "experiment", "Generator": "generator", "Optimizer": "optimizer",
+    "NoiseModel": "responder", "NoisyResponder": "responder", "Responder": "responder",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __version__ = "0.1.0"
 __all__ = [

@@ -19,6 +19,7 @@ in ``cli_gradient``, ``weights_cli`` and ``characterise.command``) is added by a
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tomllib
@@ -251,10 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
         return int(e.code or 0)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
+        return code
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
 
 
 if __name__ == "__main__":

@@ -51,6 +51,16 @@ def test_real_process_exit_code_and_single_line(tmp_path, xdream_cmd):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_output_piped_into_a_reader_that_stops_early(xdream_cmd):
+    """`xdream layers MODEL | head -1` when head has gone: exit 1, no traceback, no stderr noise."""
+    lister = subprocess.Popen([*xdream_cmd, "layers", "efficientnet_lite0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lister.stdout.close()  # the reader is gone before the command prints anything
+    err = lister.stderr.read()
+    assert lister.wait() == 1
+    assert err == ""
+
+
 def test_resume_refuses_other_options(tmp_path, capsys):
     assert main(["evolve", "--resume", str(tmp_path), "--seed", "3"]) == 2
     assert "--seed" in capsys.readouterr().err
