@@ -8,6 +8,9 @@
 (c) Decode throughput (images/s, no gradients) of every registered generator at a batch of
     20 on this machine. DeePSiM and BigGAN-deep run on fresh weights with the official shapes
     (speed does not depend on the values), so the benchmark needs no download.
+(d) The loop of (a) in two fresh processes, glibc's malloc as shipped and with
+    ``xdream.allocator.retain_freed_memory`` (which the ``xdream`` command and this script
+    use): time and page faults per generation, and their ratio.
 
     python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
     python experiments/bench_loop.py --only-generators --generators biggan-deep-128 deepsim-fc6
@@ -16,26 +19,36 @@
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from xdream import Experiment, ExperimentConfig, registry
+from xdream.allocator import retain_freed_memory
 
 
-def loop_vs_forward(generations: int, population: int) -> dict:
+def loop_vs_forward(generations: int, population: int, retain: bool = True) -> dict:
+    if retain:
+        retain_freed_memory()
     config = ExperimentConfig.from_dict({"generations": generations, "seed": 0,
                                          "optimizer": {"name": "genetic", "population": population}})
     with tempfile.TemporaryDirectory() as tmp:
         experiment = Experiment(config, run_dir=f"{tmp}/run")
         experiment.step()  # warm-up (first-call allocations)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         for _ in range(generations):
             experiment.step()
         loop = (time.perf_counter() - start) / generations
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / generations
         codes = experiment.optimizer.ask()
         start = time.perf_counter()
         for _ in range(generations):
@@ -43,8 +56,20 @@ def loop_vs_forward(generations: int, population: int) -> dict:
                 experiment.responder.respond(experiment.generator.decode(codes))
         forward = (time.perf_counter() - start) / generations
         experiment.close()
-    return {"loop_s": loop, "forward_s": forward, "population": population,
+    return {"loop_s": loop, "forward_s": forward, "loop_faults": faults, "population": population,
             "target": config.responder.options["target"], "generator": config.generator.name}
+
+
+def allocator_effect(generations: int, population: int) -> dict[str, dict]:
+    """:func:`loop_vs_forward` in a fresh process per allocator setting (it cannot be undone
+    in-process)."""
+    results = {}
+    for label, retain in (("glibc default", False), ("retained", True)):
+        code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_loop; "
+                f"print(json.dumps(bench_loop.loop_vs_forward({generations}, {population}, retain={retain})))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        results[label] = json.loads(done.stdout.splitlines()[-1])
+    return results
 
 
 def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, list[float]]:
@@ -120,6 +145,7 @@ def main() -> None:
     parser.add_argument("--only-generators", action="store_true", help="run part (c) only")
     parser.add_argument("--generators", nargs="+", metavar="NAME", help="part (c) for these generators only")
     args = parser.parse_args()
+    retain_freed_memory()  # as the xdream command does; (d) measures what it is worth
     print(f"torch threads: {torch.get_num_threads()}")
     if not args.only_generators:
         loop_and_optimisers(args)
@@ -139,6 +165,13 @@ def loop_and_optimisers(args) -> None:
     print(f"\n(b) ask+tell per generation, d=4096, lambda=40, {args.opt_generations} generations")
     for label, times in optimiser_costs(4096, 40, args.opt_generations).items():
         print(f"    {label:20s} median {statistics.median(times) * 1e3:9.2f} ms   max {max(times) * 1e3:9.2f} ms")
+
+    print(f"\n(d) the loop of (a) in fresh processes, by malloc setting ({args.generations} generations)")
+    d = allocator_effect(args.generations, args.population)
+    for label, r in d.items():
+        print(f"    {label:15s} {r['loop_s'] * 1e3:8.1f} ms/generation   {r['loop_faults']:9.0f} page faults/generation")
+    print(f"    glibc default / retained time per generation = "
+          f"{d['glibc default']['loop_s'] / d['retained']['loop_s']:.2f}")
 
 
 if __name__ == "__main__":

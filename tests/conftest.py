@@ -26,3 +26,10 @@ def fast_job():
 def xdream_cmd():
     """The CLI as a real subprocess command line."""
     return [sys.executable, "-m", "xdream.cli"]
+
+
+def pytest_configure(config):
+    """The suite runs with malloc set as the ``xdream`` command sets it (xdream.allocator)."""
+    from xdream.allocator import retain_freed_memory
+
+    retain_freed_memory()

@@ -25,6 +25,7 @@ import sys
 import tomllib
 
 from . import cli_gradient, registry, weights_cli
+from .allocator import retain_freed_memory
 from .characterise import command as characterise_command
 from .config import ExperimentConfig, read_toml, set_dotted
 from .errors import ConfigError, XDreamError
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
         return int(e.code or 0)
+    retain_freed_memory()  # about 2x faster evolution loops on glibc (xdream.allocator)
     try:
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit

@@ -76,10 +76,12 @@ def run_one(path: str, config: dict, threads: int) -> dict:
     Ray and process pools can ship it to workers."""
     import torch
 
+    from .allocator import retain_freed_memory
     from .config import ExperimentConfig
     from .experiment import Experiment
 
     torch.set_num_threads(threads)
+    retain_freed_memory()
     run_dir = Path(path)
     if not is_complete(run_dir):
         if (run_dir / CONFIG).is_file():
