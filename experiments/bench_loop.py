@@ -152,6 +152,17 @@ def main() -> None:
     print(f"\n(c) decode throughput, batch {args.decode_batch}, no gradients")
     for name, (speed, dim, size) in generator_speeds(args.decode_batch, names=args.generators).items():
         print(f"    {name:18s} {speed:8.2f} img/s   latent {dim:6d}   {size}x{size} px")
+    if not args.only_generators:
+        allocator(args)
+
+
+def allocator(args) -> None:
+    print(f"\n(d) the loop of (a) in fresh processes, by malloc setting ({args.generations} generations)")
+    d = allocator_effect(args.generations, args.population)
+    for label, r in d.items():
+        print(f"    {label:15s} {r['loop_s'] * 1e3:8.1f} ms/generation   {r['loop_faults']:9.0f} page faults/generation")
+    print(f"    glibc default / retained time per generation = "
+          f"{d['glibc default']['loop_s'] / d['retained']['loop_s']:.2f}")
 
 
 def loop_and_optimisers(args) -> None:
@@ -165,13 +176,6 @@ def loop_and_optimisers(args) -> None:
     print(f"\n(b) ask+tell per generation, d=4096, lambda=40, {args.opt_generations} generations")
     for label, times in optimiser_costs(4096, 40, args.opt_generations).items():
         print(f"    {label:20s} median {statistics.median(times) * 1e3:9.2f} ms   max {max(times) * 1e3:9.2f} ms")
-
-    print(f"\n(d) the loop of (a) in fresh processes, by malloc setting ({args.generations} generations)")
-    d = allocator_effect(args.generations, args.population)
-    for label, r in d.items():
-        print(f"    {label:15s} {r['loop_s'] * 1e3:8.1f} ms/generation   {r['loop_faults']:9.0f} page faults/generation")
-    print(f"    glibc default / retained time per generation = "
-          f"{d['glibc default']['loop_s'] / d['retained']['loop_s']:.2f}")
 
 
 if __name__ == "__main__":

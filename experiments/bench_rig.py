@@ -22,6 +22,7 @@ import torch
 import zmq
 
 from xdream import registry
+from xdream.allocator import retain_freed_memory
 from xdream.responder import Responder
 from xdream.rig.protocol import decode, encode
 
@@ -36,6 +37,7 @@ class NullNeuron(Responder):
 def serve(endpoint_queue, log_path, stop_event):
     from responders.rig_sim import RigSimulator
 
+    retain_freed_memory()  # as `xdream rig simulate` runs
     sim = RigSimulator(NullNeuron(), endpoint="tcp://127.0.0.1:*", log=log_path)
     endpoint_queue.put(sim.endpoint)
     while not stop_event.is_set():
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=2000)
     parser.add_argument("--encoding", default="raw", choices=["raw", "png"])
     args = parser.parse_args()
+    retain_freed_memory()  # as the xdream command runs
 
     from responders.zmq_client import ZmqResponder
 
