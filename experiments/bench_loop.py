@@ -35,9 +35,7 @@ from xdream import Experiment, ExperimentConfig, registry
 from xdream.allocator import retain_freed_memory
 
 
-def loop_vs_forward(generations: int, population: int, retain: bool = True) -> dict:
-    if retain:
-        retain_freed_memory()
+def loop_vs_forward(generations: int, population: int) -> dict:
     config = ExperimentConfig.from_dict({"generations": generations, "seed": 0,
                                          "optimizer": {"name": "genetic", "population": population}})
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +64,8 @@ def allocator_effect(generations: int, population: int) -> dict[str, dict]:
     results = {}
     for label, retain in (("glibc default", False), ("retained", True)):
         code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_loop; "
-                f"print(json.dumps(bench_loop.loop_vs_forward({generations}, {population}, retain={retain})))")
+                f"{'bench_loop.retain_freed_memory(); ' if retain else ''}"
+                f"print(json.dumps(bench_loop.loop_vs_forward({generations}, {population})))")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         results[label] = json.loads(done.stdout.splitlines()[-1])
     return results
