@@ -11,7 +11,8 @@
     xdream sweep SWEEP.toml          a grid of runs on Ray (or a process pool), resumable
     xdream characterise TARGET...    tuning curves and colour/spatial opponency (xdream.characterise)
 
-User errors print one line and exit with status 2; nothing is written. Every command (here,
+User errors print one line and exit with status 2; nothing is written. A run stopped by
+Ctrl-C (or any interrupt) exits with 130. Every command (here,
 in ``cli_gradient``, ``weights_cli`` and ``characterise.command``) is added by an
 ``add_parser(commands)`` that names its handler with ``set_defaults(handler=...)``.
 """
@@ -57,17 +58,28 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error on one line (exit 2) instead of usage + error."""
 
     def error(self, message):
-        self.exit(2, f"xdream: error: {message} (see xdream {self.prog.split()[-1]} --help)\n")
+        command = " ".join(self.prog.split()[1:])  # "xdream evolve" -> "evolve"; "xdream" -> ""
+        self.exit(2, f"xdream: error: {message} (see xdream {command + ' ' if command else ''}--help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="xdream", description="Closed-loop stimulus evolution (XDREAM).")
+    parser.add_argument("--version", action="version", version=f"xdream {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     evolve = commands.add_parser("evolve", help="evolve images that drive a target unit or neuron")
     evolve.set_defaults(handler=_evolve)
     evolve.add_argument("config", nargs="?", help="TOML config file (defaults: the embedded demo job)")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
+    evolve.add_argument("--allow-changed", action="append", default=[], metavar="KEY",
+                        help="with --resume: continue although config KEY (e.g. generations) differs from the "
+                             "checkpoint's (repeatable)")
+    evolve.add_argument("--repair", action="store_true",
+                        help="with --resume: rebuild a damaged or missing log.jsonl from the checkpoint's copy")
+    evolve.add_argument("--restart", action="store_true",
+                        help="with --resume: move the run's results into RUN_DIR/discarded-<time>/ and start over")
     evolve.add_argument("--generator", help="generator name (xdream list)")
     evolve.add_argument("--target", help="responder target, e.g. efficientnet_lite0:_blocks.6:20[:Y:X]")
     evolve.add_argument("--weights", metavar="FILE",
@@ -141,6 +153,12 @@ def parse_value(text: str):
 
 def config_from_args(args) -> ExperimentConfig:
     data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
+    if args.budget is not None and args.generations is not None:
+        raise ConfigError(f"--generations {args.generations} and --budget {args.budget} are mutually exclusive; "
+                          "give one")
+    for flag, other in (("budget", "generations"), ("generations", "budget")):
+        if getattr(args, flag) is not None:
+            data.pop(other, None)  # a flag replaces the file's choice of run length
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
         if flag == "weights":
@@ -177,9 +195,15 @@ def _evolve(args) -> int:
         others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])
         if args.config or others:
             raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others) or args.config}")
-        experiment = Experiment.resume(args.resume)
+        if args.restart and (args.repair or args.allow_changed):
+            raise ConfigError("--restart starts the run over; drop --repair / --allow-changed")
+        experiment = Experiment.resume(args.resume, allow_changed=args.allow_changed, repair=args.repair,
+                                       restart=args.restart)
         print(f"resuming {experiment.run_dir.path} at generation {experiment.generation}", file=sys.stderr)
     else:
+        for flag in ("allow_changed", "repair", "restart"):
+            if getattr(args, flag):
+                raise ConfigError(f"--{flag.replace('_', '-')} needs --resume RUN_DIR")
         experiment = Experiment(config_from_args(args), progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
 
@@ -203,14 +227,15 @@ def _evolve(args) -> int:
         if args.live_report:
             write_report(experiment.run_dir.path)
     except KeyboardInterrupt:
-        print(f"aborted; the last checkpoint is generation {experiment.generation}: "
-              f"xdream evolve --resume {experiment.run_dir.path}", file=sys.stderr)
+        n = experiment.checkpointed
+        held = f"the checkpoint holds generations 0-{n - 1}" if n else "no generation was checkpointed yet"
+        print(f"aborted; {held}: xdream evolve --resume {experiment.run_dir.path}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
         experiment.close()
     print("\n".join(summary.lines()))
-    return 0
+    return 130 if summary.stopped_early else 0
 
 
 def _sweep(args) -> int:
@@ -249,17 +274,20 @@ def _rig(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
-        return int(e.code or 0)
-    retain_freed_memory()  # about 2x faster evolution loops on glibc (xdream.allocator)
-    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
+            return int(e.code or 0)
+        retain_freed_memory()  # about 2x faster evolution loops on glibc (xdream.allocator)
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit
         return code
     except XDreamError as e:
         print(f"xdream: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handler took over (loading, building)
+        print("xdream: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 1

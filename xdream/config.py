@@ -46,8 +46,8 @@ PROVIDED = {
 
 SCALARS = {  # top-level key -> (type, default, description)
     "seed": (int, 0, "master seed; every random stream derives from it"),
-    "generations": (int, 60, "number of generations (ignored if budget is set)"),
-    "budget": (int, None, "total evaluations; overrides generations"),
+    "generations": (int, 60, "number of generations (give generations or budget, not both)"),
+    "budget": (int, None, "total evaluations instead of generations (the last generation is trimmed to fit)"),
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
@@ -152,6 +152,11 @@ class ExperimentConfig:
         for key in ("generations", "budget"):
             if key in kwargs and kwargs[key] < 1:
                 raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
+        if "generations" in kwargs and "budget" in kwargs:
+            raise ConfigError(f"generations ({kwargs['generations']}) and budget ({kwargs['budget']}) are mutually "
+                              "exclusive: a run has a number of generations or a budget of evaluations; give one")
+        if kwargs.get("seed", 0) < 0:
+            raise ConfigError(f"config key 'seed' must be an integer >= 0, got {kwargs['seed']}")
         for key, choices in CHOICES.items():
             if key in kwargs and kwargs[key] not in choices:
                 raise ConfigError(f"config key {key!r} must be one of {choices_text(choices)}, got {kwargs[key]!r}")
@@ -178,6 +183,8 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in SCALARS if getattr(self, k) is not None}
+        if self.budget is not None:
+            out.pop("generations")
         for kind in PLUGINS:
             plugin = getattr(self, kind)
             if plugin is not None:
@@ -185,6 +192,27 @@ class ExperimentConfig:
         if self.reference is not None:
             out["reference"] = self.reference.to_dict()
         return out
+
+
+def check_device(device: str) -> None:
+    """A torch device name that exists on this machine, or a one-line ConfigError (checked
+    before any model is built)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is available to torch here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: MPS is not available here; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {device!r} is not supported; valid: cpu, cuda, cuda:N, mps")
 
 
 def _check_init(kwargs: dict) -> None:
@@ -219,6 +247,12 @@ def read_toml(path: str | Path) -> dict:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a .toml file (a run's is RUN/config.toml)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (TOML is UTF-8)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
 

@@ -81,10 +81,22 @@ def test_output_dir_is_never_overwritten(tmp_path, fast_job):
     assert (tmp_path / "run" / "log.jsonl").read_bytes() == before
 
 
-def test_budget_counts_evaluations(tmp_path, fast_job):
-    fast_job["budget"] = 20  # population 8 -> 3 generations (24 evaluations)
+def test_budget_counts_evaluations_and_is_never_exceeded(tmp_path, fast_job):
+    del fast_job["generations"]
+    fast_job["budget"] = 20  # population 8 -> 8 + 8 + the last generation trimmed to 4
     _, summary = run_job(fast_job, tmp_path / "run")
-    assert summary.generations == 3 and summary.evaluations == 24
+    assert summary.generations == 3 and summary.evaluations == 20
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [len(r["scores"]) for r in log] == [8, 8, 4] and log[-1]["evaluations"] == 20
+    assert len(np.load(tmp_path / "run" / "generations" / "gen_0002.npz")["codes"]) == 4
+
+
+def test_budget_and_generations_together_are_refused(fast_job):
+    from xdream.errors import ConfigError
+
+    fast_job["budget"] = 20
+    with pytest.raises(ConfigError, match="mutually exclusive"):
+        ExperimentConfig.from_dict(fast_job)
 
 
 def test_noise_records_clean_scores(tmp_path, fast_job):
@@ -193,8 +205,8 @@ def test_default_job_climbs_at_least_twofold(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
-    """SIGINT (Ctrl-C) finishes the generation in flight, saves, summarises and exits 0;
-    the run then resumes to the same result as an uninterrupted one."""
+    """SIGINT (Ctrl-C) finishes the generation in flight, saves, summarises as stopped and
+    exits 130 (the convention for an interrupted command); the run then resumes to the same result as an uninterrupted one."""
     flags = ["--generator", "pixel", "--set", "generator.size=16", "--target", "efficientnet_lite0:_blocks.2:5",
              "--set", "responder.input_size=64", "--population", "8", "--generations", "20", "--seed", "5", "--quiet"]
     run = tmp_path / "run"
@@ -205,9 +217,11 @@ def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
         time.sleep(0.005)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, err
-    assert "stopped early" in out and f"--resume {run}" in out
-    done = json.loads((run / "summary.json").read_text())["generations"]
+    assert process.returncode == 130, err
+    assert "stopped before its end" in out and f"--resume {run}" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["stopped_early"] is True
+    done = summary["generations"]
     assert 3 <= done < 20 and _count_lines(run / "log.jsonl") == done
     subprocess.run([*xdream_cmd, "evolve", "--resume", str(run), "--quiet"], check=True, capture_output=True)
     subprocess.run([*xdream_cmd, "evolve", *flags, "--output", str(tmp_path / "whole")], check=True,

@@ -1,0 +1,7 @@
+"""``python -m xdream``: the ``xdream`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
