@@ -127,8 +127,6 @@ class RigSimulator:
         self.faults = faults or Faults()
         rngs = derive_rngs(seed)
         self.noise_rng, self.fault_rng = rngs["noise"], rngs["responder"]
-        self.log = PresentationLog(log)
-        self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time()})
         self.sessions: set[str] = set()
         self.queue: collections.deque[Job] = collections.deque()
         self.current: Job | None = None
@@ -140,12 +138,19 @@ class RigSimulator:
         self.socket.setsockopt(zmq.MAXMSGSIZE, limits.max_frame_bytes)  # larger frames: peer dropped unread
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self.auth = None
-        if (curve_secret is None) != (allow_dir is None):
-            raise ConfigError("CURVE needs both the rig's secret key file and an allow-list directory")
-        if curve_secret is not None:
-            self.auth = secure_server(self.context, self.socket, curve_secret, allow_dir)
-        self.socket.bind(endpoint)
+        try:
+            if (curve_secret is None) != (allow_dir is None):
+                raise ConfigError("CURVE needs both the rig's secret key file and an allow-list directory")
+            if curve_secret is not None:
+                self.auth = secure_server(self.context, self.socket, curve_secret, allow_dir)
+            self.socket.bind(endpoint)
+        except BaseException:
+            self._close_socket()
+            raise
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        # The log is opened last: a rig that fails to start leaves no file behind.
+        self.log = PresentationLog(log)
+        self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time()})
 
     # -- the loop ---------------------------------------------------------------------------
     def serve(self, max_seconds: float = float("inf")) -> None:
@@ -163,11 +168,14 @@ class RigSimulator:
             self._advance()
 
     def close(self) -> None:
+        self._close_socket()
+        self.log.close()
+
+    def _close_socket(self) -> None:
         self.socket.close(linger=0)
         if self.auth is not None:
             self.auth.stop()
         self.context.term()
-        self.log.close()
 
     # -- incoming ---------------------------------------------------------------------------
     def _receive(self, frames: list[bytes]) -> None:

@@ -68,8 +68,12 @@ class GradientSettings:
             if value is not None and value < 1:
                 raise ConfigError(f"gradient {name} must be >= 1, got {value}")
         for name in ("tv", "l1", "blur"):
-            if getattr(self, name) < 0:
+            if not getattr(self, name) >= 0:
                 raise ConfigError(f"gradient {name} weight must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:  # NaN fails too
+            raise ConfigError(f"gradient learning rate must be > 0, got {self.lr}")
+        if not self.octave_scale > 1:
+            raise ConfigError(f"gradient octave_scale must be > 1, got {self.octave_scale}")
 
     @property
     def objective_spec(self) -> str:
@@ -125,6 +129,7 @@ def prepare(responder, settings: GradientSettings) -> dict:
     target = target_of(responder)
     parts = {"target": target, "objective": build_objective(settings.objective_spec, target, settings)}
     target.check_layers(parts["objective"].layers)
+    _probe(parts["objective"], target, settings)
     if settings.method == "latent":
         options = dict(settings.generator)
         name = options.pop("name", None)
@@ -143,6 +148,18 @@ def prepare(responder, settings: GradientSettings) -> dict:
         _, images = reference_set([("photo", photo)], size=settings.size * 2, crops=False)
         parts["photo"] = images
     return parts
+
+
+def _probe(objective: obj.Objective, target, settings: GradientSettings) -> None:
+    """Compute the objective once on a grey image, so that one the model cannot give (a class
+    index beyond its outputs, say) is a one-line error before anything is written."""
+    grey = torch.full((1, 3, settings.size, settings.size), 0.5, device=target.device)
+    try:
+        with torch.no_grad():
+            objective(target.activations(grey, objective.layers))
+    except (IndexError, RuntimeError) as e:
+        raise ConfigError(f"objective {settings.objective_spec} cannot be computed on {target.name}: "
+                          f"{str(e).splitlines()[0]}") from None
 
 
 def run_gradient(responder, settings: GradientSettings, parts: dict | None = None, progress: bool = False) -> GradientOutcome:
@@ -181,10 +198,14 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
         "kind": "gradient", "method": settings.method, "settings": asdict(settings), "responder": describe,
         "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
         "scores": outcome.scores.tolist(), "best": float(outcome.scores.max()), "history": outcome.history,
+        "final_objective": outcome.history[-1]["objective"] if outcome.history else None,
     })
-    curves = {"best image": ([h["step"] for h in outcome.history], [h.get("score", np.nan) for h in outcome.history])}
-    plot_curves(curves, run.path / "trajectory.png", xlabel="step",
-                title=f"{settings.method} -> {describe.get('target', responder.name)}")
+    steps = [h["step"] for h in outcome.history]
+    curves = {f"objective {outcome.objective}": (steps, [h["objective"] for h in outcome.history])}
+    # the responder's unit on the untransformed images, comparable with an evolution's scores
+    curves["unit activation (best image)"] = (steps, [h.get("score", np.nan) for h in outcome.history])
+    plot_curves(curves, run.path / "trajectory.png", xlabel="step", ylabel="value",
+                title=f"{settings.method}: {outcome.objective} ({describe.get('target', responder.name)})")
     return run.path
 
 

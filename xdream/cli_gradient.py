@@ -82,7 +82,9 @@ def _gradient(args) -> int:
     outcome = run_gradient(responder, settings, parts, progress=not args.quiet)
     write_gradient_dir(run.path, settings, responder, outcome, run=run)
     report = write_report(run.path)
-    print(f"{settings.method} on {args.target}: best activation {outcome.scores.max():.4g} "
+    final = outcome.history[-1]["objective"] if outcome.history else float("nan")
+    unit = "" if settings.objective_spec == "unit" else f"; the unit's activation {outcome.scores.max():.4g}"
+    print(f"{settings.method} on {args.target}: objective {outcome.objective} {final:.4g} at the last step{unit} "
           f"({outcome.steps} steps, {outcome.seconds:.1f} s)\nreport: {report}")
     return 0
 
@@ -109,7 +111,10 @@ def _compare(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import watch, write_report
+    from pathlib import Path
+
+    from .report import run_kind, watch, write_report
+    from .runlock import RunLock
 
     if args.watch:
         print(f"watching {args.run_dir}; Ctrl-C to stop", file=sys.stderr)
@@ -118,6 +123,10 @@ def _report(args) -> int:
         except KeyboardInterrupt:
             pass
         return 0
-    print(write_report(args.run_dir))
+    if run_kind(Path(args.run_dir)) == "evolution":  # writes report.html only, beside a running writer
+        print(write_report(args.run_dir))
+        return 0
+    with RunLock(args.run_dir):  # the figures of a gradient, compare or characterise run
+        print(write_report(args.run_dir))
     return 0
 

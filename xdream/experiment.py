@@ -132,6 +132,9 @@ class Experiment:
             responder = NoisyResponder(responder, noise, rngs["noise"])
         self.responder = responder
         self.noise_rng = rngs["noise"]
+        population = config.optimizer.options.get("population")
+        if isinstance(population, int):  # before the optimiser builds its first population
+            _check_memory(population, self.generator.image_size, config.save_images)
         self.start = self.inversion = None
         if _state is None:  # a resumed run has its state already
             from .start import invert_start
@@ -152,7 +155,6 @@ class Experiment:
         if config.budget is None and hasattr(self.optimizer, "population"):
             # A run given in generations: schedules see its length in evaluations.
             self.optimizer.budget = config.generations * int(self.optimizer.population)
-        _check_memory(int(getattr(self.optimizer, "population", 1)), self.generator.image_size, config.save_images)
         self.generation = 0
         self.evaluations = 0
         self.presented = 0

@@ -20,21 +20,24 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | Path) -> None:
-    """Write a figure as PNG atomically and close it."""
+def save_figure(fig, path: str | Path | None) -> bytes:
+    """Close a figure and return its PNG, written atomically to ``path`` unless None."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     pyplot().close(fig)
-    atomic_write(path, buffer.getvalue())
+    if path is not None:
+        atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 TRAJECTORY_LINES = (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":"),
                     ("reference_mean", "natural references (mean)", "-."))
 
 
-def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> None:
+def plot_trajectory(history: list[dict], path: str | Path | None, title: str = "") -> bytes:
     """Best and mean score of the evolved images per generation, the noise-free best when
-    noise was simulated, and the mean of the natural reference images shown with them."""
+    noise was simulated, and the mean of the natural reference images shown with them; the
+    PNG is returned (and written to ``path`` unless None)."""
     gens = np.arange(len(history))
     fig, ax = pyplot().subplots(figsize=(6, 4), dpi=100)
     for key, label, style in TRAJECTORY_LINES:
@@ -47,7 +50,7 @@ def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> N
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylabel: str = "activation",

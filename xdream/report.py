@@ -4,9 +4,13 @@ PNG figures, for an evolution run, a gradient run, a comparison or a characteris
 its reconstruction; one started from a characterisation (``--init-from-characterisation``) also
 the unit's verdicts and tuning plot, with a link to its row in the characterisation's report.
 
-While an evolution is still running (no ``summary.json`` yet) the page carries a
-``<meta http-equiv="refresh">``, so a browser keeps showing the current generation;
-``xdream report RUN_DIR --watch`` rewrites it after every new generation until the run ends.
+While an evolution is still running (no ``summary.json`` yet: a resume removes an earlier
+one) the page carries a ``<meta http-equiv="refresh">``, so a browser keeps showing the
+current generation; ``xdream report RUN_DIR --watch`` rewrites it after every new generation
+until the run ends. The report of an evolution writes only ``report.html`` (a running run's
+trajectory is drawn into the page; the run's own ``trajectory.png`` is never rewritten), so it
+can run beside the run's writer; for the other kinds ``xdream report`` takes the run's lock
+while it writes their figures.
 """
 
 from __future__ import annotations
@@ -81,24 +85,27 @@ def fmt(v) -> str:
 
 # -- pages ---------------------------------------------------------------------------------------------
 def _evolution(path: Path) -> tuple[str, str, bool]:
-    run = RunDir.open(path)
+    run = RunDir.open(path, lock=False)
     records = run.read_log()
     summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
     config = (path / "config.toml").read_text()
     running = summary is None
     references = any("reference_mean" in r for r in records)
-    if records:
-        plot_trajectory([{k: r[k] for k, _, _ in TRAJECTORY_LINES if r.get(k) is not None} for r in records],
-                        path / "trajectory.png", title=path.name)
+    caption = "best and mean score per generation" + (", natural references' mean" if references else "")
+    if records and (running or not (path / "trajectory.png").is_file()):
+        png = plot_trajectory([{k: r[k] for k, _, _ in TRAJECTORY_LINES if r.get(k) is not None} for r in records],
+                              None, title=path.name)
+        trajectory = f"<figure>{image_html(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+    else:
+        trajectory = figure_html(path / "trajectory.png", caption)
     last = records[-1]["generation"] if records else None
+    ended = "stopped before its end" if summary and summary.get("stopped_early") else "finished"
     status = (f"running: generation {last} done, {records[-1]['evaluations']} evaluations; this page refreshes every "
               f"{REFRESH_SECONDS} s" if running and records else "running: no generation finished yet" if running
-              else f"finished: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
+              else f"{ended}: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
                    f"{fmt(summary['final_best'])} (generation {summary['best_generation']})")
     body = [f'<p class="status">{html.escape(status)}</p>', '<div class="grid">',
-            figure_html(path / "best.png", "best image so far"),
-            figure_html(path / "trajectory.png", "best and mean score per generation"
-                    + (", natural references' mean" if references else ""))]
+            figure_html(path / "best.png", "best image so far"), trajectory]
     if last is not None:
         body.append(figure_html(run.image_file("montage", last), f"generation {last}: all images"))
     body.append("</div>" + _start(path) + "<h2>Best image of recent generations</h2><div class='grid'>")
@@ -189,25 +196,37 @@ def _compare(path: Path) -> tuple[str, str, bool]:
     return f"xdream compare: {path.name}", "".join(body), False
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``RUN_DIR/report.html`` (and its PNG figures) and return its path."""
-    path = Path(run_dir)
+def run_kind(path: Path) -> str:
+    """``compare``, ``gradient``, ``characterise`` or ``evolution``; a RunDirError otherwise."""
     if (path / "compare.json").is_file():
+        return "compare"
+    if (path / "gradient.json").is_file():
+        return "gradient"
+    if (path / "classification.csv").is_file() and (path / SUMMARY).is_file():  # xdream characterise
+        return "characterise"
+    if (path / "config.toml").is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
+        return "evolution"
+    raise RunDirError(f"{path} is not an xdream run, gradient, comparison or characterisation folder (no "
+                      f"config.toml, gradient.json, compare.json or classification.csv)")
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` (and, except for an evolution, its PNG figures) and return its path."""
+    path = Path(run_dir)
+    kind = run_kind(path)
+    if kind == "compare":
         page = _compare(path)
         for m in json.loads((path / "compare.json").read_text())["methods"]:
             if m.get("folder") and (path / m["folder"]).is_dir():
                 write_report(path / m["folder"])
-    elif (path / "gradient.json").is_file():
+    elif kind == "gradient":
         page = _gradient(path)
-    elif (path / "classification.csv").is_file() and (path / SUMMARY).is_file():  # xdream characterise
+    elif kind == "characterise":
         from .characterise.report import page as characterisation_page
 
         page = characterisation_page(path)
-    elif (path / "config.toml").is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
-        page = _evolution(path)
     else:
-        raise RunDirError(f"{path} is not an xdream run, gradient, comparison or characterisation folder (no "
-                          f"config.toml, gradient.json, compare.json or classification.csv)")
+        page = _evolution(path)
     title, body, refresh = page
     out = path / REPORT
     atomic_write(out, _page(title, body, refresh).encode())

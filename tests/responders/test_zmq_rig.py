@@ -329,6 +329,18 @@ def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
                           "--endpoint", LOOPBACK, "--log", str(tmp_path / "log")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "channel 999 out of range" in out.stderr
+    # a rig that cannot bind (its port is taken) writes no log into the current folder
+    import socket
+
+    (tmp_path / "cwd").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        out = subprocess.run([*xdream_cmd, "rig", "simulate", "--target", "efficientnet_lite0:_blocks.2:5",
+                              "--endpoint", f"tcp://127.0.0.1:{taken.getsockname()[1]}"], capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path / "cwd")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cannot bind" in out.stderr, out.stderr
+    assert list((tmp_path / "cwd").iterdir()) == []
 
 
 def test_stale_duplicate_and_odd_records_are_dropped(tmp_path, scripted_rig):

@@ -28,6 +28,13 @@ BAD_INPUTS = [
     (["--set", "reference.colour=1"], "unknown config key 'reference.colour'; valid: folder, per_generation"),
     (["--unscored", "later"], "invalid choice: 'later'"),
     (["--set", "reshow_attempts=0"], "'reshow_attempts' must be 1..10, got 0"),
+    # former tracebacks (issue 15)
+    (["--device", "gpu"], "unknown device 'gpu'; valid: cpu, cuda, cuda:N, mps"),
+    (["--seed", "-1"], "'seed' must be an integer >= 0, got -1"),
+    (["."], "is a folder; give a .toml file"),
+    (["--generations", "2", "--budget", "100"], "--generations 2 and --budget 100 are mutually exclusive"),
+    (["--population", "100000000"], "population 100000000 needs about"),
+    (["--allow-changed", "seed"], "--allow-changed needs --resume RUN_DIR"),
 ]
 
 
@@ -40,6 +47,35 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monk
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+def test_cuda_without_a_gpu_is_one_line_before_anything_is_built(tmp_path, monkeypatch, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU, so --device cuda is valid here")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evolve", "--device", "cuda", "--output", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "device 'cuda': no CUDA GPU is available" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_name_the_command(capsys):
+    assert main(["evolve", "--generations"]) == 2
+    assert "(see xdream evolve --help)" in capsys.readouterr().err
+    assert main(["nonsense"]) == 2
+    assert "(see xdream --help)" in capsys.readouterr().err
+
+
+def test_version_and_python_m_xdream(xdream_cmd):
+    import sys
+
+    from xdream import __version__
+
+    for cmd in ([sys.executable, "-m", "xdream", "--version"], [*xdream_cmd, "--version"]):
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip() == f"xdream {__version__}", result
 
 
 def test_real_process_exit_code_and_single_line(tmp_path, xdream_cmd):

@@ -57,7 +57,20 @@ def test_gradient_command_writes_a_run(tmp_path, capsys):
     assert "tv(input)" in data["objective"]
     assert data["best"] == max(data["scores"])
     assert sorted(p.name for p in (out / "images").iterdir()) == ["final_00.png", "final_01.png"]
-    assert (out / "report.html").is_file() and "best activation" in capsys.readouterr().out
+    assert (out / "report.html").is_file() and "objective unit(" in capsys.readouterr().out
+
+
+def test_gradient_prints_and_plots_the_objective_it_optimised(tmp_path, capsys):
+    """--objective class:N optimises a logit: that is what is printed and recorded, and the
+    unit's own activation is named as such."""
+    out = tmp_path / "g"
+    assert main(["gradient", "--target", "efficientnet_lite0:_blocks.2:5", "--objective", "class:285", "--steps", "3",
+                 "--size", "32", "--output", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "gradient.json").read_text())
+    assert data["objective"] == "class_logit(285)"
+    assert f"objective class_logit(285) {data['final_objective']:.4g}" in printed and "the unit's activation" in printed
+    assert data["final_objective"] == data["history"][-1]["objective"]
 
 
 BAD = [
@@ -70,6 +83,9 @@ BAD = [
     (["gradient", "--objective", "everything"], "unknown objective 'everything'; valid: unit, channel, layer, class:N"),
     (["gradient", "--method", "deepdream", "--image", "{text}"], "is not a readable image file"),
     (["gradient", "--steps", "0"], "steps must be >= 1, got 0"),
+    (["gradient", "--objective", "class:5000"], "objective class:5000 cannot be computed on"),
+    (["gradient", "--lr", "-1"], "learning rate must be > 0, got -1.0"),
+    (["gradient", "--method", "deepdream", "--octave-scale", "1"], "octave_scale must be > 1"),
     (["report", "{empty}"], "is not an xdream run"),
 ]
 
