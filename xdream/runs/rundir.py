@@ -1,0 +1,353 @@
+"""The run directory: everything a run writes, written atomically, by one writer at a time.
+
+Layout::
+
+    RUN/config.toml          the resolved config (re-runnable with ``xdream evolve RUN/config.toml``)
+    RUN/log.jsonl            one JSON record per generation (scores, best, mean, timings)
+    RUN/checkpoint.pkl       state after the last finished generation (atomic replace, SHA-256 checked)
+    RUN/generations/gen_NNNN.npz   codes (float32) and scores of every generation (with reference_scores,
+                             reference_index of the natural references; shown: batches per image)
+    RUN/images/best_NNNN.png, montage_NNNN.png   best image and all images of a generation
+    RUN/best.png             the best image so far
+    RUN/trajectory.png, RUN/summary.json   written when the run ends; summary.json last: it is the
+                             completion mark
+    RUN/.lock                the writer's lock (:mod:`xdream.runs.lock`)
+
+A killed run loses at most the generation in flight: files of a generation are written before
+its log line, and the checkpoint last. The checkpoint carries the SHA-256 of every generation
+file and a copy of every log line up to it, so a resume proves what it continues from
+(:meth:`RunDir.verify`) before :meth:`RunDir.rewind` drops anything newer than the checkpoint.
+Files get the modes the process umask allows (0644 / 0755 under umask 022), as ``open`` would.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import math
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xdream.core.errors import RunDirError
+from xdream.runs.lock import LOCK, RunLock
+
+CONFIG, LOG, CHECKPOINT, SUMMARY = "config.toml", "log.jsonl", "checkpoint.pkl", "summary.json"
+SUBDIRS = ("generations", "images")
+#: First line of a checkpoint; the second is the SHA-256 (hex) of the pickle that follows.
+CHECKPOINT_MAGIC = b"xdream-checkpoint/2\n"
+TEMP_SUFFIX = ".tmp"
+ASIDE_PREFIX = "discarded-"
+
+
+def umask() -> int:
+    """The process umask (read from /proc where it can be, so it is never changed)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def os_error(path: str | Path, e: OSError, doing: str = "write") -> RunDirError:
+    """A one-line error for a failed file operation, naming the path (disk full, read-only, ...)."""
+    hint = {errno.ENOSPC: "; free some space, then resume the run", errno.EDQUOT: "; free some space, then resume",
+            errno.EROFS: "; the filesystem is read-only", errno.EACCES: "; check its permissions"}.get(e.errno, "")
+    return RunDirError(f"cannot {doing} {path}: {e.strerror or e}{hint}")
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync, then rename over ``path``. The file
+    gets mode ``0666 & ~umask`` (``mkstemp`` alone would give 0600)."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise os_error(path, e) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~umask())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise os_error(path, e) from None
+        raise
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_safe(value):
+    """NaN/inf become null so log lines stay valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def _is_skeleton(path: Path) -> bool:
+    """A folder left by a run killed while it was being created: nothing but empty subfolders,
+    the lock file and temp files of an unfinished write."""
+    for entry in path.iterdir():
+        if entry.name == LOCK or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        if entry.name in SUBDIRS and entry.is_dir() and not any(entry.iterdir()):
+            continue
+        return False
+    return True
+
+
+class RunDir:
+    """One run's directory. ``create`` starts a new run, ``open`` an existing one; both take
+    the run's write lock (:class:`xdream.runs.lock.RunLock`) unless ``lock=False`` (readers)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.lock = RunLock(self.path)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, config_toml: str, subdirs=SUBDIRS) -> "RunDir":
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_skeleton(path))):
+            raise RunDirError(
+                f"output directory {path} already exists and is not empty; choose another or resume it with --resume {path}"
+            )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create output directory {path}: {e.strerror}") from None
+        run = cls(path)
+        run.lock.acquire()
+        try:
+            if not _is_skeleton(path):  # another process created the run in the meantime
+                raise RunDirError(f"output directory {path} was just filled by another run; choose another")
+            run.clean_temp_files()
+            for sub in subdirs:
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            atomic_write(path / CONFIG, config_toml.encode())
+        except OSError as e:
+            run.lock.release()
+            raise RunDirError(f"cannot create output directory {path}: {e.strerror}") from None
+        except BaseException:
+            run.lock.release()
+            raise
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path, *, lock: bool = True) -> "RunDir":
+        path = Path(path)
+        if not (path / CONFIG).is_file():
+            if path.is_dir() and any(path.iterdir()) and _is_skeleton(path):
+                raise RunDirError(f"{path} holds no run yet (it was stopped while being created); start it again "
+                                  f"with --output {path}")
+            raise RunDirError(f"{path} is not an xdream run directory (no {CONFIG})")
+        run = cls(path)
+        if lock:
+            run.lock.acquire()
+        return run
+
+    def clean_temp_files(self) -> list[Path]:
+        """Remove temp files of writes that a killed process never finished (hold the lock)."""
+        removed = []
+        for folder in (self.path, *(self.path / s for s in SUBDIRS)):
+            if folder.is_dir():
+                for f in folder.glob(f".*{TEMP_SUFFIX}"):
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+        return removed
+
+    # -- per generation ---------------------------------------------------------------------
+    def generation_file(self, generation: int) -> Path:
+        return self.path / "generations" / f"gen_{generation:04d}.npz"
+
+    def image_file(self, kind: str, generation: int) -> Path:
+        return self.path / "images" / f"{kind}_{generation:04d}.png"
+
+    def save_arrays(self, generation: int, **arrays: np.ndarray) -> str:
+        """Write one generation's arrays; returns the file's SHA-256 (kept in the checkpoint)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        data = buffer.getvalue()
+        atomic_write(self.generation_file(generation), data)
+        return sha256(data)
+
+    def load_arrays(self, generation: int) -> dict[str, np.ndarray]:
+        with np.load(self.generation_file(generation)) as data:
+            return {k: data[k] for k in data.files}
+
+    def append_log(self, record: dict) -> str:
+        """Append one record as a JSON line (fsynced); returns the line written."""
+        line = json.dumps(_json_safe(record), allow_nan=False) + "\n"
+        path = self.path / LOG
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise os_error(path, e) from None
+        return line
+
+    def read_log(self) -> list[dict]:
+        """The log's records. A torn last line (a write cut by a crash) is ignored; a bad line
+        before the last is a one-line RunDirError naming it, never a silent end of the log."""
+        path = self.path / LOG
+        if not path.exists():
+            return []
+        *complete, torn = path.read_bytes().split(b"\n")
+        records = []
+        for number, line in enumerate(complete, start=1):
+            record = _parse_record(line)
+            if record is None:
+                if not line.strip():
+                    continue
+                raise RunDirError(f"{path} line {number} is not a generation record (damaged or edited): "
+                                  f"{line[:40]!r}; restore the file, or rebuild it from the checkpoint's copy with "
+                                  f"xdream evolve --resume {self.path} --repair")
+            records.append(record)
+        last = _parse_record(torn) if torn.strip() else None
+        return records + ([last] if last is not None else [])  # else: the torn line of a killed write
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(self.path / CHECKPOINT, CHECKPOINT_MAGIC + sha256(payload).encode() + b"\n" + payload)
+
+    def load_checkpoint(self) -> dict | None:
+        """The last checkpoint, or None if there is none; a damaged one is a RunDirError.
+
+        Checkpoints are local files written by the user's own process, and their SHA-256 is
+        checked before unpickling; never load one from an untrusted source."""
+        path = self.path / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise os_error(path, e, "read") from None
+        head, _, rest = data.partition(b"\n")
+        digest, _, payload = rest.partition(b"\n")
+        if head + b"\n" != CHECKPOINT_MAGIC or digest.decode(errors="replace") != sha256(payload):
+            raise RunDirError(f"checkpoint {path} is damaged (its SHA-256 does not match its contents); "
+                              f"restore it from a backup, or start over with xdream evolve --resume {self.path} "
+                              "--restart (the old generations are moved aside)")
+        try:
+            return pickle.loads(payload)
+        except Exception as e:
+            raise RunDirError(f"checkpoint {path} is unreadable ({type(e).__name__}); cannot resume") from None
+
+    def finished_generations(self) -> list[int]:
+        """Generations with a file in ``generations/`` (finished or in flight)."""
+        out = []
+        for f in (self.path / "generations").glob("gen_*.npz"):
+            try:
+                out.append(int(f.stem.rsplit("_", 1)[1]))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def verify(self, log_lines: list[str], digests: list[str]) -> None:
+        """Check that the log starts with ``log_lines`` and that generation ``g``'s file has
+        SHA-256 ``digests[g]`` (both as the checkpoint recorded them); one line naming the
+        first missing or damaged file otherwise. Nothing is changed."""
+        path = self.path / LOG
+        if log_lines:
+            if not path.is_file():
+                raise RunDirError(f"{path} is missing ({len(log_lines)} generations are checkpointed); restore it, or "
+                                  f"rebuild it from the checkpoint's copy with xdream evolve --resume {self.path} --repair")
+            have = path.read_bytes().split(b"\n")
+            for number, line in enumerate(log_lines, start=1):
+                if number > len(have) or have[number - 1] + b"\n" != line.encode():
+                    state = "missing" if number > len(have) or not have[number - 1] else "damaged or edited"
+                    raise RunDirError(f"{path} line {number} (generation {number - 1}) is {state}; restore the file, "
+                                      f"or rebuild it from the checkpoint's copy with xdream evolve --resume "
+                                      f"{self.path} --repair")
+        for g, digest in enumerate(digests):
+            file = self.generation_file(g)
+            try:
+                data = file.read_bytes()
+            except FileNotFoundError:
+                raise RunDirError(f"{file} is missing (the checkpoint holds generations 0-{len(digests) - 1}); "
+                                  "restore it from a backup to resume") from None
+            except OSError as e:
+                raise os_error(file, e, "read") from None
+            if sha256(data) != digest:
+                raise RunDirError(f"{file} is damaged (its SHA-256 differs from the checkpoint's); restore it "
+                                  "from a backup to resume")
+
+    def repair_log(self, log_lines: list[str]) -> None:
+        """Rewrite the log from the checkpoint's copy of its lines."""
+        atomic_write(self.path / LOG, "".join(log_lines).encode())
+
+    def rewind(self, generations_done: int, log_lines: list[str] | None = None) -> None:
+        """Drop log lines and files of generations at or after ``generations_done`` (the
+        generation in flight when a run was killed); the log keeps exactly ``log_lines``."""
+        if log_lines is None:
+            log_lines = [json.dumps(r) + "\n" for r in self.read_log() if r["generation"] < generations_done]
+        path = self.path / LOG
+        if path.is_file() and path.read_bytes() != "".join(log_lines).encode():
+            atomic_write(path, "".join(log_lines).encode())
+        for folder, pattern in (("generations", "gen_*.npz"), ("images", "*_*.png")):
+            for f in (self.path / folder).glob(pattern):
+                try:
+                    number = int(f.stem.rsplit("_", 1)[1])
+                except ValueError:
+                    continue
+                if number >= generations_done:
+                    f.unlink()
+
+    def set_aside(self) -> Path:
+        """Move everything but the config and the lock into ``RUN/discarded-<time>/`` (for a
+        restart); returns that folder."""
+        aside = self.path / f"{ASIDE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 1
+        while aside.exists():
+            aside, n = self.path / f"{ASIDE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{n}", n + 1
+        try:
+            aside.mkdir()
+            for entry in self.path.iterdir():
+                if entry.name not in (CONFIG, LOCK) and not entry.name.startswith(ASIDE_PREFIX):
+                    shutil.move(str(entry), aside / entry.name)
+            for sub in SUBDIRS:
+                (self.path / sub).mkdir(exist_ok=True)
+        except OSError as e:
+            raise os_error(aside, e, "move the old generations into") from None
+        return aside
+
+    def write_json(self, name: str, data: dict) -> None:
+        atomic_write(self.path / name, (json.dumps(_json_safe(data), indent=2) + "\n").encode())
+
+
+def _parse_record(line: bytes) -> dict | None:
+    """A log line as a generation record, or None for anything else (binary, non-JSON, ``{}``)."""
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("generation"), int):
+        return None
+    return record
