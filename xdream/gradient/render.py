@@ -78,9 +78,20 @@ def _progress(steps: int, on: bool, desc: str):
     return tqdm(total=steps, disable=not on, desc=desc, unit="step", dynamic_ncols=True)
 
 
-def _ascend(objective, target, make_images, params, *, transforms, steps, lr, rng, score, score_every, progress, desc,
-            resize=True) -> tuple[list[dict], float]:
-    """Adam on ``params`` maximising ``objective`` of ``target`` at ``transforms(make_images())``."""
+def model_view(target: ModelTarget, images: torch.Tensor, transforms: Compose,
+               rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+    """The transformed images and the factor that magnifies them for the model: the fixed
+    ``input_size / size`` of the untransformed images (never a resize back to ``input_size``), so
+    a random scale ``s`` makes the content ``s`` times as wide in the model's frame (as in
+    Lucid, whose ``render_vis`` feeds the transformed image at its own size; Lucent resizes
+    every transformed image to 224 px, which undoes the scale)."""
+    return transforms(images, rng), target.input_size / images.shape[-1]
+
+
+def _ascend(objective, target, make_images, params, *, transforms, steps, lr, rng, score, score_every, progress,
+            desc) -> tuple[list[dict], float]:
+    """Adam on ``params`` maximising ``objective`` of ``target`` at ``transforms(make_images())``
+    (seen as :func:`model_view` says)."""
     target.check_layers(objective.layers)
     model_layers = [n for n in objective.layers if n != INPUT]
     optimizer = torch.optim.Adam(params, lr=lr)
@@ -89,7 +100,10 @@ def _ascend(objective, target, make_images, params, *, transforms, steps, lr, rn
     with _progress(steps, progress, desc) as bar:
         for step in range(steps + 1):
             images = make_images()
-            acts = target.activations(transforms(images, rng), model_layers, resize=resize) if model_layers else {}
+            acts = {}
+            if model_layers:
+                seen, factor = model_view(target, images, transforms, rng)
+                acts = target.activations(seen, model_layers, resize=factor)
             acts[INPUT] = images
             value = objective(acts)
             recorder(step, float(value.detach()), lambda: make_images().detach())
@@ -123,7 +137,8 @@ def render(
     progress: bool = False,
 ) -> RenderResult:
     """Lucid's ``render_vis``: Adam (lr 0.05, 512 steps) on a 128 px decorrelated Fourier
-    image under the standard transforms; the model sees it resized to its input size."""
+    image under the standard transforms; the model sees each transformed image magnified by
+    ``input_size / size`` (:func:`model_view`)."""
     _check_steps(steps, lr)
     rng, gen = seeded(seed)
     if param is None:

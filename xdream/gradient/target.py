@@ -30,7 +30,9 @@ class _Stop(Exception):
 
 class ModelTarget:
     """``model`` in eval mode with its input preprocessing: images ``[B, 3, H, W]`` in [0, 1]
-    are resized (bilinear) to ``input_size`` unless ``resize=False`` and normalised by
+    are resized (bilinear) to ``input_size`` (``resize=True``), by a fixed factor (``resize`` a
+    float: what gradient ascent uses, so that random scaling changes the content's size in the
+    frame the model sees, as in Lucid), or not at all (``resize=False``), and normalised by
     ``mean``/``std``. ``objective`` is the unit the owner responds with (the default to ascend).
     The model is put in eval mode and frozen, so a layer output without ``grad_fn`` is one
     that no gradient from the input reaches.
@@ -68,13 +70,21 @@ class ModelTarget:
                     f"also 'input' and 'logits'"
                 )
 
-    def preprocess(self, images: torch.Tensor, resize: bool = True) -> torch.Tensor:
+    def preprocess(self, images: torch.Tensor, resize: bool | float = True) -> torch.Tensor:
         images = images.to(self.device, torch.float32)
-        if resize and images.shape[-2:] != (self.input_size, self.input_size):
-            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        h, w = images.shape[-2:]
+        if resize is True:
+            size = (self.input_size, self.input_size)
+        elif resize is False:
+            size = (h, w)
+        else:
+            size = (max(1, round(h * resize)), max(1, round(w * resize)))
+        if size != (h, w):
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         return (images - self._mean) / self._std
 
-    def activations(self, images: torch.Tensor, layers: Iterable[str], resize: bool = True) -> dict[str, torch.Tensor]:
+    def activations(self, images: torch.Tensor, layers: Iterable[str],
+                    resize: bool | float = True) -> dict[str, torch.Tensor]:
         """Outputs of the named layers for ``images`` (the graph is kept). The forward pass
         stops after the last layer needed unless ``"logits"`` is asked for. A layer whose
         output does not depend differentiably on the input raises ConfigError."""

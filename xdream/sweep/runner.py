@@ -6,6 +6,12 @@ not installed or ``backend="process"``, on a local process pool. A sweep restart
 crash skips the runs that finished (their ``summary.json`` says so) and resumes the others
 from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan, so a restart
 with a different grid is refused, and ``results.jsonl`` one record per run when all are done.
+
+Every run holds its run directory's lock (:mod:`xdream.runs.lock`) while it writes, so a
+straggling worker of a killed sweep and a rerun never write the same run: the second gets a
+one-line error and the run is reported failed (rerun to retry it). Process-pool workers ask
+Linux to kill them when their driver dies (``PR_SET_PDEATHSIG``), so ``kill -9`` of the
+driver leaves no worker behind; Ray ends a dead driver's tasks itself.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 
 from xdream.core.errors import ConfigError, RunDirError, choices_text
@@ -87,8 +92,7 @@ def run_one(path: str, config: dict, threads: int) -> dict:
         if (run_dir / CONFIG).is_file():
             experiment = Experiment.resume(run_dir)
         else:
-            if run_dir.exists():  # killed while creating the directory: start it afresh
-                shutil.rmtree(run_dir)
+            # (a folder left by a kill while it was being created is taken over by RunDir.create)
             experiment = Experiment(ExperimentConfig.from_dict(config), run_dir=run_dir)
         try:
             experiment.run(progress=False)
@@ -156,12 +160,30 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             "failures": failures}
 
 
+def die_with_parent(parent: int) -> None:
+    """Process-pool worker initialiser: SIGKILL this worker when the process that started it
+    dies (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a no-op), and exit at once if it died
+    already. A killed worker's run resumes from its last checkpoint."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the driver died before the request took effect
+        os._exit(1)
+
+
 def _run_pool(jobs, workers, address, env):
     """Local process pool (spawned workers: no forked torch state)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with _environment(env), ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with _environment(env), ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_one, *job): Path(job[0]).name for job in jobs}
         for future in as_completed(futures):
             exc = future.exception()

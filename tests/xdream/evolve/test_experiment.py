@@ -92,7 +92,7 @@ def test_budget_counts_evaluations_and_is_never_exceeded(tmp_path, fast_job):
 
 
 def test_budget_and_generations_together_are_refused(fast_job):
-    from xdream.errors import ConfigError
+    from xdream.core.errors import ConfigError
 
     fast_job["budget"] = 20
     with pytest.raises(ConfigError, match="mutually exclusive"):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from xdream import Experiment, ExperimentConfig
-from xdream.errors import ConfigError, RunDirError
+from xdream.core.errors import ConfigError, RunDirError
 from xdream.runs.rundir import RunDir, atomic_write
 
 from test_experiment import assert_same_run, run_job  # same folder (pytest puts it on sys.path)

@@ -99,3 +99,47 @@ def test_rotate_positive_angle_is_counterclockwise_as_tf_and_zero_is_identity():
     torch.testing.assert_close(RandomRotate((0,))(x, np.random.default_rng(0)), x)
     rotated = RandomRotate((90,))(x, np.random.default_rng(0))
     torch.testing.assert_close(rotated, torch.rot90(x, k=1, dims=(-2, -1)), atol=1e-5, rtol=0)
+
+
+class _SquareParam:
+    """A fixed image (a white square of ``width`` px on black) plus a zero tensor to optimise."""
+
+    def __init__(self, size: int, width: int):
+        self.base = torch.zeros(1, 3, size, size)
+        lo = (size - width) // 2
+        self.base[..., lo:lo + width, lo:lo + width] = 1.0
+        self.delta = torch.zeros_like(self.base, requires_grad=True)
+
+    def __call__(self):
+        return self.base + self.delta
+
+    def parameters(self):
+        return [self.delta]
+
+
+@pytest.mark.parametrize("scales", [(0.9, 1.0, 1.1)])
+def test_random_scale_scales_the_content_in_the_models_frame(lite_target, scales):
+    """As in Lucid (render_vis feeds the transformed image at its own size): the square's width
+    in the model's input is proportional to the drawn scale (here with a fixed 2x magnification,
+    32 px image on a 64 px model); resizing back to the input size would make it constant."""
+    from xdream.gradient.render import render
+    from xdream.gradient.transforms import RandomScale
+
+    widths = {}
+    mean, std = lite_target._mean, lite_target._std
+
+    def capture(module, args):
+        seen = args[0] * std + mean  # back to [0, 1]
+        row = seen[0, 0, seen.shape[-2] // 2]
+        widths[scale] = int((row > 0.5).sum())
+
+    handle = lite_target.model.register_forward_pre_hook(capture)
+    try:
+        for scale in scales:
+            render(lite_target.objective, lite_target, param=_SquareParam(32, 16), transforms=RandomScale((scale,)),
+                   steps=1, lr=1e-6, seed=0)
+    finally:
+        handle.remove()
+    for scale in scales:  # 16 px * 2 (magnification) * scale, to the rounding of two resizes
+        assert abs(widths[scale] - 32 * scale) <= 1.5, widths
+    assert widths[1.1] > widths[1.0] > widths[0.9]

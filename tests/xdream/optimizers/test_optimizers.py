@@ -502,6 +502,38 @@ def test_genetic_wang_ponce_preset_and_explicit_overrides():
 
 
 @needs_genetic
+def test_genetic_wang_ponce_selects_on_the_unclipped_softmax():
+    """Wang & Ponce's step_simple (ActMax-Optimizer-Dev, core/Optimizers.py) has no clip: the best
+    individual's parent probability is exp(0) / sum exp((s - max s) / kT), kT = std / 0.5;
+    XDREAM's preset clips at the 95th percentile and gives the outlier less."""
+    from xdream.optimizers.genetic import fitness
+
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 40.0])  # one outlier: the clip matters
+    kT = np.std(scores) / 0.5
+    unclipped = np.exp((scores - scores.max()) / kT)
+    opt = make("genetic", {"preset": "wang-ponce", "population": 12, "n_conserve": 2})
+    assert opt.clip_percentile == 100
+    p = fitness(scores, opt.selectivity, opt.clip_percentile)
+    assert p[-1] == pytest.approx(1 / unclipped.sum(), rel=1e-12)
+    np.testing.assert_allclose(p, unclipped / unclipped.sum(), rtol=1e-12)
+    assert fitness(scores, 0.5)[-1] < p[-1]  # XDREAM's clip
+
+
+@needs_genetic
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_genetic_treats_non_finite_scores_as_unscored(bad):
+    """+-inf, like NaN, is carried over unchanged at the end and never selected as a parent."""
+    opt = make("genetic", {"population": 6, "mutation_rate": 0.0})
+    codes = opt.ask()
+    scores = np.array([1.0, 2.0, bad, 3.0, 0.5, 1.5])
+    opt.tell(codes, scores)
+    after = opt.ask()
+    np.testing.assert_array_equal(after[-1], codes[2])  # carried over at the end
+    # no child has genes of the non-finite individual (mutation off: genes are copied exactly)
+    assert not np.isin(after[:-1], codes[2]).any()
+
+
+@needs_genetic
 def test_genetic_initial_codes_are_standard_normal():
     x = make("genetic", {"population": 200}, dim=100).ask()
     assert abs(x.mean()) < 0.02

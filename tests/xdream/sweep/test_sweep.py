@@ -187,3 +187,65 @@ def test_process_workers_get_one_thread_pool_size(monkeypatch):
     assert worker_threads_env(1) == {var: "1" for var in THREAD_VARS}
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert worker_threads_env(2)["OMP_NUM_THREADS"] == "3" and worker_threads_env(2)["MKL_NUM_THREADS"] == "2"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_process_workers_die_with_a_killed_driver(fast_job, tmp_path):
+    """kill -9 of the driver: its pool workers get SIGKILL from the kernel (PR_SET_PDEATHSIG)."""
+    job = {**fast_job, "generations": 400}
+    path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0, 1]), tmp_path / "out")
+    driver = subprocess.Popen([sys.executable, "-m", "xdream.cli", "sweep", str(path), "--backend", "process",
+                               "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    runs = tmp_path / "out" / "runs"
+    while not (runs.exists() and len(list(runs.glob("*/log.jsonl"))) == 2):  # both workers are writing
+        assert driver.poll() is None and time.monotonic() < deadline, "the sweep did not start its runs"
+        time.sleep(0.05)
+    workers = [p for p in _children(driver.pid) if "spawn" in open(f"/proc/{p}/cmdline").read()]
+    assert len(workers) >= 2
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in workers), "workers outlived their driver"
+
+
+def test_a_run_held_by_a_straggler_is_not_written_twice(fast_job, tmp_path):
+    """A rerun finds one run locked (as by a straggling worker): that run fails with one line
+    naming the holder and is not touched; the other runs."""
+    from xdream.runs.lock import RunLock
+
+    job = {**fast_job, "generations": 2}
+    path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0, 1]), tmp_path / "out")
+    from xdream.sweep.runner import prepare
+
+    sweep_dir, runs = prepare(path, None)
+    held = sweep_dir / "runs" / runs[0].name
+    held.mkdir(parents=True)
+    with RunLock(held):
+        result = run_sweep(path, backend="process", workers=2, log=lambda line: None)
+    assert list(result["failures"]) == [runs[0].name]
+    assert f"being written by pid {os.getpid()}" in result["failures"][runs[0].name]
+    assert sorted(p.name for p in held.iterdir()) == [".lock"]
+    assert result["ran"] == 1
