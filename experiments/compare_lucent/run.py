@@ -1,9 +1,16 @@
 """Peer check: xdream's gradient baseline vs Lucent's ``render_vis`` on the same unit.
 
 Same unit (EfficientNet-Lite0, embedded weights, centre unit of a channel), same 128 px
-decorrelated Fourier parameterisation, Lucid's standard transforms, Adam lr 0.05, same
-number of steps; each final image is scored by xdream's torch-unit responder (no transforms).
-Prints the activation each reached and the ratio xdream / Lucent, per seed and in median.
+decorrelated Fourier parameterisation, Adam lr 0.05, same number of steps; each final image is
+scored by xdream's torch-unit responder (no transforms). Two Lucent arms:
+
+- ``lucent``: Lucent 0.1.8 as shipped (its ``standard_transforms``: its ``jitter`` is a kornia
+  translate by 0..d-1 px with no crop, so the image shifts by up to d-1 px one way and keeps its size);
+- ``lucent-crop``: the same with Lucid's jitter (a random ``H-d x W-d`` crop at offsets 0..d),
+  the like-for-like comparison of the two implementations.
+
+Prints the activation each reached and the ratios xdream / Lucent and xdream / Lucent-crop,
+per seed and in median.
 
 Run with ``bash experiments/compare_lucent/run.sh`` (it builds this experiment's own
 environment with torch-lucent; the main environment never gets it).
@@ -39,7 +46,28 @@ class Normalised(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def lucent_render(unit, steps: int, seed: int) -> torch.Tensor:
+def crop_jitter(d: int):
+    """Lucid's ``transform.jitter``: a random crop of ``H-d x W-d`` at offsets 0..d (drawn from
+    the global numpy RNG, as Lucent's own transforms draw)."""
+
+    def inner(images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        dy, dx = (int(v) for v in np.random.randint(0, d + 1, size=2))
+        return images[..., dy:dy + h - d, dx:dx + w - d]
+
+    return inner
+
+
+def lucid_transforms():
+    """Lucent's standard_transforms with Lucid's crop jitter in place of Lucent's translate."""
+    from lucent.optvis import transform
+
+    return [transform.pad(12, mode="constant", constant_value=0.5), crop_jitter(8),
+            transform.random_scale([1 + (i - 5) / 50.0 for i in range(11)]),
+            transform.random_rotate(list(range(-10, 11)) + 5 * [0]), crop_jitter(4)]
+
+
+def lucent_render(unit, steps: int, seed: int, crop: bool = False) -> torch.Tensor:
     from lucent.optvis import objectives, param, render as lrender, transform
 
     np.random.seed(seed)  # Lucent draws its transforms from the global RNGs
@@ -48,7 +76,8 @@ def lucent_render(unit, steps: int, seed: int) -> torch.Tensor:
     layer = "net_" + unit.target.layer.replace(".", "_")
     objective = objectives.neuron(layer, unit.target.channel)
     images = lrender.render_vis(
-        model, objective, param_f=lambda: param.image(128), transforms=transform.standard_transforms,
+        model, objective, param_f=lambda: param.image(128),
+        transforms=lucid_transforms() if crop else transform.standard_transforms,
         thresholds=(steps,), preprocess=False, progress=False, show_image=False,
     )
     return torch.from_numpy(images[-1]).permute(0, 3, 1, 2).float()
@@ -71,18 +100,20 @@ def main() -> None:
         t = time.perf_counter()
         ours = render(target.objective, target, steps=args.steps, seed=seed).images
         t_ours = time.perf_counter() - t
-        t = time.perf_counter()
         theirs = lucent_render(unit, args.steps, seed)
-        t_theirs = time.perf_counter() - t
-        a, b = float(unit.respond(ours)[0]), float(unit.respond(theirs)[0])
-        save_png(ours[0], out / f"xdream_seed{seed}.png")
-        save_png(theirs[0], out / f"lucent_seed{seed}.png")
-        rows.append({"seed": seed, "xdream": a, "lucent": b, "ratio": a / b, "xdream_s": t_ours, "lucent_s": t_theirs})
-        print(f"seed {seed}: xdream {a:.3f}  lucent {b:.3f}  ratio {a / b:.3f}  ({t_ours:.0f} s vs {t_theirs:.0f} s)")
+        cropped = lucent_render(unit, args.steps, seed, crop=True)
+        a, b, c = (float(unit.respond(x)[0]) for x in (ours, theirs, cropped))
+        for name, image in (("xdream", ours), ("lucent", theirs), ("lucent-crop", cropped)):
+            save_png(image[0], out / f"{name}_seed{seed}.png")
+        rows.append({"seed": seed, "xdream": a, "lucent": b, "lucent_crop": c, "ratio": a / b, "ratio_crop": a / c,
+                     "xdream_s": t_ours})
+        print(f"seed {seed}: xdream {a:.3f}  lucent {b:.3f}  lucent-crop {c:.3f}  ratios {a / b:.3f}, {a / c:.3f}")
     median = statistics.median(r["ratio"] for r in rows)
-    print(f"{args.target}, {args.steps} steps, 128 px: median ratio xdream / lucent = {median:.3f}")
+    median_crop = statistics.median(r["ratio_crop"] for r in rows)
+    print(f"{args.target}, {args.steps} steps, 128 px: median ratio xdream / lucent (as shipped) = {median:.3f}; "
+          f"xdream / lucent with Lucid's crop jitter = {median_crop:.3f}")
     (out / "result.json").write_text(json.dumps({"target": args.target, "steps": args.steps, "rows": rows,
-                                                 "median_ratio": median}, indent=2))
+                                                 "median_ratio": median, "median_ratio_crop": median_crop}, indent=2))
 
 
 if __name__ == "__main__":

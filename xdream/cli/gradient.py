@@ -113,7 +113,8 @@ def _compare(args) -> int:
 def _report(args) -> int:
     from pathlib import Path
 
-    from xdream.report import run_kind, watch, write_report
+    from xdream.report import watch, write_report
+    from xdream.report.evolution import run_kind
     from xdream.runs.lock import RunLock
 
     if args.watch:

@@ -193,6 +193,40 @@ def test_python_api_with_a_users_module(tmp_path, fast_job):
     assert summary.final_best > summary.initial_best
     resumed = Experiment.resume(tmp_path / "run", responder=unit)
     assert resumed.done and resumed.generation == 15
+    resumed.close()
+
+
+def test_a_custom_module_is_recorded_and_needed_to_resume(tmp_path, fast_job):
+    """The run records the module it used (class, layer, channel, a weights fingerprint), not
+    the config's unit; a resume without the module, or with other weights, is refused."""
+    import torch
+    from torch import nn
+
+    from xdream.core.errors import RunDirError
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU())
+    unit = TorchUnit.from_module(net, layer="2", channel=1, input_size=32)
+    run = tmp_path / "run"
+    calls = iter(range(100))
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), responder=unit, run_dir=run)
+    experiment.run(progress=False, should_stop=lambda: next(calls) >= 2)
+    experiment.close()
+    summary = json.loads((run / "summary.json").read_text())
+    record = summary["components"]["responder"]
+    assert record["class"] == "responders.torch_unit.TorchUnit" and record["target"] == "Sequential:2:1"
+    assert record["layer"] == "2" and record["channel"] == 1 and len(record["weights_sha256"]) == 64
+    assert summary["custom_components"] == ["responder"]
+    assert "# This run used its own responder object" in (run / "config.toml").read_text()
+    with pytest.raises(RunDirError, match=r"started through the Python API with its own responder .*Sequential:2:1"):
+        Experiment.resume(run)
+    with torch.no_grad():
+        other = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU())
+    with pytest.raises(RunDirError, match="weights_sha256"):
+        Experiment.resume(run, responder=TorchUnit.from_module(other, layer="2", channel=1, input_size=32))
+    resumed = Experiment.resume(run, responder=unit)
+    assert resumed.generation == 2
+    resumed.close()
 
 
 def test_default_job_climbs_at_least_twofold(tmp_path):

@@ -105,3 +105,30 @@ def test_report_shows_the_natural_references(fast_job, tmp_path):
     page = write_report(tmp_path / "run").read_text()
     assert "reference mean" in page and "natural references&#x27; mean" in page
     assert "<td>astronaut, brick</td>" in page and "<td>camera, cell</td>" in page
+
+
+def test_report_never_rewrites_the_runs_trajectory_and_says_stopped(fast_job, tmp_path):
+    """A finished run's trajectory.png (titled by the run) is left as it is; a stopped run's
+    page says stopped, not finished."""
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    calls = iter(range(100))
+    experiment.run(progress=False, should_stop=lambda: next(calls) >= 2)
+    experiment.close()
+    before = (tmp_path / "run" / "trajectory.png").read_bytes()
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "trajectory.png").read_bytes() == before
+    page = (tmp_path / "run" / REPORT).read_text()
+    assert "stopped before its end: 2 generations" in page and "finished" not in page
+
+
+def test_watch_follows_a_resumed_run_not_its_stale_summary(fast_job, tmp_path):
+    """After a resume the old summary.json is gone, so the page is live again."""
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    calls = iter(range(100))
+    experiment.run(progress=False, should_stop=lambda: next(calls) >= 2)
+    experiment.close()
+    resumed = Experiment.resume(tmp_path / "run")
+    resumed.step()
+    page = write_report(tmp_path / "run").read_text()
+    assert "running: generation 2 done" in page and "http-equiv" in page
+    resumed.close()
