@@ -216,15 +216,20 @@ def _evolve(args) -> int:
         if args.live_report:
             write_report(experiment.run_dir.path)
     except KeyboardInterrupt:
-        n = experiment.checkpointed
-        held = f"the checkpoint holds generations 0-{n - 1}" if n else "no generation was checkpointed yet"
-        print(f"aborted; {held}: xdream evolve --resume {experiment.run_dir.path}", file=sys.stderr)
+        print(abort_message(experiment), file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
         experiment.close()
     print("\n".join(summary.lines()))
     return 130 if summary.stopped_early else 0
+
+
+def abort_message(experiment) -> str:
+    """What a second Ctrl-C leaves: the generations the checkpoint on disk holds."""
+    n = experiment.checkpointed
+    held = f"the checkpoint holds generations 0-{n - 1}" if n else "no generation was checkpointed yet"
+    return f"aborted; {held}: xdream evolve --resume {experiment.run_dir.path}"
 
 
 def _sweep(args) -> int:

@@ -166,3 +166,33 @@ def test_cli_reference_and_reshow_flags(tmp_path, capsys):
     saved = (out / "config.toml").read_text()
     assert 'unscored = "reshow"' in saved and "reshow_attempts = 2" in saved
     assert "[reference]\nper_generation = 1" in saved
+
+
+def test_abort_message_names_the_checkpointed_generation(tmp_path, fast_job):
+    """A second Ctrl-C while generation 3 is in flight: the checkpoint holds 0-2."""
+    from xdream import Experiment, ExperimentConfig
+    from xdream.cli.main import abort_message
+
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    assert "no generation was checkpointed yet" in abort_message(experiment)
+    for _ in range(3):
+        experiment.step()
+    experiment.generation += 1  # as when _save_generation has run but the checkpoint not yet
+    assert "the checkpoint holds generations 0-2:" in abort_message(experiment)
+    experiment.close()
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5])
+def test_early_ctrl_c_is_one_line_without_traceback(tmp_path, xdream_cmd, after):
+    """SIGINT while the command is still loading (imports, models): exit 130, one line."""
+    import signal
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "xdream", "evolve", "--output", str(tmp_path / "run")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert "Traceback" not in err and err.count("\n") <= 2, err
+    assert process.returncode in (130, -signal.SIGINT), err
