@@ -373,3 +373,14 @@ def test_resume_refuses_a_changed_reference_folder(tmp_path, fast_job):
     Image.new("RGB", (20, 20)).save(photos / "p3.png")
     with pytest.raises(RunDirError, match=r"changed since the run started \(3 images then, 4 now\)"):
         Experiment.resume(tmp_path / "run")
+
+
+def test_decoding_in_chunks_changes_nothing(tmp_path, fast_job, monkeypatch):
+    """A population larger than the decode chunk is decoded piecewise, bit-identically."""
+    import xdream.evolve.experiment as experiment_module
+
+    fast_job["generations"] = 2
+    run_job(fast_job, tmp_path / "whole")
+    monkeypatch.setattr(experiment_module, "DECODE_CHUNK", 3)  # 8 codes: 3 + 3 + 2
+    run_job(fast_job, tmp_path / "chunked")
+    assert_same_run(tmp_path / "whole", tmp_path / "chunked", 2)
