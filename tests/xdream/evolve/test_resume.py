@@ -273,3 +273,13 @@ def test_state_has_checksums_of_every_generation(tmp_path, fast_job):
     assert len(state["digests"]) == 6 and len(state["log_lines"]) == 6
     assert state["config"]["seed"] == fast_job["seed"] and len(state["config_fingerprint"]) == 64
     assert np.load(tmp_path / "run" / "generations" / "gen_0000.npz")["codes"].shape[0] == 8
+
+
+def test_another_runs_checkpoint_is_refused(tmp_path, fast_job, xdream_cmd):
+    run, other = tmp_path / "run", tmp_path / "other"
+    stopped_run(fast_job, run, 3)
+    stopped_run({**fast_job, "seed": 9}, other, 3)
+    (run / "checkpoint.pkl").write_bytes((other / "checkpoint.pkl").read_bytes())
+    before = tree(run)
+    assert "changed since the checkpoint: seed" in one_error_line(resume_cli(xdream_cmd, run))
+    assert tree(run) == before
