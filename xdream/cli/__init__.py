@@ -1,4 +1,5 @@
-"""The ``xdream`` command line: one module per command group, wired together in :mod:`.main`.
+"""The ``xdream`` command line: one module per command, wired together in :mod:`.main`;
+the flags and the ``--set`` grammar that several commands share live in :mod:`.common`.
 
 :func:`main` here imports the commands (and with them torch) inside its own guard, so a
 Ctrl-C in the first seconds ends with one line and exit 130, never a traceback.
@@ -7,7 +8,7 @@ Ctrl-C in the first seconds ends with one line and exit 130, never a traceback.
 import importlib
 import sys
 
-_LAZY = {"build_parser": "xdream.cli.main", "config_from_args": "xdream.cli.main", "parse_value": "xdream.cli.common"}
+_LAZY = {"build_parser": "xdream.cli.main", "config_from_args": "xdream.cli.evolve", "parse_value": "xdream.cli.common"}
 
 
 def main(argv: list[str] | None = None) -> int:

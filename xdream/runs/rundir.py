@@ -2,6 +2,7 @@
 
 Layout::
 
+    RUN/run.json             the run's kind (evolution, gradient, compare, characterise) and xdream version
     RUN/config.toml          the resolved config (re-runnable with ``xdream evolve RUN/config.toml``)
     RUN/log.jsonl            one JSON record per generation (scores, best, mean, timings)
     RUN/checkpoint.pkl       state after the last finished generation (atomic replace, SHA-256 checked)
@@ -32,6 +33,7 @@ import pickle
 import shutil
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,7 @@ SUBDIRS = ("generations", "images")
 CHECKPOINT_MAGIC = b"xdream-checkpoint/2\n"
 TEMP_SUFFIX = ".tmp"
 ASIDE_PREFIX = "discarded-"
+RUN_INFO = "run.json"  # {"kind": ..., "xdream": version}: what wrote the folder, so readers need not guess
 
 
 def umask() -> int:
@@ -110,7 +113,7 @@ def _is_skeleton(path: Path) -> bool:
     """A folder left by a run killed while it was being created: nothing but empty subfolders,
     the lock file and temp files of an unfinished write."""
     for entry in path.iterdir():
-        if entry.name == LOCK or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+        if entry.name in (LOCK, RUN_INFO) or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
             continue
         if entry.name in SUBDIRS and entry.is_dir() and not any(entry.iterdir()):
             continue
@@ -128,7 +131,10 @@ class RunDir:
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, config_toml: str, subdirs=SUBDIRS) -> "RunDir":
+    def create(cls, path: str | Path, config_toml: str, subdirs=SUBDIRS, kind: str = "evolution") -> "RunDir":
+        """A new run folder of ``kind`` (recorded in ``run.json``) with its config; ``path`` must
+        not exist, be empty, or be left by a run killed while it was being created. The run's
+        lock is taken before anything is written."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_skeleton(path))):
             raise RunDirError(
@@ -146,6 +152,7 @@ class RunDir:
             run.clean_temp_files()
             for sub in subdirs:
                 (path / sub).mkdir(parents=True, exist_ok=True)
+            run.write_json(RUN_INFO, {"kind": kind, "xdream": version("xdream")})
             atomic_write(path / CONFIG, config_toml.encode())
         except OSError as e:
             run.lock.release()
@@ -154,6 +161,15 @@ class RunDir:
             run.lock.release()
             raise
         return run
+
+    @staticmethod
+    def kind_of(path: str | Path) -> str | None:
+        """The kind recorded in ``path/run.json``; None for a folder without one (not a run, or
+        written by an xdream older than the record)."""
+        try:
+            return json.loads((Path(path) / RUN_INFO).read_text())["kind"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @classmethod
     def open(cls, path: str | Path, *, lock: bool = True) -> "RunDir":
@@ -321,7 +337,7 @@ class RunDir:
                     f.unlink()
 
     def set_aside(self) -> Path:
-        """Move everything but the config and the lock into ``RUN/discarded-<time>/`` (for a
+        """Move everything but the config, run.json and the lock into ``RUN/discarded-<time>/`` (for a
         restart); returns that folder."""
         aside = self.path / f"{ASIDE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
         n = 1
@@ -330,7 +346,7 @@ class RunDir:
         try:
             aside.mkdir()
             for entry in self.path.iterdir():
-                if entry.name not in (CONFIG, LOCK) and not entry.name.startswith(ASIDE_PREFIX):
+                if entry.name not in (CONFIG, LOCK, RUN_INFO) and not entry.name.startswith(ASIDE_PREFIX):
                     shutil.move(str(entry), aside / entry.name)
             for sub in SUBDIRS:
                 (self.path / sub).mkdir(exist_ok=True)
