@@ -5,11 +5,11 @@ with one line naming the holder. The kernel drops a ``flock`` when its process d
 ``kill -9``), so a lock file left by a killed writer is not held: the next writer takes it
 and overwrites the stale pid. Nothing is ever deleted to "break" a lock.
 
-What it guarantees: on a local filesystem, and on NFS (Linux maps ``flock`` to NFS byte-range
-locks since 2.6.12) and CIFS/SMB mounts that support locking, two xdream processes never
-write one run at once, on one host or on several. On a filesystem without working locks
-(some FUSE mounts, NFS mounted with ``nolock`` / ``local_lock=all`` seen from another host)
-the call succeeds everywhere and nothing is guaranteed across hosts.
+What it guarantees (flock(2)): on a local filesystem, on NFS (Linux emulates ``flock`` with
+NFS byte-range locks since 2.6.12) and on CIFS/SMB from Linux 5.5, two xdream processes never
+write one run at once, on one host or on several. Where locks do not reach the server (CIFS
+up to Linux 5.4, NFS mounted ``nolock`` / ``local_lock=all``, some FUSE mounts) the call
+succeeds on every host and only writers on the same host are kept apart.
 """
 
 from __future__ import annotations
