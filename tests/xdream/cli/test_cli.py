@@ -171,7 +171,7 @@ def test_cli_reference_and_reshow_flags(tmp_path, capsys):
 def test_abort_message_names_the_checkpointed_generation(tmp_path, fast_job):
     """A second Ctrl-C while generation 3 is in flight: the checkpoint holds 0-2."""
     from xdream import Experiment, ExperimentConfig
-    from xdream.cli.main import abort_message
+    from xdream.cli.evolve import abort_message
 
     experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
     assert "no generation was checkpointed yet" in abort_message(experiment)

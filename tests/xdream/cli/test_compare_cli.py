@@ -57,7 +57,7 @@ def test_gradient_command_writes_a_run(tmp_path, capsys):
     assert "tv(input)" in data["objective"]
     assert data["best"] == max(data["scores"])
     assert sorted(p.name for p in (out / "images").iterdir()) == ["final_00.png", "final_01.png"]
-    assert (out / "report.html").is_file() and "objective unit(" in capsys.readouterr().out
+    assert (out / "report.html").is_file() and "objective neuron(_blocks.2:5)" in capsys.readouterr().out
 
 
 def test_gradient_prints_and_plots_the_objective_it_optimised(tmp_path, capsys):
