@@ -71,9 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--generator", help="generator name (xdream list)")
     evolve.add_argument("--target", help="responder target, e.g. efficientnet_lite0:_blocks.6:20[:Y:X]")
     evolve.add_argument("--weights", metavar="FILE",
-                        help="local weights file: the generator's if it uses catalogued weights "
-                             "(deepsim-*, biggan-deep-*: see xdream weights list), else the torchvision "
-                             "target model's")
+                        help="local weights file: the generator's if it declares weights files "
+                             "(see xdream weights list), else the responder's (e.g. a torchvision model's)")
     evolve.add_argument("--no-verify", action="store_true",
                         help="load the generator's --weights FILE without checking its SHA-256")
     evolve.add_argument("--init-image", metavar="FILE",
@@ -135,9 +134,9 @@ def config_from_args(args) -> ExperimentConfig:
     data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
-        if flag == "weights":
-            key = _weights_key(data)
         if value is not None:
+            if flag == "weights":
+                key = _weights_key(data)
             if key.startswith("noise.") and "noise" not in data:
                 data["noise"] = {}
             set_dotted(data, key, value)
@@ -149,13 +148,11 @@ def config_from_args(args) -> ExperimentConfig:
 
 
 def _weights_key(data: dict) -> str:
-    """``--weights`` belongs to the generator when it loads catalogued weights, else to the
-    responder (a torchvision model's file)."""
-    from xdream.weights.catalogue import CATALOG
-
+    """``--weights`` belongs to the generator when it declares weights files (the capability
+    ``Generator.weights_files``), else to the responder (e.g. a torchvision model's file)."""
     generator = data.get("generator", {})
     name = generator.get("name") if isinstance(generator, dict) else generator
-    return "generator.weights" if name in CATALOG else "responder.weights"
+    return "generator.weights" if registry.load("generator", name).weights_files else "responder.weights"
 
 
 def _evolve(args) -> int:

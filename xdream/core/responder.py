@@ -9,15 +9,35 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:  # the entry type only: the core does not depend on the weights cache
+    from xdream.weights.entry import WeightsEntry
+
 
 class Responder(ABC):
-    """Base class for responders; subclasses implement :meth:`respond`."""
+    """Base class for responders; subclasses implement :meth:`respond`.
+
+    ``weights_files``: the published files the plugin loads, declared on the class as on
+    :class:`~xdream.core.generator.Generator` (listed, downloaded and verified by ``xdream
+    weights``). Default: none. :meth:`example` gives the contract tests an instance."""
 
     name: str = "responder"
+    weights_files: tuple[WeightsEntry, ...] = ()
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "Responder":
+        """A small, cheap, working instance for the contract tests, which run it for every
+        registered responder (``tests/responders/test_responder_contract.py``), so a new plugin
+        is tested without a test file of its own. ``workdir`` is an empty folder the instance may
+        use (logs, keys); ``seed`` seeds any randomness it has, so two examples made with the same
+        seed give the same scores for the same images. Anything it starts (a server, a thread)
+        is stopped by its :meth:`close`. Default: the class with no options; a plugin whose
+        constructor needs options (a target, an endpoint) overrides this."""
+        return cls()
 
     @abstractmethod
     def respond(self, images: torch.Tensor) -> np.ndarray:
@@ -56,6 +76,12 @@ class NoiseModel(ABC):
     responder (see :class:`NoisyResponder`)."""
 
     name: str = "noise"
+
+    @classmethod
+    def example(cls) -> "NoiseModel":
+        """A typical instance for the contract tests (``tests/responders/test_noise_contract.py``
+        runs them for every registered noise model). Default: the class with no options."""
+        return cls()
 
     @abstractmethod
     def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
