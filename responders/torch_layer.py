@@ -8,6 +8,8 @@ score per image, for evolution) is the mean over those units, a population respo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -31,6 +33,11 @@ class TorchLayer(TorchUnit):
     """All channels of one layer, each read at the same feature-map position."""
 
     name = "torch-layer"
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "TorchLayer":
+        """Every channel of an early EfficientNet-Lite0 block at 64 px (deterministic)."""
+        return cls(TorchUnit.EXAMPLE_TARGET.rsplit(":", 1)[0], input_size=64)
 
     def __init__(
         self,

@@ -215,6 +215,13 @@ class TorchUnit(Responder):
     """
 
     name = "torch-unit"
+    EXAMPLE_TARGET = "efficientnet_lite0:_blocks.2:5"  # an early unit: the forward pass stops there
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "TorchUnit":
+        """An early unit of the bundled pretrained EfficientNet-Lite0 at 64 px: cheap, and
+        deterministic (``seed`` is not needed)."""
+        return cls(cls.EXAMPLE_TARGET, input_size=64)
 
     def __init__(
         self,
