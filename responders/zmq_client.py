@@ -65,11 +65,10 @@ class ZmqResponder(Responder):
         multiplicative Gaussian trial noise and a quarter of the trials invalid (so some images
         score NaN), all drawn from ``seed``. :meth:`close` stops the server too."""
         sim = RigSimulator(TorchUnit.example(workdir), endpoint="tcp://127.0.0.1:*", log=Path(workdir) / "rig-log.jsonl",
-                           noise=MultiplicativeGaussianNoise(0.2), seed=seed, faults=Faults(invalid=0.25),
-                           heartbeat_ms=200)
+                           noise=MultiplicativeGaussianNoise(0.2), seed=seed, faults=Faults(invalid=0.25))
         rig = ServingThread(sim)
         try:
-            client = cls(sim.endpoint, heartbeat=0.2, timeout=10.0)
+            client = cls(sim.endpoint)
         except BaseException:
             rig.stop()
             raise

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:  # the entry type only: the core does not depend on the weights cache
-    from xdream.weights.entry import WeightsEntry
 
 
 class Generator(ABC):
@@ -40,7 +36,7 @@ class Generator(ABC):
     name: str = "generator"
     latent_shape: tuple[int, ...]
     image_size: int
-    weights_files: tuple[WeightsEntry, ...] = ()
+    weights_files: tuple = ()  # of xdream.weights.entry.WeightsEntry (the core imports nothing else)
 
     def __init__(self, *, device: str = "cpu"):
         self.device = torch.device(device)

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:  # the entry type only: the core does not depend on the weights cache
-    from xdream.weights.entry import WeightsEntry
 
 
 class Responder(ABC):
@@ -26,7 +22,7 @@ class Responder(ABC):
     weights``). Default: none. :meth:`example` gives the contract tests an instance."""
 
     name: str = "responder"
-    weights_files: tuple[WeightsEntry, ...] = ()
+    weights_files: tuple = ()  # of xdream.weights.entry.WeightsEntry (the core imports nothing else)
 
     @classmethod
     def example(cls, workdir: Path, seed: int = 0) -> "Responder":
