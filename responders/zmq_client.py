@@ -31,7 +31,7 @@ from responders.noise import MultiplicativeGaussianNoise
 from responders.rig_sim import Faults, RigSimulator, ServingThread
 from responders.torch_unit import TorchUnit
 from xdream.core.errors import ConfigError, XDreamError
-from xdream.core.images import to_uint8
+from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.keys import load_keypair, load_public, secure_client
 from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames

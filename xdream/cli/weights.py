@@ -8,6 +8,7 @@ file copied to an offline rig PC can be checked by hand.
 
 from __future__ import annotations
 
+from xdream.cli import common
 from xdream.core.errors import WeightsError
 from xdream.weights.cache import WeightsStore
 
@@ -19,7 +20,7 @@ def add_parser(commands) -> None:
     sub.add_parser("list", help="the files registered plugins declare, their SHA-256 and whether each is cached")
     download = sub.add_parser("download", help="fetch weights into the cache, verified")
     download.add_argument("names", nargs="+", metavar="NAME")
-    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_quiet(download)
     verify = sub.add_parser("verify", help="hash cached files against the catalogue (all if no NAME)")
     verify.add_argument("names", nargs="*", metavar="NAME")
     path = sub.add_parser("path", help="where the cached file of NAME lives")

@@ -28,7 +28,7 @@ from xdream.core import registry
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.core.errors import RunDirError
 from xdream.core.generator import Generator
-from xdream.core.images import montage, save_png
+from xdream.images.io import montage, save_png
 from xdream.core.optimizer import Optimizer
 from xdream.evolve.presentation import Presentation, present
 from xdream.evolve.reference import ReferenceCycle
@@ -122,7 +122,7 @@ class Experiment:
             budget=config.budget,
             init=self.generator.initial_code() if self.inversion is None else self.inversion.code,
         )
-        if config.budget is None and hasattr(self.optimizer, "population"):
+        if config.budget is None:
             # A run given in generations: schedules see its length in evaluations.
             self.optimizer.budget = config.generations * int(self.optimizer.population)
         self.generation = 0
@@ -294,7 +294,7 @@ class Experiment:
         """Write summary.json and the trajectory plot; return the summary."""
         if not self.history:
             raise RunDirError(f"run {self.run_dir.path} has no finished generation to summarise")
-        from xdream.report.plots import plot_trajectory
+        from xdream.images.plots import plot_trajectory
 
         summary = Summary(
             run_dir=self.run_dir.path,
