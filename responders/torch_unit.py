@@ -421,8 +421,9 @@ class TorchUnit(Responder):
         return isinstance(spec, str) and len(spec.split(":")) in (3, 5)
 
     @classmethod
-    def list_layers(cls, model: str, weights: str | Path | None = None) -> list[tuple[str, tuple[int, ...]]]:
-        return list_layers(model, weights=weights)
+    def list_layers(cls, model: str, weights: str | Path | None = None,
+                    input_size: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
+        return list_layers(model, input_size=input_size, weights=weights)
 
     def __repr__(self) -> str:
         return f"TorchUnit({self.target}, readout={self.readout!r}, layer_shape={list(self.layer_shape)})"
