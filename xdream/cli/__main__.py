@@ -2,6 +2,6 @@
 
 import sys
 
-from xdream.cli import main
+from xdream.cli.main import main
 
 sys.exit(main())
