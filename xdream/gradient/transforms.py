@@ -59,16 +59,18 @@ class RandomScale:
 
 @dataclass(frozen=True)
 class RandomRotate:
-    """Rotate about the centre by an angle (degrees) drawn uniformly from ``angles``;
-    bilinear, zeros outside (Lucid's tf rotate also fills zeros)."""
+    """Rotate about the centre by an angle (degrees) drawn uniformly from ``angles``, zeros
+    outside (as Lucid's tf rotate). ``mode`` ``"bilinear"`` (the default, as Lucent's kornia
+    rotate) or ``"nearest"`` (the default of Lucid's ``tf.contrib.image.rotate``)."""
 
     angles: tuple[float, ...]
+    mode: str = "bilinear"
 
     def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         a = math.radians(float(self.angles[rng.integers(len(self.angles))]))
         theta = images.new_tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
         grid = F.affine_grid(theta.expand(len(images), 2, 3), list(images.shape), align_corners=False)
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return F.grid_sample(images, grid, mode=self.mode, padding_mode="zeros", align_corners=False)
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,15 @@ def test_random_scale_scales_the_content_in_the_models_frame(lite_target, scales
     for scale in scales:  # 16 px * 2 (magnification) * scale, to the rounding of two resizes
         assert abs(widths[scale] - 32 * scale) <= 1.5, widths
     assert widths[1.1] > widths[1.0] > widths[0.9]
+
+
+def test_rotate_nearest_is_lucids_mode_and_copies_pixel_values():
+    """mode="nearest" (Lucid's default) only moves pixels: every output value is an input value or
+    the zero fill; bilinear (the default, Lucent's) blends them."""
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.random((1, 3, 16, 16), dtype=np.float32))
+    values = set(image.flatten().tolist()) | {0.0}
+    nearest = RandomRotate((7.0,), mode="nearest")(image, np.random.default_rng(0))
+    assert set(nearest.flatten().tolist()) <= values
+    bilinear = RandomRotate((7.0,))(image, np.random.default_rng(0))
+    assert not set(bilinear.flatten().tolist()) <= values
