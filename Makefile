@@ -13,8 +13,9 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours
-	$(PIP) -e '.[test,biggan]'
+	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours;
+	# [peers]: nevergrad, the benchmark's off-the-shelf peers (and their contract tests)
+	$(PIP) -e '.[test,biggan,peers]'
 	# The DCGAN face weights ship inside gan-face-generate; its own dependencies
 	# (wandb, rdkit, moviepy, ...) are never used, so it is installed without them.
 	$(PIP) --no-deps gan-face-generate

@@ -18,17 +18,21 @@ in ``cli_gradient``, ``weights_cli`` and ``characterise.command``) is added by a
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
-import sys
-import tomllib
+from .threads import default_threads, quiet_thread_pools
 
-from . import cli_gradient, registry, weights_cli
-from .allocator import retain_freed_memory
-from .characterise import command as characterise_command
-from .config import ExperimentConfig, read_toml, set_dotted
-from .errors import ConfigError, XDreamError
+quiet_thread_pools()  # before the imports below load torch's OpenMP runtime (xdream.threads)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import tomllib  # noqa: E402
+
+from . import cli_gradient, registry, weights_cli  # noqa: E402
+from .allocator import retain_freed_memory  # noqa: E402
+from .characterise import command as characterise_command  # noqa: E402
+from .config import ExperimentConfig, read_toml, set_dotted  # noqa: E402
+from .errors import ConfigError, XDreamError  # noqa: E402
 
 # CLI flag -> dotted config key it sets
 FLAG_KEYS = {
@@ -43,6 +47,7 @@ FLAG_KEYS = {
     "seed": "seed",
     "output": "output",
     "device": "device",
+    "threads": "threads",
     "init_image": "init_image",
     "reference_folder": "reference.folder",
     "reference_per_generation": "reference.per_generation",
@@ -102,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--seed", type=int, help="master seed")
     evolve.add_argument("--output", metavar="DIR", help="run directory (must not exist or be empty)")
     evolve.add_argument("--device", help="torch device (default cpu)")
+    evolve.add_argument("--threads", type=int, metavar="N",
+                        help="torch threads (default: a fair share of the cores the machine leaves free; "
+                             "OMP_NUM_THREADS if set); recorded in the run's config.toml")
     evolve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any config value, e.g. optimizer.mutation_rate=0.3 (repeatable)")
     evolve.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -180,7 +188,10 @@ def _evolve(args) -> int:
         experiment = Experiment.resume(args.resume)
         print(f"resuming {experiment.run_dir.path} at generation {experiment.generation}", file=sys.stderr)
     else:
-        experiment = Experiment(config_from_args(args), progress=not args.quiet)
+        config = config_from_args(args)
+        if config.threads is None:
+            config.threads = default_threads()
+        experiment = Experiment(config, progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
 
     stop = {"requested": False}

@@ -15,6 +15,7 @@ optimiser's schedules see only these. ``presented`` counts every image sent to t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from .reference import ReferenceCycle
 from .responder import NoisyResponder, Responder
 from .rundir import RunDir
 from .seeding import derive_rngs
+from .threads import use_threads
 
 
 #: Per-generation values kept for the trajectory plot (and in the checkpoint).
@@ -77,6 +79,10 @@ class Experiment:
     ``generator`` and ``responder`` may be passed as objects (Python API: your own
     ``nn.Module`` through ``TorchUnit.from_module``, say); otherwise they are built by name from
     the config. All validation happens before anything is written to disk.
+
+    The config's ``threads`` sets torch's intra-op threads (process-wide) before anything is
+    built; left out, the process's current count is kept. Either way ``self.config.threads`` is
+    the count used, and it is what the run's ``config.toml`` records.
     """
 
     def __init__(
@@ -89,6 +95,10 @@ class Experiment:
         progress: bool = False,
         _resume: RunDir | None = None,
     ):
+        if config.threads is None:
+            config = dataclasses.replace(config, threads=torch.get_num_threads())
+        else:
+            use_threads(config.threads)
         self.config = config
         rngs = derive_rngs(config.seed)
         self.generator = generator or registry.create(
