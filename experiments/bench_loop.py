@@ -9,11 +9,11 @@
     20 on this machine. DeePSiM and BigGAN-deep run on fresh weights with the official shapes
     (speed does not depend on the values), so the benchmark needs no download.
 (d) The loop of (a) in two fresh processes, glibc's malloc as shipped and with
-    ``xdream.allocator.retain_freed_memory`` (which the ``xdream`` command and this script
+    ``xdream.core.allocator.retain_freed_memory`` (which the ``xdream`` command and this script
     use): time and page faults per generation, and their ratio.
 (e) The default job (``xdream evolve`` as shipped) idle and beside 2 busy processes (each a
     torch matmul loop with torch's default threads), and the slowdown ratio; beside it the same
-    job as xdream ran it before ``xdream.threads`` (one spinning thread per core), and
+    job as xdream ran it before ``xdream.core.threads`` (one spinning thread per core), and
     ``xdream evolve --threads 1`` (fewer threads than cores). Goal: loaded / idle <= 3x on 2 cores.
 
     python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
@@ -37,9 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdream import Experiment, ExperimentConfig, registry
-from xdream.allocator import retain_freed_memory
-from xdream.threads import usable_cores
+from xdream import Experiment, ExperimentConfig
+from xdream.core import registry
+from xdream.core.allocator import retain_freed_memory
+from xdream.core.threads import usable_cores
 
 
 def loop_vs_forward(generations: int, population: int) -> dict:
@@ -79,10 +80,10 @@ def allocator_effect(generations: int, population: int) -> dict[str, dict]:
 
 
 BUSY_LOOP = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
-# The default job as xdream ran it before xdream.threads: the Python API, torch's default of a
+# The default job as xdream ran it before xdream.core.threads: the Python API, torch's default of a
 # spinning OpenMP thread per core (the wait policy is left unset in that process's environment).
 BEFORE_JOB = ("import sys; from xdream import Experiment, ExperimentConfig; "
-              "from xdream.allocator import retain_freed_memory; retain_freed_memory(); "
+              "from xdream.core.allocator import retain_freed_memory; retain_freed_memory(); "
               "c = ExperimentConfig.from_dict({**ExperimentConfig().to_dict(), 'generations': int(sys.argv[1]), "
               "'threads': int(sys.argv[2])}); e = Experiment(c, run_dir=sys.argv[3]); e.run(progress=False); e.close()")
 

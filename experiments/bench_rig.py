@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import zmq
 
-from xdream import registry
-from xdream.allocator import retain_freed_memory
-from xdream.responder import Responder
+from xdream.core import registry
+from xdream.core.allocator import retain_freed_memory
+from xdream.core.responder import Responder
 from xdream.rig.protocol import decode, encode
 
 

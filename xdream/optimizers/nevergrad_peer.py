@@ -24,8 +24,8 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..optimizer import Optimizer
+from xdream.core.errors import ConfigError
+from xdream.core.optimizer import Optimizer
 
 DEFAULT_BUDGET = 3000
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
-from ..errors import ConfigError
+from xdream.core.errors import ConfigError
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:

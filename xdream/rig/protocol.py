@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import XDreamError
+from xdream.core.errors import XDreamError
 
 PROTOCOL = "xdream-rig/1"
 ENCODINGS = ("raw", "png")
