@@ -41,15 +41,6 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return out / np.linalg.norm(out)
 
 
-def log_map(base: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Tangent vector at unit ``base`` pointing to unit ``target``, its length the angle between."""
-    cos = float(np.clip(base @ target, -1.0, 1.0))
-    theta = math.acos(cos)
-    if theta < 1e-12:
-        return np.zeros_like(base)
-    return theta / math.sin(theta) * (target - cos * base)
-
-
 def exp_map(base: np.ndarray, tangents: np.ndarray) -> np.ndarray:
     """Unit-sphere exponential map at unit ``base`` of tangent rows ``[n, d]``."""
     angle = np.sqrt(np.einsum("ij,ij->i", tangents, tangents))[:, None]
@@ -74,7 +65,6 @@ class SphereCMA(Optimizer):
         sphere_norm: float | None = None,
         angle_start: float = 50.0,
         angle_end: float = 7.33,
-        momentum: float = 0.0,
         sampler=None,
         init=None,
         budget=None,
@@ -84,9 +74,6 @@ class SphereCMA(Optimizer):
         if not 1 <= select <= population:
             raise ConfigError(f"sphere-cma select must be in [1, population={population}], got {select}")
         self._check_positive(lr=lr, angle_start=angle_start, angle_end=angle_end, sphere_norm=sphere_norm)
-        if not 0 <= momentum < 1:  # NaN fails too
-            raise ConfigError(f"{self.name} momentum must be in [0, 1), got {momentum}")
-        self.momentum = momentum
         self.population, self.select, self.lr = population, select, lr
         self.angle_start, self.angle_end = angle_start, angle_end
         self.weights = log_rank_weights(select)
@@ -94,7 +81,6 @@ class SphereCMA(Optimizer):
         norms = np.linalg.norm(self.initial.astype(np.float64), axis=1)
         self.sphere_norm = float(sphere_norm if sphere_norm is not None else (norms.mean() or math.sqrt(dim)))
         self.base: np.ndarray | None = None  # unit vector; None until a generation is scored
-        self.velocity: np.ndarray | None = None  # averaged tangent step (momentum > 0)
         self._pending: np.ndarray | None = None
 
     def schedule_generations(self) -> int:
@@ -133,25 +119,7 @@ class SphereCMA(Optimizer):
         x = codes[chosen].astype(np.float64)
         w = self.weights[: len(chosen)] / self.weights[: len(chosen)].sum()
         target = self._direction(w @ x, x)
-        if self.base is None:
-            self.base = target
-        elif self.momentum == 0:
-            self.base = slerp(self.base, target, self.lr)
-        else:
-            self._move_with_momentum(target)
-
-    def _move_with_momentum(self, target: np.ndarray) -> None:
-        """Step along the exponential average of the tangent steps towards each generation's
-        target (carried to the new base point by projection onto its tangent plane)."""
-        step = log_map(self.base, target)
-        if self.velocity is None:
-            self.velocity = step
-        else:
-            self.velocity = self.momentum * self.velocity + (1 - self.momentum) * step
-        moved = exp_map(self.base, self.lr * self.velocity[None])[0]
-        moved /= np.linalg.norm(moved)
-        self.velocity -= (self.velocity @ moved) * moved
-        self.base = moved
+        self.base = target if self.base is None else slerp(self.base, target, self.lr)
 
     def _direction(self, mean: np.ndarray, chosen: np.ndarray) -> np.ndarray:
         """Unit vector of the weighted mean; if it vanishes, of the best non-zero sample; if all
@@ -172,7 +140,6 @@ class SphereCMA(Optimizer):
             "initial": self.initial.copy(),
             "sphere_norm": self.sphere_norm,
             "base": None if self.base is None else self.base.copy(),
-            "velocity": None if self.velocity is None else self.velocity.copy(),
             "pending": None if self._pending is None else self._pending.copy(),
         }
 
@@ -181,6 +148,4 @@ class SphereCMA(Optimizer):
         self.initial = np.array(state["initial"], dtype=np.float32)
         self.sphere_norm = float(state["sphere_norm"])
         self.base = None if state["base"] is None else np.array(state["base"], dtype=np.float64)
-        velocity = state.get("velocity")
-        self.velocity = None if velocity is None else np.array(velocity, dtype=np.float64)
         self._pending = None if state["pending"] is None else np.array(state["pending"], dtype=np.float32)

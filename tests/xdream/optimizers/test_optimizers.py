@@ -32,7 +32,7 @@ EXTRA_OPTIONS = {
         {"preset": "wang-ponce"},
         {"preset": "wang-ponce", "population": 16, "n_conserve": 2},
     ],
-    "sphere-cma": [{"population": 12, "select": 5, "lr": 1.0}, {"sphere_norm": 3.0}, {"momentum": 0.7}],
+    "sphere-cma": [{"population": 12, "select": 5, "lr": 1.0}, {"sphere_norm": 3.0}],
     "cholesky-cma": [{"update_every": 1, "sigma0": 0.5}, {"population": 6}],
     "nevergrad": [{"method": "TwoPointsDE"}, {"method": "DiagonalCMA", "population": 12}],
 }
@@ -391,8 +391,6 @@ def _bad_option_cases():
             ({"sphere_norm": -1.0}, "-1.0"),
             ({"angle_start": 0.0}, "0.0"),
             ({"angle_end": float("nan")}, "nan"),
-            ({"momentum": 1.0}, "1.0"),
-            ({"momentum": -0.5}, "-0.5"),
         ],
         "nevergrad": [({"method": "NoSuchMethod"}, "NoSuchMethod")],
         "cholesky-cma": [
