@@ -30,10 +30,9 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xdream.config.defaults import defaults
 from xdream.core import registry
 from xdream.core.errors import ConfigError, choices_text
-
-DEFAULT_TARGET = "efficientnet_lite0:_blocks.10:27"
 
 # Framework-provided constructor arguments per plugin kind (not user options).
 PROVIDED = {
@@ -49,8 +48,8 @@ SCALARS = {  # top-level key -> (type, default, description)
     "budget": (int, None, "total evaluations; overrides generations"),
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
-    "threads": (int, None, "torch intra-op threads (the xdream command's default: a fair share of the cores the "
-                           "machine leaves free); the count used is recorded, so a resumed run reuses it"),
+    "threads": (int, None, "torch intra-op threads (the xdream command's default: one per core, or OMP_NUM_THREADS); "
+                           "the count used is recorded, so a resumed run reuses it"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
     "init_characterisation": (str, None, "characterisation run whose preferred stimulus for the unit (its code, by "
                                          "gradient inversion) starts the optimiser"),
@@ -113,13 +112,19 @@ class PluginConfig:
         return {"name": self.name, **self.options}
 
 
+def _default(kind: str) -> PluginConfig:
+    """The plugin table ``kind`` of the default job (``[evolve.KIND]`` in the defaults table)."""
+    table = defaults("evolve")[kind]
+    return PluginConfig(table.pop("name"), table)
+
+
 @dataclass
 class ExperimentConfig:
-    generator: PluginConfig = field(default_factory=lambda: PluginConfig("dcgan-faces"))
-    responder: PluginConfig = field(
-        default_factory=lambda: PluginConfig("torch-unit", {"target": DEFAULT_TARGET})
-    )
-    optimizer: PluginConfig = field(default_factory=lambda: PluginConfig("genetic"))
+    """One validated experiment; the plugin tables default to the defaults table's job."""
+
+    generator: PluginConfig = field(default_factory=lambda: _default("generator"))
+    responder: PluginConfig = field(default_factory=lambda: _default("responder"))
+    optimizer: PluginConfig = field(default_factory=lambda: _default("optimizer"))
     noise: PluginConfig | None = None
     seed: int = 0
     generations: int = 60
