@@ -34,13 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from xdream.core.threads import quiet_thread_pools, usable_cores
 
-from xdream import Experiment, ExperimentConfig
-from xdream.core import registry
-from xdream.core.allocator import retain_freed_memory
-from xdream.core.threads import usable_cores
+quiet_thread_pools()  # as the xdream command does, before torch loads its OpenMP runtime
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from xdream import Experiment, ExperimentConfig  # noqa: E402
+from xdream.core import registry  # noqa: E402
+from xdream.core.allocator import retain_freed_memory  # noqa: E402
 
 
 def loop_vs_forward(generations: int, population: int) -> dict:
