@@ -57,26 +57,18 @@ class Nevergrad(Optimizer):
             warnings.simplefilter("ignore")  # nevergrad warns about settings it finds inefficient
             self.ng = ng.optimizers.registry[method](parametrization=parametrization,
                                                      budget=budget or DEFAULT_BUDGET, num_workers=population)
-        self._pending: list | None = None
+        self._candidates: list | None = None  # nevergrad's candidates of the pending ask
         self._before_ask: bytes | None = None
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         self._before_ask = pickle.dumps(self.ng)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._pending = [self.ng.ask() for _ in range(self.population)]
-        return np.stack([c.value for c in self._pending]).astype(np.float32)
+            self._candidates = [self.ng.ask() for _ in range(self.population)]
+        return np.stack([c.value for c in self._candidates])  # float64: told back exactly
 
-    def tell(self, codes, scores) -> None:
-        if self._pending is None:
-            raise ValueError("tell() called without a pending ask()")
-        expected = np.stack([c.value for c in self._pending]).astype(np.float32)
-        codes, scores = self._check_tell(codes, scores, expected)
-        candidates = self._pending
-        if not np.array_equal(codes, expected):  # told other codes than asked: tell those
-            candidates = [self.ng.parametrization.spawn_child(new_value=c.astype(np.float64)) for c in codes]
-        self._pending = None
-        self.generation += 1
+    def _tell(self, codes, scores) -> None:
+        candidates, self._candidates = self._candidates, None
         finite = np.isfinite(scores)
         if not finite.any():
             self.ng = pickle.loads(self._before_ask)  # as if never asked
@@ -89,11 +81,10 @@ class Nevergrad(Optimizer):
             for candidate, value in zip(candidates, loss):
                 self.ng.tell(candidate, float(value))
 
-    def state_dict(self) -> dict:
+    def _state(self) -> dict:
         # one pickle: the pending candidates stay the ones the optimiser knows it asked
-        return {**super().state_dict(), "ng": pickle.dumps((self.ng, self._pending)), "before_ask": self._before_ask}
+        return {"ng": pickle.dumps((self.ng, self._candidates)), "before_ask": self._before_ask}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.ng, self._pending = pickle.loads(state["ng"])
+    def _load_state(self, state: dict) -> None:
+        self.ng, self._candidates = pickle.loads(state["ng"])
         self._before_ask = state["before_ask"]
