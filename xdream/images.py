@@ -17,9 +17,10 @@ from .rundir import atomic_write
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8 (rounded)."""
+    """[..., 3, H, W] float in [0, 1] -> [..., H, W, 3] uint8 (rounded), C-contiguous (a batch
+    converts in one pass, and its rows can be sent without another copy)."""
     array = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return array.permute(1, 2, 0).cpu().numpy()
+    return array.movedim(-3, -1).contiguous().cpu().numpy()
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
