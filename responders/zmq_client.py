@@ -306,14 +306,14 @@ class ZmqResponder(Responder):
             reply = self._await(rid, self._silence(), ping=True,
                                 give_up=time.monotonic() + self.deadline + self.timeout)
             if reply is None:  # silent: a fresh socket (lazy pirate), then the same request again
-                self._connect()
+                self._reconnect()
                 continue
             if reply.type == "result":
                 return reply
             if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend
                 continue
             if reply.header["code"] == "unknown-session":
-                self._connect()
+                self._reconnect()
                 continue
             if reply.header["code"] == "busy":
                 time.sleep(self.heartbeat)
@@ -323,6 +323,13 @@ class ZmqResponder(Responder):
         raise RigUnavailableError(f"rig at {self.target} gave no result for generation {self.generation} after "
                                   f"{self.retries + 1} tries{self._malformed_note()}; resume the run once the rig "
                                   "is back")
+
+    def _reconnect(self) -> None:
+        try:
+            self._connect()
+        except RigUnavailableError as e:
+            raise RigUnavailableError(f"{e}; generation {self.generation} was in flight: resume the run once the "
+                                      "rig is back") from None
 
     def _scores(self, result, ids: list[str], rid: str) -> np.ndarray:
         channels = result.header["channels"]
