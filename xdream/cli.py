@@ -8,6 +8,7 @@
     xdream weights list | download NAME... | verify [NAME...] | path NAME
     xdream gradient | compare | report   gradient baselines, comparisons, HTML reports (cli_gradient.py)
     xdream rig simulate ARGS         a simulated lab rig speaking xdream-rig/1 (docs/protocol.md)
+    xdream rig check ENDPOINT        does a rig implement xdream-rig/1? a pass/fail table (xdream.rig.check)
     xdream sweep SWEEP.toml          a grid of runs on Ray (or a process pool), resumable
     xdream characterise TARGET...    tuning curves and colour/spatial opponency (xdream.characterise)
 
