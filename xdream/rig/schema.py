@@ -8,7 +8,9 @@ minLength/maxLength, pattern, items/prefixItems, minItems/maxItems, uniqueItems,
 properties, additionalProperties, anyOf, local ``$ref``), in plain Python for speed and without
 a run-time dependency; the test suite checks the file with the reference ``jsonschema``
 implementation too. A value above a ``maximum``/``maxLength``/``maxItems`` is a ``too-large``
-error; any other violation is ``bad-message`` (docs/protocol.md, "Limits and error codes").
+error; any other violation is ``bad-message`` (docs/protocol.md §3). As in JSON Schema, a
+number with a zero fraction is an integer (MATLAB's ``jsonencode`` writes ``1024.0``); the
+validator hands such values on as Python ints.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def _pattern(text: str) -> re.Pattern:
 
 
 def validate_header(header: dict, kind: str) -> None:
-    """Raise :class:`SchemaViolation` unless ``header`` is a valid ``kind`` message header."""
+    """Raise :class:`SchemaViolation` unless ``header`` is a valid ``kind`` message header;
+    integers written with a zero fraction become ints in place."""
     root = load_schema()
     _check(header, root["$defs"][kind], root, "")
 
@@ -90,7 +93,7 @@ _PATTERN_WORDS = {"^[A-Za-z0-9_.:-]+$": "of A-Z a-z 0-9 _ . : - (no space)",
 
 _TYPES = {
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
@@ -99,7 +102,8 @@ _TYPES = {
 }
 
 
-def _check(value, node: dict, root: dict, path: str) -> None:
+def _check(value, node: dict, root: dict, path: str):
+    """``value`` checked against ``node``; returns it (an integral float as an int)."""
     node = _resolve(node, root)
 
     def fail(keyword, shown=value):
@@ -118,6 +122,8 @@ def _check(value, node: dict, root: dict, path: str) -> None:
         kinds = kind if isinstance(kind, list) else [kind]
         if not any(_TYPES[k](value) for k in kinds):
             fail("type")
+        if isinstance(value, float) and "integer" in kinds and "number" not in kinds:
+            value = int(value)
     if "const" in node and (value != node["const"] or type(value) is not type(node["const"])):
         fail("const")
     if "enum" in node and not any(value == e and type(value) is type(e) for e in node["enum"]):
@@ -144,7 +150,7 @@ def _check(value, node: dict, root: dict, path: str) -> None:
         for i, item in enumerate(value):
             sub = prefix[i] if i < len(prefix) else node.get("items")
             if sub is not None:
-                _check(item, sub, root, f"{path}[{i}]")
+                value[i] = _check(item, sub, root, f"{path}[{i}]")
         if node.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
             raise SchemaViolation(path, shown if len(value) > 8 else value, "unique items", "uniqueItems")
     elif isinstance(value, dict) and "properties" in node:
@@ -161,4 +167,5 @@ def _check(value, node: dict, root: dict, path: str) -> None:
                 raise SchemaViolation(path, None, "", "required", f"{where} lacks field {name!r}")
         for name, sub in props.items():
             if name in value:
-                _check(value[name], sub, root, f"{path}.{name}" if path else name)
+                value[name] = _check(value[name], sub, root, f"{path}.{name}" if path else name)
+    return value
