@@ -37,7 +37,9 @@ def test_minimal_rig_serves_the_zmq_responder():
         sock.connect(endpoint)
         sock.send_multipart([b"not json"])
         assert decode(sock.recv_multipart()).header["code"] == "bad-message"
-        sock.send_multipart(encode({"type": "present", "session": "never-greeted", "request_id": "r"}))
+        sock.send_multipart(encode({"type": "present", "session": "never-greeted", "request_id": "r",
+                                    "image_ids": ["a"], "encoding": "raw", "dtype": "uint8", "shape": [2, 2, 3],
+                                    "repeats": 1}, [bytes(12)]))
         assert decode(sock.recv_multipart()).header["code"] == "unknown-session"
         context.destroy(linger=0)
         assert proc.poll() is None
