@@ -9,7 +9,7 @@
     20 on this machine. DeePSiM and BigGAN-deep run on fresh weights with the official shapes
     (speed does not depend on the values), so the benchmark needs no download.
 (d) The loop of (a) in two fresh processes, glibc's malloc as shipped and with
-    ``xdream.allocator.retain_freed_memory`` (which the ``xdream`` command and this script
+    ``xdream.core.allocator.retain_freed_memory`` (which the ``xdream`` command and this script
     use): time and page faults per generation, and their ratio.
 
     python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdream import Experiment, ExperimentConfig, registry
-from xdream.allocator import retain_freed_memory
+from xdream import Experiment, ExperimentConfig
+from xdream.core import registry
+from xdream.core.allocator import retain_freed_memory
 
 
 def loop_vs_forward(generations: int, population: int) -> dict:

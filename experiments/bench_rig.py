@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import zmq
 
-from xdream import registry
-from xdream.allocator import retain_freed_memory
-from xdream.responder import Responder
-from xdream.images import to_uint8
+from xdream.core import registry
+from xdream.core.allocator import retain_freed_memory
+from xdream.core.images import to_uint8
+from xdream.core.responder import Responder
 from xdream.rig.protocol import decode, encode, image_frames
 
 

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "xdream" 
 import characterise_units as units  # noqa: E402
 from xdream.characterise.protocol import Protocol  # noqa: E402
 from xdream.characterise.record import classify_recording, present  # noqa: E402
-from xdream.registry import create  # noqa: E402
-from xdream.responder import NoisyResponder  # noqa: E402
+from xdream.core.registry import create  # noqa: E402
+from xdream.core.responder import NoisyResponder  # noqa: E402
 
 EXPECTED = {
     "red_minus_green": ("opponent", "unresponsive"),

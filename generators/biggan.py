@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xdream.errors import ConfigError
-from xdream.generator import Generator
-from xdream.weights import check_table, load_tensor_file
-from xdream.weights_manager import WeightsStore
+from xdream.core.errors import ConfigError
+from xdream.core.generator import Generator
+from xdream.weights.store import check_table, load_tensor_file
+from xdream.weights.catalogue import WeightsStore
 
 from .biggan_net import CONFIGS, RESOLUTIONS, BigGANDeepNet, StatsBatchNorm, SpectralWeight, expected_shapes
 

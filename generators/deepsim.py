@@ -12,7 +12,7 @@ layer has a bias; LeakyReLU(0.3) follows the layers marked so.
 Output convention (all variants): the network emits Caffe BGR, mean-subtracted, on a 0..255
 scale (the norm/conv variants through ``tanh * 255``); images are RGB = reversed channels +
 [123, 117, 104], clamped to [0, 255], / 255. Weights come from the weights manager
-(:mod:`xdream.weights_manager`), verified by SHA-256 unless ``verify = false``; nothing is ever
+(:mod:`xdream.weights.catalogue`), verified by SHA-256 unless ``verify = false``; nothing is ever
 downloaded here.
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xdream.generator import Generator
-from xdream.weights import check_table, load_tensor_file
-from xdream.weights_manager import WeightsStore
+from xdream.core.generator import Generator
+from xdream.weights.store import check_table, load_tensor_file
+from xdream.weights.catalogue import WeightsStore
 
 RGB_MEAN = (123.0, 117.0, 104.0)
 SLOPE = 0.3

@@ -3,7 +3,7 @@
 The latent holds the real and imaginary parts of the spectrum entries with at most
 ``max_frequency`` cycles per image along each axis (rows ``0..k`` and ``h-k..h-1``, columns
 ``0..k`` of the ``rfft2`` grid), for each of the 3 decorrelated colour channels; every other
-entry is zero. Decoding follows Lucid exactly (see :mod:`xdream.lucid`): scale by the 1/f
+entry is zero. Decoding follows Lucid exactly (see :mod:`xdream.gradient.lucid`): scale by the 1/f
 ``spectrum_scale``, ``irfft2``, crop, divide by 4, decorrelate colours, sigmoid. A few latent
 coordinates are inert or redundant by construction (the imaginary part of the DC entry, the
 Hermitian pairs of column 0), as in Lucid's own parameterisation.
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xdream.errors import ConfigError
-from xdream.generator import Generator
-from xdream.lucid import color_decorrelation_matrix, irfft_image, spectrum_scale, to_valid_rgb
+from xdream.core.errors import ConfigError
+from xdream.core.generator import Generator
+from xdream.gradient.lucid import color_decorrelation_matrix, irfft_image, spectrum_scale, to_valid_rgb
 
 #: Target RMS of the pre-sigmoid RGB image for N(0, 1) codes (sigmoid slope stays high).
 PRE_SIGMOID_RMS = 1.0

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from xdream.errors import ConfigError
-from xdream.generator import Generator
+from xdream.core.errors import ConfigError
+from xdream.core.generator import Generator
 
 SIZE_RANGE = (8, 256)
 

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from xdream.errors import ConfigError
-from xdream.responder import NoiseModel
+from xdream.core.errors import ConfigError
+from xdream.core.responder import NoiseModel
 
 
 def _non_negative(name: str, value: float) -> float:

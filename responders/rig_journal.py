@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from xdream.rundir import atomic_write
+from xdream.runs.rundir import atomic_write
 
 JOURNAL_FILE = "rig_requests.jsonl"
 

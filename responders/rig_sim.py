@@ -38,13 +38,13 @@ import numpy as np
 import torch
 import zmq
 
-from xdream import registry
-from xdream.errors import ConfigError
-from xdream.responder import NoiseModel, Responder
+from xdream.core import registry
+from xdream.core.errors import ConfigError
+from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
+from xdream.core.seeding import derive_rngs
 from xdream.rig.protocol import (DTYPES, ENCODINGS, Limits, ProtocolError, decode, encode, error_reply,
                                  iter_images)
-from xdream.seeding import derive_rngs
 
 CRASH_EXIT = 75  # exit status of an injected crash; the supervisor restarts on it
 MAX_QUEUE = 16
@@ -479,7 +479,7 @@ def _replace_option(argv: list[str], option: str, value: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    from xdream.errors import XDreamError
+    from xdream.core.errors import XDreamError
 
     try:
         sys.exit(main(sys.argv[1:]))

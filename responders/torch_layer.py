@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xdream.errors import ConfigError
+from xdream.core.errors import ConfigError
 
 from .torch_unit import TorchUnit, parse_target
 

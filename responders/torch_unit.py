@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xdream.errors import ConfigError, UnknownNameError, WeightsError, choices_text
-from xdream.responder import Responder
-from xdream.weights import verify_file
+from xdream.core.errors import ConfigError, UnknownNameError, WeightsError, choices_text
+from xdream.core.responder import Responder
+from xdream.weights.store import verify_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -392,8 +392,8 @@ class TorchUnit(Responder):
 
     def feature_target(self):
         """The model, its preprocessing and this unit's objective for gradient ascent
-        (:mod:`xdream.featurevis`): the centre (or Y:X) unit, or the channel mean."""
-        from xdream.featurevis import ModelTarget, channel, neuron
+        (:mod:`xdream.gradient`): the centre (or Y:X) unit, or the channel mean."""
+        from xdream.gradient import ModelTarget, channel, neuron
 
         t = self.target
         if self.readout == "mean" and len(self.layer_shape) == 3:

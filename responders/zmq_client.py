@@ -8,7 +8,7 @@ heartbeats). A dead or restarted rig gets the *same* request again on a fresh so
 twice. Replies whose request id is not the one awaited (duplicates, late replies) and
 malformed messages are dropped. Images with no valid record score NaN; the run's ``unscored``
 policy then acts (the optimiser's NaN policy, or a re-show within the generation:
-:mod:`xdream.presentation`). Image ids are the ones the experiment gives :meth:`prepare`
+:mod:`xdream.evolve.presentation`). Image ids are the ones the experiment gives :meth:`prepare`
 (``g{generation}-{i}``, ``g{generation}-ref{k}`` for natural reference images), by default
 ``g{generation}-{i}``. Every trial record is appended to ``RUN/rig_trials.jsonl``; every
 request is journalled in ``RUN/rig_requests.jsonl`` before it is sent, so a resumed run sends
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 import zmq
 
-from xdream.errors import ConfigError, XDreamError
-from xdream.images import to_uint8
-from xdream.responder import Responder
+from xdream.core.errors import ConfigError, XDreamError
+from xdream.core.images import to_uint8
+from xdream.core.responder import Responder
 from xdream.rig.keys import load_keypair, load_public, secure_client
 from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
 

@@ -29,7 +29,7 @@ def xdream_cmd():
 
 
 def pytest_configure(config):
-    """The suite runs with malloc set as the ``xdream`` command sets it (xdream.allocator)."""
-    from xdream.allocator import retain_freed_memory
+    """The suite runs with malloc set as the ``xdream`` command sets it (xdream.core.allocator)."""
+    from xdream.core.allocator import retain_freed_memory
 
     retain_freed_memory()

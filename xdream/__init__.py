@@ -9,13 +9,13 @@ Python API::
 
 import importlib
 
-from .errors import ConfigError, RunDirError, UnknownNameError, WeightsError, XDreamError
+from xdream.core.errors import ConfigError, RunDirError, UnknownNameError, WeightsError, XDreamError
 
 # The API's heavy names (they import torch) load on first use, so `xdream --help` starts fast.
 _LAZY = {
-    "ExperimentConfig": "config", "PluginConfig": "config", "Experiment": "experiment",
-    "Summary": "experiment", "Generator": "generator", "Optimizer": "optimizer",
-    "NoiseModel": "responder", "NoisyResponder": "responder", "Responder": "responder",
+    "ExperimentConfig": "config", "PluginConfig": "config", "Experiment": "evolve.experiment",
+    "Summary": "evolve.experiment", "Generator": "core.generator", "Optimizer": "core.optimizer",
+    "NoiseModel": "core.responder", "NoisyResponder": "core.responder", "Responder": "core.responder",
 }
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from xdream import registry
-from xdream.featurevis import render, target_of
-from xdream.images import save_png
+from xdream.core import registry
+from xdream.gradient import render, target_of
+from xdream.core.images import save_png
 
 
 class Normalised(nn.Module):

@@ -18,8 +18,8 @@ sys.path.insert(0, str(HERE))
 
 from analyse import analyse  # noqa: E402
 
-from xdream.errors import XDreamError  # noqa: E402
-from xdream.sweep_runner import run_sweep  # noqa: E402
+from xdream.core.errors import XDreamError  # noqa: E402
+from xdream.sweep.runner import run_sweep  # noqa: E402
 
 PRESETS = sorted(p.stem for p in HERE.glob("*.toml"))
 

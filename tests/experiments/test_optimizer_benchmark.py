@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xdream.sweep import load_sweep
+from xdream.sweep.grid import load_sweep
 
 BENCH = Path(__file__).resolve().parents[2] / "experiments" / "optimizer_benchmark"
 

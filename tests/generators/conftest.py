@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from generators import biggan, deepsim
-from xdream.weights import sha256_file
+from xdream.weights.store import sha256_file
 
 
 @pytest.fixture(scope="session")

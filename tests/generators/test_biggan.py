@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from generators import biggan
-from xdream import registry
+from xdream.core import registry
 from xdream.cli import build_parser, config_from_args
-from xdream.errors import ConfigError, WeightsError
-from xdream.weights import sha256_file
-from xdream.weights_manager import CATALOG
+from xdream.core.errors import ConfigError, WeightsError
+from xdream.weights.store import sha256_file
+from xdream.weights.catalogue import CATALOG
 
 SIZES = [128, 256, 512]
 BUFFERS = ("running_means", "running_vars", "weight_u", "weight_v")

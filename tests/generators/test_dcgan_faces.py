@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from generators.dcgan_faces import DCGANFaces, build_dcgan
-from xdream import registry
-from xdream.errors import ConfigError, WeightsError
+from xdream.core import registry
+from xdream.core.errors import ConfigError, WeightsError
 
 
 @pytest.fixture(scope="module")

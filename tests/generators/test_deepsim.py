@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from generators import deepsim
-from xdream import registry
-from xdream.errors import WeightsError
-from xdream.weights_manager import CATALOG
+from xdream.core import registry
+from xdream.core.errors import WeightsError
+from xdream.weights.catalogue import CATALOG
 
 VARIANTS = list(deepsim.LAYERS)
 NAMES = {v: "deepsim-" + v.replace("_", "-") for v in VARIANTS}

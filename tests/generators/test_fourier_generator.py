@@ -1,4 +1,4 @@
-"""Fourier generator and the Lucid conventions in xdream.lucid, pinned to published values
+"""Fourier generator and the Lucid conventions in xdream.gradient.lucid, pinned to published values
 and to an independent numpy re-implementation of Lucid's fft_image + to_valid_rgb."""
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from generators.fourier import FourierGenerator, code_scale
-from xdream import lucid, registry
-from xdream.errors import ConfigError
+from xdream.gradient import lucid
+from xdream.core import registry
+from xdream.core.errors import ConfigError
 
 C = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 

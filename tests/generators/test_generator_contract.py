@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from xdream import registry
+from xdream.core import registry
 
 NAMES = registry.available("generator")
 BATCH = 3

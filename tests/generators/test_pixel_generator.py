@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from generators.pixel import PixelGenerator
-from xdream import registry
-from xdream.errors import ConfigError
+from xdream.core import registry
+from xdream.core.errors import ConfigError
 
 
 def test_image_is_sigmoid_of_code_exactly():

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from responders.noise import MultiplicativeGaussianNoise, PoissonNoise
-from xdream import registry
-from xdream.errors import ConfigError
-from xdream.responder import NoisyResponder
+from xdream.core import registry
+from xdream.core.errors import ConfigError
+from xdream.core.responder import NoisyResponder
 
 
 def rng(seed=0):

@@ -15,7 +15,7 @@ from responders.rig_sim import RigSimulator
 from responders.torch_unit import TorchUnit
 from responders.zmq_client import RigUnavailableError, ZmqResponder
 from xdream.cli import main
-from xdream.errors import ConfigError
+from xdream.core.errors import ConfigError
 
 TARGET = "efficientnet_lite0:_blocks.2:5"
 

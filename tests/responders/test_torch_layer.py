@@ -6,8 +6,8 @@ from torch import nn
 
 from responders.torch_layer import TorchLayer
 from responders.torch_unit import TorchUnit
-from xdream import registry
-from xdream.errors import ConfigError
+from xdream.core import registry
+from xdream.core.errors import ConfigError
 
 
 def test_layer_reads_every_channel_like_the_single_units():

@@ -8,8 +8,8 @@ import torchvision
 
 from responders.models import efficientnet_lite as lite
 from responders.torch_unit import Target, TorchUnit, layer_names, list_layers, parse_target
-from xdream import registry
-from xdream.errors import ConfigError, UnknownNameError, WeightsError
+from xdream.core import registry
+from xdream.core.errors import ConfigError, UnknownNameError, WeightsError
 
 skimage_data = pytest.importorskip("skimage.data")
 

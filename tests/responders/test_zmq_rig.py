@@ -17,7 +17,8 @@ import zmq
 from responders.rig_sim import Faults, RigSimulator
 from responders.torch_unit import TorchUnit
 from responders.zmq_client import TRIALS_FILE, RigUnavailableError, ZmqResponder
-from xdream import Experiment, ExperimentConfig, registry
+from xdream import Experiment, ExperimentConfig
+from xdream.core import registry
 from xdream.rig.protocol import ERROR_CODES, decode, encode, image_frames
 
 TARGET = "efficientnet_lite0:_blocks.2:5"
@@ -266,7 +267,7 @@ def test_channels_repeats_and_aggregation(tmp_path, sim_thread):
             mine = [np.mean([r["values"][0], r["values"][2]]) for r in records if r["image_index"] == i]
             assert scores[i] == pytest.approx(agg(mine))
         assert not np.allclose(scores, clean) and np.corrcoef(scores, clean)[0, 1] > 0.5
-    from xdream.errors import ConfigError
+    from xdream.core.errors import ConfigError
     with pytest.raises(ConfigError, match="channel 'ch7' not on the rig; valid: ch0, ch1, ch2"):
         ZmqResponder(sim.endpoint, channels=["ch7"], heartbeat=0.2)
 
@@ -313,7 +314,7 @@ def test_resent_request_is_answered_from_the_cache(tmp_path, sim_thread):
 
 
 def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
-    from xdream.errors import ConfigError
+    from xdream.core.errors import ConfigError
     with pytest.raises(ConfigError, match="not an endpoint"):
         ZmqResponder("localhost:5555")
     with pytest.raises(ConfigError, match="png"):
@@ -390,7 +391,7 @@ def test_reshow_scores_every_image_through_a_faulty_rig(tmp_path):
     unscored = reshow every evolved image ends up scored with its own response, and the rig log
     shows each image again only while it had no valid trial, never because of a retry."""
     from xdream.config import ReferenceConfig
-    from xdream.reference import ReferenceCycle
+    from xdream.evolve.reference import ReferenceCycle
 
     photos = photo_folder(tmp_path / "photos", 3)
     sim = SimProcess(tmp_path, "--invalid", "0.3", "--drop", "0.1", "--delay", "0.1", "--delay-s", "0.3",

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
+from xdream.core.errors import ConfigError
 
 METHODS = ("auto", "exact", "ttest")
 LABELS = ("unresponsive", "non-opponent excitatory", "non-opponent inhibitory", "opponent")

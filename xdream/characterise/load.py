@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import read_toml
-from ..errors import ConfigError, RunDirError, choices_text
-from .outputs import safe_name
-from .protocol import Protocol
-from .record import Recording, UnitResult, classify_recording
+from xdream.config import read_toml
+from xdream.core.errors import ConfigError, RunDirError, choices_text
+from xdream.characterise.outputs import safe_name
+from xdream.characterise.protocol import Protocol
+from xdream.characterise.record import Recording, UnitResult, classify_recording
 
 SUMMARY_FILE, CLASSIFICATION_FILE = "summary.json", "classification.csv"
 

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..images import png_bytes
-from ..plots import pyplot, save_figure
-from ..rundir import RunDir, atomic_write
-from .classify import LABELS
-from .protocol import PARAMETERS, Protocol, StimulusTable
-from .record import Recording, UnitResult
+from xdream.core.images import png_bytes
+from xdream.report.plots import pyplot, save_figure
+from xdream.runs.rundir import RunDir, atomic_write
+from xdream.characterise.classify import LABELS
+from xdream.characterise.protocol import PARAMETERS, Protocol, StimulusTable
+from xdream.characterise.record import Recording, UnitResult
 
 CATEGORIES = ("opponent", "non-opponent", "unresponsive")
 
@@ -197,7 +197,7 @@ def _centred(values: np.ndarray, centre: float):
 
 
 def _hue_colour(hue: float):
-    from .stimuli import hsl_to_rgb
+    from xdream.characterise.stimuli import hsl_to_rgb
 
     return tuple(hsl_to_rgb(hue, 1.0, 0.5)[0])
 

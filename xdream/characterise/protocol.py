@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import ConfigError, UnknownNameError, choices_text
-from . import stimuli
+from xdream.core.errors import ConfigError, UnknownNameError, choices_text
+from xdream.characterise import stimuli
 
 BASELINE_NAMES = {"black": 0.0, "grey": 0.5, "white": 1.0}
 # sweep -> stimulus family; 'spectral' and 'spatial' are the two the classification combines

@@ -12,10 +12,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..responder import Responder
-from .classify import Stats, classify_sweep
-from .protocol import Protocol, StimulusTable
+from xdream.core.errors import ConfigError
+from xdream.core.responder import Responder
+from xdream.characterise.classify import Stats, classify_sweep
+from xdream.characterise.protocol import Protocol, StimulusTable
 
 
 @dataclass

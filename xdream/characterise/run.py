@@ -3,7 +3,7 @@
 Targets are found by name through the registry (the core never imports the plugins):
 ``MODEL:LAYER:CHANNEL[:Y:X]`` is one unit (``torch-unit``), ``MODEL:LAYER[:Y:X]`` a whole layer
 (``torch-layer``, every channel's centre unit from one forward pass). Python callers pass any
-:class:`~xdream.responder.Responder` (a rig link, their own module) to :func:`characterise`.
+:class:`~xdream.core.responder.Responder` (a rig link, their own module) to :func:`characterise`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import registry
-from ..config import to_toml
-from ..errors import ConfigError, RunDirError
-from ..responder import NoisyResponder, Responder
-from ..rundir import RunDir, atomic_write
-from ..seeding import derive_rngs
-from . import outputs
-from .classify import METHODS
-from .protocol import Protocol
-from .record import UnitResult, classify_recording, present
+from xdream.core import registry
+from xdream.config import to_toml
+from xdream.core.errors import ConfigError, RunDirError
+from xdream.core.responder import NoisyResponder, Responder
+from xdream.runs.rundir import RunDir, atomic_write
+from xdream.core.seeding import derive_rngs
+from xdream.characterise import outputs
+from xdream.characterise.classify import METHODS
+from xdream.characterise.protocol import Protocol
+from xdream.characterise.record import UnitResult, classify_recording, present
 
 
 @dataclass

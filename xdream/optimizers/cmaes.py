@@ -12,8 +12,8 @@ import pickle
 import cma
 import numpy as np
 
-from ..errors import ConfigError
-from ..optimizer import Optimizer
+from xdream.core.errors import ConfigError
+from xdream.core.optimizer import Optimizer
 
 
 class _Randn:

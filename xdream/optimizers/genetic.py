@@ -19,8 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import ConfigError, choices_text
-from ..optimizer import Optimizer
+from xdream.core.errors import ConfigError, choices_text
+from xdream.core.optimizer import Optimizer
 
 PRESETS = {
     "xdream": dict(population=20, mutation_rate=0.5, mutation_size=0.5, selectivity=2.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..optimizer import Optimizer
+from xdream.core.optimizer import Optimizer
 
 
 class RandomSearch(Optimizer):

@@ -25,9 +25,9 @@ import math
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..optimizer import Optimizer
-from .ranking import log_rank_weights, rank_order
+from xdream.core.errors import ConfigError
+from xdream.core.optimizer import Optimizer
+from xdream.optimizers.ranking import log_rank_weights, rank_order
 
 DEFAULT_GENERATIONS = 75  # the paper's schedule length (40 x 75 = 3000 evaluations)
 

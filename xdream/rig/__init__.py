@@ -4,6 +4,6 @@ The ZeroMQ client responder (``zmq``) and the rig simulator (``xdream rig simula
 plugins in the ``responders`` package; the core only defines the messages they exchange.
 """
 
-from .protocol import PROTOCOL, Limits, Message, ProtocolError, RigError, decode, encode
+from xdream.rig.protocol import PROTOCOL, Limits, Message, ProtocolError, RigError, decode, encode
 
 __all__ = ["PROTOCOL", "Limits", "Message", "ProtocolError", "RigError", "decode", "encode"]

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from ..errors import ConfigError
-from .protocol import PROTOCOL, Limits, ProtocolError, decode, encode, image_frames
+from xdream.core.errors import ConfigError
+from xdream.rig.protocol import PROTOCOL, Limits, ProtocolError, decode, encode, image_frames
 
 
 @dataclass

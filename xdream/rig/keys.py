@@ -18,7 +18,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from ..errors import ConfigError
+from xdream.core.errors import ConfigError
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import XDreamError
-from .schema import SchemaViolation, validate_header
+from xdream.core.errors import XDreamError
+from xdream.rig.schema import SchemaViolation, validate_header
 
 PROTOCOL = "xdream-rig/1"
 ENCODINGS = ("raw", "png")  # the ones this codec decodes; the protocol's set is open

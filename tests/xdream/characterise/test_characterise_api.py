@@ -7,7 +7,7 @@ import torch
 
 from xdream.characterise.protocol import Protocol
 from xdream.characterise.run import Settings, characterise
-from xdream.responder import Responder
+from xdream.core.responder import Responder
 
 
 class ConeContrast(Responder):

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from xdream.characterise.classify import Stats, benjamini_hochberg, classify_sweep, t_test_p_values
-from xdream.errors import ConfigError
+from xdream.core.errors import ConfigError
 
 
 def exact(values):

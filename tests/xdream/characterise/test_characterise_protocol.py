@@ -6,7 +6,7 @@ import torch
 
 from xdream.characterise import stimuli
 from xdream.characterise.protocol import PRESETS, Protocol
-from xdream.errors import ConfigError, UnknownNameError
+from xdream.core.errors import ConfigError, UnknownNameError
 
 
 def test_default_preset_is_the_reference_protocol():

@@ -9,16 +9,17 @@ import pytest
 import torch
 
 from characterise_runs import LAYER, UNIT
-from xdream import Experiment, ExperimentConfig, registry
+from xdream import Experiment, ExperimentConfig
+from xdream.core import registry
 from xdream.characterise.load import CharacterisationRun, preferred_stimulus
 from xdream.characterise.protocol import render_described
 from xdream.cli import main
 from xdream.config import to_toml
-from xdream.errors import ConfigError
-from xdream.generator import Generator
-from xdream.images import load_image, to_uint8
-from xdream.inversion import encode
-from xdream.seeding import derive_rngs
+from xdream.core.errors import ConfigError
+from xdream.core.generator import Generator
+from xdream.core.images import load_image, to_uint8
+from xdream.evolve.inversion import encode
+from xdream.core.seeding import derive_rngs
 
 
 def cmaes_job(fast_job, **extra):

@@ -6,8 +6,8 @@ import pytest
 import characterise_units as units
 from xdream.characterise.protocol import Protocol
 from xdream.characterise.record import classify_recording, present
-from xdream.registry import create
-from xdream.responder import NoisyResponder
+from xdream.core.registry import create
+from xdream.core.responder import NoisyResponder
 
 # The reference spectral sweep and frequency axis; 4 orientations x 4 phases keep it fast.
 FAST = {"orientations": [0.0, 45.0, 90.0, 135.0], "phases": [0.0, 90.0, 180.0, 270.0]}

@@ -1,0 +1,88 @@
+"""``xdream gradient`` and ``xdream compare`` end to end on real models, and their bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xdream.core import registry
+from xdream.cli import main
+
+QUICK = ["--preset", "quick", "--generator", "pixel", "--seed", "1", "--quiet"]
+
+
+def test_compare_writes_table_report_and_consistent_scores(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", *QUICK, "--optimizers", "genetic", "--gradient", "featurevis,latent",
+                 "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| genetic |" in printed and "report: " in printed
+    data = json.loads((out / "compare.json").read_text())
+    methods = {m["method"].split(" ")[0]: m for m in data["methods"]}
+    assert set(methods) == {"genetic", "featurevis", "latent", "natural"}
+    natural = methods["natural"]
+    assert natural["cost"] == 70 and natural["ratio"] == pytest.approx(1.0)
+    for m in methods.values():
+        assert m["ratio"] == pytest.approx(m["best"] / natural["best"])
+        assert m["best"] == pytest.approx(max(m["top_scores"]))
+        assert (out / m["montage"]).is_file()
+    # re-scoring the evolution's best codes reproduces the best score the run logged
+    log = [json.loads(line) for line in (out / "evolution-genetic" / "log.jsonl").read_text().splitlines()]
+    assert methods["genetic"]["best"] == pytest.approx(max(r["best"] for r in log), rel=1e-5)
+    assert methods["genetic"]["cost"] == log[-1]["evaluations"]
+    # the gradient folders' saved best images score as reported (up to 8-bit rounding)
+    unit = registry.create("responder", "torch-unit", {"target": data["responder"]["target"], "input_size": 64})
+    best = np.asarray(Image.open(out / "gradient-featurevis" / "best.png"), dtype=np.float32) / 255
+    import torch
+
+    rescored = unit.respond(torch.from_numpy(best).permute(2, 0, 1)[None])[0]
+    assert rescored == pytest.approx(methods["featurevis"]["best"], abs=0.05 * abs(methods["featurevis"]["best"]) + 0.05)
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [r["kind"] for r in rows] == ["evolution", "gradient", "gradient", "natural"]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5 and "http-equiv" not in html
+    for folder in ("evolution-genetic", "gradient-featurevis", "gradient-latent"):
+        assert (out / folder / "report.html").is_file()
+    assert (out / "trajectories.png").stat().st_size > 1000
+
+
+def test_gradient_command_writes_a_run(tmp_path, capsys):
+    out = tmp_path / "g"
+    assert main(["gradient", "--target", "efficientnet_lite0:_blocks.2:5", "--steps", "3", "--size", "32",
+                 "--batch", "2", "--tv", "0.001", "--output", str(out), "--quiet"]) == 0
+    data = json.loads((out / "gradient.json").read_text())
+    assert data["method"] == "featurevis" and len(data["scores"]) == 2 and data["steps"] == 3
+    assert "tv(input)" in data["objective"]
+    assert data["best"] == max(data["scores"])
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["final_00.png", "final_01.png"]
+    assert (out / "report.html").is_file() and "best activation" in capsys.readouterr().out
+
+
+BAD = [
+    (["compare", "--reference", "{empty}"], "has no readable images"),
+    (["compare", "--optimizers", "adam"], "unknown optimizer 'adam'"),
+    (["compare", "--gradient", "cppn"], "unknown gradient method 'cppn'; valid: featurevis, pixel, latent, deepdream"),
+    (["compare", "--preset", "huge"], "unknown compare preset 'huge'; valid: default, quick"),
+    (["compare", "--target", "efficientnet_lite0:_blocks.2:999"], "999"),
+    (["gradient", "--method", "latent", "--generator", "stylegan"], "unknown generator 'stylegan'"),
+    (["gradient", "--objective", "everything"], "unknown objective 'everything'; valid: unit, channel, layer, class:N"),
+    (["gradient", "--method", "deepdream", "--image", "{text}"], "is not a readable image file"),
+    (["gradient", "--steps", "0"], "steps must be >= 1, got 0"),
+    (["report", "{empty}"], "is not an xdream run"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("words")
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(empty=tmp_path / "empty", text=tmp_path / "notes.txt") for a in argv]
+    extra = ["--output", "out"] if argv[0] != "report" else []
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt"]
+    assert not any((tmp_path / "empty").iterdir())

@@ -1,0 +1,107 @@
+"""``xdream report``: self-contained HTML for evolution runs (live while running), checked in
+headless Chromium where one is installed (``make test`` installs it)."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from xdream import Experiment, ExperimentConfig
+from xdream.cli import main
+from xdream.core.errors import RunDirError
+from xdream.report import REPORT, watch, write_report
+
+BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+
+
+def browser_check(page):
+    """(images decoded/total as the page's own script counts them, console errors); the time
+    budget stays below the live page's 5 s refresh."""
+    exe = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    if exe is None:
+        pytest.skip("no Chromium installed (make test installs chromium-headless-shell)")
+    result = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    counted = re.search(r'data-images="(\d+)/(\d+)"', result.stdout)
+    assert counted, "the page's script did not run"
+    errors = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    return int(counted[1]), int(counted[2]), errors
+
+
+@pytest.fixture
+def evolution(fast_job, tmp_path):
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    yield experiment
+    experiment.close()
+
+
+def test_live_page_refreshes_until_the_run_ends(evolution):
+    evolution.step()
+    evolution.step()
+    page = write_report(evolution.run_dir.path).read_text()
+    assert '<meta http-equiv="refresh" content="5">' in page
+    assert "running: generation 1 done" in page and "gen 1:" in page
+    assert page.count("data:image/png;base64,") >= 4  # best, trajectory, montage, per-generation bests
+    evolution.run(progress=False)
+    page = write_report(evolution.run_dir.path).read_text()
+    assert "http-equiv" not in page and "finished: 6 generations" in page
+    assert (evolution.run_dir.path / "trajectory.png").is_file()
+
+
+def test_watch_returns_when_the_run_has_finished(evolution):
+    evolution.run(progress=False)
+    assert watch(evolution.run_dir.path, interval=0.01) == evolution.run_dir.path / REPORT
+
+
+def test_report_opens_in_headless_chromium_without_errors(evolution, tmp_path):
+    evolution.step()
+    assert main(["report", str(evolution.run_dir.path)]) == 0
+    page = evolution.run_dir.path / REPORT
+    ok, total, errors = browser_check(page)
+    assert total >= 4 and ok == total and errors == []
+    # the check can fail: a page with a broken image is caught
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
+    ok, total, _ = browser_check(broken)
+    assert ok == total - 1
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(RunDirError, match="is not an xdream run"):
+        write_report(tmp_path)
+
+
+def test_evolve_live_report_is_written_every_generation(fast_job, tmp_path):
+    pages = []
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "live")
+    experiment.run(progress=False, on_generation=lambda r: pages.append(write_report(experiment.run_dir.path).read_text()))
+    experiment.close()
+    assert len(pages) == 6
+    assert all("http-equiv=\"refresh\"" in p for p in pages)
+    assert [f"running: generation {g} done" in p for g, p in enumerate(pages)] == [True] * 6
+
+
+def test_evolve_cli_live_report_flag(fast_job, tmp_path):
+    fast_job["generations"] = 2
+    config = tmp_path / "job.toml"
+    from xdream.config import to_toml
+
+    config.write_text(to_toml(fast_job))
+    assert main(["evolve", str(config), "--output", str(tmp_path / "run"), "--quiet", "--live-report"]) == 0
+    page = (tmp_path / "run" / REPORT).read_text()
+    assert "finished: 2 generations" in page and "http-equiv" not in page
+
+
+def test_report_shows_the_natural_references(fast_job, tmp_path):
+    fast_job.update(generations=2, reference={"per_generation": 2})
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    experiment.run(progress=False)
+    experiment.close()
+    page = write_report(tmp_path / "run").read_text()
+    assert "reference mean" in page and "natural references&#x27; mean" in page
+    assert "<td>astronaut, brick</td>" in page and "<td>camera, cell</td>" in page

@@ -1,0 +1,189 @@
+"""Sweeps: grid expansion, one-line errors, and a real local Ray instance killed part-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xdream import Experiment, ExperimentConfig
+from xdream.cli import main
+from xdream.config import to_toml
+from xdream.core.errors import ConfigError
+from xdream.sweep.grid import check_values, expand
+from xdream.sweep.runner import run_sweep
+
+
+def sweep_data(fast_job, **grid):
+    base = {k: v for k, v in fast_job.items() if k != "seed"}
+    return {"base": base, "grid": grid or {"seed": [0, 1]}}
+
+
+def write_sweep(path: Path, data: dict, output: Path) -> Path:
+    """A sweep file: the top-level output, then [base] and [grid] as TOML (inline tables)."""
+    def inline(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f'{k} = {inline(x)}' for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(inline(x) for x in v) + "]"
+        return to_toml({"v": v}).split(" = ", 1)[1].strip()
+
+    lines = [f'output = "{output}"', "[base]"]
+    lines += [f"{k} = {inline(v)}" for k, v in data["base"].items()]
+    lines += ["[grid]"] + [f"{k} = {inline(v)}" for k, v in data["grid"].items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_expand_is_the_product_of_the_axes(fast_job):
+    runs = expand(sweep_data(
+        fast_job,
+        target=["efficientnet_lite0:_blocks.2:5", "efficientnet_lite0:_blocks.2:6"],
+        optimizer=["genetic", {"name": "genetic", "preset": "wang-ponce", "population": 8, "label": "ga-wp"}],
+        seed=[0, 1, 2],
+        noise=[0, 0.5, {"name": "poisson", "gain": 2.0}],
+    ))
+    assert len(runs) == 2 * 2 * 3 * 3
+    assert len({r.name for r in runs}) == len(runs)
+    first = runs[0]
+    assert first.name == "target=_blocks.2-5__optimizer=genetic__noise=0__seed=0"
+    assert first.config["responder"]["target"] == "efficientnet_lite0:_blocks.2:5"
+    assert "noise" not in first.config and first.config["seed"] == 0
+    # the base's options for the same optimiser are kept; a table's own options win
+    assert first.config["optimizer"] == {"name": "genetic", "population": 8}
+    wp = next(r for r in runs if r.labels["optimizer"] == "ga-wp" and r.labels["noise"] == "0.5")
+    assert wp.config["optimizer"] == {"name": "genetic", "population": 8, "preset": "wang-ponce"}
+    assert wp.config["noise"] == {"name": "gaussian", "level": 0.5}
+    poisson = [r for r in runs if r.config.get("noise", {}).get("name") == "poisson"]
+    assert len(poisson) == 12 and poisson[0].labels["noise"] == "poisson-gain=2.0"
+    with pytest.raises(ConfigError, match="unknown sweep key 'grids'"):
+        expand({"grids": {"seed": [0]}})
+
+
+BAD_GRIDS = [
+    ({"grid": {"colour": [1, 2]}}, "unknown sweep grid axis 'colour'"),
+    ({"grid": {"seed": []}}, "axis 'seed' must be a non-empty list"),
+    ({"grid": {"seed": 3}}, "axis 'seed' must be a non-empty list, got 3"),
+    ({"grid": {}}, "needs a [grid] table"),
+    ({"grid": {"seed": [0, "one"]}}, "seed values must be integers, got 'one'"),
+    ({"grid": {"noise": [-0.2]}}, "noise level must be >= 0, got -0.2"),
+    ({"grid": {"optimizer": ["adam"]}}, "unknown optimizer 'adam'"),
+    ({"grid": {"optimizer": [{"name": "genetic", "mutation_rate": 3}]}}, "mutation_rate must be in [0, 1], got 3"),
+    ({"grid": {"seed": [0, 0]}}, "two runs named 'seed=0'"),
+]
+
+
+@pytest.mark.parametrize("patch, message", BAD_GRIDS, ids=[m.split("'")[0][:30] + m[-12:] for _, m in BAD_GRIDS])
+def test_bad_grid_one_line_exit_2_nothing_written(fast_job, tmp_path, capsys, patch, message):
+    data = {**sweep_data(fast_job), **patch}
+    with pytest.raises(ConfigError) as info:
+        check_values(expand(data))
+    assert message in str(info.value) and "\n" not in str(info.value)
+    path = write_sweep(tmp_path / "sweep.toml", data, tmp_path / "out")
+    assert main(["sweep", str(path), "--backend", "process"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xdream: error: ") and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_refuses_a_different_grid_in_the_same_directory(fast_job, tmp_path, capsys):
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0]), out)
+    from xdream.sweep.runner import prepare
+
+    prepare(path, None)
+    other = write_sweep(tmp_path / "b.toml", sweep_data(fast_job, seed=[0, 1]), out)
+    assert main(["sweep", str(other)]) == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+
+
+def test_process_pool_backend_runs_and_skips(fast_job, tmp_path):
+    job = {**fast_job, "generations": 2}
+    path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0, 1]), tmp_path / "out")
+    lines = []
+    first = run_sweep(path, backend="process", workers=2, log=lines.append)
+    assert first["ran"] == 2 and first["skipped"] == 0 and not first["failures"]
+    records = [json.loads(l) for l in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in records] == ["0", "1"]
+    assert all(r["evaluations"] == 16 and np.isfinite(r["clean_best"]) for r in records)
+    again = run_sweep(path, backend="process", workers=2, log=lines.append)
+    assert again["skipped"] == 2 and again["ran"] == 0
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of the session the sweep was started in (driver and Ray's own)."""
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            if os.getsid(pid) == sid:
+                os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def test_ray_sweep_killed_part_way_resumes_and_skips_completed_runs(fast_job, tmp_path):
+    import ray  # noqa: F401  (a test dependency: fails, never skips, if Ray is missing)
+
+    n = 6
+    job = {**fast_job, "generations": 10}
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=list(range(n))), out)
+    command = [sys.executable, "-m", "xdream.cli", "sweep", str(path), "--backend", "ray", "--workers", "2"]
+    # Ray's sockets live under RAY_TMPDIR: keep the path short (AF_UNIX path limit) and private
+    ray_tmp = tempfile.mkdtemp(prefix="xr", dir="/tmp")
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    proc = subprocess.Popen(command, start_new_session=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runs = out / "runs"
+    summaries = lambda: sorted(runs.glob("*/summary.json")) if runs.exists() else []  # noqa: E731
+    deadline = time.monotonic() + 240
+    try:
+        while len(summaries()) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the sweep made no progress"
+            time.sleep(0.1)
+    finally:
+        _kill_session(proc.pid)
+        proc.wait()
+    completed = {p.parent.name: p.stat().st_mtime_ns for p in summaries()}
+    assert 2 <= len(completed) < n, "kill came too late to test a restart"
+    assert not (out / "results.jsonl").exists()
+
+    restart = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert restart.returncode == 0, restart.stderr
+    assert f"{n} runs, {len(completed)} complete (skipped), {n - len(completed)} to run" in restart.stderr
+    for name, mtime in completed.items():  # untouched: not rerun
+        assert (runs / name / "summary.json").stat().st_mtime_ns == mtime
+    records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["seed"] for r in records) == [str(s) for s in range(n)]
+    assert all(r["generations"] == 10 and r["evaluations"] == 80 for r in records)
+
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+    # A run that was interrupted (or never started) ends exactly as an uninterrupted run.
+    name = next(r["name"] for r in records if r["name"] not in completed)
+    seed = int(name.split("seed=")[1])
+    fresh = Experiment(ExperimentConfig.from_dict({**job, "seed": seed}), run_dir=tmp_path / "fresh")
+    fresh.run(progress=False)
+    for g in (0, 9):
+        np.testing.assert_array_equal(np.load(runs / name / "generations" / f"gen_{g:04d}.npz")["codes"],
+                                      np.load(tmp_path / "fresh" / "generations" / f"gen_{g:04d}.npz")["codes"])
+
+
+def test_process_workers_get_one_thread_pool_size(monkeypatch):
+    """Parallel runs must not oversubscribe the cores: each worker's BLAS/OpenMP pools get the
+    run's share, unless the user fixed them."""
+    from xdream.sweep.runner import THREAD_VARS, worker_threads_env
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert worker_threads_env(1) == {var: "1" for var in THREAD_VARS}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert worker_threads_env(2)["OMP_NUM_THREADS"] == "3" and worker_threads_env(2)["MKL_NUM_THREADS"] == "2"

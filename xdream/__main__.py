@@ -1,0 +1,7 @@
+"""``python -m xdream``: the ``xdream`` command."""
+
+import sys
+
+from xdream.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,231 @@
+"""Experiment configuration: one validated object built from TOML, CLI overrides or Python.
+
+A config file looks like::
+
+    seed = 0
+    generations = 40
+    [generator]
+    name = "dcgan-faces"
+    [responder]
+    name = "torch-unit"
+    target = "efficientnet_lite0:_blocks.10:27"
+    [optimizer]
+    name = "genetic"
+    population = 20
+    [noise]              # optional: simulated trial-to-trial noise on any responder
+    name = "gaussian"
+    level = 0.2
+    [reference]          # optional: natural reference images shown in every generation
+    folder = "photos"    # default: scikit-image's photographs
+    per_generation = 2
+
+Each plugin table holds ``name`` plus the plugin's own options, validated against the
+plugin's constructor. ``[reference]`` is the one table that is not a plugin (see
+:class:`ReferenceConfig`). Unknown keys and wrong types are one-line :class:`ConfigError` s.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xdream.core import registry
+from xdream.core.errors import ConfigError, choices_text
+
+DEFAULT_TARGET = "efficientnet_lite0:_blocks.10:27"
+
+# Framework-provided constructor arguments per plugin kind (not user options).
+PROVIDED = {
+    "generator": ("device",),
+    "responder": ("device",),
+    "optimizer": ("dim", "rng", "sampler", "init", "budget"),
+    "noise": (),
+}
+
+SCALARS = {  # top-level key -> (type, default, description)
+    "seed": (int, 0, "master seed; every random stream derives from it"),
+    "generations": (int, 60, "number of generations (ignored if budget is set)"),
+    "budget": (int, None, "total evaluations; overrides generations"),
+    "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
+    "device": (str, "cpu", "torch device for generator and responder"),
+    "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
+    "init_characterisation": (str, None, "characterisation run whose preferred stimulus for the unit (its code, by "
+                                         "gradient inversion) starts the optimiser"),
+    "init_unit": (str, None, "unit of init_characterisation (default: its only unit, or the responder's target)"),
+    "init_sweep": (str, None, "sweep of init_characterisation whose preferred stimulus is used (default: the sweep "
+                              "that drove the unit most)"),
+    "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
+    "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
+                 "or reshow (shown again in the same generation before the optimiser is told)"),
+    "reshow_attempts": (int, 1, "with unscored = reshow: how many more times an unscored image may be shown"),
+}
+SAVE_IMAGES = ("all", "best", "none")
+UNSCORED = ("nan-policy", "reshow")
+CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED}  # string keys with a fixed set of values
+MAX_RESHOW_ATTEMPTS = 10
+PLUGINS = ("generator", "responder", "optimizer", "noise")
+TABLES = ("reference",)  # tables that are not plugins
+
+
+@dataclass
+class ReferenceConfig:
+    """Natural reference images shown and scored with every generation, never told to the
+    optimiser: ``per_generation`` of them, cycled in a fixed order through the readable images
+    of ``folder`` (None: the photographs bundled with scikit-image); 0 turns them off."""
+
+    folder: str | None = None
+    per_generation: int = 2
+
+    @classmethod
+    def from_value(cls, value) -> "ReferenceConfig":
+        if not isinstance(value, dict):
+            raise ConfigError(f"config [reference] must be a table with folder and per_generation, got {value!r}")
+        unknown = sorted(set(value) - {"folder", "per_generation"})
+        if unknown:
+            raise ConfigError(f"unknown config key 'reference.{unknown[0]}'; valid: folder, per_generation")
+        folder, n = value.get("folder"), value.get("per_generation", cls.per_generation)
+        if folder is not None:
+            if not isinstance(folder, str):
+                raise ConfigError(f"config key 'reference.folder' must be a folder path (str), got {folder!r}")
+            if not Path(folder).expanduser().is_dir():
+                raise ConfigError(f"reference.folder {folder!r} is not a folder; give a folder of images, or leave "
+                                  "it out for scikit-image's photographs")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ConfigError(f"config key 'reference.per_generation' must be an integer >= 0 (0: no reference "
+                              f"images), got {n!r}")
+        return cls(folder, n)
+
+    def to_dict(self) -> dict:
+        return {"per_generation": self.per_generation, **({} if self.folder is None else {"folder": self.folder})}
+
+
+@dataclass
+class PluginConfig:
+    """A plugin by registered name with its options."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.options}
+
+
+@dataclass
+class ExperimentConfig:
+    generator: PluginConfig = field(default_factory=lambda: PluginConfig("dcgan-faces"))
+    responder: PluginConfig = field(
+        default_factory=lambda: PluginConfig("torch-unit", {"target": DEFAULT_TARGET})
+    )
+    optimizer: PluginConfig = field(default_factory=lambda: PluginConfig("genetic"))
+    noise: PluginConfig | None = None
+    seed: int = 0
+    generations: int = 60
+    budget: int | None = None
+    output: str | None = None
+    device: str = "cpu"
+    init_image: str | None = None
+    init_characterisation: str | None = None
+    init_unit: str | None = None
+    init_sweep: str | None = None
+    save_images: str = "all"
+    unscored: str = "nan-policy"
+    reshow_attempts: int = 1
+    reference: ReferenceConfig | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExperimentConfig":
+        """Validate a plain dict (as parsed from TOML) into a config."""
+        data = copy.deepcopy(data)
+        unknown = set(data) - set(SCALARS) - set(PLUGINS) - set(TABLES)
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(f"unknown config key {key!r}; valid: {choices_text([*SCALARS, *PLUGINS, *TABLES])}")
+        kwargs = {}
+        for key, (typ, _default, _doc) in SCALARS.items():
+            if key in data:
+                value = data[key]
+                if not isinstance(value, typ) or isinstance(value, bool):
+                    raise ConfigError(f"config key {key!r} must be {typ.__name__}, got {value!r}")
+                kwargs[key] = value
+        for key in ("generations", "budget"):
+            if key in kwargs and kwargs[key] < 1:
+                raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
+        for key, choices in CHOICES.items():
+            if key in kwargs and kwargs[key] not in choices:
+                raise ConfigError(f"config key {key!r} must be one of {choices_text(choices)}, got {kwargs[key]!r}")
+        if not 1 <= kwargs.get("reshow_attempts", 1) <= MAX_RESHOW_ATTEMPTS:
+            raise ConfigError(f"config key 'reshow_attempts' must be 1..{MAX_RESHOW_ATTEMPTS}, "
+                              f"got {kwargs['reshow_attempts']}")
+        if "reference" in data:
+            kwargs["reference"] = ReferenceConfig.from_value(data["reference"])
+        _check_init(kwargs)
+        for kind in PLUGINS:
+            if kind in data:
+                kwargs[kind] = _plugin(kind, data[kind])
+        config = cls(**kwargs)
+        config.validate_options()
+        return config
+
+    def validate_options(self) -> None:
+        """Check every plugin name and option against the registry."""
+        for kind in PLUGINS:
+            plugin = getattr(self, kind)
+            if plugin is not None:
+                cls = registry.load(kind, plugin.name)
+                registry.check_options(kind, plugin.name, cls, plugin.options, PROVIDED[kind])
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in SCALARS if getattr(self, k) is not None}
+        for kind in PLUGINS:
+            plugin = getattr(self, kind)
+            if plugin is not None:
+                out[kind] = plugin.to_dict()
+        if self.reference is not None:
+            out["reference"] = self.reference.to_dict()
+        return out
+
+
+def _check_init(kwargs: dict) -> None:
+    """One start at most; ``init_unit`` / ``init_sweep`` only refine ``init_characterisation``."""
+    if "init_image" in kwargs and "init_characterisation" in kwargs:
+        raise ConfigError(f"init_image ({kwargs['init_image']!r}) and init_characterisation "
+                          f"({kwargs['init_characterisation']!r}) are mutually exclusive; give one")
+    for key in ("init_unit", "init_sweep"):
+        if key in kwargs and "init_characterisation" not in kwargs:
+            raise ConfigError(f"{key} = {kwargs[key]!r} needs init_characterisation (--init-from-characterisation RUN)")
+
+
+def _plugin(kind: str, value) -> PluginConfig:
+    if isinstance(value, str):
+        return PluginConfig(value)
+    if not isinstance(value, dict):
+        raise ConfigError(f"config [{kind}] must be a table with a 'name', got {value!r}")
+    options = dict(value)
+    name = options.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"config [{kind}] needs name = one of: {choices_text(registry.available(kind))}"
+        )
+    return PluginConfig(name, options)
+
+
+def set_dotted(data: dict, dotted: str, value) -> None:
+    """Apply an override such as ``optimizer.population = 40`` to a config dict. A missing
+    ``[reference]`` table is created (a missing plugin table needs its name first)."""
+    *tables, key = dotted.split(".")
+    if len(tables) > 1 or (tables and tables[0] not in PLUGINS + TABLES):
+        raise ConfigError(
+            f"cannot set {dotted!r}: use KEY or TABLE.KEY with TABLE one of {', '.join(PLUGINS + TABLES)}"
+        )
+    target = data
+    if tables:
+        table = data.get(tables[0])
+        if table is None and tables[0] in TABLES:
+            table = data[tables[0]] = {}
+        if table is None:
+            raise ConfigError(f"cannot set {dotted!r}: the config has no [{tables[0]}] table")
+        if isinstance(table, str):
+            table = data[tables[0]] = {"name": table}
+        target = table
+    target[key] = value

@@ -1,0 +1,11 @@
+"""The contracts every other part of xdream is built on; imports nothing else of xdream.
+
+- :mod:`.generator`   the Generator interface (codes -> images)
+- :mod:`.responder`   the Responder and NoiseModel interfaces (images -> scores)
+- :mod:`.optimizer`   the Optimizer interface (ask / tell, maximisation, NaN policy)
+- :mod:`.registry`    plugins found by name through entry points, options validated
+- :mod:`.errors`      the one exception family of user errors
+- :mod:`.seeding`     one master seed, named child streams
+- :mod:`.images`      tensors in [0, 1] to PNG files and montages
+- :mod:`.allocator`   keep freed memory in the process (faster loops on glibc)
+"""

@@ -1,0 +1,86 @@
+"""Showing one generation to the responder: the evolved images and the natural reference
+images in one batch (on a rig: one request, one block of trials), then, with the run's
+``unscored = "reshow"`` policy, the evolved images that came back unscored shown again.
+
+Unscored means NaN: no valid trial (a partial reply cut off at the rig's deadline, aborted
+trials, a dropped channel). Under ``reshow`` the unscored evolved images, and only those, go
+to the responder again as a further batch of the *same* generation, up to ``reshow_attempts``
+times, each attempt showing only what is still unscored; an image is never shown again once it
+has a score. Only then is the optimiser told, so ask/tell stays one call each per generation
+and a resumed run repeats nothing. Images still unscored after the last attempt stay NaN and
+the optimiser's own NaN policy acts (as it does at once under ``nan-policy``). Reference
+images are never re-shown: they track the cell, they do not steer the search.
+
+Every image carries an id for the responder (on a rig: the protocol's image id):
+``g{generation}-{i}`` for evolved image ``i`` (the same id when it is re-shown) and
+``g{generation}-ref{k}`` for image ``k`` of the reference set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xdream.core.responder import Responder
+
+
+@dataclass
+class Presentation:
+    """The scores of one generation and how often each evolved image was shown."""
+
+    scores: np.ndarray  # float64 [B]: the evolved images' scores after any re-shows (NaN: unscored)
+    reference_scores: np.ndarray  # float64 [N]
+    clean: np.ndarray | None  # noise-free evolved scores when the responder simulates noise
+    reference_clean: np.ndarray | None
+    shown: np.ndarray  # int [B]: in how many batches each evolved image was shown (1 + its re-shows)
+    presented: int  # images sent in all batches: evolved, reference and re-shown
+
+    @property
+    def reshown(self) -> int:
+        """Re-shows of this generation (0 under ``nan-policy``)."""
+        return int(self.shown.sum()) - len(self.shown)
+
+
+def image_ids(generation: int, n_evolved: int, reference_index=()) -> list[str]:
+    """The ids of a generation's batch: evolved images first, then reference images."""
+    return [f"g{generation}-{i}" for i in range(n_evolved)] + [f"g{generation}-ref{int(k)}" for k in reference_index]
+
+
+def present(responder: Responder, images: torch.Tensor, *, run_dir: Path, generation: int,
+            reference_images: torch.Tensor | None = None, reference_index=(),
+            reshow_attempts: int = 0) -> Presentation:
+    """Score ``images`` (and ``reference_images``, same batch) with ``responder``; re-show the
+    evolved images still unscored up to ``reshow_attempts`` times."""
+    n = len(images)
+    batch = images if reference_images is None or not len(reference_images) else torch.cat([images, reference_images])
+    ids = image_ids(generation, n, reference_index)
+    scores, clean = _respond(responder, batch, ids, run_dir, generation)
+    evolved, evolved_clean = scores[:n].copy(), None if clean is None else clean[:n].copy()
+    shown, presented = np.ones(n, dtype=np.int64), len(batch)
+    for _ in range(reshow_attempts):
+        missing = np.flatnonzero(~np.isfinite(evolved))
+        if not len(missing):
+            break
+        again, again_clean = _respond(responder, images[torch.as_tensor(missing, device=images.device)],
+                                      [ids[i] for i in missing], run_dir, generation)
+        shown[missing] += 1
+        presented += len(missing)
+        scored = np.isfinite(again)
+        evolved[missing[scored]] = again[scored]
+        if evolved_clean is not None and again_clean is not None:
+            evolved_clean[missing[scored]] = again_clean[scored]
+    return Presentation(evolved, scores[n:], evolved_clean, None if clean is None else clean[n:], shown, presented)
+
+
+def _respond(responder: Responder, images: torch.Tensor, ids: list[str], run_dir: Path,
+             generation: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """One batch: scores and (for a noise-simulating responder) the noise-free scores."""
+    responder.prepare(run_dir, generation, image_ids=ids)
+    scores = np.asarray(responder.respond(images), dtype=np.float64).reshape(-1)
+    if scores.shape != (len(images),):
+        raise ValueError(f"responder {responder.name!r} returned {scores.size} scores for {len(images)} images")
+    clean = getattr(responder, "last_clean", None)
+    return scores, None if clean is None else np.asarray(clean, dtype=np.float64).reshape(-1).copy()

@@ -1,0 +1,200 @@
+"""Gradient baselines against a responder, as runs with their own folder.
+
+Methods (``METHODS``):
+
+- ``featurevis``: Lucid's feature visualisation: a decorrelated 1/f Fourier image under the
+  standard transforms, Adam (lr 0.05), 512 steps, 128 px;
+- ``pixel``: the same on a decorrelated pixel image;
+- ``latent``: Adam on the codes of a differentiable generator (the evolution's search space);
+- ``deepdream``: DeepDream from a photo with octaves.
+
+Every final image is re-scored with the responder itself (no transforms, no noise), so the
+numbers compare directly with an evolution's. A run folder holds ``gradient.json``,
+``best.png``, ``montage.png``, ``images/final_NN.png`` and ``trajectory.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xdream.core import registry
+from xdream.config import to_toml
+from xdream.core.errors import ConfigError
+from xdream.gradient import objectives as obj
+from xdream.gradient import deepdream_image, latent_ascent, render, target_of
+from xdream.gradient.transforms import no_transforms, standard_transforms
+from xdream.core.images import montage, save_png
+from xdream.report.plots import plot_curves
+from xdream.runs.rundir import RunDir
+
+METHODS = ("featurevis", "pixel", "latent", "deepdream")
+RESULT = "gradient.json"
+
+
+@dataclass
+class GradientSettings:
+    """One gradient run. ``objective``: ``unit`` (the responder's own unit), ``channel``,
+    ``layer`` (DeepDream on the unit's layer) or ``class:N``; by default ``layer`` for
+    DeepDream and ``unit`` otherwise. ``transforms`` defaults to Lucid's standard set for
+    image parameterisations and to none for latent ascent (the generator is the prior)."""
+
+    method: str = "featurevis"
+    objective: str | None = None
+    steps: int | None = None  # default per method: 512 (latent 256, deepdream 32 per octave)
+    lr: float = 0.05
+    size: int = 128
+    batch: int = 1
+    seed: int = 0
+    transforms: bool | None = None
+    tv: float = 0.0
+    l1: float = 0.0
+    blur: float = 0.0
+    generator: dict = field(default_factory=lambda: {"name": "dcgan-faces"})
+    image: str | None = None  # deepdream: a photo file (default scikit-image's chelsea)
+    octaves: int = 4
+    octave_scale: float = 1.4
+    score_every: int = 16
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown gradient method {self.method!r}; valid: {', '.join(METHODS)}")
+        for name in ("steps", "batch", "size", "octaves", "score_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"gradient {name} must be >= 1, got {value}")
+        for name in ("tv", "l1", "blur"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"gradient {name} weight must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def objective_spec(self) -> str:
+        return self.objective or ("layer" if self.method == "deepdream" else "unit")
+
+    @property
+    def use_transforms(self) -> bool:
+        return self.transforms if self.transforms is not None else self.method in ("featurevis", "pixel")
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps or {"latent": 256, "deepdream": 32}.get(self.method, 512)
+
+
+@dataclass
+class GradientOutcome:
+    images: torch.Tensor
+    scores: np.ndarray  # the responder's re-score of each final image
+    history: list[dict]
+    steps: int
+    seconds: float
+    objective: str
+
+
+def build_objective(spec: str, target, settings: GradientSettings) -> obj.Objective:
+    """The objective named by ``spec`` on the responder's unit, minus weighted regularisers."""
+    unit = target.objective
+    if unit is None:
+        raise ConfigError(f"{target.name} names no unit to visualise")
+    layer_name = unit.layers[0]
+    channel_index = int(unit.name.split(":")[-1].split(")")[0].split("@")[0])
+    if spec == "unit":
+        objective = unit
+    elif spec == "channel":
+        objective = obj.channel(layer_name, channel_index)
+    elif spec == "layer":
+        objective = obj.layer(layer_name)
+    elif spec.startswith("class:") and spec[6:].isdecimal():
+        objective = obj.class_logit(int(spec[6:]))
+    else:
+        raise ConfigError(f"unknown objective {spec!r}; valid: unit, channel, layer, class:N (e.g. class:285)")
+    for weight, penalty in ((settings.tv, obj.total_variation), (settings.l1, lambda: obj.l1(constant=0.5)),
+                            (settings.blur, obj.blur)):
+        if weight:
+            objective = objective - weight * penalty()
+    return objective
+
+
+def prepare(responder, settings: GradientSettings) -> dict:
+    """Validate everything a run needs before anything is written: target, objective,
+    generator (latent) or photo (deepdream)."""
+    settings.validate()
+    target = target_of(responder)
+    parts = {"target": target, "objective": build_objective(settings.objective_spec, target, settings)}
+    target.check_layers(parts["objective"].layers)
+    if settings.method == "latent":
+        options = dict(settings.generator)
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError("latent ascent needs a generator name, e.g. --generator dcgan-faces")
+        parts["generator"] = registry.create("generator", name, options, device=str(target.device))
+    if settings.method == "deepdream":
+        from xdream.compare.natural import read_image, reference_set, skimage_photos
+
+        if settings.image is None:
+            photo = dict(skimage_photos())["chelsea"]
+        else:
+            photo = read_image(Path(settings.image).expanduser())
+            if photo is None:
+                raise ConfigError(f"image {settings.image} is not a readable image file (PNG, JPEG, ...)")
+        _, images = reference_set([("photo", photo)], size=settings.size * 2, crops=False)
+        parts["photo"] = images
+    return parts
+
+
+def run_gradient(responder, settings: GradientSettings, parts: dict | None = None, progress: bool = False) -> GradientOutcome:
+    """Run one gradient method and re-score its final images with ``responder``."""
+    parts = parts or prepare(responder, settings)
+    target, objective = parts["target"], parts["objective"]
+    common = dict(seed=settings.seed, score=responder.respond, progress=progress)
+    s = settings
+    if s.method in ("featurevis", "pixel"):
+        result = render(objective, target, size=s.size, batch=s.batch, lr=s.lr, steps=s.n_steps,
+                        parameterisation="fourier" if s.method == "featurevis" else "pixel",
+                        transforms=standard_transforms() if s.use_transforms else no_transforms(),
+                        score_every=s.score_every, **common)
+    elif s.method == "latent":
+        result = latent_ascent(parts["generator"], objective, target, batch=s.batch, steps=s.n_steps, lr=s.lr,
+                               transforms=standard_transforms() if s.use_transforms else None,
+                               score_every=s.score_every, **common)
+    else:
+        result = deepdream_image(parts["photo"], target, objective,
+                                 octaves=s.octaves, octave_scale=s.octave_scale, steps_per_octave=s.n_steps, **common)
+    scores = np.asarray(responder.respond(result.images), dtype=np.float64)
+    return GradientOutcome(result.images, scores, result.history, result.steps, result.seconds, objective.name)
+
+
+def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, outcome: GradientOutcome,
+                       run: RunDir | None = None) -> Path:
+    """Write a gradient run's folder (``run`` when already created) and return its path."""
+    run = run or create_dir(path, settings)
+    order = np.argsort(-outcome.scores)
+    for rank, i in enumerate(order):
+        save_png(outcome.images[i], run.path / "images" / f"final_{rank:02d}.png")
+    save_png(outcome.images[order[0]], run.path / "best.png")
+    save_png(montage(outcome.images[order]), run.path / "montage.png")
+    describe = getattr(responder, "describe", lambda: {"responder": responder.name})()
+    run.write_json(RESULT, {
+        "kind": "gradient", "method": settings.method, "settings": asdict(settings), "responder": describe,
+        "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
+        "scores": outcome.scores.tolist(), "best": float(outcome.scores.max()), "history": outcome.history,
+    })
+    curves = {"best image": ([h["step"] for h in outcome.history], [h.get("score", np.nan) for h in outcome.history])}
+    plot_curves(curves, run.path / "trajectory.png", xlabel="step",
+                title=f"{settings.method} -> {describe.get('target', responder.name)}")
+    return run.path
+
+
+def create_dir(path: str | Path, settings: GradientSettings) -> RunDir:
+    """A new, empty run folder holding the settings as ``config.toml``."""
+    plain = {k: v for k, v in asdict(settings).items() if v is not None}
+    run = RunDir.create(path, to_toml({"kind": "gradient", **plain}))
+    (run.path / "generations").rmdir()  # evolution-only
+    return run
+
+
+def default_output(method: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-gradient-{method}"

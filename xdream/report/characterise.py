@@ -1,0 +1,112 @@
+"""The characterisation page of ``xdream report RUN_DIR`` (one self-contained HTML page).
+
+Sections: the layer summary (table and bar figure), the stimulus strip, one table row per
+unit (class per sweep, double opponent, preferred and least preferred stimulus as a thumbnail
+with its parameters and mean response), and the units' tuning plots (hue curve against the
+baseline, orientation x frequency map). Figures the run did not write (``--no-unit-plots``, a
+deleted file) are drawn again from ``responses.npz`` with the run's own plotting code.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from xdream.core.images import png_bytes
+from xdream.report.evolution import Html, figure_html, fmt, image_html, table_html
+from xdream.characterise.load import CharacterisationRun
+from xdream.characterise.outputs import params_text, plot_layer_summary, plot_unit, safe_name, write_stimulus_strip
+from xdream.characterise.protocol import render_described
+
+MAX_PLOTS = 48  # tuning plots embedded per page (a whole layer can have hundreds of units)
+THUMBNAIL = 48  # px of the preferred / least preferred stimulus in the unit table
+SUMMARY_COLUMNS = [("spectral_opponent", "spectral opponent"), ("spectral_non-opponent", "spectral non-opponent"),
+                   ("spectral_unresponsive", "spectral unresponsive"), ("spatial_opponent", "spatial opponent"),
+                   ("spatial_non-opponent", "spatial non-opponent"), ("spatial_unresponsive", "spatial unresponsive"),
+                   ("double_opponent", "double opponent")]
+
+
+def anchor(unit: str) -> str:
+    """The id of a unit's table row: ``report.html#unit-<name>`` links to it."""
+    return f"unit-{safe_name(unit)}"
+
+
+def page(path: Path) -> tuple[str, str, bool]:
+    """(title, body, refresh) of a characterisation run's report."""
+    run = CharacterisationRun.open(path)
+    units = run.units
+    shown = [u["unit"] for u in units[:MAX_PLOTS]]
+    _draw_missing(run, shown)
+    summary = run.summary
+    body = [f'<p class="status">{html.escape(_status(run))}</p>', "<h2>Layer summary</h2>",
+            table_html(["layer", "units", *(name for _, name in SUMMARY_COLUMNS)],
+                       [[r["group"], r["units"], *(_fraction(r[k]) for k, _ in SUMMARY_COLUMNS)]
+                        for r in summary["layers"]]),
+            '<div class="grid">', figure_html(path / "layer_summary.png", "fraction of units per class and layer"),
+            figure_html(path / "stimuli.png", "the stimuli: examples of every sweep, one row each"), "</div>",
+            "<h2>Units</h2>", _unit_table(units), "<h2>Tuning curves</h2>",
+            "<p>Hue tuning (mean &plusmn; sd per hue) against the baseline line; gratings as an orientation "
+            "&times; frequency map of the response at the best phase (baseline = white).</p><div class='grid'>"]
+    body += [figure_html(run.unit_plot(u), u) for u in shown]
+    body.append("</div>")
+    if len(units) > len(shown):
+        body.append(f"<p>{len(units) - len(shown)} more units: their plots are in {html.escape(str(path / 'plots'))} "
+                    f"when the run drew them.</p>")
+    body.append(f"<h2>Config</h2><pre>{html.escape((path / 'config.toml').read_text())}</pre>")
+    return f"xdream characterisation: {path.name}", "".join(body), False
+
+
+def _status(run: CharacterisationRun) -> str:
+    protocol, timings = run.summary["protocol"], run.summary.get("timings", {})
+    shown = sum(t["presentations"] for t in timings.values())
+    noise = run.config.get("noise")
+    units, targets = len(run.units), len(run.summary["layers"])
+    return (f"{units} unit{'s' * (units != 1)} in {targets} target{'s' * (targets != 1)}; preset {protocol['preset']}, "
+            f"{shown} presentations in all; classification {run.config.get('method', 'auto')}"
+            + (f", noise {noise['name']}" if noise else ""))
+
+
+def _fraction(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def _unit_table(units: list[dict]) -> str:
+    sweeps = list(dict.fromkeys(s for u in units for s in u["sweeps"]))
+    rows = []
+    for u in units:
+        verdicts = u["sweeps"]
+        finite = [s for s in verdicts if verdicts[s]["max"] is not None]
+        best = max(finite, key=lambda s: verdicts[s]["max"], default=None)
+        worst = min(finite, key=lambda s: verdicts[s]["min"], default=None)
+        double = "" if u["double_opponent"] is None else "yes" if u["double_opponent"] else "no"
+        rows.append([Html(f'<span id="{anchor(u["unit"])}">{html.escape(u["unit"])}</span>'), fmt(u["baseline"]),
+                     *(verdicts[s]["label"] if s in verdicts else "" for s in sweeps), double,
+                     _stimulus(verdicts[best]["preferred"], verdicts[best]["max"]) if best else "",
+                     _stimulus(verdicts[worst]["least_preferred"], verdicts[worst]["min"]) if worst else ""])
+    return table_html(["unit", "baseline", *sweeps, "double opponent", "preferred stimulus", "least preferred"], rows)
+
+
+def _stimulus(described: dict, response: float) -> Html:
+    """A thumbnail of the stimulus with its sweep, parameters and mean response."""
+    text = f"{described['sweep']}: {params_text(described)} \u2192 {fmt(response)}"
+    thumbnail = image_html(png_bytes(render_described(described, THUMBNAIL)), text)
+    return Html(f"{thumbnail}<br><small>{html.escape(text)}</small>")
+
+
+def _draw_missing(run: CharacterisationRun, shown: list[str]) -> None:
+    """Draw the stimulus strip, the layer summary and the shown units' plots if absent."""
+    if not (run.path / "stimuli.png").is_file():
+        write_stimulus_strip(run.path / "stimuli.png", run.protocol().table())
+    if not (run.path / "layer_summary.png").is_file():
+        layers = [{k: math.nan if v is None else v for k, v in r.items()} for r in run.summary["layers"]]
+        plot_layer_summary(run.path / "layer_summary.png", layers)
+    missing = {u for u in shown if not run.unit_plot(u).is_file()}
+    if not missing:
+        return
+    (run.path / "plots").mkdir(exist_ok=True)
+    for recording, results in run.recordings().values():
+        for i, result in enumerate(results):
+            if result.unit in missing:
+                plot_unit(run.unit_plot(result.unit), recording, i, result)
+                missing.discard(result.unit)

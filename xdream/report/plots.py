@@ -1,0 +1,71 @@
+"""Matplotlib figures of a run (Agg backend: no screen needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from xdream.runs.rundir import atomic_write
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Write a figure as PNG atomically and close it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    pyplot().close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+TRAJECTORY_LINES = (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":"),
+                    ("reference_mean", "natural references (mean)", "-."))
+
+
+def plot_trajectory(history: list[dict], path: str | Path, title: str = "") -> None:
+    """Best and mean score of the evolved images per generation, the noise-free best when
+    noise was simulated, and the mean of the natural reference images shown with them."""
+    gens = np.arange(len(history))
+    fig, ax = pyplot().subplots(figsize=(6, 4), dpi=100)
+    for key, label, style in TRAJECTORY_LINES:
+        if any(key in h for h in history):
+            values = [h.get(key, np.nan) for h in history]
+            ax.plot(gens, np.array(values, dtype=float), style, label=label)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("score")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylabel: str = "activation",
+                title: str = "", hlines: dict[str, float] | None = None, logx: bool = False) -> None:
+    """Several named ``(x, y)`` curves on one plot, with optional labelled horizontal lines
+    (e.g. the best natural image); used for gradient and comparison trajectories."""
+    fig, ax = pyplot().subplots(figsize=(7, 4.2), dpi=100)
+    for label, (x, y) in curves.items():
+        ax.plot(np.asarray(x, dtype=float), np.asarray(y, dtype=float), "-", marker="." if len(x) < 40 else None,
+                label=label)
+    for label, value in (hlines or {}).items():
+        ax.axhline(value, color="gray", linestyle=":", label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)

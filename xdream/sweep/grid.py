@@ -1,0 +1,181 @@
+"""Sweep files: a grid of experiment settings expanded into independent, named runs.
+
+A sweep file (TOML)::
+
+    output = "runs/my-sweep"        # the sweep directory (one run directory per grid point)
+    [base]                          # an ordinary experiment config, shared by every run
+    budget = 3000
+    generator = "fourier"
+    responder = { name = "torch-unit", input_size = 128 }
+    [grid]                          # axes; the runs are their Cartesian product
+    target = ["efficientnet_lite0:_blocks.4:0", "efficientnet_lite0:_blocks.10:0"]
+    optimizer = ["genetic", { name = "genetic", preset = "wang-ponce", label = "ga-wp" }, "sphere-cma"]
+    seed = [0, 1]
+    noise = [0, 0.2, 0.5]           # multiplicative Gaussian level (0: none), or a [noise] table
+
+Axes: ``target`` (``responder.target``), ``optimizer`` and ``generator`` (a name or a table
+with ``name``, options and an optional ``label`` for run names), ``seed``, ``noise``. Every
+run's config is validated before anything is written, so a bad grid fails on one line.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+from dataclasses import dataclass
+
+from xdream.config import ExperimentConfig, read_toml
+from xdream.core.errors import ConfigError, choices_text
+
+AXES = ("target", "generator", "optimizer", "noise", "seed")
+TOP_KEYS = ("output", "base", "grid")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One grid point: its run name, its axis labels and its validated config dict."""
+
+    name: str
+    labels: dict
+    config: dict
+
+
+def load_sweep(path) -> tuple[str | None, list[RunSpec]]:
+    """Parse, expand and check a sweep file: ``(output, runs)``."""
+    data = read_toml(path)
+    runs = expand(data)
+    check_values(runs)
+    return data.get("output"), runs
+
+
+def expand(data: dict) -> list[RunSpec]:
+    """Expand a parsed sweep file into validated runs (grid order: axes as in :data:`AXES`)."""
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown sweep key {unknown[0]!r}; valid: {choices_text(TOP_KEYS)}")
+    if "output" in data and not isinstance(data["output"], str):
+        raise ConfigError(f"sweep output must be a string path, got {data['output']!r}")
+    base = data.get("base", {})
+    grid = data.get("grid")
+    if not isinstance(base, dict):
+        raise ConfigError(f"sweep [base] must be a table, got {base!r}")
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError(f"a sweep needs a [grid] table with at least one axis of: {choices_text(AXES)}")
+    for key, values in grid.items():
+        if key not in AXES:
+            raise ConfigError(f"unknown sweep grid axis {key!r}; valid: {choices_text(AXES)}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep grid axis {key!r} must be a non-empty list, got {values!r}")
+    axes = [key for key in AXES if key in grid]
+    points = [[_point(key, value) for value in grid[key]] for key in axes]
+    runs, names, validated = [], set(), set()
+    for combo in itertools.product(*points):
+        config = copy.deepcopy(base)
+        config.pop("output", None)
+        labels = {}
+        for key, (label, apply) in zip(axes, combo):
+            apply(config)
+            labels[key] = label
+        if _shape(config) not in validated:  # validate every distinct config before any run starts
+            ExperimentConfig.from_dict(config)
+            validated.add(_shape(config))
+        name = "__".join(f"{key}={_slug(label)}" for key, label in labels.items())
+        if name in names:
+            raise ConfigError(f"sweep grid gives two runs named {name!r}; give the axis values distinct labels")
+        names.add(name)
+        runs.append(RunSpec(name, labels, config))
+    return runs
+
+
+def check_values(runs: list[RunSpec]) -> None:
+    """Build each distinct generator/optimiser pair and noise model once, so option *values*
+    (ranges, presets) fail on one line before any run starts. Responders (CNN targets) are
+    checked when their run builds them: loading every network here would cost minutes."""
+    import numpy as np
+
+    from xdream.core import registry
+
+    built: dict[str, object] = {}
+    checked: set[str] = set()
+    shapes = {_shape(run.config): run.config for run in runs}
+    for raw in shapes.values():
+        config = ExperimentConfig.from_dict(raw)
+        key = repr(config.generator)
+        if key not in built:
+            built[key] = registry.create("generator", config.generator.name, config.generator.options,
+                                         device="cpu")
+        generator = built[key]
+        pair = repr((key, config.optimizer, config.budget))
+        if pair not in checked:
+            checked.add(pair)
+            registry.create("optimizer", config.optimizer.name, config.optimizer.options,
+                            dim=generator.latent_dim, rng=np.random.default_rng(0), sampler=generator.sample,
+                            budget=config.budget)
+        if config.noise is not None and repr(config.noise) not in checked:
+            checked.add(repr(config.noise))
+            registry.create("noise", config.noise.name, config.noise.options)
+
+
+def _shape(config: dict) -> str:
+    """A config with its seed and responder target left out: runs of one shape validate alike
+    (seeds are checked as integers and target strings by their run), so each shape is checked
+    once; a 14,700-run grid has a few dozen shapes."""
+    rest = {k: v for k, v in config.items() if k != "seed"}
+    if isinstance(rest.get("responder"), dict):
+        rest["responder"] = {k: v for k, v in rest["responder"].items() if k != "target"}
+    return json.dumps(rest, sort_keys=True, default=repr)
+
+
+def _point(axis: str, value):
+    """``(label, apply)`` for one axis value; ``apply`` sets it in a config dict."""
+    if axis == "seed":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"sweep grid seed values must be integers, got {value!r}")
+        return str(value), lambda c: c.__setitem__("seed", value)
+    if axis == "target":
+        if not isinstance(value, str):
+            raise ConfigError(f"sweep grid target values must be strings MODEL:LAYER:CHANNEL, got {value!r}")
+        return value.split(":", 1)[-1], lambda c: _table(c, "responder").__setitem__("target", value)
+    if axis == "noise":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0:
+                raise ConfigError(f"sweep grid noise level must be >= 0, got {value!r}")
+            if value == 0:
+                return "0", lambda c: c.pop("noise", None)
+            return str(value), lambda c: c.__setitem__("noise", {"name": "gaussian", "level": float(value)})
+        return _plugin_point(axis, value, "noise")
+    return _plugin_point(axis, value, axis)
+
+
+def _plugin_point(axis: str, value, kind: str):
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ConfigError(f"sweep grid {axis} values must be names or tables with a name, got {value!r}")
+    table = dict(value)
+    label = table.pop("label", None)
+    if label is None:
+        label = table["name"] + "".join(f"-{k}={v}" for k, v in table.items() if k != "name")
+    if not isinstance(label, str) or not label:
+        raise ConfigError(f"sweep grid {axis} label must be a non-empty string, got {label!r}")
+
+    def apply(config):
+        merged = {**_table(config, kind), **table} if _table(config, kind).get("name") == table["name"] else table
+        config[kind] = dict(merged)
+
+    return label, apply
+
+
+def _table(config: dict, kind: str) -> dict:
+    table = config.get(kind)
+    if isinstance(table, str):
+        table = config[kind] = {"name": table}
+    elif table is None:
+        table = config[kind] = {"name": ExperimentConfig().to_dict()[kind]["name"]} if kind != "noise" else {}
+    return table
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", str(text)).strip("-") or "x"

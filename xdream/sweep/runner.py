@@ -1,0 +1,192 @@
+"""Run a sweep: every grid point is an ordinary, resumable run in ``SWEEP_DIR/runs/NAME``.
+
+Runs execute on Ray (a local instance by default, ``address`` for an existing cluster, whose
+nodes need xdream installed and the sweep directory on a shared filesystem) or, when Ray is
+not installed or ``backend="process"``, on a local process pool. A sweep restarted after a
+crash skips the runs that finished (their ``summary.json`` says so) and resumes the others
+from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan, so a restart
+with a different grid is refused, and ``results.jsonl`` one record per run when all are done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+from xdream.core.errors import ConfigError, RunDirError, choices_text
+from xdream.runs.rundir import CONFIG, SUMMARY, atomic_write
+from xdream.sweep.grid import RunSpec, load_sweep
+
+BACKENDS = ("auto", "ray", "process")
+PLAN, RESULTS = "sweep.json", "results.jsonl"
+# Thread-pool sizes read once, when a worker imports numpy/torch: set before workers start.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_threads_env(threads: int) -> dict[str, str]:
+    """The thread-count variables a worker gets (values the user set win), so that parallel
+    runs do not oversubscribe the cores: spinning BLAS/OpenMP pools slow a loaded machine
+    several-fold."""
+    return {var: os.environ.get(var, str(threads)) for var in THREAD_VARS}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the processes started inside the block, then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def is_complete(path: Path) -> bool:
+    """A run that reached its end (not stopped early)."""
+    try:
+        return json.loads((path / SUMMARY).read_text())["stopped_early"] is False
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def run_record(path: Path) -> dict:
+    """A finished run's summary plus ``clean_best``: the best noise-free score of any image
+    it evaluated (the benchmark's score; equals ``final_best`` without noise)."""
+    from xdream.runs.rundir import RunDir
+
+    summary = json.loads((path / SUMMARY).read_text())
+    log = RunDir(path).read_log()
+    key = "clean_best" if any("clean_best" in r for r in log) else "best"
+    values = [r[key] for r in log if r.get(key) is not None]
+    seconds = sum(sum(r.get("timings", {}).values()) for r in log)
+    return {**{k: summary[k] for k in ("generations", "evaluations", "final_best", "initial_best")},
+            "clean_best": max(values) if values else None, "seconds": seconds}
+
+
+def run_one(path: str, config: dict, threads: int) -> dict:
+    """Run (or resume, or skip if complete) one grid point; returns its record. Top-level so
+    Ray and process pools can ship it to workers."""
+    import torch
+
+    from xdream.core.allocator import retain_freed_memory
+    from xdream.config import ExperimentConfig
+    from xdream.evolve.experiment import Experiment
+
+    torch.set_num_threads(threads)
+    retain_freed_memory()
+    run_dir = Path(path)
+    if not is_complete(run_dir):
+        if (run_dir / CONFIG).is_file():
+            experiment = Experiment.resume(run_dir)
+        else:
+            if run_dir.exists():  # killed while creating the directory: start it afresh
+                shutil.rmtree(run_dir)
+            experiment = Experiment(ExperimentConfig.from_dict(config), run_dir=run_dir)
+        try:
+            experiment.run(progress=False)
+        finally:
+            experiment.close()
+    return run_record(run_dir)
+
+
+def prepare(sweep_file, output: str | None) -> tuple[Path, list[RunSpec]]:
+    """Validate the sweep and create (or re-open) its directory with the plan."""
+    file_output, runs = load_sweep(sweep_file)
+    out = output or file_output
+    if not out:
+        raise ConfigError(f"sweep {sweep_file} has no output directory; set output = \"DIR\" or pass --output")
+    sweep_dir = Path(out)
+    plan = json.dumps({"runs": [{"name": r.name, "labels": r.labels, "config": r.config} for r in runs]},
+                      indent=1, sort_keys=True)
+    if (sweep_dir / PLAN).is_file():
+        if (sweep_dir / PLAN).read_text() != plan:
+            raise RunDirError(f"{sweep_dir} holds a different sweep ({PLAN} differs); choose another --output")
+    elif sweep_dir.exists() and any(sweep_dir.iterdir()):
+        raise RunDirError(f"output directory {sweep_dir} already exists and is not a sweep; choose another")
+    else:
+        try:
+            (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create sweep directory {sweep_dir}: {e.strerror}") from None
+        atomic_write(sweep_dir / PLAN, plan.encode())
+    return sweep_dir, runs
+
+
+def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=None, log=print) -> dict:
+    """Run every incomplete grid point; returns counts and failures. ``log`` gets progress lines."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown sweep backend {backend!r}; valid: {choices_text(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"sweep workers must be >= 1, got {workers}")
+    has_ray = importlib.util.find_spec("ray") is not None
+    if backend == "auto":
+        backend = "ray" if has_ray or address else "process"
+    if backend == "ray" and not has_ray:
+        raise ConfigError("backend 'ray' needs Ray: pip install 'xdream[ray]' (or use --backend process)")
+    if address and backend != "ray":
+        raise ConfigError(f"--address {address} needs the ray backend, got {backend!r}")
+    sweep_dir, runs = prepare(sweep_file, output)
+    workers = workers or os.cpu_count() or 1
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    done = {r.name for r in runs if is_complete(sweep_dir / "runs" / r.name)}
+    pending = [r for r in runs if r.name not in done]
+    log(f"sweep {sweep_dir}: {len(runs)} runs, {len(done)} complete (skipped), {len(pending)} to run "
+        f"on {backend} with {workers} workers")
+    jobs = [(str(sweep_dir / "runs" / r.name), r.config, threads) for r in pending]
+    failures = {}
+    execute = _run_ray if backend == "ray" else _run_pool
+    for k, (name, outcome) in enumerate(execute(jobs, workers, address, worker_threads_env(threads)), start=1):
+        if isinstance(outcome, BaseException):
+            failures[name] = f"{type(outcome).__name__}: {outcome}"
+            log(f"[{k}/{len(jobs)}] {name}: FAILED {failures[name]}")
+        else:
+            log(f"[{k}/{len(jobs)}] {name}: best {outcome['clean_best']:.4g}")
+    if not failures:
+        lines = [json.dumps({"name": r.name, **r.labels, **run_record(sweep_dir / "runs" / r.name)}) for r in runs]
+        atomic_write(sweep_dir / RESULTS, ("\n".join(lines) + "\n").encode())
+    return {"sweep_dir": sweep_dir, "runs": len(runs), "skipped": len(done), "ran": len(jobs) - len(failures),
+            "failures": failures}
+
+
+def _run_pool(jobs, workers, address, env):
+    """Local process pool (spawned workers: no forked torch state)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with _environment(env), ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_one, *job): Path(job[0]).name for job in jobs}
+        for future in as_completed(futures):
+            exc = future.exception()
+            yield futures[future], exc if exc is not None else future.result()
+
+
+def _run_ray(jobs, workers, address, env):
+    """Ray tasks, one CPU each: a local instance with ``workers`` CPUs, or the cluster at
+    ``address``. (Ray sets a task's OMP_NUM_THREADS to its CPUs itself; ``env`` is unused.)"""
+    import ray
+
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=200 * 1024**2)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(run_one)
+        refs = {task.remote(*job): Path(job[0]).name for job in jobs}
+        while refs:
+            (ref,), _ = ray.wait(list(refs), num_returns=1)
+            name = refs.pop(ref)
+            try:
+                yield name, ray.get(ref)
+            except Exception as e:  # a failed run: reported, the others go on
+                yield name, e
+    finally:
+        ray.shutdown()

@@ -1,0 +1,84 @@
+"""Locating and verifying weight files: every file is checked against its SHA-256 before it
+is loaded, and a missing or wrong file raises one clear :class:`WeightsError`."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+from typing import Mapping
+
+from xdream.core.errors import WeightsError
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: str | Path, sha256: str | None, what: str) -> Path:
+    """Return ``path`` if it exists and (when ``sha256`` is given) matches; else raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{what}: weights file {path} not found")
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise WeightsError(
+                f"{what}: {path} has SHA-256 {actual}, expected {sha256}; the file is corrupt or not the right one"
+            )
+    return path
+
+
+def package_file(package: str, relative: str, sha256: str | None, what: str, install_hint: str) -> Path:
+    """A verified data file shipped inside an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsError(f"{what}: package {package!r} is not installed; {install_hint}")
+    base = Path(next(iter(spec.submodule_search_locations)))
+    return verify_file(base / relative, sha256, what)
+
+
+def load_tensor_file(path: str | Path, what: str) -> OrderedDict:
+    """A ``torch.save`` d state dict (either serialisation format), loaded tensors-only
+    (``weights_only``: no code runs from the file) on the CPU. Any problem is one WeightsError."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise WeightsError(f"{what}: {path} is not a tensors-only torch file") from None
+    except Exception as exc:  # truncated or corrupt file, empty file, ...
+        detail = (str(exc).strip().splitlines() or [""])[0][:100]
+        raise WeightsError(f"{what}: cannot load {path} as a torch file ({type(exc).__name__}: {detail})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{what}: {path} is not a state dict of tensors")
+    return OrderedDict(state)
+
+
+def check_table(state: Mapping, expected: Mapping[str, tuple], alternatives: Mapping[str, Mapping[str, tuple]],
+                *, what: str, path: str | Path, table: str) -> None:
+    """A loaded state dict's keys and shapes must be exactly ``expected`` (the ``table`` of
+    ``what``); one that matches another variant's table (``alternatives``: name -> table) is
+    named as such. Any mismatch is one WeightsError."""
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if found == dict(expected):
+        return
+    others = [name for name, shapes in alternatives.items() if dict(shapes) == found]
+    if others:
+        raise WeightsError(f"{what}: {path} holds the weights of {' or '.join(others)}, not of {what}")
+    raise WeightsError(f"{what}: {path} does not match the {table}: {table_mismatch(found, expected)}")
+
+
+def table_mismatch(found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> str:
+    """What differs between two key -> shape tables, briefly, on one line."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    wrong = [f"{k} {found[k]} != {expected[k]}" for k in expected if k in found and found[k] != expected[k]]
+    return f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shapes {wrong[:2]}"
