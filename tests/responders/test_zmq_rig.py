@@ -565,3 +565,26 @@ def test_malformed_results_are_counted_by_kind_in_the_final_error(scripted_rig):
                                                       "3 malformed replies: 3 result with NaN/Infinity literal"):
             client.respond(torch.rand(2, 3, 8, 8))
     assert len(sent) == 3
+
+
+def test_the_rigs_heartbeat_ms_lengthens_the_liveness_window(scripted_rig):
+    """A rig that says it may take 1.5 s to answer (heartbeat_ms) and is silent for 1 s before
+    its result: the client, which alone would call 0.2 s of silence dead, waits instead of
+    reconnecting and resending (docs/protocol.md §4.1)."""
+    presents = []
+
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode({**welcome(h["request_id"], ["a", "b"]), "heartbeat_ms": 1500})])
+        elif h["type"] == "present":
+            presents.append(h["request_id"])
+            time.sleep(1.0)  # presenting, deaf to pings
+            router.send_multipart([identity, *encode({"type": "result", "request_id": h["request_id"],
+                                                      "complete": True, "channels": ["a", "b"],
+                                                      "records": records_for(h, 2.0)})])
+
+    with ZmqResponder(scripted_rig(rig), heartbeat=0.1, liveness=2, timeout=10) as client:
+        np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [2.0, 2.0])
+        assert client.stats["resends"] == 0 and client.stats["reconnects"] == 0
+    assert len(presents) == 1
