@@ -259,19 +259,20 @@ class ZmqResponder(Responder):
                   "image_ids": ids, "encoding": self.encoding, "dtype": self.dtype, "shape": list(arrays.shape[1:]),
                   "repeats": self.repeats, "deadline_ms": max(1, int(self.deadline * 1000))}
         frames = image_frames(arrays, self.encoding)
-        self._check_limits(len(ids), frames)
+        self._check_limits(len(ids), frames, arrays[0].nbytes)
         rid = self._request_id(header, frames)
         request = encode({**header, "request_id": rid}, frames)
         self.stats["requests"] += 1
         result = self._exchange(rid, request)
         return self._scores(result, ids, rid)
 
-    def _check_limits(self, n: int, frames: list) -> None:
-        """Refuse, before sending, a request above the limits the rig advertised (§3, §4.1)."""
+    def _check_limits(self, n: int, frames: list, image_bytes: int) -> None:
+        """Refuse, before sending, a request above the limits the rig advertised (§3, §4.1):
+        images, each frame, the whole message and the decoded size of the images."""
         limits, sizes = self.send_limits, [len(f) for f in frames]
         for name, value, top in (("max_images", n, limits.max_images),
                                  ("max_frame_bytes", max(sizes), limits.max_frame_bytes),
-                                 ("max_message_bytes", sum(sizes), limits.max_message_bytes)):
+                                 ("max_message_bytes", max(sum(sizes), n * image_bytes), limits.max_message_bytes)):
             if value > top:
                 raise RigError(f"generation {self.generation} needs {value} "
                                f"{'images' if name == 'max_images' else 'bytes'} where the rig at {self.target} "

@@ -243,7 +243,12 @@ def iter_images(message: Message):
     from PIL import Image
 
     mode = "RGB" if shape[2] == 3 else "L"
+    colour_type = 2 if shape[2] == 3 else 0  # PNG IHDR: truecolour / greyscale
     for i, f in enumerate(message.frames):
+        head = bytes(f[:26])
+        if len(head) == 26 and head[12:16] == b"IHDR" and (head[24] != 8 or head[25] != colour_type):
+            raise ProtocolError(f"png image {i} has bit depth {head[24]} and colour type {head[25]}; allowed: 8-bit "
+                                f"{mode} (colour type {colour_type}), no alpha, palette or 16-bit", "bad-message", rid)
         try:
             with Image.open(io.BytesIO(f), formats=["PNG"]) as im:
                 if im.size != (shape[1], shape[0]) or im.mode != mode:

@@ -243,5 +243,18 @@ def test_png_images_are_decoded_one_at_a_time_and_16_bit_is_refused():
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((5, 4), dtype=np.uint16)).save(buffer, format="PNG")
     _, frames = present(n=1, shape=(5, 4, 1), encoding="png")
-    with pytest.raises(ProtocolError, match="8-bit L"):
+    with pytest.raises(ProtocolError, match="bit depth 16 and colour type 0; allowed: 8-bit L"):
         decode_images(decode([frames[0], buffer.getvalue()], SMALL))
+
+
+def test_png_with_alpha_or_a_palette_is_refused_from_its_header():
+    import io
+
+    from PIL import Image
+
+    _, frames = present(n=1, shape=(5, 4, 3), encoding="png")
+    for image in (Image.new("RGBA", (4, 5)), Image.new("P", (4, 5))):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        with pytest.raises(ProtocolError, match="colour type [36]; allowed: 8-bit RGB"):
+            decode_images(decode([frames[0], buffer.getvalue()], SMALL))
