@@ -183,3 +183,11 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     assert re.search(rf"^FAIL  {re.escape(failing)} ", table, flags=re.M)
     if rig is not WelcomeWithoutChannels:  # (without a handshake nothing else can be checked)
         assert outcomes["handshake"].status == "PASS"
+
+
+def test_no_rig_fails_the_handshake_and_a_bad_endpoint_is_a_one_line_error(xdream_cmd):
+    out, rows = check_cli(xdream_cmd, f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.5")
+    assert out.returncode == 1 and rows.pop("handshake") == "FAIL" and set(rows.values()) == {"SKIP"}
+    assert "no answer to hello within 0.5 s (§4.1)" in out.stdout
+    out = subprocess.run([*xdream_cmd, "rig", "check", "localhost:5555"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "is not an endpoint" in out.stderr
