@@ -31,6 +31,12 @@ class TorchLayer(TorchUnit):
     """All channels of one layer, each read at the same feature-map position."""
 
     name = "torch-layer"
+    target_form = "MODEL:LAYER[:Y:X] (every channel of a layer)"
+
+    @classmethod
+    def accepts_target(cls, spec: str) -> bool:
+        """A layer spec has 2 or 4 fields (``MODEL:LAYER[:Y:X]``); checked fully on construction."""
+        return isinstance(spec, str) and len(spec.split(":")) in (2, 4)
 
     def __init__(
         self,

@@ -215,6 +215,7 @@ class TorchUnit(Responder):
     """
 
     name = "torch-unit"
+    target_form = "MODEL:LAYER:CHANNEL[:Y:X] (one unit)"
 
     def __init__(
         self,
@@ -407,7 +408,14 @@ class TorchUnit(Responder):
     def unit_labels(self) -> list[str]:
         return [str(self.target)]
 
-    list_layers = staticmethod(list_layers)
+    @classmethod
+    def accepts_target(cls, spec: str) -> bool:
+        """A unit spec has 3 or 5 fields (``MODEL:LAYER:CHANNEL[:Y:X]``); checked fully on construction."""
+        return isinstance(spec, str) and len(spec.split(":")) in (3, 5)
+
+    @classmethod
+    def list_layers(cls, model: str, weights: str | Path | None = None) -> list[tuple[str, tuple[int, ...]]]:
+        return list_layers(model, weights=weights)
 
     def __repr__(self) -> str:
         return f"TorchUnit({self.target}, readout={self.readout!r}, layer_shape={list(self.layer_shape)})"

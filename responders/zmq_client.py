@@ -32,7 +32,7 @@ import torch
 import zmq
 
 from xdream.core.errors import ConfigError, XDreamError
-from xdream.core.images import to_uint8
+from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.keys import load_keypair, load_public, secure_client
 from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames

@@ -19,7 +19,13 @@ _LAZY = {
 }
 
 
+#: Modules of the API under short names (``from xdream import registry``).
+_MODULES = {"registry": "core.registry"}
+
+
 def __getattr__(name):
+    if name in _MODULES:
+        return importlib.import_module(f".{_MODULES[name]}", __name__)
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -27,6 +33,6 @@ def __getattr__(name):
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError", "Experiment", "ExperimentConfig", "Generator", "NoiseModel", "NoisyResponder",
-    "Optimizer", "PluginConfig", "Responder", "RunDirError", "Summary", "UnknownNameError",
+    "Optimizer", "PluginConfig", "Responder", "RunDirError", "registry", "Summary", "UnknownNameError",
     "WeightsError", "XDreamError",
 ]

@@ -23,7 +23,7 @@ from torch import nn
 
 from xdream.core import registry
 from xdream.gradient import render, target_of
-from xdream.core.images import save_png
+from xdream.images.io import save_png
 
 
 class Normalised(nn.Module):

@@ -1,5 +1,5 @@
 """The optimiser benchmark: its presets are valid sweeps, and the analysis normalises per unit
-as Wang & Ponce do (REFERENCE.md section 6) and writes table, figure and raw records."""
+as Wang & Ponce do (GECCO 2022) and writes table, figure and raw records."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from responders.zmq_client import ZmqResponder
-from xdream.core.images import to_uint8
+from xdream.images.io import to_uint8
 from xdream.rig.protocol import decode, encode
 
 RIG = Path(__file__).resolve().parents[2] / "experiments" / "rig_minimal" / "rig.py"

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xdream.core.images import png_bytes
-from xdream.report.plots import pyplot, save_figure
+from xdream.images.io import png_bytes
+from xdream.images.plots import pyplot, save_figure
 from xdream.runs.rundir import RunDir, atomic_write
 from xdream.characterise.classify import LABELS
 from xdream.characterise.protocol import PARAMETERS, Protocol, StimulusTable

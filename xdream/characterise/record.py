@@ -63,7 +63,7 @@ def present(responder: Responder, protocol: Protocol, size: int, *, batch_size: 
         if out.shape != (len(rows), len(units)):
             raise ValueError(f"{responder.name}.respond_units returned {out.shape}, expected {(len(rows), len(units))}")
         responses[start : start + len(rows)] = out
-        last_clean = getattr(responder, "last_clean", None)  # a NoisyResponder's noise-free scores
+        last_clean = responder.last_clean  # noise-free scores when the responder simulates noise
         if last_clean is not None:
             clean = np.empty_like(responses) if clean is None else clean
             clean[start : start + len(rows)] = last_clean

@@ -1,9 +1,10 @@
 """``xdream characterise``: build the responders, present the protocol, write everything.
 
-Targets are found by name through the registry (the core never imports the plugins):
-``MODEL:LAYER:CHANNEL[:Y:X]`` is one unit (``torch-unit``), ``MODEL:LAYER[:Y:X]`` a whole layer
-(``torch-layer``, every channel's centre unit from one forward pass). Python callers pass any
-:class:`~xdream.core.responder.Responder` (a rig link, their own module) to :func:`characterise`.
+Each target spec goes to the registered responder that accepts it (the core never imports
+the plugins): with the built-in ones, ``MODEL:LAYER:CHANNEL[:Y:X]`` is one unit and
+``MODEL:LAYER[:Y:X]`` a whole layer (every channel's centre unit from one forward pass). Python
+callers pass any :class:`~xdream.core.responder.Responder` (a rig link, their own module) to
+:func:`characterise`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from xdream.characterise import outputs
 from xdream.characterise.classify import METHODS
 from xdream.characterise.protocol import Protocol
 from xdream.characterise.record import UnitResult, classify_recording, present
+
+DEFAULT_SIZE = 224  # stimulus px for a responder that reads any size
 
 
 @dataclass
@@ -63,9 +66,9 @@ class Settings:
 
 
 def target_responder(target: str, options: dict, device: str = "cpu") -> Responder:
-    """A unit (3 or 5 fields) or a whole layer (2 or 4 fields) by target spec."""
-    fields = len(target.split(":"))
-    name = "torch-layer" if fields in (2, 4) else "torch-unit"
+    """The responder that records ``target`` (a unit or a whole layer: the registered responder
+    whose ``accepts_target`` takes the spec)."""
+    name = registry.responder_for_target(target)
     return registry.create("responder", name, {"target": target, **options}, device=device)
 
 
@@ -81,13 +84,14 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
         raise RunDirError(f"output directory {output} already exists and is not empty; choose another")
     noise = settings.noise_model()
     rngs = derive_rngs(settings.seed)
-    run = RunDir.create(output, to_toml(config or {"protocol": protocol.to_dict()}), subdirs=("responses", "plots"))
+    run = RunDir.create(output, to_toml(config or {"protocol": protocol.to_dict()}), subdirs=("responses", "plots"),
+                        kind="characterise")
     table = protocol.table()
     outputs.write_stimulus_strip(run.path / "stimuli.png", table)
     presentations = int(protocol.repeats_of(table).sum())
     results, timings, arrays = [], {}, {}
     for group, responder in targets.items():
-        size = settings.size or getattr(responder, "input_size", None) or 224
+        size = settings.size or responder.input_size or DEFAULT_SIZE
         if noise is not None:
             responder = NoisyResponder(responder, noise, rngs["noise"])
         start = time.perf_counter()

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from xdream.cli.common import parse_set
+from xdream.cli import common
 from xdream.core.errors import ConfigError
 from xdream.characterise.classify import METHODS
 from xdream.characterise.protocol import PRESETS, Protocol
@@ -27,26 +27,25 @@ def add_parser(commands) -> None:
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="MODEL:LAYER:CHANNEL[:Y:X] (one unit) or MODEL:LAYER[:Y:X] (every channel of a layer)")
     p.add_argument("--preset", default="default", help=f"stimulus protocol: {', '.join(PRESETS)} (default: default)")
-    p.add_argument("--noise", help="simulated response noise (poisson, gaussian); needs repeats >= 2")
-    p.add_argument("--weights", metavar="FILE", help="local weights file for a torchvision model")
+    common.add_noise(p, help="simulated response noise (needs repeats >= 2)")
+    common.add_weights(p)
     p.add_argument("--size", type=int, help="stimulus size in px (default: the model's input size)")
     p.add_argument("--batch-size", type=int, default=64, help="images per responder call (default 64)")
     p.add_argument("--method", default="auto", help=f"classification rule: {', '.join(METHODS)} (default auto)")
     p.add_argument("--alpha", type=float, default=0.05, help="error rate of the statistical test (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="master seed (presentation order, noise)")
-    p.add_argument("--output", metavar="DIR", help="run directory (must not exist or be empty)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="protocol value (repeats=5, hues=[0,90]), noise.KEY or responder.KEY (repeatable)")
+    common.add_seed(p, default=0, help="master seed (presentation order, noise)")
+    common.add_output(p)
+    common.add_device(p, default="cpu")
+    common.add_set(p, "protocol value (repeats=5, hues=[0,90]), noise.KEY or responder.KEY")
     p.add_argument("--no-unit-plots", action="store_true", help="skip the per-unit tuning plots (large layers)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_quiet(p)
 
 
 def run(args) -> int:
     from xdream.characterise.run import Settings, characterise, target_responder
 
     tables = {"protocol": {"preset": args.preset}, "noise": {}, "responder": {}}
-    for key, value in parse_set(args.set):
+    for key, value in common.parse_set(args.set):
         table, dot, sub = key.partition(".")
         if dot and table not in ("noise", "responder"):
             raise ConfigError(f"cannot set {key!r}: use a protocol KEY, noise.KEY or responder.KEY")
@@ -55,7 +54,7 @@ def run(args) -> int:
         else:
             tables["protocol"][key] = value
     if tables["noise"] and args.noise is None:
-        raise ConfigError("noise options given without --noise NAME (poisson or gaussian)")
+        raise ConfigError("noise options given without --noise NAME (xdream list: noises)")
     protocol = Protocol.from_dict(tables["protocol"])
     noise = {"name": args.noise, **tables["noise"]} if args.noise else None
     settings = Settings(seed=args.seed, size=args.size, batch_size=args.batch_size, method=args.method,

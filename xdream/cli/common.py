@@ -29,3 +29,52 @@ def parse_set(items: list[str]) -> list[tuple[str, object]]:
             raise ConfigError(f"--set needs KEY=VALUE, got {item!r}")
         pairs.append((key.strip(), parse_value(value.strip())))
     return pairs
+
+
+# -- flags more than one command declares: one definition each -----------------------------------
+def add_target(parser, default: str | None = None, help: str | None = None) -> None:
+    parser.add_argument("--target", default=default, help=help or "target unit, e.g. MODEL:LAYER:CHANNEL[:Y:X]")
+
+
+def add_generator(parser, help: str = "generator name (xdream list)", default: str | None = None) -> None:
+    parser.add_argument("--generator", default=default, help=help)
+
+
+def add_weights(parser, help: str = "local weights file for a torchvision model") -> None:
+    parser.add_argument("--weights", metavar="FILE", help=help)
+
+
+def add_noise(parser, help: str = "simulated response noise") -> None:
+    from xdream.core import registry
+
+    parser.add_argument("--noise", metavar="NAME", help=f"{help}: {', '.join(registry.available('noise'))}")
+
+
+def add_reference_folder(parser, help: str) -> None:
+    """``--reference-folder DIR`` (``--reference`` is the same flag, kept for older scripts)."""
+    parser.add_argument("--reference-folder", "--reference", dest="reference_folder", metavar="DIR", help=help)
+
+
+def add_seed(parser, default: int | None = None, help: str = "master seed") -> None:
+    parser.add_argument("--seed", type=int, default=default, help=help)
+
+
+def add_output(parser, help: str = "run directory (must not exist or be empty)") -> None:
+    parser.add_argument("--output", metavar="DIR", help=help)
+
+
+def add_device(parser, default: str | None = None) -> None:
+    parser.add_argument("--device", default=default, help="torch device (default cpu)")
+
+
+def add_set(parser, help: str) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help + " (repeatable)")
+
+
+def add_quiet(parser, help: str = "no progress bar") -> None:
+    parser.add_argument("--quiet", action="store_true", help=help)
+
+
+def names(text: str | None) -> list[str]:
+    """A comma-separated list of names (``--optimizers genetic,cmaes``)."""
+    return [n.strip() for n in text.split(",") if n.strip()] if text else []

@@ -5,6 +5,7 @@ The store comes from the environment: ``$XDREAM_HOME`` (cache) and ``$XDREAM_WEI
 
 from __future__ import annotations
 
+from xdream.cli import common
 from xdream.core.errors import WeightsError
 from xdream.weights.catalogue import WeightsStore
 
@@ -16,7 +17,7 @@ def add_parser(commands) -> None:
     sub.add_parser("list", help="catalogue entries and whether each is cached")
     download = sub.add_parser("download", help="fetch weights into the cache, verified")
     download.add_argument("names", nargs="+", metavar="NAME")
-    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_quiet(download)
     verify = sub.add_parser("verify", help="hash cached files against the catalogue (all if no NAME)")
     verify.add_argument("names", nargs="*", metavar="NAME")
     path = sub.add_parser("path", help="where the cached file of NAME lives")

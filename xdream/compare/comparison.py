@@ -2,7 +2,7 @@
 
 For one responder unit it runs the named evolution optimisers (each a normal run folder),
 the gradient baselines (:mod:`xdream.gradient.baselines`) and scores a natural-image reference set
-(:mod:`xdream.compare.natural`). Every method's best images are re-scored with the same responder,
+(:mod:`xdream.images.natural`). Every method's best images are re-scored with the same responder,
 without transforms or noise. The folder gets ``compare.json``, ``table.md``/``table.csv``
 (activation, ratio to the best natural image, evaluations or steps, wall time),
 ``trajectories.png``, one ``montage-<method>.png`` per method and ``report.html``.
@@ -22,12 +22,12 @@ import torch
 
 from xdream.core import registry
 from xdream.gradient.baselines import GradientSettings, prepare, run_gradient, write_gradient_dir
-from xdream.config import DEFAULT_TARGET, ExperimentConfig, to_toml
+from xdream.config import ExperimentConfig, defaults, to_toml
 from xdream.core.errors import ConfigError
 from xdream.evolve.experiment import Experiment
-from xdream.core.images import montage, save_png
-from xdream.compare.natural import load_reference
-from xdream.report.plots import plot_curves
+from xdream.images.io import montage, save_png
+from xdream.images.natural import load_reference
+from xdream.images.plots import plot_curves
 from xdream.runs.rundir import RunDir, atomic_write
 
 RESULT = "compare.json"
@@ -37,11 +37,12 @@ RESULT = "compare.json"
 class CompareSettings:
     """What to compare. ``optimizers`` and ``gradient`` name the methods; ``generations`` is
     per evolution run; ``steps``/``latent_steps`` are the gradient baselines' step counts;
-    ``reference`` is a folder of photos (None: scikit-image's photographs)."""
+    ``reference`` is a folder of photos (None: scikit-image's photographs). Target, generator
+    and optimisers default to the defaults table's ``[compare]``."""
 
-    target: str = DEFAULT_TARGET
-    generator: str = "dcgan-faces"
-    optimizers: list[str] = field(default_factory=lambda: ["genetic", "cmaes"])
+    target: str = field(default_factory=lambda: defaults("compare")["target"])
+    generator: str = field(default_factory=lambda: defaults("compare")["generator"])
+    optimizers: list[str] = field(default_factory=lambda: defaults("compare")["optimizers"])
     generations: int = 60
     gradient: list[str] = field(default_factory=lambda: ["featurevis", "latent"])
     steps: int = 512
@@ -57,7 +58,7 @@ class CompareSettings:
 #: ``default`` is the full comparison (minutes on 2 CPU cores); ``quick`` checks the pipeline.
 PRESETS = {
     "default": {},
-    "quick": {"target": "efficientnet_lite0:_blocks.4:3", "generations": 3, "steps": 6, "latent_steps": 6,
+    "quick": {"target": lambda: defaults("compare")["quick_target"], "generations": 3, "steps": 6, "latent_steps": 6,
               "batch": 2, "size": 32, "input_size": 64, "top": 4},
 }
 
@@ -65,7 +66,8 @@ PRESETS = {
 def settings_for(preset: str, **overrides) -> CompareSettings:
     if preset not in PRESETS:
         raise ConfigError(f"unknown compare preset {preset!r}; valid: {', '.join(PRESETS)}")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    preset_values = {k: v() if callable(v) else v for k, v in PRESETS[preset].items()}
+    values = {**preset_values, **{k: v for k, v in overrides.items() if v is not None}}
     return CompareSettings(**values)
 
 
@@ -91,10 +93,14 @@ def _gradient_settings(s: CompareSettings, method: str) -> GradientSettings:
                             generator={"name": s.generator}, score_every=max(1, steps // 32))
 
 
+def _responder_table(s: CompareSettings) -> dict:
+    """The responder of the target (the registered one that accepts its spec) with its options."""
+    return {"name": registry.responder_for_target(s.target), "target": s.target,
+            **({"input_size": s.input_size} if s.input_size else {})}
+
+
 def _evolution_config(s: CompareSettings, optimizer: str) -> ExperimentConfig:
-    responder = {"name": "torch-unit", "target": s.target}
-    if s.input_size:
-        responder["input_size"] = s.input_size
+    responder = _responder_table(s)
     return ExperimentConfig.from_dict({"seed": s.seed, "generations": s.generations, "generator": {"name": s.generator},
                                        "responder": responder, "optimizer": {"name": optimizer}})
 
@@ -110,8 +116,8 @@ class Comparison:
             if getattr(s, name) < 1:
                 raise ConfigError(f"compare {name} must be >= 1, got {getattr(s, name)}")
         self.configs = {opt: _evolution_config(s, opt) for opt in s.optimizers}
-        options = {"target": s.target, **({"input_size": s.input_size} if s.input_size else {})}
-        self.responder = registry.create("responder", "torch-unit", options)
+        table = _responder_table(s)
+        self.responder = registry.create("responder", table.pop("name"), table)
         self.gradient = {m: _gradient_settings(s, m) for m in s.gradient}
         for m, g in self.gradient.items():
             if m == "deepdream":
@@ -120,7 +126,8 @@ class Comparison:
         self.parts = {m: prepare(self.responder, g) for m, g in self.gradient.items()}
         self.reference = load_reference(s.reference, size=self.responder.input_size)
         path = Path(output or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-compare")
-        self.run = RunDir.create(path, to_toml({"kind": "compare", **{k: v for k, v in asdict(s).items() if v is not None}}))
+        self.run = RunDir.create(path, to_toml({"kind": "compare", **{k: v for k, v in asdict(s).items() if v is not None}}),
+                                 kind="compare")
         for sub in ("generations", "images"):  # evolution-only folders
             (self.run.path / sub).rmdir()
 

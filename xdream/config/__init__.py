@@ -2,13 +2,15 @@
 
 - :mod:`.experiment`  :class:`ExperimentConfig` (one validated object for file, CLI and Python),
                       plugin tables, ``[reference]``, the ``KEY=VALUE`` override grammar
+- :mod:`.defaults`    the defaults table (``defaults.toml``): the plugins used when none is named
 - :mod:`.toml`        reading a TOML file with one-line errors, writing a config back
 """
 
 from xdream.config.experiment import (
-    DEFAULT_TARGET, PLUGINS, PROVIDED, SCALARS, ExperimentConfig, PluginConfig, ReferenceConfig, set_dotted,
+    PLUGINS, PROVIDED, SCALARS, ExperimentConfig, PluginConfig, ReferenceConfig, set_dotted,
 )
+from xdream.config.defaults import defaults
 from xdream.config.toml import read_toml, to_toml
 
-__all__ = ["DEFAULT_TARGET", "PLUGINS", "PROVIDED", "SCALARS", "ExperimentConfig", "PluginConfig",
-           "ReferenceConfig", "read_toml", "set_dotted", "to_toml"]
+__all__ = ["PLUGINS", "PROVIDED", "SCALARS", "ExperimentConfig", "PluginConfig",
+           "ReferenceConfig", "defaults", "read_toml", "set_dotted", "to_toml"]

@@ -30,10 +30,9 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xdream.config.defaults import defaults
 from xdream.core import registry
 from xdream.core.errors import ConfigError, choices_text
-
-DEFAULT_TARGET = "efficientnet_lite0:_blocks.10:27"
 
 # Framework-provided constructor arguments per plugin kind (not user options).
 PROVIDED = {
@@ -111,13 +110,19 @@ class PluginConfig:
         return {"name": self.name, **self.options}
 
 
+def _default(kind: str) -> PluginConfig:
+    """The plugin table ``kind`` of the default job (``[evolve.KIND]`` in the defaults table)."""
+    table = defaults("evolve")[kind]
+    return PluginConfig(table.pop("name"), table)
+
+
 @dataclass
 class ExperimentConfig:
-    generator: PluginConfig = field(default_factory=lambda: PluginConfig("dcgan-faces"))
-    responder: PluginConfig = field(
-        default_factory=lambda: PluginConfig("torch-unit", {"target": DEFAULT_TARGET})
-    )
-    optimizer: PluginConfig = field(default_factory=lambda: PluginConfig("genetic"))
+    """One validated experiment; the plugin tables default to the defaults table's job."""
+
+    generator: PluginConfig = field(default_factory=lambda: _default("generator"))
+    responder: PluginConfig = field(default_factory=lambda: _default("responder"))
+    optimizer: PluginConfig = field(default_factory=lambda: _default("optimizer"))
     noise: PluginConfig | None = None
     seed: int = 0
     generations: int = 60

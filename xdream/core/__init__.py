@@ -6,6 +6,5 @@
 - :mod:`.registry`    plugins found by name through entry points, options validated
 - :mod:`.errors`      the one exception family of user errors
 - :mod:`.seeding`     one master seed, named child streams
-- :mod:`.images`      tensors in [0, 1] to PNG files and montages
 - :mod:`.allocator`   keep freed memory in the process (faster loops on glibc)
 """

@@ -43,6 +43,20 @@ def load(kind: str, name: str) -> type:
     raise UnknownNameError(f"unknown {kind} {name!r}; valid: {choices_text(available(kind))}")
 
 
+def responder_for_target(spec: str) -> str:
+    """The registered responder that records target ``spec`` (the one whose
+    ``accepts_target(spec)`` is true); a one-line error when none or several do."""
+    classes = {name: load("responder", name) for name in available("responder")}
+    names = [name for name, cls in classes.items() if cls.accepts_target(spec)]
+    if len(names) > 1:
+        raise ConfigError(f"target {spec!r} is accepted by several responders ({', '.join(names)}); "
+                          "name one in the config's [responder] table")
+    if not names:
+        forms = sorted({form for cls in classes.values() if (form := getattr(cls, "target_form", None))})
+        raise ConfigError(f"target {spec!r} is malformed; expected {' or '.join(forms) or 'a target spec'}")
+    return names[0]
+
+
 def user_options(cls: type, provided: typing.Iterable[str] = ()) -> dict[str, inspect.Parameter]:
     """Keyword options a user may set on a plugin: its constructor's parameters minus the
     ones the framework provides (such as ``dim`` and ``rng`` for optimisers)."""

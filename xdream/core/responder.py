@@ -3,6 +3,27 @@
 A responder is anything that turns images into responses: a unit of a local CNN, or a neuron
 recorded on a rig. The experiment loop cannot tell them apart. ``NaN`` means no valid response
 (an aborted trial, a lost message); optimisers have an explicit policy for it.
+
+Capabilities. Beyond :meth:`Responder.respond`, the rest of xdream asks a responder for what
+it can do, never for its name. Each capability has a default meaning "not available here":
+
+================================  ==================================================  ===========================
+capability                        what it is for                                      default
+================================  ==================================================  ===========================
+``accepts_target(spec)``          (classmethod) picks the responder for a target      False
+                                  spec such as ``MODEL:LAYER:CHANNEL``
+                                  (``xdream characterise``, ``gradient``, ``compare``)
+``list_layers(model, weights)``   (classmethod) the layers a target may name, with    None (knows no models)
+                                  output shapes (``xdream layers MODEL``)
+``input_size``                    the image size the responder reads natively         None (any size)
+``describe()``                    what is recorded, for run records and reports       ``{"name": name}``
+``feature_target()``              a differentiable model and objective for gradient   None (gradient ascent
+                                  ascent (:mod:`xdream.gradient`)                     cannot run on it)
+``respond_units`` / ``unit_labels``  every unit recorded at once ``[B, U]``           one unit: ``respond``
+``last_clean``                    noise-free scores of the last call, when the        None
+                                  responder adds simulated noise
+``prepare(run_dir, g, ids)``      called before each batch (rigs keep records there)  nothing
+================================  ==================================================  ===========================
 """
 
 from __future__ import annotations
@@ -15,9 +36,35 @@ import torch
 
 
 class Responder(ABC):
-    """Base class for responders; subclasses implement :meth:`respond`."""
+    """Base class for responders; subclasses implement :meth:`respond` (and may declare the
+    capabilities in the module docstring)."""
 
     name: str = "responder"
+    #: The image size (px) the responder reads natively; None: any size.
+    input_size: int | None = None
+    #: Noise-free scores of the last :meth:`respond` when the responder simulates noise; else None.
+    last_clean: np.ndarray | None = None
+
+    @classmethod
+    def accepts_target(cls, spec: str) -> bool:
+        """Whether ``spec`` (e.g. ``MODEL:LAYER:CHANNEL``) is a target this responder records,
+        checked from the text alone (no model is loaded)."""
+        return False
+
+    @classmethod
+    def list_layers(cls, model: str, weights: str | Path | None = None) -> list[tuple[str, tuple[int, ...]]] | None:
+        """The layers of ``model`` a target may name, with output shapes; None when this
+        responder knows no models."""
+        return None
+
+    def describe(self) -> dict:
+        """What is recorded, for run records and reports (plain JSON values)."""
+        return {"name": self.name}
+
+    def feature_target(self):
+        """A :class:`xdream.gradient.ModelTarget` (differentiable model, preprocessing and
+        objective) for gradient ascent, or None when the responder has none (a rig)."""
+        return None
 
     @abstractmethod
     def respond(self, images: torch.Tensor) -> np.ndarray:
@@ -69,6 +116,7 @@ class NoisyResponder(Responder):
     def __init__(self, inner: Responder, noise: NoiseModel, rng: np.random.Generator):
         self.inner, self.noise, self.rng = inner, noise, rng
         self.name = f"{inner.name}+{noise.name}"
+        self.input_size = inner.input_size
         self.last_clean: np.ndarray | None = None
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
@@ -86,6 +134,12 @@ class NoisyResponder(Responder):
 
     def unit_labels(self) -> list[str]:
         return self.inner.unit_labels()
+
+    def describe(self) -> dict:
+        return {**self.inner.describe(), "noise": self.noise.name}
+
+    def feature_target(self):
+        return self.inner.feature_target()
 
     def close(self) -> None:
         self.inner.close()

@@ -28,7 +28,7 @@ from xdream.core import registry
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.core.errors import RunDirError
 from xdream.core.generator import Generator
-from xdream.core.images import montage, save_png
+from xdream.images.io import montage, save_png
 from xdream.core.optimizer import Optimizer
 from xdream.evolve.presentation import Presentation, present
 from xdream.evolve.reference import ReferenceCycle
@@ -294,7 +294,7 @@ class Experiment:
         """Write summary.json and the trajectory plot; return the summary."""
         if not self.history:
             raise RunDirError(f"run {self.run_dir.path} has no finished generation to summarise")
-        from xdream.report.plots import plot_trajectory
+        from xdream.images.plots import plot_trajectory
 
         summary = Summary(
             run_dir=self.run_dir.path,

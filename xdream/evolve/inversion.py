@@ -44,8 +44,7 @@ def check_encodable(generator: Generator) -> None:
     image = generator.decode(code)
     if not isinstance(image, torch.Tensor) or not image.requires_grad:
         raise ConfigError(f"generator {generator.name!r} cannot encode images (its decode carries no gradient to the "
-                          f"codes); starting from an image needs a differentiable generator such as pixel, fourier "
-                          f"or dcgan-faces")
+                          "codes); starting from an image needs a generator whose decode is a torch computation")
 
 
 def encode(generator: Generator, image: torch.Tensor, rng: np.random.Generator, *, steps: int = 200,

@@ -82,5 +82,5 @@ def _respond(responder: Responder, images: torch.Tensor, ids: list[str], run_dir
     scores = np.asarray(responder.respond(images), dtype=np.float64).reshape(-1)
     if scores.shape != (len(images),):
         raise ValueError(f"responder {responder.name!r} returned {scores.size} scores for {len(images)} images")
-    clean = getattr(responder, "last_clean", None)
+    clean = responder.last_clean
     return scores, None if clean is None else np.asarray(clean, dtype=np.float64).reshape(-1).copy()

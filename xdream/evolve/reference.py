@@ -7,7 +7,7 @@ other image and never told to the optimiser; their scores go to the generation's
 trajectory plot draws their mean beside the evolved best and mean.
 
 The images are the readable images of a folder (sorted by file name) or, by default, the
-photographs bundled with scikit-image, each cut to its centre square (:mod:`xdream.compare.natural`,
+photographs bundled with scikit-image, each cut to its centre square (:mod:`xdream.images.natural`,
 no corner crops) and resized to the generator's image size. They are cycled in that fixed
 order: generation ``g`` shows images ``(g * N + j) mod M`` for ``j < N``, so every image is
 shown equally often, and a resumed run continues the cycle from its generation count alone.
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from xdream.config import ReferenceConfig
 from xdream.core.errors import ConfigError
-from xdream.compare.natural import load_reference
+from xdream.images.natural import load_reference
 
 
 class ReferenceCycle:

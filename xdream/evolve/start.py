@@ -25,7 +25,7 @@ import torch
 
 from xdream.config import ExperimentConfig
 from xdream.core.generator import Generator
-from xdream.core.images import save_png
+from xdream.images.io import save_png
 from xdream.evolve.inversion import Inversion, check_encodable, encode, fit_to_generator
 from xdream.core.responder import Responder
 from xdream.runs.rundir import RunDir, atomic_write
@@ -43,7 +43,7 @@ class Start:
 def start_image(config: ExperimentConfig, generator: Generator, responder: Responder) -> Start | None:
     """The image the run starts from, or None; every problem is a one-line error."""
     if config.init_image is not None:
-        from xdream.core.images import load_image
+        from xdream.images.io import load_image
 
         image = fit_to_generator(load_image(config.init_image), generator.image_size)
         return Start(image, {"source": "image", "path": config.init_image})

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from xdream.core import registry
-from xdream.config import to_toml
-from xdream.core.errors import ConfigError
+from xdream.config import defaults, to_toml
+from xdream.core.errors import ConfigError, choices_text
 from xdream.gradient import objectives as obj
 from xdream.gradient import deepdream_image, latent_ascent, render, target_of
 from xdream.gradient.transforms import no_transforms, standard_transforms
-from xdream.core.images import montage, save_png
-from xdream.report.plots import plot_curves
+from xdream.images.io import montage, save_png
+from xdream.images.plots import plot_curves
 from xdream.runs.rundir import RunDir
 
 METHODS = ("featurevis", "pixel", "latent", "deepdream")
@@ -54,7 +54,7 @@ class GradientSettings:
     tv: float = 0.0
     l1: float = 0.0
     blur: float = 0.0
-    generator: dict = field(default_factory=lambda: {"name": "dcgan-faces"})
+    generator: dict = field(default_factory=lambda: {"name": defaults("gradient")["generator"]})
     image: str | None = None  # deepdream: a photo file (default scikit-image's chelsea)
     octaves: int = 4
     octave_scale: float = 1.4
@@ -129,10 +129,11 @@ def prepare(responder, settings: GradientSettings) -> dict:
         options = dict(settings.generator)
         name = options.pop("name", None)
         if not isinstance(name, str):
-            raise ConfigError("latent ascent needs a generator name, e.g. --generator dcgan-faces")
+            raise ConfigError(f"latent ascent needs a generator name (--generator NAME); valid: "
+                              f"{choices_text(registry.available('generator'))}")
         parts["generator"] = registry.create("generator", name, options, device=str(target.device))
     if settings.method == "deepdream":
-        from xdream.compare.natural import read_image, reference_set, skimage_photos
+        from xdream.images.natural import read_image, reference_set, skimage_photos
 
         if settings.image is None:
             photo = dict(skimage_photos())["chelsea"]
@@ -176,7 +177,7 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
         save_png(outcome.images[i], run.path / "images" / f"final_{rank:02d}.png")
     save_png(outcome.images[order[0]], run.path / "best.png")
     save_png(montage(outcome.images[order]), run.path / "montage.png")
-    describe = getattr(responder, "describe", lambda: {"responder": responder.name})()
+    describe = responder.describe()
     run.write_json(RESULT, {
         "kind": "gradient", "method": settings.method, "settings": asdict(settings), "responder": describe,
         "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
@@ -191,7 +192,7 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
 def create_dir(path: str | Path, settings: GradientSettings) -> RunDir:
     """A new, empty run folder holding the settings as ``config.toml``."""
     plain = {k: v for k, v in asdict(settings).items() if v is not None}
-    run = RunDir.create(path, to_toml({"kind": "gradient", **plain}))
+    run = RunDir.create(path, to_toml({"kind": "gradient", **plain}), kind="gradient")
     (run.path / "generations").rmdir()  # evolution-only
     return run
 

@@ -162,7 +162,7 @@ def latent_ascent(
     if not isinstance(images, torch.Tensor) or images.grad_fn is None:
         raise ConfigError(
             f"generator {generator.name!r} is not differentiable (its images carry no gradient to the codes); "
-            f"latent ascent needs a torch generator such as dcgan-faces, fourier or pixel"
+            "latent ascent needs a generator whose decode is a torch computation"
         )
     transforms = no_transforms() if transforms is None else transforms
     history, seconds = _ascend(objective, target, lambda: generator.decode(codes), [codes], transforms=transforms,

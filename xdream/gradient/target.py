@@ -124,9 +124,10 @@ class ModelTarget:
 def target_of(responder) -> ModelTarget:
     """The differentiable model behind a responder, or a one-line ConfigError saying why not."""
     make = getattr(responder, "feature_target", None)
-    if make is None:
+    target = make() if make is not None else None
+    if target is None:
         raise ConfigError(
             f"responder {getattr(responder, 'name', type(responder).__name__)!r} has no differentiable model, "
-            f"so gradient ascent cannot run on it; use a torch-unit target"
+            f"so gradient ascent cannot run on it; give a target whose responder has one (a CNN unit)"
         )
-    return make()
+    return target

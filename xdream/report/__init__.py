@@ -1,10 +1,11 @@
 """``xdream report RUN_DIR``: self-contained HTML pages of runs.
 
-- :mod:`.evolution`     the evolution page, the dispatch by run kind and ``--watch``
-- :mod:`.characterise`  the characterisation page
-- :mod:`.plots`         matplotlib figures of runs
+- :mod:`.writer`        writes the page of the run's recorded kind; ``--watch``
+- :mod:`.html`          what every page shares: frame, style, tables, embedded images
+- :mod:`.evolution`, :mod:`.gradient`, :mod:`.compare`, :mod:`.characterise`   one page per run kind
 """
 
-from xdream.report.evolution import REPORT, watch, write_report
+from xdream.report.html import REPORT
+from xdream.report.writer import watch, write_report
 
 __all__ = ["REPORT", "watch", "write_report"]

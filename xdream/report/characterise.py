@@ -13,8 +13,8 @@ import html
 import math
 from pathlib import Path
 
-from xdream.core.images import png_bytes
-from xdream.report.evolution import Html, figure_html, fmt, image_html, table_html
+from xdream.images.io import png_bytes
+from xdream.report.html import Html, figure_html, fmt, image_html, table_html
 from xdream.characterise.load import CharacterisationRun
 from xdream.characterise.outputs import params_text, plot_layer_summary, plot_unit, safe_name, write_stimulus_strip
 from xdream.characterise.protocol import render_described

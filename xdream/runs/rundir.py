@@ -2,6 +2,7 @@
 
 Layout::
 
+    RUN/run.json             the run's kind (evolution, gradient, compare, characterise) and xdream version
     RUN/config.toml          the resolved config (re-runnable with ``xdream evolve RUN/config.toml``)
     RUN/log.jsonl            one JSON record per generation (scores, best, mean, timings)
     RUN/checkpoint.pkl       state after the last finished generation (atomic replace)
@@ -24,6 +25,7 @@ import math
 import os
 import pickle
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ import numpy as np
 from xdream.core.errors import RunDirError
 
 CONFIG, LOG, CHECKPOINT, SUMMARY = "config.toml", "log.jsonl", "checkpoint.pkl", "summary.json"
+RUN_INFO = "run.json"  # {"kind": ..., "xdream": version}: what wrote the folder, so readers need not guess
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
@@ -69,7 +72,10 @@ class RunDir:
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, config_toml: str, subdirs=("generations", "images")) -> "RunDir":
+    def create(cls, path: str | Path, config_toml: str, subdirs=("generations", "images"),
+               kind: str = "evolution") -> "RunDir":
+        """A new run folder of ``kind`` (recorded in ``run.json``) with its config; ``path`` must
+        not exist or be empty."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise RunDirError(
@@ -82,8 +88,18 @@ class RunDir:
         except OSError as e:
             raise RunDirError(f"cannot create output directory {path}: {e.strerror}") from None
         run = cls(path)
+        run.write_json(RUN_INFO, {"kind": kind, "xdream": version("xdream")})
         atomic_write(path / CONFIG, config_toml.encode())
         return run
+
+    @staticmethod
+    def kind_of(path: str | Path) -> str | None:
+        """The kind recorded in ``path/run.json``; None for a folder without one (not a run, or
+        written by an xdream older than the record)."""
+        try:
+            return json.loads((Path(path) / RUN_INFO).read_text())["kind"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":

@@ -26,7 +26,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from xdream.config import ExperimentConfig, read_toml
+from xdream.config import ExperimentConfig, defaults, read_toml
 from xdream.core.errors import ConfigError, choices_text
 
 AXES = ("target", "generator", "optimizer", "noise", "seed")
@@ -144,7 +144,8 @@ def _point(axis: str, value):
                 raise ConfigError(f"sweep grid noise level must be >= 0, got {value!r}")
             if value == 0:
                 return "0", lambda c: c.pop("noise", None)
-            return str(value), lambda c: c.__setitem__("noise", {"name": "gaussian", "level": float(value)})
+            noise = defaults("sweep")["noise"]  # the noise model a bare level means
+            return str(value), lambda c: c.__setitem__("noise", {"name": noise, "level": float(value)})
         return _plugin_point(axis, value, "noise")
     return _plugin_point(axis, value, axis)
 

@@ -18,7 +18,7 @@ from xdream.characterise.outputs import params_text
 from xdream.characterise.protocol import render_described
 from xdream.cli import main
 from xdream.config import to_toml
-from xdream.core.images import to_uint8
+from xdream.images.io import to_uint8
 from xdream.report import REPORT, write_report
 
 

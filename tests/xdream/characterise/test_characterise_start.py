@@ -17,7 +17,7 @@ from xdream.cli import main
 from xdream.config import to_toml
 from xdream.core.errors import ConfigError
 from xdream.core.generator import Generator
-from xdream.core.images import load_image, to_uint8
+from xdream.images.io import load_image, to_uint8
 from xdream.evolve.inversion import encode
 from xdream.core.seeding import derive_rngs
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from xdream.core.errors import ConfigError
-from xdream.compare.natural import SKIMAGE_PHOTOS, folder_images, load_reference, reference_set, skimage_photos
+from xdream.images.natural import SKIMAGE_PHOTOS, folder_images, load_reference, reference_set, skimage_photos
 
 
 def test_skimage_photos_are_bundled_rgb():

@@ -12,7 +12,7 @@ from xdream import Experiment, ExperimentConfig
 from xdream.core import registry
 from xdream.cli import main
 from xdream.core.errors import ConfigError
-from xdream.core.images import load_image
+from xdream.images.io import load_image
 from xdream.evolve.inversion import encode, fit_to_generator
 from xdream.report import write_report
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from xdream.config import ReferenceConfig
 from xdream.core.errors import ConfigError
-from xdream.compare.natural import SKIMAGE_PHOTOS
+from xdream.images.natural import SKIMAGE_PHOTOS
 from xdream.evolve.reference import ReferenceCycle
 
 

@@ -1,4 +1,4 @@
-"""SphereCMA and CholeskyCMA against REFERENCE.md section 5 (Wang & Ponce 2022), and the
+"""SphereCMA and CholeskyCMA against Wang & Ponce (GECCO 2022), and the
 run length the Experiment hands to schedules."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every optimiser registered under ``xdream.optimizers`` is tested by the same contract, so a new
 optimiser gets these tests for free; ``CASES`` adds interesting option sets of known ones.
 The second half checks the XDREAM genetic algorithm and the pycma wrapper against
-REFERENCE.md section 5 and XDREAM's published code (willwx/XDream, ``Optimizers.Genetic``).
+Xiao & Kreiman (PLoS CB 2020) and XDREAM's published code (willwx/XDream, ``Optimizers.Genetic``).
 """
 
 from __future__ import annotations
@@ -433,7 +433,7 @@ def test_bad_dimension_raises_config_error(name):
 
 
 # --------------------------------------------------------------------------------------------
-# XDREAM genetic algorithm (REFERENCE.md section 5; willwx/XDream Optimizers.Genetic)
+# XDREAM genetic algorithm (Xiao & Kreiman 2020; willwx/XDream Optimizers.Genetic)
 # --------------------------------------------------------------------------------------------
 
 needs_genetic = pytest.mark.skipif("genetic" not in NAMES, reason="genetic optimizer not registered")
@@ -489,7 +489,7 @@ def test_genetic_defaults_are_xdreams():
 
 @needs_genetic
 def test_genetic_wang_ponce_preset_and_explicit_overrides():
-    """Wang & Ponce's GA (REFERENCE.md section 5): kT = 2 std is selectivity 0.5."""
+    """Wang & Ponce's GA (GECCO 2022): kT = 2 std is selectivity 0.5."""
     wp = dict(population=40, mutation_rate=0.25, mutation_size=0.75, selectivity=0.5, heritability=0.75, n_conserve=10)
     opt = make("genetic", {"preset": "wang-ponce"})
     assert {k: getattr(opt, k) for k in wp} == wp

@@ -1,0 +1,61 @@
+"""Writing ``RUN_DIR/report.html``: the page of the run's recorded kind, and ``--watch``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from xdream.core.errors import RunDirError
+from xdream.report import characterise, compare, evolution, gradient
+from xdream.report.html import REPORT, page
+from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write
+
+#: The page of each run kind (recorded by :meth:`RunDir.create` in ``run.json``).
+PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": compare.page,
+         "characterise": characterise.page}
+
+
+def legacy_kind(path: Path) -> str | None:
+    """The kind of a folder written before runs recorded theirs, from the files it holds."""
+    if (path / "compare.json").is_file():
+        return "compare"
+    if (path / "gradient.json").is_file():
+        return "gradient"
+    if (path / "classification.csv").is_file() and (path / SUMMARY).is_file():
+        return "characterise"
+    if (path / "config.toml").is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
+        return "evolution"
+    return None
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` (and its PNG figures) and return its path; a comparison's
+    report also writes the reports of its evolution runs."""
+    path = Path(run_dir)
+    kind = RunDir.kind_of(path) or legacy_kind(path)
+    if kind not in PAGES:
+        raise RunDirError(f"{path} is not an xdream run, gradient, comparison or characterisation folder "
+                          f"(no run.json, config.toml, gradient.json, compare.json or classification.csv)")
+    if kind == "compare":
+        for m in json.loads((path / "compare.json").read_text())["methods"]:
+            if m.get("folder") and (path / m["folder"]).is_dir():
+                write_report(path / m["folder"])
+    title, body, refresh = PAGES[kind](path)
+    out = path / REPORT
+    atomic_write(out, page(title, body, refresh).encode())
+    return out
+
+
+def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False) -> Path:
+    """Rewrite the report whenever the run's log grows, until the run writes its summary."""
+    path = Path(run_dir)
+    seen = None
+    while True:
+        size = (path / LOG).stat().st_size if (path / LOG).is_file() else -1
+        if size != seen:
+            write_report(path)
+            seen = size
+        if (path / SUMMARY).is_file() or should_stop():
+            return write_report(path)
+        time.sleep(interval)
