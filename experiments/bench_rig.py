@@ -27,7 +27,7 @@ import zmq
 
 from xdream.core import registry
 from xdream.core.allocator import retain_freed_memory
-from xdream.core.images import to_uint8
+from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.protocol import decode, encode, image_frames
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from xdream.core import registry
-from xdream.core.images import to_uint8
+from xdream.images.io import to_uint8
 
 RIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "rig_octave"
 OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
