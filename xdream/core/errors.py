@@ -17,6 +17,10 @@ class UnknownNameError(ConfigError):
     """A name (plugin, model, layer, ...) that is not among the valid choices."""
 
 
+class PluginConflictError(XDreamError):
+    """Two installed packages register the same plugin name."""
+
+
 class WeightsError(XDreamError):
     """A weights file that is missing, unreadable or fails its checksum."""
 

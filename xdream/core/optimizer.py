@@ -1,8 +1,33 @@
 """The Optimizer interface: ask for codes, tell their scores, maximise.
 
 Every optimiser draws all its randomness from the ``numpy.random.Generator`` it is given, so
-one seed fixes a run; :meth:`state_dict` captures everything (the RNG included) needed to
-continue bit-identically after :meth:`load_state_dict` on a fresh instance.
+one seed fixes a run; :meth:`Optimizer.state_dict` captures everything (the RNG included)
+needed to continue bit-identically after :meth:`Optimizer.load_state_dict` on a fresh instance.
+
+**The base class owns ask/tell.** The public :meth:`~Optimizer.ask` and
+:meth:`~Optimizer.tell` are implemented here, once: ``ask`` keeps the codes it hands out as
+pending; ``tell`` refuses codes that were not asked (no pending ask, another shape, other
+values) with a one-line ``ValueError`` and changes nothing then, turns the scores into float64
+``[n]``, and advances ``generation``; ``state_dict`` holds that bookkeeping (the pending codes
+too, so a checkpoint taken between ask and tell resumes exactly). A subclass writes the
+algorithm only, in four hooks:
+
+- ``_ask() -> codes``: the next codes ``[population, dim]``; float32, or float64 when the
+  algorithm wants its own samples back at full precision (``ask`` hands out a float32 copy
+  and ``_tell`` receives the float64 original);
+- ``_tell(codes, scores)``: update from the asked codes and float64 scores ``[n]`` (NaN =
+  unscored); ``self.generation`` is still the generation of these codes (it advances after);
+- ``_state() -> dict`` and ``_load_state(state)``: the algorithm's own state as plain
+  numpy/python values (copies: a state dict is a snapshot), merged into the one flat
+  ``state_dict``; keys ``generation``, ``rng`` and ``pending`` belong to the base.
+
+An optimiser whose update is defined for codes the caller changed after ``ask`` (clipped or
+repaired, as pycma's ``tell`` allows) sets ``accepts_repaired_codes = True``: ``tell`` then
+checks the shape only, and ``_tell`` receives the codes as told.
+
+Every optimiser sets ``population`` (samples per generation) in its constructor; the
+:class:`~xdream.evolve.experiment.Experiment` reads it to turn a run given in generations into
+an evaluation budget.
 
 NaN scores mean "no valid response". Each optimiser states what it does with them in
 ``nan_policy``:
@@ -37,10 +62,14 @@ def standard_normal_sampler(n: int, rng: np.random.Generator, dim: int) -> np.nd
 
 
 class Optimizer(ABC):
-    """Base class. Subclasses implement ask/tell and extend the state dict with their own."""
+    """Base class: owns ask/tell and their bookkeeping; subclasses implement ``_ask``,
+    ``_tell`` and, for state of their own, ``_state``/``_load_state`` (see the module doc)."""
 
     name: ClassVar[str] = "optimizer"
     nan_policy: ClassVar[str]
+    accepts_repaired_codes: ClassVar[bool] = False
+    population: int
+    """Codes per generation; every subclass sets it in its constructor."""
 
     def __init__(
         self,
@@ -62,6 +91,7 @@ class Optimizer(ABC):
         self.init = None if init is None else self._check_init(init, self.dim)
         self.budget = budget
         self.generation = 0
+        self._pending: np.ndarray | None = None  # the codes of the last ask, until told
 
     @staticmethod
     def _check_init(init, dim: int) -> np.ndarray:
@@ -84,30 +114,65 @@ class Optimizer(ABC):
             if value is not None and not (math.isfinite(value) and value > 0):  # NaN fails too
                 raise ConfigError(f"{self.name} {key} must be a finite number > 0, got {value}")
 
-    @abstractmethod
     def ask(self) -> np.ndarray:
-        """Codes to evaluate next, float32 ``[n, dim]``."""
+        """Codes to evaluate next, float32 ``[population, dim]``; asking again replaces them."""
+        self._pending = np.array(self._ask())
+        return self._pending.astype(np.float32)
 
-    @abstractmethod
     def tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
         """Report scores (higher is better; NaN = unscored) for the codes from :meth:`ask`."""
+        codes, scores = self._check_tell(codes, scores)
+        asked, self._pending = self._pending, None
+        same = np.array_equal(codes, asked.astype(np.float32))
+        self._tell(asked if same else codes, scores)
+        self.generation += 1
 
-    def state_dict(self) -> dict:
-        """Everything needed to continue exactly; plain numpy/python values and bytes."""
-        return {"generation": self.generation, "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generation = state["generation"]
-        self.rng.bit_generator.state = state["rng"]
-
-    def _check_tell(self, codes, scores, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _check_tell(self, codes, scores) -> tuple[np.ndarray, np.ndarray]:
+        """Told codes as float32 and scores as float64 ``[n]``; a one-line ``ValueError`` for
+        a tell without a pending ask or codes other than the asked ones."""
+        if self._pending is None:
+            raise ValueError(f"{self.name} tell() called without a pending ask()")
+        expected = self._pending.astype(np.float32)
         codes = np.asarray(codes, dtype=np.float32)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if codes.shape != expected.shape:
-            raise ValueError(f"tell() got codes of shape {codes.shape}, asked {expected.shape}")
+            raise ValueError(f"{self.name} tell() got codes of shape {codes.shape}, asked {expected.shape}")
         if scores.shape != (len(codes),):
-            raise ValueError(f"tell() got {scores.shape[0]} scores for {len(codes)} codes")
+            raise ValueError(f"{self.name} tell() got {scores.shape[0]} scores for {len(codes)} codes")
+        if not self.accepts_repaired_codes and not np.array_equal(codes, expected):
+            changed = int(np.sum(np.any(codes != expected, axis=1)))
+            raise ValueError(f"{self.name} tell() got {changed} of {len(codes)} codes other than the ones asked")
         return codes, scores
+
+    @abstractmethod
+    def _ask(self) -> np.ndarray:
+        """The algorithm's next codes ``[population, dim]`` (float32, or float64 to get them
+        back at full precision in :meth:`_tell`)."""
+
+    @abstractmethod
+    def _tell(self, codes: np.ndarray, scores: np.ndarray) -> None:
+        """Update from the asked ``codes`` and their float64 ``scores`` ``[n]`` (checked)."""
+
+    def _state(self) -> dict:
+        """The algorithm's own state (copies), merged into :meth:`state_dict`."""
+        return {}
+
+    def _load_state(self, state: dict) -> None:
+        """Restore what :meth:`_state` saved; the base state is already loaded."""
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly; plain numpy/python values and bytes."""
+        pending = None if self._pending is None else self._pending.copy()
+        return {"generation": self.generation, "rng": self.rng.bit_generator.state, "pending": pending,
+                **self._state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (also one saved before ``pending`` was recorded)."""
+        self.generation = state["generation"]
+        self.rng.bit_generator.state = state["rng"]
+        pending = state.get("pending")
+        self._pending = None if pending is None else np.array(pending)
+        self._load_state(state)
 
     def initial_population(self, n: int) -> np.ndarray:
         """``n`` starting codes: the ``init`` rows first, the rest from the sampler."""

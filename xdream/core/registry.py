@@ -3,7 +3,8 @@
 Groups: ``xdream.generators``, ``xdream.responders``, ``xdream.optimizers``, ``xdream.noise``,
 ``xdream.rig`` (rig-side commands: ``xdream rig NAME ARGS``).
 The core never imports the ``generators`` or ``responders`` packages; it only looks names up
-here, so third-party packages add plugins by declaring entry points of their own.
+here, so third-party packages add plugins by declaring entry points of their own. A name
+registered by two installed packages is an error naming both (never a silent pick of one).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import types
 import typing
 from importlib.metadata import entry_points
 
-from xdream.core.errors import ConfigError, UnknownNameError, choices_text
+from xdream.core.errors import ConfigError, PluginConflictError, UnknownNameError, choices_text
 
 GROUPS = {
     "generator": "xdream.generators",
@@ -36,11 +37,22 @@ def available(kind: str) -> list[str]:
 
 
 def load(kind: str, name: str) -> type:
-    """The plugin class registered as ``name``; a one-line error lists the valid names."""
-    for ep in entry_points(group=_group(kind)):
-        if ep.name == name:
-            return ep.load()
-    raise UnknownNameError(f"unknown {kind} {name!r}; valid: {choices_text(available(kind))}")
+    """The plugin class registered as ``name``; a one-line error lists the valid names, or
+    names both packages (and their targets) when two register ``name``."""
+    found = [ep for ep in entry_points(group=_group(kind)) if ep.name == name]
+    if not found:
+        raise UnknownNameError(f"unknown {kind} {name!r}; valid: {choices_text(available(kind))}")
+    if len(found) > 1:
+        owners = "; ".join(f"package {_package(ep)} ({ep.value})" for ep in found)
+        raise PluginConflictError(f"{kind} {name!r} is registered by more than one installed package: {owners}; "
+                                  "uninstall one of them")
+    return found[0].load()
+
+
+def _package(ep) -> str:
+    """The distribution that declares an entry point, as ``name version``."""
+    dist = getattr(ep, "dist", None)
+    return "(unknown)" if dist is None else f"{dist.name} {dist.version}"
 
 
 def responder_for_target(spec: str) -> str:

@@ -122,7 +122,7 @@ class Experiment:
             budget=config.budget,
             init=self.generator.initial_code() if self.inversion is None else self.inversion.code,
         )
-        if config.budget is None and hasattr(self.optimizer, "population"):
+        if config.budget is None:
             # A run given in generations: schedules see its length in evaluations.
             self.optimizer.budget = config.generations * int(self.optimizer.population)
         self.generation = 0

@@ -69,6 +69,7 @@ class LowRankFactor:
 class CholeskyCMA(Optimizer):
     name = "cholesky-cma"
     nan_policy = "rank-last"
+    accepts_repaired_codes = True  # the step is computed from the codes told
 
     def __init__(
         self,
@@ -103,19 +104,12 @@ class CholeskyCMA(Optimizer):
         self.ps, self.pc = np.zeros(d), np.zeros(d)
         self.A, self.Ainv = LowRankFactor(d), LowRankFactor(d)
         self.updates = 0  # generations with at least one score
-        self._pending: np.ndarray | None = None
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         z = self.rng.standard_normal((self.population, self.dim))
-        self._pending = (self.mean + self.sigma * self.A.right(z)).astype(np.float32)
-        return self._pending.copy()
+        return (self.mean + self.sigma * self.A.right(z)).astype(np.float32)
 
-    def tell(self, codes, scores) -> None:
-        if self._pending is None:
-            raise ValueError("tell() called without a pending ask()")
-        codes, scores = self._check_tell(codes, scores, self._pending)
-        self._pending = None
-        self.generation += 1
+    def _tell(self, codes, scores) -> None:
         if not np.isfinite(scores).any():
             return
         chosen = codes[rank_order(scores)[: self.mu]].astype(np.float64)
@@ -144,19 +138,15 @@ class CholeskyCMA(Optimizer):
         self.A.scale_and_add(scale, v, scale / normv * (root - 1) * self.pc)
         self.Ainv.scale_and_add(1 / scale, ainv_v, -(1 / scale) / normv * (1 - 1 / root) * v)
 
-    def state_dict(self) -> dict:
+    def _state(self) -> dict:
         return {
-            **super().state_dict(),
             "sigma": self.sigma, "mean": self.mean.copy(), "ps": self.ps.copy(), "pc": self.pc.copy(),
             "A": self.A.state(), "Ainv": self.Ainv.state(), "updates": self.updates,
-            "pending": None if self._pending is None else self._pending.copy(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def _load_state(self, state: dict) -> None:
         self.sigma = float(state["sigma"])
         self.mean, self.ps, self.pc = (np.array(state[k], np.float64) for k in ("mean", "ps", "pc"))
         self.A.load(state["A"])
         self.Ainv.load(state["Ainv"])
         self.updates = int(state["updates"])
-        self._pending = None if state["pending"] is None else np.array(state["pending"], dtype=np.float32)

@@ -29,6 +29,7 @@ class _Randn:
 class PyCMA(Optimizer):
     name = "cmaes"
     nan_policy = "rank-last"
+    accepts_repaired_codes = True  # pycma's tell takes repaired (e.g. clipped) solutions
 
     def __init__(
         self,
@@ -66,20 +67,13 @@ class PyCMA(Optimizer):
             options["popsize"] = int(population)
         self.es = cma.CMAEvolutionStrategy(x0, float(sigma0), options)
         self.population = self.es.popsize
-        self._pending: np.ndarray | None = None
 
-    def ask(self) -> np.ndarray:
-        self._pending = np.asarray(self.es.ask(), dtype=np.float64)
-        return self._pending.astype(np.float32)
+    def _ask(self) -> np.ndarray:
+        # float64: pycma gets its own samples back in _tell when the codes told are the asked ones
+        return np.asarray(self.es.ask(), dtype=np.float64)
 
-    def tell(self, codes, scores) -> None:
-        if self._pending is None:
-            raise ValueError("tell() called without a pending ask()")
-        codes, scores = self._check_tell(codes, scores, self._pending.astype(np.float32))
-        # pycma gets its own float64 samples back when the codes are the ones it asked for.
-        solutions = self._pending if np.array_equal(codes, self._pending.astype(np.float32)) else codes.astype(np.float64)
-        self._pending = None
-        self.generation += 1
+    def _tell(self, codes, scores) -> None:
+        solutions = np.asarray(codes, dtype=np.float64)
         finite = np.isfinite(scores)
         if not finite.any():
             return
@@ -92,12 +86,10 @@ class PyCMA(Optimizer):
     def sigma(self) -> float:
         return float(self.es.sigma)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "es": pickle.dumps(self.es), "pending": self._pending}
+    def _state(self) -> dict:
+        return {"es": pickle.dumps(self.es)}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def _load_state(self, state: dict) -> None:
         self.es = pickle.loads(state["es"])
         self.es.opts["randn"].rng = self.rng  # the hook is shared with pycma's sampler
-        self._pending = None if state["pending"] is None else np.array(state["pending"])
         self.population = self.es.popsize

@@ -88,14 +88,12 @@ class GeneticAlgorithm(Optimizer):
         self.n_conserve = n_conserve
         self.codes = self.initial_population(population)
 
-    def ask(self) -> np.ndarray:
-        return self.codes.copy()
+    def _ask(self) -> np.ndarray:
+        return self.codes
 
-    def tell(self, codes, scores) -> None:
-        codes, scores = self._check_tell(codes, scores, self.codes)
+    def _tell(self, codes, scores) -> None:
         scored = np.flatnonzero(np.isfinite(scores))
         unscored = np.flatnonzero(~np.isfinite(scores))
-        self.generation += 1
         if len(scored) == 0:  # nothing to select on: keep everyone
             self.codes = codes.copy()
             return
@@ -119,9 +117,8 @@ class GeneticAlgorithm(Optimizer):
         children.reshape(-1)[genes] += self.rng.normal(0.0, self.mutation_size, size=len(genes))
         return children.astype(np.float32)
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "codes": self.codes.copy()}
+    def _state(self) -> dict:
+        return {"codes": self.codes.copy()}
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def _load_state(self, state: dict) -> None:
         self.codes = np.array(state["codes"], dtype=np.float32)

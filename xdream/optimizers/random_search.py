@@ -20,26 +20,11 @@ class RandomSearch(Optimizer):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
         self._check_population(population)
         self.population = population
-        self._pending: np.ndarray | None = None
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         if self.generation == 0:  # init rows (if any) are part of the first draw
-            codes = self.initial_population(self.population)
-        else:
-            codes = np.asarray(self.sampler(self.population, self.rng), dtype=np.float32).reshape(-1, self.dim)
-        self._pending = codes
-        return codes.copy()
+            return self.initial_population(self.population)
+        return np.asarray(self.sampler(self.population, self.rng), dtype=np.float32).reshape(-1, self.dim)
 
-    def tell(self, codes, scores) -> None:
-        if self._pending is None:
-            raise ValueError("tell() called without a pending ask()")
-        self._check_tell(codes, scores, self._pending)
-        self._pending = None
-        self.generation += 1
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "pending": None if self._pending is None else self._pending.copy()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self._pending = None if state["pending"] is None else np.array(state["pending"], dtype=np.float32)
+    def _tell(self, codes, scores) -> None:
+        """Scores never change what it asks."""

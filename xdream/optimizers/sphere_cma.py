@@ -81,7 +81,6 @@ class SphereCMA(Optimizer):
         norms = np.linalg.norm(self.initial.astype(np.float64), axis=1)
         self.sphere_norm = float(sphere_norm if sphere_norm is not None else (norms.mean() or math.sqrt(dim)))
         self.base: np.ndarray | None = None  # unit vector; None until a generation is scored
-        self._pending: np.ndarray | None = None
 
     def schedule_generations(self) -> int:
         """Generations the angular schedule spans: ``ceil(budget / population)`` or 75."""
@@ -95,24 +94,16 @@ class SphereCMA(Optimizer):
         frac = min(generation, n - 1) / (n - 1) if n > 1 else 1.0
         return self.angle_start * (self.angle_end / self.angle_start) ** frac
 
-    def ask(self) -> np.ndarray:
+    def _ask(self) -> np.ndarray:
         if self.base is None:
-            codes = self.initial.copy()
-        else:
-            mu = self.angle(self.generation) * math.pi / 180 / math.sqrt(self.dim)
-            z = self.rng.standard_normal((self.population, self.dim))
-            z -= (z @ self.base)[:, None] * self.base  # tangent plane at the base point
-            z *= mu
-            codes = (self.sphere_norm * exp_map(self.base, z)).astype(np.float32)
-        self._pending = codes
-        return codes.copy()
+            return self.initial
+        mu = self.angle(self.generation) * math.pi / 180 / math.sqrt(self.dim)
+        z = self.rng.standard_normal((self.population, self.dim))
+        z -= (z @ self.base)[:, None] * self.base  # tangent plane at the base point
+        z *= mu
+        return (self.sphere_norm * exp_map(self.base, z)).astype(np.float32)
 
-    def tell(self, codes, scores) -> None:
-        if self._pending is None:
-            raise ValueError("tell() called without a pending ask()")
-        codes, scores = self._check_tell(codes, scores, self._pending)
-        self._pending = None
-        self.generation += 1
+    def _tell(self, codes, scores) -> None:
         if not np.isfinite(scores).any():
             return
         chosen = rank_order(scores)[: self.select]
@@ -134,18 +125,14 @@ class SphereCMA(Optimizer):
         e[0] = 1.0
         return e
 
-    def state_dict(self) -> dict:
+    def _state(self) -> dict:
         return {
-            **super().state_dict(),
             "initial": self.initial.copy(),
             "sphere_norm": self.sphere_norm,
             "base": None if self.base is None else self.base.copy(),
-            "pending": None if self._pending is None else self._pending.copy(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+    def _load_state(self, state: dict) -> None:
         self.initial = np.array(state["initial"], dtype=np.float32)
         self.sphere_norm = float(state["sphere_norm"])
         self.base = None if state["base"] is None else np.array(state["base"], dtype=np.float64)
-        self._pending = None if state["pending"] is None else np.array(state["pending"], dtype=np.float32)

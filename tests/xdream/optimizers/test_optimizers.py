@@ -165,6 +165,93 @@ def test_state_dict_round_trip_between_ask_and_tell(name, options):
 
 
 @pytest.mark.parametrize("name, options", CASES)
+def test_population_is_declared_and_is_what_ask_returns(name, options):
+    """The Experiment reads ``population`` to turn generations into a budget."""
+    opt = make(name, options)
+    assert isinstance(opt.population, int) and opt.population >= 2
+    for x in run(opt, 3):
+        assert len(x) == opt.population
+
+
+@pytest.mark.parametrize("name, options", CASES)
+def test_tell_not_asked_raises_and_changes_nothing(name, options):
+    """tell() without a pending ask, twice for one ask, or with codes other than the asked
+    ones (unless the optimiser accepts repaired codes) is a one-line ValueError; the
+    optimiser then goes on exactly like a twin that never saw the bad calls."""
+    a, twin = make(name, options, seed=13), make(name, options, seed=13)
+    x0 = a.ask()
+    s0 = sphere(x0)
+    a.tell(x0, s0)
+    twin.tell(twin.ask(), s0)
+    bad = [(x0, s0)]  # the pending ask is used up
+    x = a.ask()
+    s = sphere(x)
+    a.tell(x, s)
+    bad.append((x, s))  # the same codes told twice
+    fresh = make(name, options, seed=13)
+    with pytest.raises(ValueError, match="without a pending ask") as info:
+        fresh.tell(x0, s0)  # never asked
+    assert "\n" not in str(info.value)
+    for codes, scores in bad:
+        with pytest.raises(ValueError, match="without a pending ask"):
+            a.tell(codes, scores)
+    xt = twin.ask()
+    twin.tell(xt, sphere(xt))
+    y = a.ask()
+    other = y.copy()
+    other[1] += 0.5  # one code the optimiser never asked for
+    if a.accepts_repaired_codes:
+        b = make(name, options, seed=13)
+        b.load_state_dict(a.state_dict())
+        b.tell(other, sphere(y))  # taken as told (e.g. clipped by the caller)
+        assert np.all(np.isfinite(b.ask()))
+    else:
+        with pytest.raises(ValueError, match="1 of .* codes other than the ones asked") as info:
+            a.tell(other, sphere(y))
+        assert "\n" not in str(info.value)
+        with pytest.raises(ValueError, match="other than the ones asked"):
+            a.tell(x0, s0)  # codes of an earlier generation, same shape
+    yt = twin.ask()
+    np.testing.assert_array_equal(y, yt)
+    a.tell(y, sphere(y))
+    twin.tell(yt, sphere(yt))
+    assert_same_sequence(a, twin, generations=2)
+
+
+@pytest.mark.parametrize("name, options", CASES)
+def test_base_bookkeeping_round_trips_through_the_state_dict(name, options):
+    """The base's own keys: the generation counter and the pending codes (exactly the codes
+    asked, None once told), restored on a fresh instance, which then takes the pending tell
+    and refuses a second one; a state without ``pending`` (checkpoints of older runs, taken
+    after tell) loads as nothing pending."""
+    a = make(name, options, seed=31)
+    run(a, 2)
+    told = a.state_dict()
+    assert told["generation"] == 2 and told["pending"] is None
+    x = a.ask()
+    asked = pickle.loads(pickle.dumps(a.state_dict()))
+    assert asked["generation"] == 2
+    np.testing.assert_array_equal(np.asarray(asked["pending"], np.float32), x)
+    b = make(name, options, seed=32)
+    b.load_state_dict(asked)
+    b.tell(x, sphere(x))
+    assert b.generation == 3 and b.state_dict()["pending"] is None
+    with pytest.raises(ValueError, match="without a pending ask"):
+        b.tell(x, sphere(x))
+    c = make(name, options, seed=33)
+    c.load_state_dict(asked)
+    c.load_state_dict({k: v for k, v in told.items() if k != "pending"})  # an older checkpoint
+    assert c.generation == 2
+    with pytest.raises(ValueError, match="without a pending ask"):
+        c.tell(x, sphere(x))
+    a.tell(x, sphere(x))
+    d = make(name, options, seed=34)
+    d.load_state_dict(told)
+    run(d, 1)
+    assert_same_sequence(a, d, generations=2)
+
+
+@pytest.mark.parametrize("name, options", CASES)
 def test_tell_with_wrong_shapes_raises_and_changes_nothing(name, options):
     a, twin = make(name, options, seed=9), make(name, options, seed=9)
     run(a, 1)
