@@ -350,6 +350,30 @@ class RigSimulator:
         self.outbox = keep
 
 
+class ServingThread:
+    """A :class:`RigSimulator` serving in a daemon thread of this process (real sockets on
+    loopback), for in-process rigs: tests and the ``zmq`` responder's contract-test example.
+    :meth:`stop` ends the thread and closes the server; calling it again does nothing."""
+
+    def __init__(self, sim: RigSimulator):
+        self.sim = sim
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sim.serve(0.1)
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(10)
+        self._thread = None
+        self.sim.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # command line
 

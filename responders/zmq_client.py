@@ -31,6 +31,9 @@ import numpy as np
 import torch
 import zmq
 
+from responders.noise import MultiplicativeGaussianNoise
+from responders.rig_sim import Faults, RigSimulator, ServingThread
+from responders.torch_unit import TorchUnit
 from xdream.core.errors import ConfigError, XDreamError
 from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
@@ -59,6 +62,24 @@ class ZmqResponder(Responder):
     floats (in-silico rigs); rigs showing images on a screen want ``uint8``."""
 
     name = "zmq"
+    _example_rig: ServingThread | None = None  # the in-process rig of :meth:`example`, stopped by close()
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "ZmqResponder":
+        """A client of a real ``xdream rig simulate`` server (:class:`~responders.rig_sim.RigSimulator`)
+        serving on loopback in a thread of this process: the ``torch-unit`` example neuron with
+        multiplicative Gaussian trial noise and a quarter of the trials invalid (so some images
+        score NaN), all drawn from ``seed``. :meth:`close` stops the server too."""
+        sim = RigSimulator(TorchUnit.example(workdir), endpoint="tcp://127.0.0.1:*", log=Path(workdir) / "rig-log.jsonl",
+                           noise=MultiplicativeGaussianNoise(0.2), seed=seed, faults=Faults(invalid=0.25))
+        rig = ServingThread(sim)
+        try:
+            client = cls(sim.endpoint)
+        except BaseException:
+            rig.stop()
+            raise
+        client._example_rig = rig
+        return client
 
     def __init__(
         self,
@@ -374,6 +395,9 @@ class ZmqResponder(Responder):
             self._socket = None
         if not self._context.closed:
             self._context.term()
+        if self._example_rig is not None:
+            self._example_rig.stop()
+            self._example_rig = None
 
     def __repr__(self) -> str:
         return f"ZmqResponder({self.target!r}, repeats={self.repeats}, {self.encoding}/{self.dtype})"

@@ -2,7 +2,7 @@
 
 Score of a run: the best noise-free activation of any image it evaluated (``clean_best``).
 Normalised per unit (generator x target) by the best score any optimiser reached on that unit,
-over all noise levels and repeats (REFERENCE.md section 6). Writes, into the sweep directory
+over all noise levels and repeats (Wang & Ponce, GECCO 2022). Writes, into the sweep directory
 (or ``--output``): ``table.md`` (mean normalised score per optimiser x noise, the anchors
 beside, and the ratio of each optimiser to the XDREAM GA), ``records.csv`` (one raw row per
 run, normalised score included) and ``figure.png``.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Wang & Ponce (GECCO 2022), normalised means on AlexNet units with DeePSiM fc6 (REFERENCE.md 6)
+# Wang & Ponce (GECCO 2022), normalised means on AlexNet units with DeePSiM fc6
 ANCHORS = {
     "ga-wang-ponce": {"all": 0.333, "0": 0.37},
     "cholesky-cma": {"all": 0.556, "0": 0.73},

@@ -14,7 +14,7 @@ import pytest
 import torch
 import zmq
 
-from responders.rig_sim import Faults, RigSimulator
+from responders.rig_sim import Faults, RigSimulator, ServingThread
 from responders.torch_unit import TorchUnit
 from responders.zmq_client import TRIALS_FILE, RigUnavailableError, ZmqResponder
 from xdream import Experiment, ExperimentConfig
@@ -61,22 +61,12 @@ def sim_thread():
     def start(tmp_path, **kwargs):
         neuron = TorchUnit(TARGET, input_size=64)
         sim = RigSimulator(neuron, endpoint=LOOPBACK, log=tmp_path / "rig-log.jsonl", **kwargs)
-        stop = threading.Event()
-
-        def loop():
-            while not stop.is_set():
-                sim.serve(0.1)
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        started.append((sim, stop, thread))
+        started.append(ServingThread(sim))
         return sim
 
     yield start
-    for sim, stop, thread in started:
-        stop.set()
-        thread.join(10)
-        sim.close()
+    for serving in started:
+        serving.stop()
 
 
 @pytest.fixture
