@@ -33,15 +33,48 @@ import torch.nn.functional as F
 
 from xdream.core.errors import ConfigError
 from xdream.core.generator import Generator
+from xdream.weights.cache import WeightsStore
+from xdream.weights.entry import WeightsEntry, by_name
 from xdream.weights.store import check_table, load_tensor_file
-from xdream.weights.catalogue import WeightsStore
 
 from .biggan_net import CONFIGS, RESOLUTIONS, BigGANDeepNet, StatsBatchNorm, SpectralWeight, expected_shapes
 
 __all__ = ["CONFIGS", "RESOLUTIONS", "BigGANDeepNet", "StatsBatchNorm", "expected_shapes", "read_state_dict",
-           "init_state_dict", "BigGANDeep", "BigGANDeep128", "BigGANDeep256", "BigGANDeep512"]
+           "init_state_dict", "WEIGHTS", "BigGANDeep", "BigGANDeep128", "BigGANDeep256", "BigGANDeep512"]
 
 # -- weights ------------------------------------------------------------------------------------
+
+# The pytorch-pretrained-biggan package's files (Apache-2.0). Its own URLs are
+# s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-{128,256,512}-pytorch_model.bin, for
+# which no hash is published. The 128 file is also on the Hugging Face Hub (uploaded by HF staff
+# with the package's 630-byte config.json), where its LFS SHA-256 is shown: the entry points at
+# that copy so that the hash belongs to the file downloaded. 256 and 512: no published hash or exact
+# size found; those files are checked by their keys and shapes at load. Rounded sizes: the package
+# README's (MiB).
+_S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
+_PUBLISHED = (
+    (128, "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/pytorch_model.bin",
+     "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9", "201 MiB"),
+    (256, f"{_S3}biggan-deep-256-pytorch_model.bin", None, "224 MiB"),
+    (512, f"{_S3}biggan-deep-512-pytorch_model.bin", None, "225 MiB"),
+)
+# resolution -> its published file
+WEIGHTS: dict[int, WeightsEntry] = {
+    res: WeightsEntry(
+        name=f"biggan-deep-{res}",
+        url=url,
+        file_name=f"biggan-deep-{res}-pytorch_model.bin",
+        sha256=sha,
+        size=None,
+        licence="Apache-2.0",
+        description=f"BigGAN-deep {res}px (Brock et al. 2019), weights of pytorch-pretrained-biggan",
+        size_text=size_text,
+        citation="Brock, Donahue & Simonyan (2019), Large scale GAN training for high fidelity natural image "
+                 "synthesis, ICLR; files: github.com/huggingface/pytorch-pretrained-BigGAN",
+    )
+    for res, url, sha, size_text in _PUBLISHED
+}
+
 
 def read_state_dict(path: Path, resolution: int, what: str) -> OrderedDict:
     """Load a package weights file (tensors only) and check its keys and shapes exactly; a file
@@ -116,7 +149,7 @@ class BigGANDeep(Generator):
     """BigGAN-deep with the Ponce-lab 256-d latent; subclasses fix ``resolution``.
 
     Options: ``weights`` (a local file instead of the cache), ``verify`` (check its SHA-256;
-    default true), ``sha256`` (the hash to check instead of the catalogued one), ``truncation``
+    default true), ``sha256`` (the hash to check instead of the published one), ``truncation``
     (0.7: which batch-norm statistics are used, in (0, 1]), ``noise_std`` (0.7: the initial noise
     half's scale), ``init_class`` (an ImageNet class 0-999 whose embedding is the initial class
     half; default zeros)."""
@@ -129,6 +162,7 @@ class BigGANDeep(Generator):
         config = CONFIGS[cls.resolution]
         cls.latent_shape = (config["z_dim"] + config["class_embed_dim"],)
         cls.image_size = cls.resolution
+        cls.weights_files = (WEIGHTS[cls.resolution],)
 
     def __init__(self, *, weights: str | None = None, verify: bool = True, sha256: str | None = None,
                  truncation: float = 0.7, noise_std: float = 0.7, init_class: int | None = None,
@@ -144,7 +178,7 @@ class BigGANDeep(Generator):
                               f"got {init_class}")
         self.truncation, self.noise_std, self.init_class = float(truncation), float(noise_std), init_class
         self.z_dim = config["z_dim"]
-        store = WeightsStore.from_environment()
+        store = WeightsStore.from_environment(catalog=by_name(self.weights_files))
         self.weights_path = store.resolve(self.name, weights, verify=verify, sha256=sha256)
         state = read_state_dict(self.weights_path, self.resolution, self.name)
         with torch.device("meta"):

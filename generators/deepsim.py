@@ -11,9 +11,10 @@ layer has a bias; LeakyReLU(0.3) follows the layers marked so.
 
 Output convention (all variants): the network emits Caffe BGR, mean-subtracted, on a 0..255
 scale (the norm/conv variants through ``tanh * 255``); images are RGB = reversed channels +
-[123, 117, 104], clamped to [0, 255], / 255. Weights come from the weights manager
-(:mod:`xdream.weights.catalogue`), verified by SHA-256 unless ``verify = false``; nothing is ever
-downloaded here.
+[123, 117, 104], clamped to [0, 255], / 255. Each variant declares its published file in
+``weights_files`` (:data:`WEIGHTS`); it is loaded from the weights cache
+(:mod:`xdream.weights.cache`, ``xdream weights download deepsim-fc6``), verified by SHA-256
+unless ``verify = false``; nothing is ever downloaded here.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import torch
 from torch import nn
 
 from xdream.core.generator import Generator
+from xdream.weights.cache import WeightsStore
+from xdream.weights.entry import WeightsEntry, by_name
 from xdream.weights.store import check_table, load_tensor_file
-from xdream.weights.catalogue import WeightsStore
 
 RGB_MEAN = (123.0, 117.0, 104.0)
 SLOPE = 0.3
@@ -112,6 +114,37 @@ LATENT_SHAPES = {
 TANH_OUTPUT = {"norm1", "norm2", "conv3", "conv4"}  # their last layer is tanh * 255
 IMAGE_SIZES = {v: 240 if v.startswith("norm") else 256 for v in LAYERS}
 
+_URL = "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/"
+_PUBLISHED = (
+    # variant, SHA-256 and exact size as published on the Hugging Face file / commit pages
+    # (None: not found in public sources), and the size as the file page rounds it
+    ("norm1", "c221ea2e0fd370dbd9942f13a606822269f34f176f841b1e89ee52c90c393d95", 4_144_419, "4.14 MB"),
+    ("norm2", "02f595f8980224f4fddb25bb359e3988141b6868ecddbb73604cba90305fa469", 6_651_683, "6.65 MB"),
+    ("conv3", "c99f69897e4911df63fbb353904f0039faef5eec5af671d6249bb4fcf8be850f", None, "32.3 MB"),
+    ("conv4", "6650b46fb82f3c6d4b1cdbd25a211ca45696be6f7e1a33f95fbc5790c46250df", 32_304_279, "32.3 MB"),
+    ("pool5", None, None, "?"),
+    ("fc6", "d92b0897c56bf8d8d082dc9ea9f0a806490d3da064a7929e4ff813fa95623875", 224_398_749, "224 MB"),
+    ("fc6_eucl", "068ee1ad67ce0a6c033bd4af704a01dbf8780f88ec919c526902b95a7f443179", None, "224 MB"),
+    ("fc7", "b2c70c0ebfd060e13594556eb37d76c288a4c37431e3ec5307316758cf2b1ec2", None, "224 MB"),
+    ("fc8", "b49d115d8252bdb2a20605e1491f380c3d6c4f1dd24113f2a9f6353069a40421", None, "174 MB"),
+)
+# variant -> its published file (Binxu Wang's port of the Caffe models, MIT)
+WEIGHTS: dict[str, WeightsEntry] = {
+    v: WeightsEntry(
+        name=f"deepsim-{v.replace('_', '-')}",
+        url=f"{_URL}upconvGAN_{v}.pt",
+        file_name=f"upconvGAN_{v}.pt",
+        sha256=sha,
+        size=size,
+        licence="MIT",
+        description=f"DeePSiM {v} generator (Dosovitskiy & Brox 2016), PyTorch port by Binxu Wang",
+        size_text=size_text,
+        citation="Dosovitskiy & Brox (2016), Generating images with perceptual similarity metrics based on "
+                 "deep networks, NeurIPS; port: huggingface.co/binxu/DeePSim_DosovitskiyBrox2016",
+    )
+    for v, sha, size, size_text in _PUBLISHED
+}
+
 
 def expected_shapes(variant: str) -> OrderedDict[str, tuple[int, ...]]:
     """The official state-dict keys of ``variant`` in file order, with their shapes."""
@@ -186,11 +219,12 @@ class DeePSiM(Generator):
         cls.name = f"deepsim-{cls.variant.replace('_', '-')}"
         cls.latent_shape = LATENT_SHAPES[cls.variant]
         cls.image_size = IMAGE_SIZES[cls.variant]
+        cls.weights_files = (WEIGHTS[cls.variant],)
 
     def __init__(self, *, weights: str | None = None, verify: bool = True, sha256: str | None = None,
                  device: str = "cpu"):
         super().__init__(device=device)
-        store = WeightsStore.from_environment()
+        store = WeightsStore.from_environment(catalog=by_name(self.weights_files))
         self.weights_path = store.resolve(self.name, weights, verify=verify, sha256=sha256)
         state = read_state_dict(self.weights_path, self.variant, self.name)
         with torch.device("meta"):

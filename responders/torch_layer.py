@@ -8,6 +8,8 @@ score per image, for evolution) is the mean over those units, a population respo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -37,6 +39,11 @@ class TorchLayer(TorchUnit):
     def accepts_target(cls, spec: str) -> bool:
         """A layer spec has 2 or 4 fields (``MODEL:LAYER[:Y:X]``); checked fully on construction."""
         return isinstance(spec, str) and len(spec.split(":")) in (2, 4)
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "TorchLayer":
+        """Every channel of an early EfficientNet-Lite0 block at 64 px (deterministic)."""
+        return cls(TorchUnit.EXAMPLE_TARGET.rsplit(":", 1)[0], input_size=64)
 
     def __init__(
         self,

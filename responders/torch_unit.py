@@ -216,6 +216,13 @@ class TorchUnit(Responder):
 
     name = "torch-unit"
     target_form = "MODEL:LAYER:CHANNEL[:Y:X] (one unit)"
+    EXAMPLE_TARGET = "efficientnet_lite0:_blocks.2:5"  # an early unit: the forward pass stops there
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "TorchUnit":
+        """An early unit of the bundled pretrained EfficientNet-Lite0 at 64 px: cheap, and
+        deterministic (``seed`` is not needed)."""
+        return cls(cls.EXAMPLE_TARGET, input_size=64)
 
     def __init__(
         self,
@@ -414,8 +421,9 @@ class TorchUnit(Responder):
         return isinstance(spec, str) and len(spec.split(":")) in (3, 5)
 
     @classmethod
-    def list_layers(cls, model: str, weights: str | Path | None = None) -> list[tuple[str, tuple[int, ...]]]:
-        return list_layers(model, weights=weights)
+    def list_layers(cls, model: str, weights: str | Path | None = None,
+                    input_size: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
+        return list_layers(model, input_size=input_size, weights=weights)
 
     def __repr__(self) -> str:
         return f"TorchUnit({self.target}, readout={self.readout!r}, layer_shape={list(self.layer_shape)})"

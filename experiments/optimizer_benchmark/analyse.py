@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Wang & Ponce (GECCO 2022), normalised means on AlexNet units with DeePSiM fc6 (REFERENCE.md 6)
+# Wang & Ponce (GECCO 2022), normalised means on AlexNet units with DeePSiM fc6
 ANCHORS = {
     "ga-wang-ponce": {"all": 0.333, "0": 0.37},
     "cholesky-cma": {"all": 0.556, "0": 0.73},

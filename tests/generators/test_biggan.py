@@ -17,7 +17,9 @@ from xdream.core import registry
 from xdream.cli import build_parser, config_from_args
 from xdream.core.errors import ConfigError, WeightsError
 from xdream.weights.store import sha256_file
-from xdream.weights.catalogue import CATALOG
+from xdream.weights.catalogue import registered
+
+CATALOG = registered()
 
 SIZES = [128, 256, 512]
 BUFFERS = ("running_means", "running_vars", "weight_u", "weight_v")

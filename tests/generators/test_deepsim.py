@@ -12,7 +12,9 @@ import torch
 from generators import deepsim
 from xdream.core import registry
 from xdream.core.errors import WeightsError
-from xdream.weights.catalogue import CATALOG
+from xdream.weights.catalogue import registered
+
+CATALOG = registered()
 
 VARIANTS = list(deepsim.LAYERS)
 NAMES = {v: "deepsim-" + v.replace("_", "-") for v in VARIANTS}

@@ -4,7 +4,7 @@ A :class:`Protocol` is built from a preset and optional overrides (TOML / ``--se
 every parameter range, and expands into a :class:`StimulusTable` -- one row per distinct
 stimulus with its sweep, family and parameters -- which renders any rows at any size.
 
-Presets (Harris, Mihai & Hare 2019; REFERENCE section 9):
+Presets (Harris, Mihai & Hare 2019, and their code ecs-vlc/opponency):
 
 * ``default``: baselines (black, mid-grey, white), 36 hues (0..350 deg step 10, S 1, L 0.5),
   18 orientations (0..340 deg step 20) x 32 phases (step 11.25 deg) x 16 frequencies (0..15

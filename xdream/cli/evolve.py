@@ -12,6 +12,7 @@ import sys
 
 from xdream.cli import common
 from xdream.config import ExperimentConfig, read_toml, set_dotted
+from xdream.core import registry
 from xdream.core.errors import ConfigError
 from xdream.core.threads import default_threads
 
@@ -89,9 +90,9 @@ def config_from_args(args) -> ExperimentConfig:
     data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
-        if flag == "weights":
-            key = _weights_key(data)
         if value is not None:
+            if flag == "weights":
+                key = _weights_key(data)
             if key.startswith("noise.") and "noise" not in data:
                 data["noise"] = {}
             set_dotted(data, key, value)
@@ -103,13 +104,11 @@ def config_from_args(args) -> ExperimentConfig:
 
 
 def _weights_key(data: dict) -> str:
-    """``--weights`` belongs to the generator when it loads catalogued weights, else to the
-    responder (a torchvision model's file)."""
-    from xdream.weights.catalogue import CATALOG
-
+    """``--weights`` belongs to the generator when it declares weights files (the capability
+    ``Generator.weights_files``), else to the responder (e.g. a torchvision model's file)."""
     generator = data.get("generator", {})
     name = generator.get("name") if isinstance(generator, dict) else generator
-    return "generator.weights" if name in CATALOG else "responder.weights"
+    return "generator.weights" if registry.load("generator", name).weights_files else "responder.weights"
 
 
 def run(args) -> int:

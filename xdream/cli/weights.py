@@ -1,20 +1,23 @@
 """``xdream weights list | download NAME... | verify [NAME...] | path NAME``.
 
-The store comes from the environment: ``$XDREAM_HOME`` (cache) and ``$XDREAM_WEIGHTS_MIRROR``.
+The catalogue is whatever the registered plugins declare (:mod:`xdream.weights.catalogue`); the
+store comes from the environment: ``$XDREAM_HOME`` (cache) and ``$XDREAM_WEIGHTS_MIRROR``.
+``list`` prints each file's expected SHA-256 in full, in ``sha256sum``'s ``HASH  FILE`` form, so a
+file copied to an offline rig PC can be checked by hand.
 """
 
 from __future__ import annotations
 
 from xdream.cli import common
 from xdream.core.errors import WeightsError
-from xdream.weights.catalogue import WeightsStore
+from xdream.weights.cache import WeightsStore
 
 
 def add_parser(commands) -> None:
     weights = commands.add_parser("weights", help="list, download, verify or locate pretrained weights")
     weights.set_defaults(handler=run)
     sub = weights.add_subparsers(dest="weights_command", required=True, parser_class=type(weights))
-    sub.add_parser("list", help="catalogue entries and whether each is cached")
+    sub.add_parser("list", help="the files registered plugins declare, their SHA-256 and whether each is cached")
     download = sub.add_parser("download", help="fetch weights into the cache, verified")
     download.add_argument("names", nargs="+", metavar="NAME")
     common.add_quiet(download)
@@ -31,6 +34,7 @@ def run(args) -> int:
         print(f"cache: {store.dir}")
         for name, entry in store.catalog.items():
             print(f"{name:18s} {store.status(name):8s} {entry.size_text:>8s}  {entry.licence:10s} {entry.description}")
+            print(f"    {entry.sha256 or '(no published SHA-256)':64s}  {entry.file_name}")
         return 0
     if command == "path":
         print(store.path(args.name))

@@ -17,11 +17,26 @@ import torch
 
 class Generator(ABC):
     """Base class for image generators. Subclasses set ``name``, ``latent_shape`` and
-    ``image_size`` and implement :meth:`decode_tensor`."""
+    ``image_size`` and implement :meth:`decode_tensor`.
+
+    **Weights (a capability).** ``weights_files`` lists the published files the plugin loads, as
+    :class:`~xdream.weights.entry.WeightsEntry` s (url, file name, size, SHA-256, licence,
+    citation), declared on the class beside its code as torchvision's ``Weights`` enums are.
+    ``xdream weights list/download/verify/path`` works over what registered plugins declare, and
+    ``xdream evolve --weights FILE`` goes to the generator when it declares files (else to the
+    responder). The plugin loads its file with
+    ``WeightsStore.from_environment(catalog=by_name(self.weights_files)).resolve(NAME, ...)``.
+    Default: none.
+
+    **Contract test.** ``tests/generators/test_generator_contract.py`` builds every registered
+    generator with no options (its declared weights from the cache: ``xdream weights download``
+    first), or with the options ``tests/generators/conftest.py`` gives generators whose
+    published weights cannot ship with the tests."""
 
     name: str = "generator"
     latent_shape: tuple[int, ...]
     image_size: int
+    weights_files: tuple = ()  # of xdream.weights.entry.WeightsEntry (the core imports nothing else)
 
     def __init__(self, *, device: str = "cpu"):
         self.device = torch.device(device)

@@ -23,6 +23,9 @@ capability                        what it is for                                
 ``last_clean``                    noise-free scores of the last call, when the        None
                                   responder adds simulated noise
 ``prepare(run_dir, g, ids)``      called before each batch (rigs keep records there)  nothing
+``weights_files``                 published files it loads (``xdream weights``)       ``()``: none
+``example(workdir, seed)``        (classmethod) a cheap instance for the contract     ``cls()``
+                                  tests (``test_responder_contract.py``)
 ================================  ==================================================  ===========================
 """
 
@@ -37,9 +40,14 @@ import torch
 
 class Responder(ABC):
     """Base class for responders; subclasses implement :meth:`respond` (and may declare the
-    capabilities in the module docstring)."""
+    capabilities in the module docstring).
+
+    ``weights_files``: the published files the plugin loads, declared on the class as on
+    :class:`~xdream.core.generator.Generator` (listed, downloaded and verified by ``xdream
+    weights``). Default: none. :meth:`example` gives the contract tests an instance."""
 
     name: str = "responder"
+    weights_files: tuple = ()  # of xdream.weights.entry.WeightsEntry (the core imports nothing else)
     #: The image size (px) the responder reads natively; None: any size.
     input_size: int | None = None
     #: Noise-free scores of the last :meth:`respond` when the responder simulates noise; else None.
@@ -65,6 +73,17 @@ class Responder(ABC):
         """A :class:`xdream.gradient.ModelTarget` (differentiable model, preprocessing and
         objective) for gradient ascent, or None when the responder has none (a rig)."""
         return None
+
+    @classmethod
+    def example(cls, workdir: Path, seed: int = 0) -> "Responder":
+        """A small, cheap, working instance for the contract tests, which run it for every
+        registered responder (``tests/responders/test_responder_contract.py``), so a new plugin
+        is tested without a test file of its own. ``workdir`` is an empty folder the instance may
+        use (logs, keys); ``seed`` seeds any randomness it has, so two examples made with the same
+        seed give the same scores for the same images. Anything it starts (a server, a thread)
+        is stopped by its :meth:`close`. Default: the class with no options; a plugin whose
+        constructor needs options (a target, an endpoint) overrides this."""
+        return cls()
 
     @abstractmethod
     def respond(self, images: torch.Tensor) -> np.ndarray:
@@ -103,6 +122,12 @@ class NoiseModel(ABC):
     responder (see :class:`NoisyResponder`)."""
 
     name: str = "noise"
+
+    @classmethod
+    def example(cls) -> "NoiseModel":
+        """A typical instance for the contract tests (``tests/responders/test_noise_contract.py``
+        runs them for every registered noise model). Default: the class with no options."""
+        return cls()
 
     @abstractmethod
     def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """CholeskyCMA: CMA-ES with a lazily updated Cholesky factor (Wang & Ponce, GECCO 2022).
 
 Samples ``x = mean + sigma * z @ A`` with ``z ~ N(0, I)``; ``C = A^T A``. Settings of the
-paper (REFERENCE.md section 5): population ``4 + floor(3 log2 d)`` (40 at d = 4096), sigma0 3,
+paper (Wang & Ponce, GECCO 2022): population ``4 + floor(3 log2 d)`` (40 at d = 4096), sigma0 3,
 initial mean zero (or the mean of ``init``), mu = lambda / 2 log-rank weights,
 ``cc = 4 / (d + 4)``, ``cs = sqrt(mueff) / (sqrt(mueff) + sqrt(d))``,
 ``c1 = 2 / (d + sqrt 2)^2``, ``damps = 1 + cs + 2 max(0, sqrt((mueff - 1) / (d + 1)) - 1)``;

@@ -1,5 +1,7 @@
-"""Weight files: the mechanism only (catalogue entries come from the plugins that use them).
+"""Weight files: the mechanism only. No file is named here: each plugin declares its own.
 
-- :mod:`.store`      locating a file and checking it against its SHA-256 before it is loaded
-- :mod:`.catalogue`  the local cache of published weight files: download, verify, path
+- :mod:`.entry`      one published file (url, file name, size, SHA-256, licence, citation)
+- :mod:`.catalogue`  the files every registered plugin declares (``weights_files``), collected
+- :mod:`.cache`      the local cache of those files: download, verify, path
+- :mod:`.store`      checking a file against its SHA-256 and loading it before use
 """

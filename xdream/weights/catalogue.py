@@ -1,281 +1,48 @@
-"""The pretrained-weights manager: a catalogue of published weight files and a local cache.
+"""The weights catalogue: every file the registered plugins declare.
 
-Each catalogue entry names a file by URL, file name, size and SHA-256 (``None`` where the
-publisher does not state it) and its licence. Files live in ``$XDREAM_HOME/weights``
-(default: the user cache directory, e.g. ``~/.cache/xdream/weights``). A download streams
-to ``FILE.part`` beside the destination with a progress bar, resumes a partial file with an
-HTTP Range request, checks size and hash, and only then renames the file into place
-(atomically). A file that fails the check is moved to ``weights/quarantine/`` and never
-loaded; a good cached file is never overwritten. ``XDREAM_WEIGHTS_MIRROR`` (a base URL)
-fetches the same file names from a lab mirror instead of the publisher.
-
-Nothing here downloads unless :meth:`WeightsStore.download` is called (``xdream weights
-download``); loading code only ever calls :meth:`WeightsStore.resolve`, which fails with one
-line naming the URL, the expected hash and where to put the file.
+No file is listed here: each generator or responder class declares its own files in its
+``weights_files`` class attribute (see :class:`xdream.core.generator.Generator`), and this module
+collects them through the registry, so a third-party plugin's weights are listed, downloaded and
+verified by ``xdream weights`` exactly like the built-in ones.
 """
 
 from __future__ import annotations
 
-import http.client
-import os
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Iterable, Mapping
 
-from xdream.core.errors import UnknownNameError, WeightsError, choices_text
-from xdream.weights.store import sha256_file
+from xdream.core import registry
+from xdream.core.errors import WeightsError
+from xdream.weights.entry import WeightsEntry
 
-HOME_ENV = "XDREAM_HOME"
-MIRROR_ENV = "XDREAM_WEIGHTS_MIRROR"
-CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class WeightsEntry:
-    """One published weights file. ``sha256``/``size`` are None where not published."""
-
-    name: str
-    url: str
-    file_name: str
-    sha256: str | None
-    size: int | None
-    licence: str
-    description: str
-    size_text: str = "?"  # the size as the publisher's page rounds it, for listings
-
-    def hash_text(self) -> str:
-        """How a message names the expected hash."""
-        return f"SHA-256 {self.sha256}" if self.sha256 else "no published SHA-256: keys and shapes are checked at load"
+# plugin kinds whose interface declares ``weights_files``
+WEIGHTS_KINDS = ("generator", "responder")
 
 
-_DEEPSIM_URL = "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/"
-_DEEPSIM = (
-    # variant, SHA-256 and exact size as published on the Hugging Face file / commit pages
-    # (None: not found in public sources), and the size as the file page rounds it
-    ("norm1", "c221ea2e0fd370dbd9942f13a606822269f34f176f841b1e89ee52c90c393d95", 4_144_419, "4.14 MB"),
-    ("norm2", "02f595f8980224f4fddb25bb359e3988141b6868ecddbb73604cba90305fa469", 6_651_683, "6.65 MB"),
-    ("conv3", "c99f69897e4911df63fbb353904f0039faef5eec5af671d6249bb4fcf8be850f", None, "32.3 MB"),
-    ("conv4", "6650b46fb82f3c6d4b1cdbd25a211ca45696be6f7e1a33f95fbc5790c46250df", 32_304_279, "32.3 MB"),
-    ("pool5", None, None, "?"),
-    ("fc6", "d92b0897c56bf8d8d082dc9ea9f0a806490d3da064a7929e4ff813fa95623875", 224_398_749, "224 MB"),
-    ("fc6_eucl", "068ee1ad67ce0a6c033bd4af704a01dbf8780f88ec919c526902b95a7f443179", None, "224 MB"),
-    ("fc7", "b2c70c0ebfd060e13594556eb37d76c288a4c37431e3ec5307316758cf2b1ec2", None, "224 MB"),
-    ("fc8", "b49d115d8252bdb2a20605e1491f380c3d6c4f1dd24113f2a9f6353069a40421", None, "174 MB"),
-)
-
-# BigGAN-deep: the pytorch-pretrained-biggan package's files (Apache-2.0). Its own URLs are
-# s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-{128,256,512}-pytorch_model.bin, for
-# which no hash is published. The 128 file is also on the Hugging Face Hub (uploaded by HF staff
-# with the package's 630-byte config.json), where its LFS SHA-256 is shown: the catalogue points at
-# that copy so that the hash belongs to the file downloaded. 256 and 512: no published hash or exact
-# size found; those files are checked by their keys and shapes at load. Rounded sizes: the package
-# README's (MiB).
-_BIGGAN_S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
-_BIGGAN = (
-    (128, "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/pytorch_model.bin",
-     "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9", "201 MiB"),
-    (256, f"{_BIGGAN_S3}biggan-deep-256-pytorch_model.bin", None, "224 MiB"),
-    (512, f"{_BIGGAN_S3}biggan-deep-512-pytorch_model.bin", None, "225 MiB"),
-)
-
-CATALOG: Mapping[str, WeightsEntry] = MappingProxyType({
-    **{f"biggan-deep-{res}": WeightsEntry(
-        name=f"biggan-deep-{res}",
-        url=url,
-        file_name=f"biggan-deep-{res}-pytorch_model.bin",
-        sha256=sha,
-        size=None,
-        licence="Apache-2.0",
-        description=f"BigGAN-deep {res}px (Brock et al. 2019), weights of pytorch-pretrained-biggan",
-        size_text=size_text,
-    ) for res, url, sha, size_text in _BIGGAN},
-    **{f"deepsim-{v.replace('_', '-')}": WeightsEntry(
-        name=f"deepsim-{v.replace('_', '-')}",
-        url=f"{_DEEPSIM_URL}upconvGAN_{v}.pt",
-        file_name=f"upconvGAN_{v}.pt",
-        sha256=sha,
-        size=size,
-        licence="MIT",
-        description=f"DeePSiM {v} generator (Dosovitskiy & Brox 2016), PyTorch port by Binxu Wang",
-        size_text=size_text,
-    )
-    for v, sha, size, size_text in _DEEPSIM},
-})
+def registered() -> Mapping[str, WeightsEntry]:
+    """The catalogue of every registered generator and responder (their classes are imported)."""
+    return collect((kind, name, registry.load(kind, name))
+                   for kind in WEIGHTS_KINDS for name in registry.available(kind))
 
 
-def default_home(environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDREAM_HOME`` or the platform's user cache directory for xdream."""
-    environ = os.environ if environ is None else environ
-    if environ.get(HOME_ENV):
-        return Path(environ[HOME_ENV]).expanduser()
-    import platformdirs
+def collect(plugins: Iterable[tuple[str, str, type]]) -> Mapping[str, WeightsEntry]:
+    """A read-only catalogue ``name -> entry`` of the files ``(kind, name, class)`` declare.
 
-    return Path(platformdirs.user_cache_dir("xdream"))
-
-
-class WeightsStore:
-    """The weights cache under ``home/weights`` for a catalogue of entries.
-
-    ``mirror`` (a base URL) replaces each entry's URL by ``mirror/<file name>``."""
-
-    def __init__(self, home: str | Path | None = None, catalog: Mapping[str, WeightsEntry] = CATALOG,
-                 mirror: str | None = None):
-        self.dir = Path(home if home is not None else default_home()) / "weights"
-        self.catalog = catalog
-        self.mirror = mirror
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "WeightsStore":
-        environ = os.environ if environ is None else environ
-        return cls(default_home(environ), mirror=environ.get(MIRROR_ENV) or None)
-
-    # -- look-up ----------------------------------------------------------------------------
-    def entry(self, name: str) -> WeightsEntry:
-        if name not in self.catalog:
-            raise UnknownNameError(f"unknown weights {name!r}; valid: {choices_text(sorted(self.catalog))}")
-        return self.catalog[name]
-
-    def path(self, name: str) -> Path:
-        """Where the cached file of ``name`` lives (whether or not it is there yet)."""
-        return self.dir / self.entry(name).file_name
-
-    def url(self, name: str) -> str:
-        entry = self.entry(name)
-        return f"{self.mirror.rstrip('/')}/{entry.file_name}" if self.mirror else entry.url
-
-    def quarantine_dir(self) -> Path:
-        return self.dir / "quarantine"
-
-    # -- checking ---------------------------------------------------------------------------
-    def problem(self, name: str, path: Path, sha256: str | None = None) -> str | None:
-        """Why ``path`` is not the file of ``name`` (size, then hash), or None if it is.
-        ``sha256`` overrides the catalogue's hash (your own weights)."""
-        entry = self.entry(name)
-        expected = sha256 or entry.sha256
-        size = path.stat().st_size
-        if sha256 is None and entry.size is not None and size != entry.size:
-            return f"{path} has {size} bytes, expected {entry.size}"
-        if expected is not None:
-            actual = sha256_file(path)
-            if actual != expected:
-                return f"{path} has SHA-256 {actual}, expected {expected}"
-        return None
-
-    def resolve(self, name: str, weights: str | Path | None = None, *, verify: bool = True,
-                sha256: str | None = None) -> Path:
-        """The verified file to load for ``name``: the local ``weights`` file if given, else
-        the cached one. Never downloads; a missing or wrong file is one WeightsError."""
-        entry = self.entry(name)
-        if weights is not None:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise WeightsError(f"{name}: weights file {path} not found")
-        else:
-            path = self.path(name)
-            if not path.is_file():
-                raise WeightsError(
-                    f"{name}: weights not found at {path}; run `xdream weights download {name}` or fetch "
-                    f"{self.url(name)} ({entry.hash_text()}) and put it there, or pass --weights FILE"
-                )
-        if verify:
-            reason = self.problem(name, path, sha256)
-            if reason is not None:
-                hint = (f"; replace it with `xdream weights download {name}`" if weights is None
-                        else "; pass --no-verify to use weights of your own")
-                raise WeightsError(f"{name}: {reason}; the file is corrupt or not the published one{hint}")
-        return path
-
-    def status(self, name: str, *, check_hash: bool = False) -> str:
-        """``missing``, ``present`` (not hashed), ``ok``, ``ok (hash not published)`` or the problem."""
-        path = self.path(name)
-        if not path.is_file():
-            return "missing"
-        if not check_hash:
-            return "present"
-        reason = self.problem(name, path)
-        if reason is not None:
-            return "BAD: " + reason
-        return "ok" if self.entry(name).sha256 else "ok (hash not published; size and keys checked at load)"
-
-    # -- downloading ------------------------------------------------------------------------
-    def download(self, name: str, *, progress: bool = True, attempts: int = 3, timeout: float = 30.0) -> Path:
-        """Fetch ``name`` into the cache (resuming ``.part`` files) and verify it.
-
-        A good cached file is kept as it is; a bad one is quarantined first. A connection
-        that breaks is resumed from the bytes already on disk, up to ``attempts`` times."""
-        entry = self.entry(name)
-        dest = self.path(name)
-        if dest.is_file():
-            if self.problem(name, dest) is None:
-                return dest
-            self._quarantine(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(dest.name + ".part")
-        url = self.url(name)
-        error = None
-        for _ in range(max(1, attempts)):
-            try:
-                self._fetch(url, part, entry, progress=progress, timeout=timeout)
-                error = None
-                break
-            except urllib.error.HTTPError as exc:  # a definite answer: no retry
-                if exc.code == 416 and part.exists():  # nothing left to fetch: check what we have
-                    break
-                raise WeightsError(self._offline_message(name, url, dest, exc)) from None
-            except ValueError as exc:  # a malformed URL
-                raise WeightsError(self._offline_message(name, url, dest, exc)) from None
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, reset, cut short
-                error = exc
-        if error is not None:
-            have = part.stat().st_size if part.exists() else 0
-            kept = f"; {have} bytes kept in {part} to resume" if have else ""
-            raise WeightsError(self._offline_message(name, url, dest, error) + kept)
-        reason = self.problem(name, part)
-        if reason is not None:
-            moved = self._quarantine(part)
-            raise WeightsError(f"{name}: download rejected: {reason}; moved to {moved}")
-        os.replace(part, dest)
-        return dest
-
-    def _fetch(self, url: str, part: Path, entry: WeightsEntry, *, progress: bool, timeout: float) -> None:
-        from tqdm.auto import tqdm
-
-        offset = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"User-Agent": "xdream"})
-        if offset:
-            request.add_header("Range", f"bytes={offset}-")
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if offset and response.status != 206:  # the server ignored the range: start over
-                offset = 0
-            length = response.headers.get("Content-Length")
-            total = offset + int(length) if length is not None else entry.size
-            with open(part, "ab" if offset else "wb") as f, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=entry.file_name, disable=not progress,
-            ) as bar:
-                while block := response.read(CHUNK):
-                    f.write(block)
-                    bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-            if length is not None and part.stat().st_size < total:
-                raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
-
-    def _quarantine(self, path: Path) -> Path:
-        target_dir = self.quarantine_dir()
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.{os.getpid()}.bad"
-        os.replace(path, target)
-        return target
-
-    def _offline_message(self, name: str, url: str, dest: Path, exc: BaseException) -> str:
-        if isinstance(exc, urllib.error.HTTPError):
-            reason = f"HTTP {exc.code} {exc.reason}"
-        else:
-            reason = getattr(exc, "reason", None) or exc
-        return (f"{name}: cannot download {url} ({reason}); on an offline machine fetch it elsewhere "
-                f"({self.entry(name).hash_text()}) and put it at {dest}")
+    The same entry declared by two classes (a registered subclass inheriting its parent's files)
+    is one file. Two different entries with the same catalogue name or the same cache file name
+    would overwrite each other's file: that is a :class:`WeightsError` naming both plugins."""
+    entries: dict[str, WeightsEntry] = {}
+    owners: dict[tuple[str, str], tuple[WeightsEntry, str]] = {}  # ("name"|"file", value) -> first declarer
+    for kind, name, plugin in plugins:
+        who = f"{kind} {name!r} ({plugin.__module__}.{plugin.__qualname__})"
+        for entry in getattr(plugin, "weights_files", ()):
+            if not isinstance(entry, WeightsEntry):
+                raise WeightsError(f"{who} declares weights_files item {entry!r}; each must be a "
+                                   "xdream.weights.entry.WeightsEntry")
+            for key in (("name", entry.name), ("file name", entry.file_name)):
+                first = owners.setdefault(key, (entry, who))
+                if first[0] != entry:
+                    raise WeightsError(f"weights {key[0]} {key[1]!r} is declared by both {first[1]} and {who} "
+                                       "with different files; rename one of them")
+            entries[entry.name] = entry
+    return MappingProxyType(entries)

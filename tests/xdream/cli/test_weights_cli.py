@@ -7,7 +7,9 @@ import subprocess
 import pytest
 
 from xdream.cli import main
-from xdream.weights.catalogue import CATALOG
+from xdream.weights.catalogue import registered
+
+CATALOG = registered()
 
 
 @pytest.fixture
@@ -69,3 +71,14 @@ def test_real_process_shows_progress_then_one_error_line(home, file_server, xdre
     assert result.returncode == 2 and "100%" in result.stderr  # the progress bar, then the verdict
     assert lines[-1].startswith("xdream: error: deepsim-conv3: download rejected")
     assert hashlib.sha256(data).hexdigest() in lines[-1] and "Traceback" not in result.stderr
+
+
+def test_list_shows_every_expected_sha256_in_full(home, capsys):
+    """An air-gapped rig PC: the user compares ``sha256sum FILE`` with this line by hand."""
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for entry in CATALOG.values():
+        if entry.sha256 is not None:
+            assert f"{entry.sha256}  {entry.file_name}\n" in out
+        else:
+            assert "(no published SHA-256)" in out and entry.file_name in out

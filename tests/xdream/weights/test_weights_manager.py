@@ -11,7 +11,11 @@ import pytest
 import torch
 
 from xdream.core.errors import UnknownNameError, WeightsError
-from xdream.weights.catalogue import CATALOG, WeightsEntry, WeightsStore, default_home
+from xdream.weights.cache import WeightsStore, default_home
+from xdream.weights.catalogue import registered
+from xdream.weights.entry import WeightsEntry
+
+CATALOG = registered()
 
 
 def state_dict_bytes(seed=0, n=300_000) -> bytes:
