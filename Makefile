@@ -7,14 +7,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.xdream-installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test bench clean browser
+.PHONY: install demo test bench clean browser octave
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours
-	$(PIP) -e '.[test,biggan]'
+	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours;
+	# [peers]: nevergrad, the benchmark's off-the-shelf peers (and their contract tests)
+	$(PIP) -e '.[test,biggan,peers]'
 	# The DCGAN face weights ship inside gan-face-generate; its own dependencies
 	# (wandb, rdkit, moviepy, ...) are never used, so it is installed without them.
 	$(PIP) --no-deps gan-face-generate
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/xdream evolve $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser octave
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Headless Chromium for the report test (a Debian package; skipped where it cannot be installed).
@@ -32,6 +33,14 @@ browser:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; } || \
 	  echo "chromium-headless-shell not installed: the report's browser test will be skipped"
+
+# GNU Octave with its ZeroMQ package for the MATLAB-language rig's tests (experiments/rig_octave;
+# Debian packages; skipped where they cannot be installed).
+octave:
+	@{ command -v octave-cli >/dev/null && octave-cli --eval "pkg load zeromq" >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq octave octave-zeromq >/dev/null; } || \
+	  echo "octave + octave-zeromq not installed: the Octave rig's tests will be skipped"
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_loop.py

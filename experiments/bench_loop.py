@@ -11,15 +11,21 @@
 (d) The loop of (a) in two fresh processes, glibc's malloc as shipped and with
     ``xdream.core.allocator.retain_freed_memory`` (which the ``xdream`` command and this script
     use): time and page faults per generation, and their ratio.
+(e) The default job (``xdream evolve`` as shipped) idle and beside 2 busy processes (each a
+    torch matmul loop with torch's default threads), and the slowdown ratio; beside it the same
+    job as xdream ran it before ``xdream.core.threads`` (one spinning thread per core), and
+    ``xdream evolve --threads 1`` (fewer threads than cores). Goal: loaded / idle <= 3x on 2 cores.
 
     python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
     python experiments/bench_loop.py --only-generators --generators biggan-deep-128 deepsim-fc6
+    python experiments/bench_loop.py --only-load --load-generations 4
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,12 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+from xdream.core.threads import quiet_thread_pools, usable_cores
 
-from xdream import Experiment, ExperimentConfig
-from xdream.core import registry
-from xdream.core.allocator import retain_freed_memory
+quiet_thread_pools()  # as the xdream command does, before torch loads its OpenMP runtime
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from xdream import Experiment, ExperimentConfig  # noqa: E402
+from xdream.core import registry  # noqa: E402
+from xdream.core.allocator import retain_freed_memory  # noqa: E402
 
 
 def loop_vs_forward(generations: int, population: int) -> dict:
@@ -69,6 +79,59 @@ def allocator_effect(generations: int, population: int) -> dict[str, dict]:
                 f"print(json.dumps(bench_loop.loop_vs_forward({generations}, {population})))")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         results[label] = json.loads(done.stdout.splitlines()[-1])
+    return results
+
+
+BUSY_LOOP = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
+# The default job as xdream ran it before xdream.core.threads: the Python API, torch's default of a
+# spinning OpenMP thread per core (the wait policy is left unset in that process's environment).
+BEFORE_JOB = ("import sys; from xdream import Experiment, ExperimentConfig; "
+              "from xdream.core.allocator import retain_freed_memory; retain_freed_memory(); "
+              "c = ExperimentConfig.from_dict({**ExperimentConfig().to_dict(), 'generations': int(sys.argv[1]), "
+              "'threads': int(sys.argv[2])}); e = Experiment(c, run_dir=sys.argv[3]); e.run(progress=False); e.close()")
+
+
+def job_seconds(run_dir: Path) -> tuple[float, int]:
+    """Mean loop time per generation of a finished run from its log (generation 0, the warm-up,
+    left out) and the threads its config records."""
+    import tomllib
+
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    times = [sum(r["timings"].values()) for r in log[1:]]
+    return statistics.mean(times), tomllib.loads((run_dir / "config.toml").read_text())["threads"]
+
+
+def default_job(variant: str, generations: int, run_dir: Path) -> tuple[float, int]:
+    """The default job in a fresh process: ``before`` (see BEFORE_JOB), ``xdream`` (``xdream
+    evolve``, its own thread choice) or ``one-thread`` (``xdream evolve --threads 1``)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    if variant == "before":
+        command = [sys.executable, "-c", BEFORE_JOB, str(generations + 1), str(usable_cores()), str(run_dir)]
+    else:
+        command = [sys.executable, "-m", "xdream.cli", "evolve", "--generations", str(generations + 1),
+                   "--quiet", "--output", str(run_dir)]
+        command += ["--threads", "1"] if variant == "one-thread" else []
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return job_seconds(run_dir)
+
+
+def load_effect(generations: int, busy: int = 2) -> dict[str, dict]:
+    """variant -> {idle, loaded: (s/generation, threads)}: each variant's default job alone,
+    then beside ``busy`` processes running torch matmul loops with torch's defaults."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in ("before", "xdream", "one-thread"):
+            results[variant] = {"idle": default_job(variant, generations, Path(tmp) / f"{variant}-idle")}
+        loaders = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP], env=env) for _ in range(busy)]
+        try:
+            time.sleep(3)  # the busy loops past their start-up
+            for variant in results:
+                results[variant]["loaded"] = default_job(variant, generations, Path(tmp) / f"{variant}-loaded")
+        finally:
+            for process in loaders:
+                process.kill()
+                process.wait()
     return results
 
 
@@ -143,10 +206,15 @@ def main() -> None:
     parser.add_argument("--opt-generations", type=int, default=40)
     parser.add_argument("--decode-batch", type=int, default=20)
     parser.add_argument("--only-generators", action="store_true", help="run part (c) only")
+    parser.add_argument("--only-load", action="store_true", help="run part (e) only")
+    parser.add_argument("--load-generations", type=int, default=4, help="generations per job in part (e)")
     parser.add_argument("--generators", nargs="+", metavar="NAME", help="part (c) for these generators only")
     args = parser.parse_args()
     retain_freed_memory()  # as the xdream command does; (d) measures what it is worth
     print(f"torch threads: {torch.get_num_threads()}")
+    if args.only_load:
+        load(args)
+        return
     if not args.only_generators:
         loop_and_optimisers(args)
     print(f"\n(c) decode throughput, batch {args.decode_batch}, no gradients")
@@ -154,6 +222,18 @@ def main() -> None:
         print(f"    {name:18s} {speed:8.2f} img/s   latent {dim:6d}   {size}x{size} px")
     if not args.only_generators:
         allocator(args)
+        load(args)
+
+
+def load(args) -> None:
+    print(f"\n(e) the default job idle and beside 2 busy torch processes ({args.load_generations} generations "
+          f"after a warm-up, {usable_cores()} cores, load average {os.getloadavg()[0]:.1f} at the start)")
+    labels = {"before": "before (spinning, 1 thread/core)", "xdream": "xdream evolve (its choice)",
+              "one-thread": "xdream evolve --threads 1"}
+    for variant, r in load_effect(args.load_generations).items():
+        (idle, t_idle), (loaded, t_loaded) = r["idle"], r["loaded"]
+        print(f"    {labels[variant]:34s} idle {idle * 1e3:8.1f} ms/gen ({t_idle} threads)   loaded "
+              f"{loaded * 1e3:8.1f} ms/gen ({t_loaded} threads)   loaded / idle = {loaded / idle:.2f}x")
 
 
 def allocator(args) -> None:

@@ -5,9 +5,13 @@ several recorded channels (independent noise on the same unit). Presentations ta
 ``presentation_ms`` each and run one at a time while the server keeps answering pings, so the
 client can tell a slow rig from a dead one.
 
-The presentation log (JSON lines, flushed after every trial) is also the reply cache: a
-request id seen again is answered from the log, a request interrupted by a crash resumes with
-the presentations still missing, so a retry or a restart never shows an image twice.
+The presentation log (JSON lines, flushed after every trial) is also the reply cache, keyed by
+request id and kept across client sessions (docs/protocol.md §5): a request id seen again is
+answered from the log (from any session: a resumed client resends the request it had in
+flight), a request interrupted by a crash resumes with the presentations still missing, so a
+retry, a restart or a client crash never shows an image twice. Images are decoded one at a
+time and scored in bounded chunks, so a request's memory is bounded by the protocol's limits.
+With CURVE every refused client handshake is reported on stderr and in the log.
 
 Fault injection for tests: each outgoing message may be dropped, delayed, duplicated or
 corrupted with given probabilities, trials may be marked invalid, and the process can exit
@@ -38,12 +42,15 @@ from xdream.core import registry
 from xdream.core.errors import ConfigError
 from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
-from xdream.rig.protocol import (DTYPES, ENCODINGS, Limits, ProtocolError, decode, decode_images, encode,
-                                 error_reply)
 from xdream.core.seeding import derive_rngs
+from xdream.rig.protocol import (DTYPES, ENCODINGS, Limits, ProtocolError, decode, encode, error_reply,
+                                 iter_images)
 
 CRASH_EXIT = 75  # exit status of an injected crash; the supervisor restarts on it
 MAX_QUEUE = 16
+DEFAULT_DEADLINE_MS = 600_000  # docs/protocol.md §4.2
+CHUNK_BYTES = 64 << 20  # the most float32 pixels the neuron sees at once
+PAYLOAD = ("image_ids", "encoding", "dtype", "shape", "repeats")  # a resend must match these (§5)
 
 
 @dataclass
@@ -76,7 +83,9 @@ class PresentationLog:
         self.path = Path(path)
         self.trials: dict[str, list[dict]] = collections.defaultdict(list)
         self.done: dict[str, dict] = {}
+        self.payloads: dict[str, dict] = {}
         self.count = 0
+        self._lock = threading.Lock()  # the CURVE authenticator thread writes refusals
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
@@ -88,11 +97,14 @@ class PresentationLog:
                     self.count += 1
                 elif event["event"] == "done":
                     self.done[event["request_id"]] = event
+                elif event["event"] == "request":
+                    self.payloads[event["request_id"]] = event["payload"]
         self._file = open(self.path, "a")
 
     def write(self, event: dict) -> None:
-        self._file.write(json.dumps(event) + "\n")
-        self._file.flush()
+        with self._lock:
+            self._file.write(json.dumps(event) + "\n")
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()
@@ -104,10 +116,9 @@ class Job:
 
     header: dict
     envelope: list
-    images: np.ndarray
+    clean: np.ndarray  # the neuron's noise-free response to each image
     deadline: float
     pending: list = field(default_factory=list)
-    clean: np.ndarray | None = None
     next_at: float = 0.0
 
 
@@ -143,7 +154,7 @@ class RigSimulator:
             if (curve_secret is None) != (allow_dir is None):
                 raise ConfigError("CURVE needs both the rig's secret key file and an allow-list directory")
             if curve_secret is not None:
-                self.auth = secure_server(self.context, self.socket, curve_secret, allow_dir)
+                self.auth = secure_server(self.context, self.socket, curve_secret, allow_dir, self._refused)
             self.socket.bind(endpoint)
         except BaseException:
             self._close_socket()
@@ -178,6 +189,12 @@ class RigSimulator:
             self.auth.stop()
         self.context.term()
 
+    def _refused(self, key: str, reason: str) -> None:
+        """A client's CURVE handshake was refused (called by the authenticator thread)."""
+        print(f"xdream rig simulate: refused a CURVE client with public key {key}: {reason} (not in the "
+              "allow-list?)", file=sys.stderr, flush=True)
+        self.log.write({"event": "refused", "peer": key, "reason": reason, "time": time.time()})
+
     # -- incoming ---------------------------------------------------------------------------
     def _receive(self, frames: list[bytes]) -> None:
         envelope, body = frames[:1], frames[1:]
@@ -196,6 +213,7 @@ class RigSimulator:
         self._send(envelope, {"type": "welcome", "request_id": msg.request_id, "rig": "xdream rig simulate",
                               "encodings": list(ENCODINGS), "dtypes": list(DTYPES), "channels": self.channels,
                               "max_images": self.limits.max_images, "max_frame_bytes": self.limits.max_frame_bytes,
+                              "max_message_bytes": self.limits.max_message_bytes,
                               "heartbeat_ms": self.heartbeat_ms})
 
     def _on_ping(self, msg, envelope) -> None:
@@ -213,6 +231,11 @@ class RigSimulator:
         if h["session"] not in self.sessions:
             raise ProtocolError(f"session {h['session']!r} unknown to this rig; send hello first",
                                 "unknown-session", rid)
+        payload = {k: h[k] for k in PAYLOAD}
+        if self.log.payloads.get(rid, payload) != payload:
+            raise ProtocolError(f"request id {rid!r} was used for another request (other "
+                                f"{', '.join(k for k in PAYLOAD if self.log.payloads[rid][k] != payload[k])}); "
+                                "a new request needs a new id", "bad-message", rid)
         if rid in self.log.done:  # a resend: answer from the cache, present nothing
             self._send(envelope, self._result(rid, self.log.done[rid]))
             return
@@ -222,11 +245,15 @@ class RigSimulator:
             return
         if len(self.queue) >= MAX_QUEUE:
             raise ProtocolError(f"rig queue full ({MAX_QUEUE} requests)", "busy", rid)
-        images = decode_images(msg)
+        clean = self._clean_responses(msg)
+        if rid not in self.log.payloads:
+            self.log.payloads[rid] = payload
+            self.log.write({"event": "request", "request_id": rid, "payload": payload})
         shown = {(r["image_id"], r["repeat"]) for r in self.log.trials.get(rid, ())}
         pending = [(i, k) for k in range(h["repeats"]) for i in range(len(h["image_ids"]))
                    if (h["image_ids"][i], k) not in shown]  # resumed after a crash: only what is missing
-        self.queue.append(Job(h, envelope, images, time.monotonic() + h["deadline_ms"] / 1000, pending))
+        deadline = time.monotonic() + h.get("deadline_ms", DEFAULT_DEADLINE_MS) / 1000  # from this receipt
+        self.queue.append(Job(h, envelope, clean, deadline, pending))
 
     def _job(self, rid: str) -> Job | None:
         for job in ([self.current] if self.current else []) + list(self.queue):
@@ -242,7 +269,6 @@ class RigSimulator:
             if not self.queue:
                 return
             self.current = job = self.queue.popleft()
-            job.clean = self._clean_responses(job.images, job.header["dtype"])
             job.next_at = now
         job = self.current
         while job.pending and now >= job.next_at and now < job.deadline:
@@ -253,13 +279,28 @@ class RigSimulator:
         if not job.pending or time.monotonic() >= job.deadline:
             self._finish(job)
 
-    def _clean_responses(self, images: np.ndarray, dtype: str) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    def _clean_responses(self, msg) -> np.ndarray:
+        """The neuron's response to each image, the images decoded one at a time (PNG) and
+        scored in chunks of at most CHUNK_BYTES of float32 pixels: nothing else is kept."""
+        h, w, _ = msg.header["shape"]
+        per_chunk = max(1, CHUNK_BYTES // (h * w * 3 * 4))
+        out, chunk = [], []
+        for image in iter_images(msg):  # validates every image before anything is presented
+            chunk.append(image)
+            if len(chunk) == per_chunk:
+                out.append(self._respond(chunk, msg.header["dtype"]))
+                chunk = []
+        if chunk:
+            out.append(self._respond(chunk, msg.header["dtype"]))
+        return np.concatenate(out)
+
+    def _respond(self, images: list, dtype: str) -> np.ndarray:
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         x = x.float() / 255 if dtype == "uint8" else x.float()
         if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1).contiguous()
+            x = x.expand(-1, 3, -1, -1)
         with torch.no_grad():
-            return np.asarray(self.neuron.respond(x), dtype=np.float64)
+            return np.asarray(self.neuron.respond(x.contiguous()), dtype=np.float64)
 
     def _present(self, job: Job, index: int, repeat: int) -> None:
         h = job.header

@@ -10,16 +10,20 @@ malformed messages are dropped. Images with no valid record score NaN; the run's
 policy then acts (the optimiser's NaN policy, or a re-show within the generation:
 :mod:`xdream.evolve.presentation`). Image ids are the ones the experiment gives :meth:`prepare`
 (``g{generation}-{i}``, ``g{generation}-ref{k}`` for natural reference images), by default
-``g{generation}-{i}``. Every trial record is appended to ``RUN/rig_trials.jsonl``.
+``g{generation}-{i}``. Every trial record is appended to ``RUN/rig_trials.jsonl``; every
+request is journalled in ``RUN/rig_requests.jsonl`` before it is sent, so a resumed run sends
+the request it had in flight again under the same id (:mod:`responders.rig_journal`).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
 import time
 import uuid
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +39,8 @@ from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.keys import load_keypair, load_public, secure_client
 from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
+
+from .rig_journal import RequestJournal
 
 TRIALS_FILE = "rig_trials.jsonl"
 REPLIES = ("welcome", "pong", "result", "error")
@@ -114,14 +120,18 @@ class ZmqResponder(Responder):
             heartbeat, liveness, deadline, timeout, retries)
         self.limits = Limits()
         self.session = uuid.uuid4().hex
-        self.stats = {"requests": 0, "resends": 0, "reconnects": 0, "stale": 0, "malformed": 0}
+        self.stats = {"requests": 0, "resends": 0, "reconnects": 0, "stale": 0, "malformed": 0, "resumed": 0}
+        self.malformed_kinds: collections.Counter = collections.Counter()  # of the request in flight
         self.run_dir: Path | None = None
+        self._journal: RequestJournal | None = None
+        self._seq = 0  # requests sent in this generation so far
         self.generation = 0
         self.image_ids: list[str] | None = None  # for the next respond() only
         self.last_records: list[dict] = []
         self._context = zmq.Context()
         self._socket = None
         self.welcome: dict | None = None
+        self.send_limits = self.limits  # lowered to the rig's advertised limits by the handshake
         try:
             self._connect()
         except BaseException:
@@ -147,11 +157,12 @@ class ZmqResponder(Responder):
         give_up = time.monotonic() + self.timeout
         while True:  # a restarting rig may take a while: greet it again every liveness period
             self._send(hello)
-            reply = self._await(rid, self.heartbeat * self.liveness, ping=False, give_up=give_up)
+            reply = self._await(rid, self._silence(), ping=False, give_up=give_up)
             if reply is not None:
                 break
             if time.monotonic() >= give_up:
-                raise RigUnavailableError(f"no rig answers at {self.target} (hello unanswered for {self.timeout:g} s)")
+                raise RigUnavailableError(f"no rig answers at {self.target} (hello unanswered for {self.timeout:g} s"
+                                          f"{self._malformed_note()}){self._curve_hint()}")
         if reply.type == "error":
             raise RigError(f"rig at {self.target} refused the handshake: {reply.header['message']}",
                            reply.header["code"], rid)
@@ -166,6 +177,43 @@ class ZmqResponder(Responder):
             if unknown:
                 raise ConfigError(f"zmq channel {unknown[0]!r} not on the rig; valid: {', '.join(w['channels'])}")
         self.welcome = w
+        self.send_limits = self.limits.within(w)
+
+    def _silence(self) -> float:
+        """Seconds of silence that mean a dead rig: ``liveness`` heartbeats, or twice the
+        longest the rig said it may take to answer a ping (``heartbeat_ms``)."""
+        rig = 2 * self.welcome["heartbeat_ms"] / 1000 if self.welcome and "heartbeat_ms" in self.welcome else 0
+        return max(self.heartbeat * self.liveness, rig)
+
+    def _curve_hint(self) -> str:
+        if self.server_key is None:
+            return ""
+        return ("; the link is encrypted (CURVE): the rig may have refused this client's key - check the rig's "
+                "log for a refused handshake and that this client's public NAME.key is in the rig's allow-list")
+
+    def _malformed_note(self) -> str:
+        if not self.malformed_kinds:
+            return ""
+        total = sum(self.malformed_kinds.values())
+        kinds = ", ".join(f"{n} {kind}" for kind, n in self.malformed_kinds.most_common())
+        return f"; the rig sent {total} malformed repl{'y' if total == 1 else 'ies'}: {kinds}"
+
+    def _count_malformed(self, frames: list, error: ProtocolError) -> None:
+        """Count a reply that failed validation, by kind (message type and reason)."""
+        self.stats["malformed"] += 1
+        try:
+            kind = json.loads(frames[0]).get("type")  # tolerant: NaN literals parse here
+        except Exception:
+            kind = None
+        text = str(error)
+        for marker, reason in (("non-standard JSON constant", "NaN/Infinity literal"), ("duplicate key", "duplicate key"),
+                               ("not UTF-8 JSON", "not JSON"), ("lacks field", "missing field"),
+                               ("unknown field", "unknown field"), ("exceeds the limit", "too large")):
+            if marker in text:
+                break
+        else:
+            reason = text.split(";")[0][:60]
+        self.malformed_kinds[f"{kind} with {reason}" if isinstance(kind, str) else reason] += 1
 
     def _send(self, frames: list) -> None:
         """Send without blocking: with no rig to take it (a refused CURVE handshake leaves the
@@ -189,9 +237,11 @@ class ZmqResponder(Responder):
                 frames = self._socket.recv_multipart(copy=True)
                 try:
                     msg = decode(frames, self.limits, expect=REPLIES)
-                except ProtocolError:
-                    self.stats["malformed"] += 1
+                except ProtocolError as e:
+                    self._count_malformed(frames, e)
                     continue
+                if msg.type == "error" and msg.request_id is None:
+                    return msg  # about the one message this client has outstanding (docs/protocol.md §4.4)
                 if msg.request_id != rid:
                     self.stats["stale"] += 1  # a duplicate or a late reply to an earlier request
                     continue
@@ -206,6 +256,10 @@ class ZmqResponder(Responder):
 
     # -- requests ---------------------------------------------------------------------------
     def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
+        if self._journal is None or Path(run_dir) != self.run_dir:  # this process's first request in the run
+            self._journal = RequestJournal(run_dir, generation, TRIALS_FILE)
+        if generation != self.generation or Path(run_dir) != self.run_dir:
+            self._seq = 0
         self.run_dir, self.generation, self.image_ids = Path(run_dir), generation, image_ids
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
@@ -213,51 +267,91 @@ class ZmqResponder(Responder):
         images = torch.as_tensor(images).detach().cpu()
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
-        if len(images) > self.limits.max_images:
-            raise ConfigError(f"{len(images)} images per generation; xdream-rig/1 allows {self.limits.max_images}")
         if self.dtype == "float32":
             arrays = images.float().permute(0, 2, 3, 1).contiguous().numpy()
         else:
-            arrays = np.stack([to_uint8(im) for im in images])
+            arrays = to_uint8(images)  # one pass over the batch, C-contiguous: frames are views
         ids, self.image_ids = self.image_ids, None
         if ids is None:
             ids = [f"g{self.generation}-{i}" for i in range(len(images))]
         elif len(ids) != len(images) or len(set(ids)) != len(ids):
             raise ValueError(f"prepare() gave {len(ids)} image ids ({len(set(ids))} distinct) for {len(images)} images")
-        rid = uuid.uuid4().hex
-        header = {"type": "present", "session": self.session, "request_id": rid, "generation": self.generation,
+        header = {"type": "present", "session": self.session, "request_id": "", "generation": self.generation,
                   "image_ids": ids, "encoding": self.encoding, "dtype": self.dtype, "shape": list(arrays.shape[1:]),
                   "repeats": self.repeats, "deadline_ms": max(1, int(self.deadline * 1000))}
-        request = encode(header, image_frames(arrays, self.encoding))
+        frames = image_frames(arrays, self.encoding)
+        self._check_limits(len(ids), frames, arrays[0].nbytes)
+        rid = self._request_id(header, frames)
+        request = encode({**header, "request_id": rid}, frames)
         self.stats["requests"] += 1
         result = self._exchange(rid, request)
         return self._scores(result, ids, rid)
 
+    def _check_limits(self, n: int, frames: list, image_bytes: int) -> None:
+        """Refuse, before sending, a request above the limits the rig advertised (§3, §4.1):
+        images, each frame, the whole message and the decoded size of the images."""
+        limits, sizes = self.send_limits, [len(f) for f in frames]
+        for name, value, top in (("max_images", n, limits.max_images),
+                                 ("max_frame_bytes", max(sizes), limits.max_frame_bytes),
+                                 ("max_message_bytes", max(sum(sizes), n * image_bytes), limits.max_message_bytes)):
+            if value > top:
+                raise RigError(f"generation {self.generation} needs {value} "
+                               f"{'images' if name == 'max_images' else 'bytes'} where the rig at {self.target} "
+                               f"allows {top} ({name}); use fewer or smaller images", "too-large")
+
+    def _request_id(self, header: dict, frames: list) -> str:
+        """A fresh request id, or the one this request had before a crash (the journal), which
+        is recorded durably before the request is sent."""
+        checksum = zlib.adler32(json.dumps({k: header[k] for k in ("encoding", "dtype", "shape", "repeats")}).encode())
+        for f in frames:
+            checksum = zlib.adler32(f, checksum)  # 3 ms for 7.9 MB (crc32: 7)
+        checksum = f"{checksum:08x}"
+        seq, self._seq = self._seq, self._seq + 1
+        if self._journal is None:
+            return uuid.uuid4().hex
+        rid = self._journal.request_id(self.generation, seq, header["image_ids"], checksum)
+        if rid is not None:
+            self.stats["resumed"] += 1
+            return rid
+        rid = uuid.uuid4().hex
+        self._journal.record(self.generation, seq, rid, header["image_ids"], checksum)
+        return rid
+
     def _exchange(self, rid: str, request: list[bytes]):
         """Send ``request`` until its result arrives; reconnect and resend the same request id
         when the rig falls silent, restarts or forgets the session."""
+        self.malformed_kinds.clear()
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["resends"] += 1
             self._send(request)
-            reply = self._await(rid, self.heartbeat * self.liveness, ping=True,
+            reply = self._await(rid, self._silence(), ping=True,
                                 give_up=time.monotonic() + self.deadline + self.timeout)
             if reply is None:  # silent: a fresh socket (lazy pirate), then the same request again
-                self._connect()
+                self._reconnect()
                 continue
             if reply.type == "result":
                 return reply
             if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend
                 continue
             if reply.header["code"] == "unknown-session":
-                self._connect()
+                self._reconnect()
                 continue
             if reply.header["code"] == "busy":
                 time.sleep(self.heartbeat)
                 continue
-            raise RigError(f"rig error {reply.header['code']}: {reply.header['message']}", reply.header["code"], rid)
+            raise RigError(f"rig refused the request for generation {self.generation}: {reply.header['code']}: "
+                           f"{reply.header['message']}", reply.header["code"], rid)
         raise RigUnavailableError(f"rig at {self.target} gave no result for generation {self.generation} after "
-                                  f"{self.retries + 1} tries; resume the run once the rig is back")
+                                  f"{self.retries + 1} tries{self._malformed_note()}; resume the run once the rig "
+                                  "is back")
+
+    def _reconnect(self) -> None:
+        try:
+            self._connect()
+        except RigUnavailableError as e:
+            raise RigUnavailableError(f"{e}; generation {self.generation} was in flight: resume the run once the "
+                                      "rig is back") from None
 
     def _scores(self, result, ids: list[str], rid: str) -> np.ndarray:
         channels = result.header["channels"]

@@ -4,10 +4,21 @@ Score of a run: the best noise-free activation of any image it evaluated (``clea
 Normalised per unit (generator x target) by the best score any optimiser reached on that unit,
 over all noise levels and repeats (Wang & Ponce, GECCO 2022). Writes, into the sweep directory
 (or ``--output``): ``table.md`` (mean normalised score per optimiser x noise, the anchors
-beside, and the ratio of each optimiser to the XDREAM GA), ``records.csv`` (one raw row per
+beside, and the ratio of each optimiser to the XDREAM GA; then the statistics: each mean with
+its 95% confidence interval, a paired test of each optimiser against the GA, and the ratios
+best / GA and best xdream / best peer against the goals), ``records.csv`` (one raw row per
 run, normalised score included) and ``figure.png``.
 
-    python experiments/optimizer_benchmark/analyse.py SWEEP_DIR [--output DIR]
+Several sweep directories (the ``power`` preset and its peers) are analysed as one: the
+per-unit best is taken over all of them. A run that failed (recorded by ``run.py`` in
+``failures.json``) is a row with no score, counted in the table, never silently left out.
+
+Statistics: a mean's 95% CI is Student's t interval over its runs. The paired test pairs each
+optimiser's run with the GA's run on the same unit, seed and noise level: the mean paired
+difference with its t interval, and the two-sided Wilcoxon signed-rank test (scipy) on the
+differences. Optimisers whose label starts with ``peer-`` are the off-the-shelf peers.
+
+    python experiments/optimizer_benchmark/analyse.py SWEEP_DIR [MORE_SWEEP_DIRS...] [--output DIR]
 """
 
 from __future__ import annotations
@@ -32,14 +43,32 @@ ANCHORS = {
     "sphere-cma": {"all": 0.596, "0": 0.86},
 }
 REFERENCE_GA = "ga-xdream"
+PEER_PREFIX = "peer-"
+GOALS = {"best / GA": 1.3, "best xdream / best peer": 1.1}
+FAILURES = "failures.json"  # run name -> error, written by run.py when runs of a sweep failed
 
 
 def load_records(sweep_dir: Path) -> list[dict]:
-    """Per-run records from ``results.jsonl`` (written when the sweep completed)."""
+    """Per-run records: ``results.jsonl`` (written when every run of the sweep completed), or,
+    where runs failed, the plan's runs, the complete ones with their record and the failed ones
+    with their error (``failures.json``) and no score."""
     path = sweep_dir / "results.jsonl"
-    if not path.is_file():
+    if path.is_file():
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not (sweep_dir / FAILURES).is_file():
         sys.exit(f"analyse: {path} not found: run the sweep to completion first")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from xdream.sweep.runner import PLAN, is_complete, run_record
+
+    failures = json.loads((sweep_dir / FAILURES).read_text())
+    records = []
+    for run in json.loads((sweep_dir / PLAN).read_text())["runs"]:
+        run_dir = sweep_dir / "runs" / run["name"]
+        if is_complete(run_dir):
+            records.append({"name": run["name"], **run["labels"], **run_record(run_dir)})
+        else:
+            error = failures.get(run["name"], "incomplete")
+            records.append({"name": run["name"], **run["labels"], "clean_best": None, "failed": error})
+    return records
 
 
 def normalise(records: list[dict]) -> list[dict]:
@@ -66,8 +95,14 @@ def summarise(records: list[dict]) -> tuple[list[str], list[str], dict]:
     for r in records:
         for key in (r.get("noise", "0"), "all"):
             cells[(r["optimizer"], key)].append(r["normalised"])
-    means = {k: (float(np.nanmean(v)), len(v)) for k, v in cells.items()}
+    means = {k: (_finite_mean(v), len(v)) for k, v in cells.items()}
     return optimisers, noises, means
+
+
+def _finite_mean(values) -> float:
+    """Mean of the finite values (NaN if none: every run of the cell failed)."""
+    x = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(x)) if x else math.nan
 
 
 def table_markdown(optimisers, noises, means) -> str:
@@ -137,12 +172,131 @@ def plot(optimisers, noises, means, path: Path) -> None:
     plt.close(fig)
 
 
-def analyse(sweep_dir: Path, output: Path | None = None) -> str:
+def mean_ci(values) -> tuple[float, float, int]:
+    """Mean, half-width of its 95% Student t interval (NaN below 2 values), and n, over the
+    finite values."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if len(x) == 0:
+        return math.nan, math.nan, 0
+    if len(x) < 2:
+        return float(x.mean()), math.nan, 1
+    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()), half, len(x)
+
+
+def paired_test(diffs) -> dict:
+    """Paired comparison from differences (optimiser - GA): mean with its 95% t interval, the
+    two-sided Wilcoxon signed-rank p-value (1.0 when every difference is zero), wins, n."""
+    from scipy import stats
+
+    d = np.asarray(diffs, dtype=np.float64)
+    mean, half, n = mean_ci(d)
+    if n == 0:
+        return {"n": 0, "mean": math.nan, "half": math.nan, "p": math.nan, "wins": 0}
+    p = 1.0 if not np.any(d != 0) else float(stats.wilcoxon(d, zero_method="wilcox").pvalue)
+    return {"n": n, "mean": mean, "half": half, "p": p, "wins": int(np.sum(d > 0))}
+
+
+def run_statistics(records: list[dict]) -> dict:
+    """Per (optimiser, column): the mean's CI, and the paired test against the GA; columns are
+    the noise levels and ``all``. Failed runs are counted per optimiser."""
+    optimisers = list(dict.fromkeys(r["optimizer"] for r in records))
+    noises = sorted({r.get("noise", "0") for r in records}, key=float)
+    columns = [*noises, "all"]
+    score = {(r["optimizer"], r["unit"], str(r.get("seed", "0")), r.get("noise", "0")): r["normalised"]
+             for r in records}
+    out = {"optimisers": optimisers, "columns": columns, "ci": {}, "paired": {}, "failed": defaultdict(list)}
+    for r in records:
+        if r.get("failed"):
+            out["failed"][r["optimizer"]].append(r["failed"])
+    for opt in optimisers:
+        for c in columns:
+            keys = [k for k in score if k[0] == opt and (c == "all" or k[3] == c)]
+            out["ci"][(opt, c)] = mean_ci(score[k] for k in keys)
+            if opt == REFERENCE_GA:
+                continue
+            diffs = []
+            for k in keys:
+                ga = score.get((REFERENCE_GA, *k[1:]))
+                if ga is not None and math.isfinite(ga) and math.isfinite(score[k]):
+                    diffs.append(score[k] - ga)
+            out["paired"][(opt, c)] = paired_test(diffs)
+    return out
+
+
+def _best(stats_: dict, column: str, among) -> tuple[str, float] | None:
+    scored = [(stats_["ci"][(o, column)][0], o) for o in among if math.isfinite(stats_["ci"][(o, column)][0])]
+    return (max(scored)[1], max(scored)[0]) if scored else None
+
+
+def statistics_markdown(stats_: dict) -> str:
+    """The confidence intervals, the paired tests against the GA, and the ratios against the goals."""
+    optimisers, columns = stats_["optimisers"], stats_["columns"]
+    label = {c: ("all noise" if c == "all" else f"noise {c}") for c in columns}
+    lines = ["", "## Statistics", "",
+             "Mean normalised score with its 95% confidence interval (Student t; n = runs scored):", "",
+             "| optimiser | " + " | ".join(label[c] for c in columns) + " | failed runs |",
+             "|---" * (len(columns) + 2) + "|"]
+    for opt in optimisers:
+        cells = []
+        for c in columns:
+            mean, half, n = stats_["ci"][(opt, c)]
+            cells.append(f"{mean:.3f} ± {half:.3f} (n={n})" if n > 1 else f"{mean:.3f} (n={n})")
+        failed = stats_["failed"].get(opt, [])
+        lines.append(f"| {opt} | " + " | ".join(cells) + f" | {len(failed)} |")
+    lines += ["", f"Paired against {REFERENCE_GA} (same unit, seed and noise): mean difference in normalised "
+              "score [95% CI], Wilcoxon signed-rank p, pairs the optimiser won:", "",
+              "| optimiser | " + " | ".join(label[c] for c in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for opt in optimisers:
+        if opt == REFERENCE_GA:
+            continue
+        cells = []
+        for c in columns:
+            t = stats_["paired"][(opt, c)]
+            if t["n"] == 0:
+                cells.append("no pairs")
+                continue
+            ci = f" [{t['mean'] - t['half']:+.3f}, {t['mean'] + t['half']:+.3f}]" if math.isfinite(t["half"]) else ""
+            cells.append(f"{t['mean']:+.3f}{ci}, p={t['p']:.2g}, {t['wins']}/{t['n']}")
+        lines.append(f"| {opt} | " + " | ".join(cells) + " |")
+    lines += ["", "Ratios against the goals:", ""]
+    ours = [o for o in optimisers if not o.startswith(PEER_PREFIX)]
+    peers = [o for o in optimisers if o.startswith(PEER_PREFIX)]
+    rivals = [o for o in optimisers if o != REFERENCE_GA]
+    for c in [c for c in ("all", "0.2") if c in columns]:
+        best, ga = _best(stats_, c, rivals), stats_["ci"].get((REFERENCE_GA, c), (math.nan,))[0]
+        if best and ga > 0:
+            ratio = best[1] / ga
+            verdict = "goal met" if ratio >= GOALS["best / GA"] else "goal NOT met"
+            lines.append(f"- {label[c]}: best {best[0]} {best[1]:.3f} / {REFERENCE_GA} {ga:.3f} = **{ratio:.2f}x** "
+                         f"(goal >= {GOALS['best / GA']}x: {verdict})")
+    if peers:
+        mine, theirs = _best(stats_, "all", ours), _best(stats_, "all", peers)
+        if mine and theirs and theirs[1] > 0:
+            ratio = mine[1] / theirs[1]
+            verdict = "goal met" if ratio >= GOALS["best xdream / best peer"] else "goal NOT met"
+            lines.append(f"- all noise: best xdream {mine[0]} {mine[1]:.3f} / best peer {theirs[0]} {theirs[1]:.3f} = "
+                         f"**{ratio:.2f}x** (goal >= {GOALS['best xdream / best peer']}x: {verdict})")
+    else:
+        lines.append("- no peers in these records (install the [peers] extra and run the power preset)")
+    failed = {o: v for o, v in stats_["failed"].items() if v}
+    if failed:
+        lines += ["", "Failed runs (not scored; they count against nobody's mean but are listed here):", ""]
+        for opt, errors in failed.items():
+            for error, count in sorted(((e, errors.count(e)) for e in set(errors)), key=lambda x: -x[1]):
+                lines.append(f"- {opt}: {count} run(s): {error}")
+    return "\n".join(lines) + "\n"
+
+
+def analyse(sweep_dir: Path, output: Path | None = None, more: tuple[Path, ...] = ()) -> str:
+    """Analyse ``sweep_dir`` (and the sweeps in ``more`` with it) into ``output``."""
     output = output or sweep_dir
     output.mkdir(parents=True, exist_ok=True)
-    records = normalise(load_records(sweep_dir))
+    records = normalise([r for d in (sweep_dir, *more) for r in load_records(Path(d))])
     optimisers, noises, means = summarise(records)
-    table = table_markdown(optimisers, noises, means)
+    table = table_markdown(optimisers, noises, means) + statistics_markdown(run_statistics(records))
     (output / "table.md").write_text(table)
     write_csv(records, output / "records.csv")
     plot(optimisers, noises, means, output / "figure.png")
@@ -152,9 +306,10 @@ def analyse(sweep_dir: Path, output: Path | None = None) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("more", type=Path, nargs="*", help="more sweep directories analysed with it")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    print(analyse(args.sweep_dir, args.output))
+    print(analyse(args.sweep_dir, args.output, tuple(args.more)))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """A minimal xdream-rig/1 rig (docs/protocol.md) using only pyzmq and numpy: port it to MATLAB,
 C# or your rig's language. Replace show_and_record() with your stimulus and recording code.
+It passes `xdream rig check` (its cache lives in memory: persist it if your rig may restart).
 
     python rig.py [tcp://127.0.0.1:5555]
 """
 import json
+import re
 import sys
 import time
 
@@ -11,9 +13,17 @@ import numpy as np
 import zmq
 
 PROTOCOL, MAX_FRAME = "xdream-rig/1", 16 << 20
-cache = {}  # request id -> result header: a resent request is answered, never shown again
+ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}\Z")
+FIELDS = {"hello": {"session", "request_id", "client", "encodings", "dtypes"}, "ping": {"session", "request_id"},
+          "present": {"session", "request_id", "generation", "image_ids", "encoding", "dtype", "shape", "repeats",
+                      "deadline_ms"}}
+cache = {}  # request id -> (payload, result header): a resent request is answered, never shown again
 sessions = set()
 t0 = time.monotonic()
+
+
+class Refused(Exception):
+    """A message to answer with a typed error: (code, message)."""
 
 
 def show_and_record(image):
@@ -25,21 +35,61 @@ def show_and_record(image):
 
 
 def send(sock, envelope, **header):
-    sock.send_multipart(envelope + [json.dumps({"protocol": PROTOCOL, **header}).encode()])
+    sock.send_multipart(envelope + [json.dumps({"protocol": PROTOCOL, **header}, allow_nan=False).encode()])
 
 
-def error(sock, envelope, request_id, code, message):
-    send(sock, envelope, type="error", request_id=request_id, code=code, message=message)
+def strict(pairs):
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def no_nan(token):
+    raise ValueError(f"{token} is not JSON")
+
+
+def integer(h, name, low, high, default=None):
+    v = h.get(name, default)
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise Refused("bad-message", f"{name} must be an integer {low}..{high}")
+    if v > high:
+        raise Refused("too-large", f"{name} {v} is above {high}")
+    return v
+
+
+def check(h, frames):
+    """Validate a header against docs/protocol.md §2-§4 (the fields this rig reads)."""
+    kind = h.get("type")
+    if kind not in FIELDS:
+        raise Refused("bad-message", f"unknown message type {kind!r}")
+    if set(h) - FIELDS[kind] - {"protocol", "type"}:
+        raise Refused("bad-message", f"unknown field {sorted(set(h) - FIELDS[kind] - {'protocol', 'type'})[0]!r}")
+    for name in ("session", "request_id"):
+        if not isinstance(h.get(name), str) or not ID.match(h[name]):
+            raise Refused("bad-message", f"{name} must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    if kind != "present":
+        return
+    ids, shape = h.get("image_ids"), h.get("shape")
+    if not isinstance(ids, list) or not ids or any(not isinstance(i, str) or not ID.match(i) for i in ids) \
+            or len(set(ids)) != len(ids):
+        raise Refused("bad-message", "image_ids must be a list of unique ids")
+    if len(ids) > 1024:
+        raise Refused("too-large", "at most 1024 images")
+    integer(h, "repeats", 1, 100), integer(h, "deadline_ms", 1, 86_400_000, 600_000)
+    if not isinstance(shape, list) or len(shape) != 3:
+        raise Refused("bad-message", "shape must be [H, W, C]")
+    integer(dict(H=shape[0]), "H", 1, 4096), integer(dict(W=shape[1]), "W", 1, 4096)
+    if shape[2] not in (1, 3) or isinstance(shape[2], bool):
+        raise Refused("bad-message", "C must be 1 or 3")
+    if h.get("encoding") != "raw" or h.get("dtype") != "uint8":
+        raise Refused("unsupported", "this rig takes raw uint8 only")
+    if len(frames) != len(ids) or any(len(f) != int(np.prod(shape)) for f in frames):
+        raise Refused("bad-message", f"need one frame of {int(np.prod(shape))} bytes per image")
 
 
 def present(sock, envelope, h, frames):
     shape = h["shape"]
-    if h["encoding"] != "raw" or h["dtype"] != "uint8" or len(shape) != 3:
-        return error(sock, envelope, h["request_id"], "unsupported", "this rig takes raw uint8 [H, W, C] only")
-    size = int(np.prod(shape))
-    if len(frames) != len(h["image_ids"]) or any(len(f) != size for f in frames):
-        return error(sock, envelope, h["request_id"], "bad-message", f"need one frame of {size} bytes per image")
-    records, deadline = [], time.monotonic() + h["deadline_ms"] / 1000
+    records, deadline = [], time.monotonic() + h.get("deadline_ms", 600_000) / 1000
     for repeat in range(h["repeats"]):
         for image_id, frame in zip(h["image_ids"], frames):
             if time.monotonic() > deadline:
@@ -48,9 +98,14 @@ def present(sock, envelope, h, frames):
             records.append({"image_id": image_id, "repeat": repeat, "trial_id": len(records), "onset": onset,
                             "values": [value], "valid": valid})
             envelope = answer_pings(sock, envelope, h["request_id"], len(records))
-    cache[h["request_id"]] = dict(type="result", request_id=h["request_id"], channels=["ch0"], records=records,
-                                  complete=len(records) == h["repeats"] * len(frames))
-    send(sock, envelope, **cache[h["request_id"]])
+    result = dict(type="result", request_id=h["request_id"], channels=["ch0"], records=records,
+                  complete=len(records) == h["repeats"] * len(frames))
+    cache[h["request_id"]] = (payload(h), result)
+    send(sock, envelope, **result)
+
+
+def payload(h):
+    return [h[k] for k in ("image_ids", "encoding", "dtype", "shape", "repeats")]
 
 
 def answer_pings(sock, envelope, request_id, progress):
@@ -62,8 +117,10 @@ def answer_pings(sock, envelope, request_id, progress):
         if h.get("request_id") == request_id:  # a ping for, or a resend of, this request
             envelope = env
             send(sock, env, type="pong", request_id=request_id, state="presenting", progress=progress)
+        elif h.get("type") == "ping":
+            send(sock, env, type="pong", request_id=h["request_id"], state="unknown", progress=0)
         else:
-            error(sock, env, h.get("request_id"), "busy", "presenting another request")
+            send(sock, env, type="error", request_id=h["request_id"], code="busy", message="presenting")
     return envelope
 
 
@@ -71,15 +128,19 @@ def receive(sock):
     """(envelope, header, data frames); header None after an error reply to a bad message."""
     msg = sock.recv_multipart()
     n = 2 if len(msg) > 1 and msg[1] == b"" else 1  # a REQ client adds an empty delimiter
-    envelope, body = msg[:n], msg[n:]
+    envelope, body, rid = msg[:n], msg[n:], None
     try:
-        h = json.loads(body[0])
-        assert isinstance(h, dict) and isinstance(h.get("request_id"), str)
-    except Exception:
-        error(sock, envelope, None, "bad-message", "frame 0 must be a JSON object with a request_id")
-        return envelope, None, []
-    if h.get("protocol") != PROTOCOL:
-        error(sock, envelope, h["request_id"], "version", f"this rig speaks {PROTOCOL}")
+        try:
+            h = json.loads(body[0], object_pairs_hook=strict, parse_constant=no_nan)
+            assert isinstance(h, dict)
+        except Exception:
+            raise Refused("bad-message", "frame 0 must be a strict JSON object (no NaN, no duplicate keys)")
+        rid = h.get("request_id") if isinstance(h.get("request_id"), str) and ID.match(h["request_id"]) else None
+        if h.get("protocol") != PROTOCOL:
+            raise Refused("version", f"this rig speaks {PROTOCOL}")
+        check(h, body[1:])
+    except Refused as e:
+        send(sock, envelope, type="error", request_id=rid, code=e.args[0], message=e.args[1])
         return envelope, None, []
     return envelope, h, body[1:]
 
@@ -93,24 +154,20 @@ def main(endpoint):
         envelope, h, frames = receive(sock)
         if h is None:
             continue
-        rid, kind = h["request_id"], h.get("type")
-        try:
-            if kind == "hello":
-                sessions.add(h["session"])
-                send(sock, envelope, type="welcome", request_id=rid, rig="rig_minimal", encodings=["raw"],
-                     dtypes=["uint8"], channels=["ch0"], max_images=1024, max_frame_bytes=MAX_FRAME,
-                     heartbeat_ms=1000)
-            elif kind == "ping":
-                send(sock, envelope, type="pong", request_id=rid, state="done" if rid in cache else "unknown",
-                     progress=len(cache[rid]["records"]) if rid in cache else 0)
-            elif kind == "present" and h["session"] not in sessions:
-                error(sock, envelope, rid, "unknown-session", "send hello first")
-            elif kind == "present":
-                send(sock, envelope, **cache[rid]) if rid in cache else present(sock, envelope, h, frames)
-            else:
-                error(sock, envelope, rid, "bad-message", f"unknown message type {kind!r}")
-        except (KeyError, TypeError, ValueError) as e:
-            error(sock, envelope, rid, "bad-message", f"malformed {kind}: {type(e).__name__} {e}")
+        rid, kind = h["request_id"], h["type"]
+        if kind == "hello":
+            sessions.add(h["session"])
+            send(sock, envelope, type="welcome", request_id=rid, rig="rig_minimal", encodings=["raw"],
+                 dtypes=["uint8"], channels=["ch0"], max_images=1024, max_frame_bytes=MAX_FRAME, heartbeat_ms=1000)
+        elif kind == "ping":
+            send(sock, envelope, type="pong", request_id=rid, state="done" if rid in cache else "unknown",
+                 progress=len(cache[rid][1]["records"]) if rid in cache else 0)
+        elif h["session"] not in sessions:
+            send(sock, envelope, type="error", request_id=rid, code="unknown-session", message="send hello first")
+        elif rid in cache and cache[rid][0] != payload(h):
+            send(sock, envelope, type="error", request_id=rid, code="bad-message", message="request id reused")
+        else:
+            send(sock, envelope, **cache[rid][1]) if rid in cache else present(sock, envelope, h, frames)
 
 
 if __name__ == "__main__":

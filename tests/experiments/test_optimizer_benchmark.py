@@ -60,3 +60,123 @@ def test_analysis_normalises_per_unit_and_writes_outputs(tmp_path):
     assert "[paper 0.86]" in table and "[paper 0.596]" in table
     assert (tmp_path / "figure.png").stat().st_size > 1000
     assert (tmp_path / "table.md").read_text() == table
+
+
+def load_run():
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_power_presets_are_paired_grids_of_the_same_cells():
+    _, runs = load_sweep(BENCH / "power.toml")
+    _, peers = load_sweep(BENCH / "power-peers.toml")
+    cells = lambda rs: {(r.labels["target"], r.labels["seed"], r.labels["noise"]) for r in rs}  # noqa: E731
+    assert cells(runs) == cells(peers) and len(cells(runs)) == 8 * 3 * 3  # >= 8 units x 3 seeds x 3 noise levels
+    assert {r.labels["optimizer"] for r in runs} == {"ga-xdream", "pycma-diag", "pycma-diag-20", "sphere-cma",
+                                                     "sphere-p20", "peer-pycma"}
+    assert {r.labels["optimizer"] for r in peers} == {"peer-ngopt", "peer-diagonalcma", "peer-twopointsde"}
+    assert all(r.config["budget"] == 2000 and r.config["responder"]["input_size"] == 64 for r in runs + peers)
+
+
+def test_candidates_preset_is_the_committed_screen():
+    _, runs = load_sweep(BENCH / "candidates.toml")
+    records = list(csv.DictReader((BENCH / "candidates-result" / "records.csv").open()))
+    assert sorted(r.name for r in runs) == sorted(r["name"] for r in records)
+
+
+def test_mean_ci_and_paired_test_match_hand_computations():
+    analyse = load_analyse()
+    mean, half, n = analyse.mean_ci([1.0, 2.0, 3.0, 4.0, float("nan")])
+    # t(0.975, 3) = 3.18245; sd = 1.29099; half = t * sd / sqrt(4)
+    assert (mean, n) == (2.5, 4) and half == pytest.approx(3.18245 * 1.29099 / 2, rel=1e-4)
+    assert math.isnan(analyse.mean_ci([0.3])[1])
+    # six positive differences: the exact two-sided signed-rank p is 2 / 2^6
+    test = analyse.paired_test([0.1, 0.2, 0.05, 0.3, 0.15, 0.25])
+    assert test["p"] == pytest.approx(2 / 64) and test["wins"] == 6 and test["n"] == 6
+    mixed = analyse.paired_test([0.1, -0.1, 0.2, -0.2, 0.05, -0.05])
+    assert mixed["p"] > 0.5 and mixed["wins"] == 3 and mixed["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert analyse.paired_test([0.0, 0.0, 0.0])["p"] == 1.0
+
+
+def synthetic_sweep(path: Path, rows: list[dict], failures: dict | None = None) -> None:
+    """A sweep directory as analyse reads it: results.jsonl, or plan + run dirs + failures.json."""
+    path.mkdir(parents=True)
+    if failures is None:
+        (path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        return
+    runs = [{"name": r["name"], "labels": {k: r[k] for k in ("target", "optimizer", "noise", "seed")}, "config": {}}
+            for r in rows]
+    (path / "sweep.json").write_text(json.dumps({"runs": runs}))
+    (path / "failures.json").write_text(json.dumps(failures))
+
+
+def test_statistics_pair_by_unit_seed_noise_and_report_goals_and_failures(tmp_path):
+    analyse = load_analyse()
+    rows = []
+    for unit in range(4):
+        for seed in range(3):
+            for noise in ("0", "0.2"):
+                base = {"target": f"net:_blocks.{unit}:0", "noise": noise, "seed": str(seed)}
+                scale = 10.0 * (unit + 1)  # per-unit scales differ: normalisation takes them out
+                ga = scale * (0.5 + 0.01 * seed)
+                for optimizer, value in (("ga-xdream", ga), ("sphere-cma", 1.5 * ga), ("pycma-diag", ga)):
+                    rows.append({**base, "name": f"{unit}-{seed}-{noise}-{optimizer}", "optimizer": optimizer,
+                                 "clean_best": value, "final_best": 0.0, "generations": 2, "evaluations": 80})
+    peers = [{**r, "name": r["name"].replace("pycma-diag", "peer-ngopt"), "optimizer": "peer-ngopt"}
+             for r in rows if r["optimizer"] == "pycma-diag"]
+    synthetic_sweep(tmp_path / "ours", rows)
+    synthetic_sweep(tmp_path / "peers", peers, failures={p["name"]: "RuntimeError: Mean shift samples are "
+                                                          "expected but missing" for p in peers})
+    table = analyse.analyse(tmp_path / "ours", more=(tmp_path / "peers",))
+    # sphere-cma is 1.5x the GA in every pair: it won all 24 pairs, p far below 0.05
+    stats = analyse.run_statistics(analyse.normalise([*analyse.load_records(tmp_path / "ours"),
+                                                      *analyse.load_records(tmp_path / "peers")]))
+    sphere = stats["paired"][("sphere-cma", "all")]
+    assert sphere["n"] == 24 and sphere["wins"] == 24 and sphere["p"] < 1e-4
+    # normalised by the unit's best (sphere-cma, seed 2): (1.5 - 1) g_s / (1.5 g_2), averaged over seeds
+    assert sphere["mean"] == pytest.approx(0.51 / 0.52 / 3, rel=1e-9)
+    assert stats["paired"][("pycma-diag", "all")]["p"] == 1.0  # level with the GA everywhere
+    assert stats["ci"][("peer-ngopt", "all")][2] == 0 and len(stats["failed"]["peer-ngopt"]) == 24
+    assert "best sphere-cma 0.981 / ga-xdream 0.654 = **1.50x** (goal >= 1.3x: goal met)" in table
+    assert "noise 0.2: best sphere-cma" in table
+    assert "- peer-ngopt: 24 run(s): RuntimeError: Mean shift samples are expected but missing" in table
+    assert "| peer-ngopt |" in table and "| 24 |" in table  # failed runs counted in the CI table
+
+
+SMOKE_BASE = """
+[base]
+budget = 24
+save_images = "none"
+generator = { name = "pixel", size = 16 }
+responder = { name = "torch-unit", input_size = 64 }
+[grid]
+target = ["efficientnet_lite0:_blocks.2:5", "efficientnet_lite0:_blocks.2:6"]
+seed = [0, 1]
+noise = [0, 0.2]
+"""
+
+
+def test_pipeline_smoke_run_with_a_peer(tmp_path):
+    """A tiny real benchmark through run.py's sweep step and the analysis: two xdream arms in
+    one sweep and a nevergrad peer in its companion, analysed together."""
+    pytest.importorskip("nevergrad", reason="the peers need the [peers] extra")
+    run = load_run()
+    ours, peers = tmp_path / "ours.toml", tmp_path / "peers.toml"
+    ours.write_text(f'output = "{tmp_path / "ours"}"\n' + SMOKE_BASE + 'optimizer = [{ name = "genetic", population '
+                    '= 8, label = "ga-xdream" }, { name = "sphere-cma", population = 8, select = 4, label = '
+                    '"sphere-cma" }]\n')
+    peers.write_text(f'output = "{tmp_path / "peers"}"\n' + SMOKE_BASE + 'optimizer = [{ name = "nevergrad", '
+                     'method = "DiagonalCMA", population = 8, label = "peer-diagonalcma" }]\n')
+    ours_dir, failed = run.run_preset(ours, backend="process", workers=1)
+    assert failed == 0 and (ours_dir / "results.jsonl").is_file()
+    peers_dir, failed = run.run_preset(peers, backend="process", workers=1)
+    assert failed == 0
+    table = load_analyse().analyse(ours_dir, more=(peers_dir,))
+    assert "| sphere-cma | " in table and "| peer-diagonalcma | " in table
+    assert "Paired against ga-xdream" in table and "best xdream" in table
+    records = list(csv.DictReader((ours_dir / "records.csv").open()))
+    assert len(records) == 8 * 3 and {r["optimizer"] for r in records} == {"ga-xdream", "sphere-cma",
+                                                                             "peer-diagonalcma"}
+    assert all(0 < float(r["normalised"]) <= 1 for r in records)

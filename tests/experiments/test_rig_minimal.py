@@ -17,7 +17,7 @@ RIG = Path(__file__).resolve().parents[2] / "experiments" / "rig_minimal" / "rig
 def test_minimal_rig_serves_the_zmq_responder():
     lines = RIG.read_text().splitlines()
     imported = {line.split()[1].split(".")[0] for line in lines if line.startswith(("import ", "from "))}
-    assert len(lines) <= 120 and imported == {"json", "sys", "time", "numpy", "zmq"}  # pyzmq + numpy only
+    assert len(lines) <= 180 and imported == {"json", "re", "sys", "time", "numpy", "zmq"}  # pyzmq + numpy only
     proc = subprocess.Popen([sys.executable, str(RIG), "tcp://127.0.0.1:*"], stdout=subprocess.PIPE, text=True)
     try:
         endpoint = proc.stdout.readline().split()[-1]
@@ -37,7 +37,9 @@ def test_minimal_rig_serves_the_zmq_responder():
         sock.connect(endpoint)
         sock.send_multipart([b"not json"])
         assert decode(sock.recv_multipart()).header["code"] == "bad-message"
-        sock.send_multipart(encode({"type": "present", "session": "never-greeted", "request_id": "r"}))
+        sock.send_multipart(encode({"type": "present", "session": "never-greeted", "request_id": "r",
+                                    "image_ids": ["a"], "encoding": "raw", "dtype": "uint8", "shape": [2, 2, 3],
+                                    "repeats": 1}, [bytes(12)]))
         assert decode(sock.recv_multipart()).header["code"] == "unknown-session"
         context.destroy(linger=0)
         assert proc.poll() is None

@@ -1,12 +1,15 @@
 """CURVE on the rig link: a known client works, an unknown client is refused, and the bytes on
 the wire (recorded by a TCP relay between client and rig) are not plaintext."""
 
+import json
 import socket
+import stat
 import threading
 
 import numpy as np
 import pytest
 import torch
+import zmq.auth
 
 from responders.rig_sim import RigSimulator
 from responders.torch_unit import TorchUnit
@@ -93,10 +96,14 @@ def test_curve_link(tmp_path, keys, secure):
             torch.round(images * 255) / 255), rtol=1e-5, atol=1e-5)
         plaintext = b"xdream-rig/1" in relay.seen or b'"present"' in relay.seen
         assert plaintext is not secure  # encrypted with CURVE, readable without (the relay works)
-        if secure:
-            with pytest.raises(RigUnavailableError, match="no rig answers"):
+        if secure:  # a client whose key is not allowed: told the link may have refused it; the rig logs it
+            with pytest.raises(RigUnavailableError, match="no rig answers.*CURVE.*refused this client's key"):
                 ZmqResponder(sim.endpoint, heartbeat=0.1, liveness=2, timeout=1.0,
                              server_key=str(folder / "rig.key"), client_key=str(folder / "stranger.key_secret"))
+            stranger = zmq.auth.load_certificate(folder / "stranger.key")[0].decode()
+            refused = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()
+                       if '"refused"' in line]
+            assert refused and {r["peer"] for r in refused} == {stranger}
     finally:
         relay.close()
         stop.set()
@@ -114,3 +121,10 @@ def test_bad_key_options(tmp_path, keys):
         ZmqResponder("tcp://127.0.0.1:1", server_key=str(tmp_path / "nope.key"),
                      client_key=str(folder / "lab.key_secret"))
     assert main(["rig", "keygen", "lab", "--dir", str(folder)]) == 2  # never overwrites a key
+
+
+def test_secret_keys_are_owner_only(keys):
+    folder, _ = keys
+    for name in ("rig", "lab", "stranger"):
+        assert stat.S_IMODE((folder / f"{name}.key_secret").stat().st_mode) == 0o600
+        assert stat.S_IMODE((folder / f"{name}.key").stat().st_mode) == 0o644

@@ -3,6 +3,7 @@
 simulator and hostile peers."""
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -490,3 +491,102 @@ def test_a_lost_result_is_fetched_again_when_the_rig_says_done(tmp_path, scripte
         np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [0.0, 1.0])
         assert client.stats["resends"] == 1 and client.stats["reconnects"] == 0
     assert len(presents) == 2 and presents[0] == presents[1]  # the same request id, sent twice
+
+
+# -- what a rig author meets: open value sets, limits, malformed replies (docs/protocol.md §2-§4, §7) --
+
+def records_for(h, value=1.0):
+    return [{"image_id": i, "repeat": k, "trial_id": n, "onset": None, "values": [value, value], "valid": True}
+            for n, (k, i) in enumerate((k, i) for k in range(h["repeats"]) for i in h["image_ids"])]
+
+
+def test_open_encodings_and_free_text_channel_names_are_accepted(scripted_rig):
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            reply = {**welcome(h["request_id"], ["V4 e1", "V4 e2"]), "encodings": ["raw", "png", "jpeg"]}
+        elif h["type"] == "present":
+            reply = {"type": "result", "request_id": h["request_id"], "complete": True, "channels": ["V4 e1", "V4 e2"],
+                     "records": records_for(h, 4.0)}
+        else:
+            return
+        router.send_multipart([identity, *encode(reply)])
+
+    with ZmqResponder(scripted_rig(rig), channels=["V4 e2"], heartbeat=0.1) as client:
+        np.testing.assert_array_equal(client.respond(torch.rand(3, 3, 8, 8)), [4.0] * 3)
+
+
+def test_a_rig_limit_is_named_in_the_one_line_error(tmp_path, scripted_rig, xdream_cmd):
+    """A rig that refuses a request before parsing it (null request id) and one that advertises
+    a smaller frame limit: either way the user's one-line error names the limit."""
+    def refusing(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            reply = {**welcome(h["request_id"], ["a"]), "max_images": 1024, "max_frame_bytes": 16 << 20}
+        elif h["type"] == "present":
+            reply = {"type": "error", "request_id": None, "code": "too-large",
+                     "message": "frame 1 of 768 bytes exceeds the limit of 512 (max_frame_bytes)"}
+        else:
+            return
+        router.send_multipart([identity, *encode(reply)])
+
+    def small(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode({**welcome(h["request_id"], ["a"]), "max_frame_bytes": 512})])
+
+    for rig, expected in ((refusing, "rig refused the request for generation 0: too-large: frame 1 of 768 bytes "
+                                     "exceeds the limit of 512 \\(max_frame_bytes\\)"),
+                          (small, "generation 0 needs 768 bytes where the rig at .* allows 512 \\(max_frame_bytes\\)")):
+        out = subprocess.run([*xdream_cmd, "evolve", "--set", 'responder.name="zmq"', "--set",
+                              f'responder.target="{scripted_rig(rig)}"', "--set", "responder.heartbeat=0.1",
+                              "--set", "responder.timeout=5", "--generator", "pixel", "--set", "generator.size=16",
+                              "--set", "optimizer.population=4", "--output", str(tmp_path / rig.__name__)],
+                             capture_output=True, text=True, timeout=300)
+        errors = [line for line in out.stderr.splitlines() if line.startswith("xdream: error:")]
+        assert out.returncode == 2 and len(errors) == 1 and out.stderr.endswith(errors[0] + "\n"), out.stderr
+        assert re.search(expected, errors[0]), out.stderr
+
+
+def test_malformed_results_are_counted_by_kind_in_the_final_error(scripted_rig):
+    """A rig that answers every present with a NaN literal (Python's json.dumps default)."""
+    sent = []
+
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode(welcome(h["request_id"], ["a", "b"]))])
+        elif h["type"] == "present":
+            result = {"protocol": "xdream-rig/1", "type": "result", "request_id": h["request_id"], "complete": True,
+                      "channels": ["a", "b"], "records": records_for(h, float("nan"))}
+            sent.append(h["request_id"])
+            router.send_multipart([identity, json.dumps(result).encode()])
+
+    with ZmqResponder(scripted_rig(rig), heartbeat=0.05, liveness=2, retries=2, timeout=5) as client:
+        with pytest.raises(RigUnavailableError, match="gave no result for generation 0 after 3 tries; the rig sent "
+                                                      "3 malformed replies: 3 result with NaN/Infinity literal"):
+            client.respond(torch.rand(2, 3, 8, 8))
+    assert len(sent) == 3
+
+
+def test_the_rigs_heartbeat_ms_lengthens_the_liveness_window(scripted_rig):
+    """A rig that says it may take 1.5 s to answer (heartbeat_ms) and is silent for 1 s before
+    its result: the client, which alone would call 0.2 s of silence dead, waits instead of
+    reconnecting and resending (docs/protocol.md §4.1)."""
+    presents = []
+
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode({**welcome(h["request_id"], ["a", "b"]), "heartbeat_ms": 1500})])
+        elif h["type"] == "present":
+            presents.append(h["request_id"])
+            time.sleep(1.0)  # presenting, deaf to pings
+            router.send_multipart([identity, *encode({"type": "result", "request_id": h["request_id"],
+                                                      "complete": True, "channels": ["a", "b"],
+                                                      "records": records_for(h, 2.0)})])
+
+    with ZmqResponder(scripted_rig(rig), heartbeat=0.1, liveness=2, timeout=10) as client:
+        np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [2.0, 2.0])
+        assert client.stats["resends"] == 0 and client.stats["reconnects"] == 0
+    assert len(presents) == 1

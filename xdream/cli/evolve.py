@@ -14,6 +14,7 @@ from xdream.cli import common
 from xdream.config import ExperimentConfig, read_toml, set_dotted
 from xdream.core import registry
 from xdream.core.errors import ConfigError
+from xdream.core.threads import default_threads
 
 # CLI flag -> dotted config key it sets
 FLAG_KEYS = {
@@ -28,6 +29,7 @@ FLAG_KEYS = {
     "seed": "seed",
     "output": "output",
     "device": "device",
+    "threads": "threads",
     "init_image": "init_image",
     "reference_folder": "reference.folder",
     "reference_per_generation": "reference.per_generation",
@@ -82,6 +84,9 @@ def add_parser(commands) -> None:
     common.add_seed(evolve)
     common.add_output(evolve)
     common.add_device(evolve)
+    evolve.add_argument("--threads", type=int, metavar="N",
+                        help="torch threads (default: one per core, or OMP_NUM_THREADS if set); recorded in the "
+                             "run's config.toml, so --resume reuses it")
     common.add_set(evolve, "any config value, e.g. optimizer.mutation_rate=0.3")
     common.add_quiet(evolve)
     evolve.add_argument("--live-report", action="store_true",
@@ -136,7 +141,10 @@ def run(args) -> int:
         for flag in ("allow_changed", "repair", "restart"):
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --resume RUN_DIR")
-        experiment = Experiment(config_from_args(args), progress=not args.quiet)
+        config = config_from_args(args)
+        if config.threads is None:
+            config.threads = default_threads()
+        experiment = Experiment(config, progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
 
     stop = {"requested": False}

@@ -5,7 +5,7 @@
     xdream list | layers MODEL                                 plugins, a model's layers (cli/plugins.py)
     xdream weights list | download NAME... | verify | path     weight files (cli/weights.py)
     xdream gradient | compare | report RUN_DIR                 baselines, comparisons, pages
-    xdream rig simulate | keygen ...                           rig-side tools (cli/rig.py)
+    xdream rig simulate | keygen | check ENDPOINT              rig-side tools, a rig's conformance (cli/rig.py)
     xdream characterise TARGET...                              tuning curves and opponency
 
 User errors print one line and exit with status 2; nothing is written. A run stopped by

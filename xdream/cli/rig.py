@@ -1,4 +1,4 @@
-"""``xdream rig NAME ARGS``: rig-side tools registered under ``xdream.rig`` (the simulator, keygen)."""
+"""``xdream rig NAME ARGS``: rig-side tools registered under ``xdream.rig`` (the simulator, keygen, check)."""
 
 from __future__ import annotations
 

@@ -48,6 +48,8 @@ SCALARS = {  # top-level key -> (type, default, description)
     "budget": (int, None, "total evaluations instead of generations (the last generation is trimmed to fit)"),
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
+    "threads": (int, None, "torch intra-op threads (the xdream command's default: one per core, or OMP_NUM_THREADS); "
+                           "the count used is recorded, so a resumed run reuses it"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
     "init_characterisation": (str, None, "characterisation run whose preferred stimulus for the unit (its code, by "
                                          "gradient inversion) starts the optimiser"),
@@ -129,6 +131,7 @@ class ExperimentConfig:
     budget: int | None = None
     output: str | None = None
     device: str = "cpu"
+    threads: int | None = None
     init_image: str | None = None
     init_characterisation: str | None = None
     init_unit: str | None = None
@@ -153,7 +156,7 @@ class ExperimentConfig:
                 if not isinstance(value, typ) or isinstance(value, bool):
                     raise ConfigError(f"config key {key!r} must be {typ.__name__}, got {value!r}")
                 kwargs[key] = value
-        for key in ("generations", "budget"):
+        for key in ("generations", "budget", "threads"):
             if key in kwargs and kwargs[key] < 1:
                 raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
         if "generations" in kwargs and "budget" in kwargs:

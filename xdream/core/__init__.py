@@ -7,4 +7,5 @@
 - :mod:`.errors`      the one exception family of user errors
 - :mod:`.seeding`     one master seed, named child streams
 - :mod:`.allocator`   keep freed memory in the process (faster loops on glibc)
+- :mod:`.threads`     torch thread counts and passive OpenMP pools (a fair share of a busy machine)
 """

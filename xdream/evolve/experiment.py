@@ -22,6 +22,7 @@ and every generation file against the checkpoint's copy and digests; a mismatch 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from xdream.evolve.reference import ReferenceCycle
 from xdream.core.responder import NoisyResponder, Responder
 from xdream.runs.rundir import CONFIG, SUMMARY, RunDir
 from xdream.core.seeding import derive_rngs
+from xdream.core.threads import use_threads
 
 
 #: Per-generation values kept for the trajectory plot (and in the checkpoint).
@@ -96,6 +98,10 @@ class Experiment:
     and a resume without the same objects is refused. All validation happens before anything
     is written to disk. The run directory's write lock is held from construction until
     :meth:`close` (or the end of :meth:`run`).
+
+    The config's ``threads`` sets torch's intra-op threads (process-wide) before anything is
+    built; left out, the process's current count is kept. Either way ``self.config.threads`` is
+    the count used, and it is what the run's ``config.toml`` records.
     """
 
     def __init__(
@@ -110,6 +116,10 @@ class Experiment:
         _state: dict | None = None,
         _allow_changed: tuple[str, ...] = (),
     ):
+        if config.threads is None:
+            config = dataclasses.replace(config, threads=torch.get_num_threads())
+        else:
+            use_threads(config.threads)
         self.config = config
         self.custom = [k for k, v in (("generator", generator), ("responder", responder)) if v is not None]
         if _state is not None:

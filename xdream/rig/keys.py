@@ -1,7 +1,7 @@
 """CURVE keys for the rig link: encryption plus client authentication.
 
 ``xdream rig keygen NAME --dir DIR`` writes ``DIR/NAME.key`` (public, give it to the other side)
-and ``DIR/NAME.key_secret`` (keep it). The rig loads its secret file and an allow-list
+and ``DIR/NAME.key_secret`` (keep it; written with mode 0600). The rig loads its secret file and an allow-list
 directory of client public keys; the client loads its own secret file and the rig's public
 key. A client whose key is not in the allow-list never gets past the handshake.
 """
@@ -9,10 +9,14 @@ key. A client whose key is not in the allow-list never gets past the handshake.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Callable
 
 import zmq
 import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from xdream.core.errors import ConfigError
 
@@ -47,16 +51,33 @@ def secure_client(sock: zmq.Socket, client_secret: str | Path, server_public: st
     sock.curve_serverkey = load_public(server_public, "rig public key")
 
 
-def secure_server(context: zmq.Context, sock: zmq.Socket, server_secret: str | Path, allow_dir: str | Path):
-    """Make ``sock`` (not yet bound) a CURVE server accepting only the public keys in
-    ``allow_dir``; returns the authenticator thread (stop it when done)."""
-    from zmq.auth.thread import ThreadAuthenticator
+class RefusalReportingAuthenticator(ThreadAuthenticator):
+    """pyzmq's ZAP authenticator thread that also reports each refused CURVE handshake
+    (``on_refused(client public key in Z85, reason)``): the refused client only sees silence,
+    so the rig operator must be told."""
 
+    def __init__(self, context: zmq.Context, on_refused: Callable[[str, str], None] | None = None):
+        super().__init__(context)
+        self.on_refused = on_refused
+
+    async def _authenticate_curve(self, domain, client_key):
+        allowed, reason = await super()._authenticate_curve(domain, client_key)
+        if not allowed and self.on_refused is not None:
+            key = z85.encode(client_key).decode("ascii") if len(client_key) == 32 else repr(client_key)
+            self.on_refused(key, reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason))
+        return allowed, reason
+
+
+def secure_server(context: zmq.Context, sock: zmq.Socket, server_secret: str | Path, allow_dir: str | Path,
+                  on_refused: Callable[[str, str], None] | None = None):
+    """Make ``sock`` (not yet bound) a CURVE server accepting only the public keys in
+    ``allow_dir``; ``on_refused(key, reason)`` hears of every refused client. Returns the
+    authenticator thread (stop it when done)."""
     allow = Path(allow_dir)
     if not allow.is_dir():
         raise ConfigError(f"allow-list {str(allow)!r} is not a directory of client .key files")
     public, secret = load_keypair(server_secret, "rig key")
-    auth = ThreadAuthenticator(context)
+    auth = RefusalReportingAuthenticator(context, on_refused)
     auth.start()
     auth.configure_curve(domain="*", location=str(allow))
     sock.curve_publickey, sock.curve_secretkey, sock.curve_server = public, secret, True
@@ -75,6 +96,12 @@ def main(argv: list[str]) -> int:
     if (folder / f"{args.name}.key_secret").exists():
         raise ConfigError(f"{folder / args.name}.key_secret exists; choose another name")
     folder.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(folder, args.name)
+    mask = os.umask(0o077)  # the secret file is created owner-only: it gets a client past the allow-list
+    try:
+        public, secret = zmq.auth.create_certificates(folder, args.name)
+    finally:
+        os.umask(mask)
+    os.chmod(public, 0o644)  # the public key is meant to be handed out
+    os.chmod(secret, 0o600)
     print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
     return 0

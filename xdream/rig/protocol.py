@@ -2,26 +2,27 @@
 
 Every message is a list of ZeroMQ frames: a UTF-8 JSON header, then zero or more data frames
 (one per image in a ``present`` request). Nothing is ever unpickled. :func:`decode` checks
-sizes before it parses or allocates anything, checks every header field against the schema of
-its message type, and raises :class:`ProtocolError` (a typed, one-line error with a ``code``
-the other side can be sent) for anything malformed. The spec is ``docs/protocol.md``; this
-module has no ZeroMQ dependency, so the codec can be tested and fuzzed on plain bytes.
+sizes before it parses or allocates anything, checks every header against the published JSON
+Schema of its message type (:mod:`xdream.rig.schema`) and the receiver's limits, and raises
+:class:`ProtocolError` (a typed, one-line error with a ``code`` the other side can be sent)
+for anything malformed. The spec is ``docs/protocol.md``; this module has no ZeroMQ
+dependency, so the codec can be tested and fuzzed on plain bytes.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from xdream.core.errors import XDreamError
+from xdream.rig.schema import SchemaViolation, validate_header
 
 PROTOCOL = "xdream-rig/1"
-ENCODINGS = ("raw", "png")
+ENCODINGS = ("raw", "png")  # the ones this codec decodes; the protocol's set is open
 DTYPES = {"uint8": np.uint8, "float32": np.float32}
 ERROR_CODES = ("bad-message", "version", "too-large", "unsupported", "unknown-session", "busy", "internal")
 STATES = ("unknown", "queued", "presenting", "done")
@@ -50,9 +51,16 @@ class Limits:
 
     max_header_bytes: int = 8 << 20
     max_frame_bytes: int = 16 << 20
+    max_message_bytes: int = 256 << 20  # all frames together, and a request's decoded pixels
     max_images: int = 1024
     max_repeats: int = 100
     max_side: int = 4096
+
+    def within(self, welcome: dict) -> "Limits":
+        """These limits lowered to what a rig advertised in its ``welcome``."""
+        pick = {name: min(getattr(self, name), welcome[name])
+                for name in ("max_images", "max_frame_bytes", "max_message_bytes") if name in welcome}
+        return Limits(**{**self.__dict__, **pick})
 
 
 @dataclass
@@ -69,163 +77,6 @@ class Message:
 
 
 # ---------------------------------------------------------------------------------------------
-# field validators: each returns the value or raises ProtocolError
-
-
-def _fail(name, value, allowed):
-    text = repr(value)
-    text = text if len(text) <= 60 else text[:57] + "..."
-    raise ProtocolError(f"header field {name!r} is {text}; allowed: {allowed}")
-
-
-def _ident(name, v, limits):
-    if not isinstance(v, str) or not _ID.match(v):
-        _fail(name, v, "1-64 characters of A-Z a-z 0-9 _ . : -")
-    return v
-
-
-def _text(name, v, limits):
-    if not isinstance(v, str) or len(v) > 1000:
-        _fail(name, v, "a string of at most 1000 characters")
-    return v
-
-
-def _int_range(lo, hi_attr=None, hi=None):
-    def check(name, v, limits):
-        top = getattr(limits, hi_attr) if hi_attr else hi
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= top:
-            _fail(name, v, f"an integer {lo}..{top}")
-        return v
-
-    return check
-
-
-def _bool(name, v, limits):
-    if not isinstance(v, bool):
-        _fail(name, v, "true or false")
-    return v
-
-
-def _number(name, v, limits):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(name, v, "a finite number")
-    return float(v)
-
-
-def _one_of(options):
-    def check(name, v, limits):
-        if v not in options:
-            _fail(name, v, ", ".join(map(str, options)))
-        return v
-
-    return check
-
-
-def _subset(options):
-    def check(name, v, limits):
-        if not isinstance(v, list) or not v or len(v) > len(options) or any(x not in options for x in v):
-            _fail(name, v, f"a non-empty list from {', '.join(options)}")
-        return v
-
-    return check
-
-
-def _id_list(name, v, limits):
-    if not isinstance(v, list) or not 1 <= len(v) <= limits.max_images:
-        _fail(name, v, f"a list of 1..{limits.max_images} ids")
-    for x in v:
-        _ident(name, x, limits)
-    if len(set(v)) != len(v):
-        _fail(name, v, "unique ids")
-    return v
-
-
-def _shape(name, v, limits):
-    if (not isinstance(v, list) or len(v) != 3 or any(isinstance(x, bool) or not isinstance(x, int) for x in v)
-            or not (1 <= v[0] <= limits.max_side and 1 <= v[1] <= limits.max_side) or v[2] not in (1, 3)):
-        _fail(name, v, f"[H, W, C] with H, W in 1..{limits.max_side} and C 1 or 3")
-    return v
-
-
-def _channels(name, v, limits):
-    if not isinstance(v, list) or not 1 <= len(v) <= 256:
-        _fail(name, v, "a list of 1..256 channel names")
-    for x in v:
-        _ident(name, x, limits)
-    return v
-
-
-def _nullable(check):
-    def inner(name, v, limits):
-        return None if v is None else check(name, v, limits)
-
-    return inner
-
-
-def _records(name, v, limits):
-    top = limits.max_images * limits.max_repeats
-    if not isinstance(v, list) or len(v) > top:
-        _fail(name, f"<{type(v).__name__} of {len(v) if isinstance(v, list) else '?'}>", f"a list of at most {top} records")
-    for r in v:
-        _check_fields("record", r, RECORD, limits)
-    return v
-
-
-RECORD = {
-    "image_id": _ident,
-    "repeat": _int_range(0, "max_repeats"),
-    "trial_id": _int_range(0, hi=2**53),
-    "onset": _number,
-    "values": lambda n, v, l: [_nullable(_number)(n, x, l) for x in _list_of(n, v, 256)],
-    "valid": _bool,
-}
-
-
-def _list_of(name, v, most):
-    if not isinstance(v, list) or len(v) > most:
-        _fail(name, v, f"a list of at most {most} items")
-    return v
-
-
-# message type -> (required fields, optional fields, number of data frames: None = one per image)
-SCHEMAS = {
-    "hello": ({"session": _ident, "request_id": _ident, "client": _text, "encodings": _subset(ENCODINGS),
-               "dtypes": _subset(tuple(DTYPES))}, {}, 0),
-    "welcome": ({"request_id": _ident, "rig": _text, "encodings": _subset(ENCODINGS), "dtypes": _subset(tuple(DTYPES)),
-                 "channels": _channels, "max_images": _int_range(1, hi=1 << 20),
-                 "max_frame_bytes": _int_range(1, hi=1 << 40), "heartbeat_ms": _int_range(1, hi=3_600_000)}, {}, 0),
-    "present": ({"session": _ident, "request_id": _ident, "generation": _int_range(0, hi=2**31),
-                 "image_ids": _id_list, "encoding": _one_of(ENCODINGS), "dtype": _one_of(tuple(DTYPES)),
-                 "shape": _shape, "repeats": _int_range(1, "max_repeats"),
-                 "deadline_ms": _int_range(1, hi=86_400_000)}, {}, None),
-    "ping": ({"session": _ident, "request_id": _ident}, {}, 0),
-    "pong": ({"request_id": _ident, "state": _one_of(STATES), "progress": _int_range(0, hi=2**53)}, {}, 0),
-    "result": ({"request_id": _ident, "complete": _bool, "channels": _channels, "records": _records}, {}, 0),
-    "error": ({"request_id": _nullable(_ident), "code": _one_of(ERROR_CODES), "message": _text}, {}, 0),
-}
-
-
-def _check_fields(what, header, schema, limits, optional=None):
-    if not isinstance(header, dict):
-        raise ProtocolError(f"{what} must be a JSON object, got {type(header).__name__}")
-    optional = optional or {}
-    unknown = set(header) - set(schema) - set(optional) - {"protocol", "type"}
-    if unknown:
-        raise ProtocolError(f"{what} has unknown field {sorted(unknown)[0]!r}; allowed: {', '.join(schema)}")
-    for name, check in schema.items():
-        if name not in header:
-            raise ProtocolError(f"{what} lacks field {name!r}")
-        header[name] = check(name, header[name], limits)
-    for name, check in optional.items():
-        if name in header:
-            header[name] = check(name, header[name], limits)
-
-
-def _reject_constant(token):
-    raise ValueError(f"non-standard JSON constant {token}")
-
-
-# ---------------------------------------------------------------------------------------------
 # encode / decode
 
 
@@ -236,65 +87,123 @@ def encode(header: dict, frames=()) -> list[bytes]:
 
 
 def decode(frames, limits: Limits = Limits(), expect=None) -> Message:
-    """Validate and decode a received multipart message; ``expect`` restricts the type."""
+    """Validate and decode a received multipart message; ``expect`` restricts the type.
+
+    Sizes are checked before anything is parsed or allocated (the header frame first, then,
+    with the header's request id known so the error reply can name it, the frame count, each
+    frame and the whole message)."""
     if not isinstance(frames, (list, tuple)) or not frames:
         raise ProtocolError("empty message; expected [JSON header, data frames...]")
-    if len(frames) > limits.max_images + 1:
-        raise ProtocolError(f"message has {len(frames)} frames; at most {limits.max_images + 1} allowed", "too-large")
-    for f in frames:
-        if len(f) > limits.max_frame_bytes:
-            raise ProtocolError(f"frame of {len(f)} bytes exceeds the limit of {limits.max_frame_bytes}", "too-large")
-    raw = bytes(frames[0])
-    if len(raw) > limits.max_header_bytes:
-        raise ProtocolError(f"header of {len(raw)} bytes exceeds the limit of {limits.max_header_bytes}", "too-large")
+    if len(frames[0]) > limits.max_header_bytes:
+        raise ProtocolError(f"header of {len(frames[0])} bytes exceeds the limit of {limits.max_header_bytes}",
+                            "too-large")
     try:
-        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        header = json.loads(bytes(frames[0]).decode("utf-8"), parse_constant=_reject_constant,
+                            object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise ProtocolError(f"header is not UTF-8 JSON ({type(e).__name__})") from None
+        raise ProtocolError(f"header is not UTF-8 JSON ({e if isinstance(e, (DuplicateKey, NonStandardConstant)) else type(e).__name__})") \
+            from None
     if not isinstance(header, dict):
         raise ProtocolError(f"header must be a JSON object, got {type(header).__name__}")
     rid = header.get("request_id")
     rid = rid if isinstance(rid, str) and _ID.match(rid) else None  # echoed in error replies: must be valid
+    _check_sizes(frames, limits, rid)
     if header.get("protocol") != PROTOCOL:
         raise ProtocolError(f"protocol {header.get('protocol')!r} not supported; allowed: {PROTOCOL}", "version", rid)
     kind = header.get("type")
-    allowed = tuple(expect) if expect else tuple(SCHEMAS)
-    if kind not in allowed:
-        _fail_typed("type", kind, ", ".join(allowed), rid)
-    required, optional, n_frames = SCHEMAS[kind]
+    allowed = tuple(expect) if expect else MESSAGE_TYPES
+    if not isinstance(kind, str) or kind not in allowed:
+        text = repr(kind) if len(repr(kind)) <= 60 else repr(kind)[:57] + "..."
+        raise ProtocolError(f"header field 'type' is {text}; allowed: {', '.join(allowed)}", "bad-message", rid)
     try:
-        _check_fields(f"{kind} header", header, required, limits, optional)
-    except ProtocolError as e:
+        validate_header(header, kind)
+    except SchemaViolation as e:
         raise ProtocolError(str(e), e.code, rid) from None
     data = list(frames[1:])
-    expected = len(header["image_ids"]) if n_frames is None else n_frames
+    expected = len(header["image_ids"]) if kind == "present" else 0
     if len(data) != expected:
         raise ProtocolError(f"{kind} message has {len(data)} data frames; expected {expected}", "bad-message", rid)
     if kind == "present":
         _check_present(header, data, limits, rid)
+    elif kind == "result":
+        _check_result(header, limits, rid)
     return Message(kind, header, data)
 
 
-def _fail_typed(name, value, allowed, rid):
-    try:
-        _fail(name, value, allowed)
-    except ProtocolError as e:
-        raise ProtocolError(str(e), "bad-message", rid) from None
+MESSAGE_TYPES = ("hello", "welcome", "present", "ping", "pong", "result", "error")
+
+
+class DuplicateKey(ValueError):
+    pass
+
+
+class NonStandardConstant(ValueError):
+    pass
+
+
+def _reject_constant(token):
+    raise NonStandardConstant(f"non-standard JSON constant {token}")
+
+
+def _no_duplicates(pairs):
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        name = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise DuplicateKey(f"duplicate key {name[:40]!r}")
+    return out
+
+
+def _check_sizes(frames, limits: Limits, rid):
+    if len(frames) > limits.max_images + 1:
+        raise ProtocolError(f"message has {len(frames)} frames; at most {limits.max_images + 1} allowed "
+                            f"(max_images {limits.max_images})", "too-large", rid)
+    total = 0
+    for i, f in enumerate(frames):
+        if len(f) > limits.max_frame_bytes:
+            raise ProtocolError(f"frame {i} of {len(f)} bytes exceeds the limit of {limits.max_frame_bytes} "
+                                "(max_frame_bytes)", "too-large", rid)
+        total += len(f)
+    if total > limits.max_message_bytes:
+        raise ProtocolError(f"message of {total} bytes exceeds the limit of {limits.max_message_bytes} "
+                            "(max_message_bytes)", "too-large", rid)
 
 
 def _check_present(header, data, limits, rid):
-    h, w, c = header["shape"]
+    n, (h, w, c) = len(header["image_ids"]), header["shape"]
+    for name, value, top in (("image_ids", n, limits.max_images), ("repeats", header["repeats"], limits.max_repeats),
+                             ("shape", max(h, w), limits.max_side)):
+        if value > top:
+            raise ProtocolError(f"header field {name!r} is {value if name != 'image_ids' else f'{n} ids'} "
+                                f"above this rig's limit {top}", "too-large", rid)
+    if header["encoding"] not in ENCODINGS or header["dtype"] not in DTYPES:
+        raise ProtocolError(f"encoding {header['encoding']!r} / dtype {header['dtype']!r} not taken; allowed: "
+                            f"encodings {', '.join(ENCODINGS)}, dtypes {', '.join(DTYPES)}", "unsupported", rid)
     if header["encoding"] == "png" and header["dtype"] != "uint8":
         raise ProtocolError("png encoding carries uint8 images only; use dtype uint8", "unsupported", rid)
+    size = h * w * c * np.dtype(DTYPES[header["dtype"]]).itemsize
+    if n * size > limits.max_message_bytes:
+        raise ProtocolError(f"{n} images of shape {[h, w, c]} {header['dtype']} are {n * size} bytes decoded; "
+                            f"the limit is {limits.max_message_bytes} (max_message_bytes)", "too-large", rid)
     if header["encoding"] == "raw":
-        size = h * w * c * np.dtype(DTYPES[header["dtype"]]).itemsize
         if size > limits.max_frame_bytes:
-            raise ProtocolError(f"images of shape {[h, w, c]} exceed the frame limit {limits.max_frame_bytes}",
-                                "too-large", rid)
+            raise ProtocolError(f"images of shape {[h, w, c]} exceed the frame limit {limits.max_frame_bytes} "
+                                "(max_frame_bytes)", "too-large", rid)
         for i, f in enumerate(data):
             if len(f) != size:
                 raise ProtocolError(f"image frame {i} has {len(f)} bytes; shape {[h, w, c]} {header['dtype']} "
                                     f"needs {size}", "bad-message", rid)
+
+
+def _check_result(header, limits, rid):
+    n = len(header["channels"])
+    if len(header["records"]) > limits.max_images * limits.max_repeats:
+        raise ProtocolError(f"result has {len(header['records'])} records; at most "
+                            f"{limits.max_images * limits.max_repeats} allowed", "too-large", rid)
+    for i, r in enumerate(header["records"]):
+        if len(r["values"]) != n:
+            raise ProtocolError(f"header field 'records[{i}].values' has {len(r['values'])} values; allowed: one "
+                                f"per channel ({n})", "bad-message", rid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,8 +212,9 @@ def _check_present(header, data, limits, rid):
 
 def image_frames(images: np.ndarray, encoding: str = "raw") -> list[bytes]:
     """Frames for images ``[N, H, W, C]`` (uint8, or float32 for raw), row-major, C-order."""
-    if encoding == "raw":
-        return [np.ascontiguousarray(im).tobytes() for im in images]
+    if encoding == "raw":  # zero-copy views of a C-contiguous batch
+        images = np.ascontiguousarray(images)
+        return [memoryview(im).cast("B") for im in images]
     from PIL import Image
 
     out = []
@@ -315,29 +225,47 @@ def image_frames(images: np.ndarray, encoding: str = "raw") -> list[bytes]:
     return out
 
 
-def decode_images(message: Message) -> np.ndarray:
-    """Images ``[N, H, W, C]`` of a validated ``present`` message; PNG sizes are checked from
-    the file header before any pixel is decoded."""
+def iter_images(message: Message):
+    """The images ``[H, W, C]`` of a validated ``present`` message, one at a time: raw frames
+    as zero-copy views, PNG files decoded each into a buffer of the checked size (the size and
+    mode are read from the PNG header before any pixel is decoded), so a rig holds at most one
+    decoded PNG beside the compressed frames. float32 pixels must be finite."""
     h = message.header
     shape, dtype, rid = tuple(h["shape"]), DTYPES[h["dtype"]], h["request_id"]
     if h["encoding"] == "raw":
-        return np.stack([np.frombuffer(f, dtype=dtype).reshape(shape) for f in message.frames])
+        for i, f in enumerate(message.frames):
+            image = np.frombuffer(f, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+            if dtype is np.float32 and not np.isfinite(image).all():
+                raise ProtocolError(f"image frame {i} has NaN or infinite pixels; allowed: finite float32",
+                                    "bad-message", rid)
+            yield image
+        return
     from PIL import Image
 
-    out = np.empty((len(message.frames), *shape), dtype=np.uint8)
     mode = "RGB" if shape[2] == 3 else "L"
+    colour_type = 2 if shape[2] == 3 else 0  # PNG IHDR: truecolour / greyscale
     for i, f in enumerate(message.frames):
+        head = bytes(f[:26])
+        if len(head) == 26 and head[12:16] == b"IHDR" and (head[24] != 8 or head[25] != colour_type):
+            raise ProtocolError(f"png image {i} has bit depth {head[24]} and colour type {head[25]}; allowed: 8-bit "
+                                f"{mode} (colour type {colour_type}), no alpha, palette or 16-bit", "bad-message", rid)
         try:
-            with Image.open(io.BytesIO(bytes(f)), formats=["PNG"]) as im:
+            with Image.open(io.BytesIO(f), formats=["PNG"]) as im:
                 if im.size != (shape[1], shape[0]) or im.mode != mode:
                     raise ProtocolError(f"png image {i} is {im.mode} {im.size[0]}x{im.size[1]}; the header says "
-                                        f"{mode} {shape[1]}x{shape[0]}", "bad-message", rid)
-                out[i] = np.asarray(im).reshape(shape)
+                                        f"8-bit {mode} {shape[1]}x{shape[0]}", "bad-message", rid)
+                pixels = im.tobytes()
         except ProtocolError:
             raise
         except Exception as e:
             raise ProtocolError(f"png image {i} cannot be decoded ({type(e).__name__})", "bad-message", rid) from None
-    return out
+        yield np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+        del pixels  # the caller holds the image; this generator keeps nothing between images
+
+
+def decode_images(message: Message) -> np.ndarray:
+    """All images ``[N, H, W, C]`` of a validated ``present`` message (:func:`iter_images`)."""
+    return np.stack(list(iter_images(message)))
 
 
 def error_reply(request_id: str | None, code: str, message: str) -> list[bytes]:

@@ -23,20 +23,12 @@ import os
 from pathlib import Path
 
 from xdream.core.errors import ConfigError, RunDirError, choices_text
+from xdream.core.threads import fair_share, quiet_thread_pools, worker_threads_env
 from xdream.runs.rundir import CONFIG, SUMMARY, atomic_write
 from xdream.sweep.grid import RunSpec, load_sweep
 
 BACKENDS = ("auto", "ray", "process")
 PLAN, RESULTS = "sweep.json", "results.jsonl"
-# Thread-pool sizes read once, when a worker imports numpy/torch: set before workers start.
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def worker_threads_env(threads: int) -> dict[str, str]:
-    """The thread-count variables a worker gets (values the user set win), so that parallel
-    runs do not oversubscribe the cores: spinning BLAS/OpenMP pools slow a loaded machine
-    several-fold."""
-    return {var: os.environ.get(var, str(threads)) for var in THREAD_VARS}
 
 
 @contextlib.contextmanager
@@ -77,15 +69,15 @@ def run_record(path: Path) -> dict:
 
 
 def run_one(path: str, config: dict, threads: int) -> dict:
-    """Run (or resume, or skip if complete) one grid point; returns its record. Top-level so
-    Ray and process pools can ship it to workers."""
-    import torch
-
-    from xdream.core.allocator import retain_freed_memory
+    """Run (or resume, or skip if complete) one grid point with ``threads`` torch threads
+    (unless its config sets them); returns its record. Top-level so Ray and process pools can
+    ship it to workers."""
+    quiet_thread_pools()  # a fresh Ray worker has not loaded torch yet (xdream.core.threads)
     from xdream.config import ExperimentConfig
+    from xdream.core.allocator import retain_freed_memory
     from xdream.evolve.experiment import Experiment
 
-    torch.set_num_threads(threads)
+    config = {"threads": threads, **config}
     retain_freed_memory()
     run_dir = Path(path)
     if not is_complete(run_dir):
@@ -139,7 +131,7 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
         raise ConfigError(f"--address {address} needs the ray backend, got {backend!r}")
     sweep_dir, runs = prepare(sweep_file, output)
     workers = workers or os.cpu_count() or 1
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = fair_share(workers)
     done = {r.name for r in runs if is_complete(sweep_dir / "runs" / r.name)}
     pending = [r for r in runs if r.name not in done]
     log(f"sweep {sweep_dir}: {len(runs)} runs, {len(done)} complete (skipped), {len(pending)} to run "

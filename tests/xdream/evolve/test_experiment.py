@@ -242,7 +242,8 @@ def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
     """SIGINT (Ctrl-C) finishes the generation in flight, saves, summarises as stopped and
     exits 130 (the convention for an interrupted command); the run then resumes to the same result as an uninterrupted one."""
     flags = ["--generator", "pixel", "--set", "generator.size=16", "--target", "efficientnet_lite0:_blocks.2:5",
-             "--set", "responder.input_size=64", "--population", "8", "--generations", "20", "--seed", "5", "--quiet"]
+             "--set", "responder.input_size=64", "--population", "8", "--generations", "20", "--seed", "5", "--quiet",
+             "--threads", "1"]  # both runs alike whatever the load (the auto count follows it)
     run = tmp_path / "run"
     process = subprocess.Popen([*xdream_cmd, "evolve", *flags, "--output", str(run)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -34,6 +34,7 @@ EXTRA_OPTIONS = {
     ],
     "sphere-cma": [{"population": 12, "select": 5, "lr": 1.0}, {"sphere_norm": 3.0}],
     "cholesky-cma": [{"update_every": 1, "sigma0": 0.5}, {"population": 6}],
+    "nevergrad": [{"method": "TwoPointsDE"}, {"method": "DiagonalCMA", "population": 12}],
 }
 
 
@@ -48,7 +49,13 @@ CASES = [pytest.param(n, {}, id=n) for n in NAMES] + [
 D = 8  # search dimension for the contract tests (small: fast)
 
 
+# Optimisers that wrap an optional package (an extra of pyproject.toml): skipped without it.
+OPTIONAL_PACKAGES = {"nevergrad": "nevergrad"}
+
+
 def make(name, options=None, seed=0, dim=D, **provided) -> Optimizer:
+    if name in OPTIONAL_PACKAGES:
+        pytest.importorskip(OPTIONAL_PACKAGES[name], reason=f"optimizer {name!r} needs the [peers] extra")
     return registry.create("optimizer", name, dict(options or {}), dim=dim, rng=np.random.default_rng(seed), **provided)
 
 
@@ -472,6 +479,7 @@ def _bad_option_cases():
             ({"angle_start": 0.0}, "0.0"),
             ({"angle_end": float("nan")}, "nan"),
         ],
+        "nevergrad": [({"method": "NoSuchMethod"}, "NoSuchMethod")],
         "cholesky-cma": [
             ({"sigma0": 0}, "0"),
             ({"sigma0": float("nan")}, "nan"),

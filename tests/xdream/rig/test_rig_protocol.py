@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from xdream.core.errors import XDreamError
 from xdream.rig.protocol import (ERROR_CODES, PROTOCOL, Limits, ProtocolError, decode, decode_images, encode,
-                                 error_reply, image_frames)
+                                 error_reply, image_frames, iter_images)
 
 SMALL = Limits(max_header_bytes=2048, max_frame_bytes=4096, max_images=8, max_repeats=5, max_side=64)
 
@@ -55,14 +55,14 @@ def test_present_round_trips_images(encoding, dtype):
 
 
 @pytest.mark.parametrize("kind,field,value", [
-    ("hello", "session", "has space"), ("hello", "encodings", []), ("hello", "dtypes", ["float64"]),
+    ("hello", "session", "has space"), ("hello", "encodings", []), ("hello", "dtypes", ["has space"]),
     ("ping", "request_id", "x" * 65), ("pong", "state", "sleeping"), ("pong", "progress", -1),
     ("result", "complete", 1), ("result", "channels", []), ("error", "code", "oops"),
     ("welcome", "heartbeat_ms", 0), ("result", "records", [{"image_id": "i0"}]),
     ("result", "records", [{**VALID["result"]["records"][0], "onset": "soon"}]),
 ])
 def test_bad_fields_name_the_field(kind, field, value):
-    with pytest.raises(ProtocolError, match=repr(field) if field != "records" else "field") as info:
+    with pytest.raises(ProtocolError, match=f"'{field}" if field != "records" else "field") as info:
         decode(encode({**VALID[kind], field: value}), SMALL)
     assert info.value.code in ERROR_CODES and isinstance(info.value, XDreamError)
 
@@ -71,10 +71,14 @@ def test_bad_fields_name_the_field(kind, field, value):
     (lambda h: h.update(protocol="xdream-rig/2"), "version"),
     (lambda h: h.update(type="shutdown"), "bad-message"),
     (lambda h: h.update(extra=1), "bad-message"),
-    (lambda h: h.pop("deadline_ms"), "bad-message"),
-    (lambda h: h.update(repeats=6), "bad-message"),
+    (lambda h: h.pop("shape"), "bad-message"),
+    (lambda h: h.update(repeats=6), "too-large"),  # above a maximum: too-large
+    (lambda h: h.update(repeats=0), "bad-message"),  # below a minimum: bad-message
     (lambda h: h.update(shape=[4, 5, 4]), "bad-message"),
-    (lambda h: h.update(shape=[65, 5, 3]), "bad-message"),
+    (lambda h: h.update(shape=[65, 5, 3]), "too-large"),
+    (lambda h: h.update(encoding="jpeg"), "unsupported"),
+    (lambda h: h.pop("generation"), None),  # optional fields may be left out
+    (lambda h: h.pop("deadline_ms"), None),
     (lambda h: h.update(image_ids=["i0", "i0", "i2"]), "bad-message"),
     (lambda h: h.update(encoding="png", dtype="float32"), "unsupported"),
 ])
@@ -82,6 +86,9 @@ def test_bad_present_headers_are_typed(change, code):
     _, frames = present()
     header = json.loads(frames[0])
     change(header)
+    if code is None:
+        assert decode([json.dumps(header).encode(), *frames[1:]], SMALL).type == "present"
+        return
     with pytest.raises(ProtocolError) as info:
         decode([json.dumps(header).encode(), *frames[1:]], SMALL)
     assert info.value.code == code
@@ -166,3 +173,88 @@ def test_mutated_headers_only_raise_protocol_errors(kind, field, value, n_frames
     msg = _decode_or_typed(frames)
     if msg is not None:  # whatever passed is a message that matches its schema
         assert msg.header["protocol"] == PROTOCOL and msg.type == header["type"]
+
+
+# -- the decisions of docs/protocol.md that the codec enforces ----------------------------------
+
+def test_open_value_sets_and_free_text_channel_names_are_accepted():
+    welcome = {**VALID["welcome"], "encodings": ["raw", "png", "jpeg"], "dtypes": ["uint8", "float16"],
+               "channels": ["V4 e1", "IT/unit 3"]}
+    assert decode(encode(welcome), SMALL).header["channels"] == ["V4 e1", "IT/unit 3"]
+    hello = {k: v for k, v in VALID["hello"].items() if k not in ("client", "encodings", "dtypes")}
+    assert decode(encode(hello), SMALL).type == "hello"  # the optional fields may be left out
+    for bad in (["tab\there"], ["x" * 65], ["a", "a"]):
+        with pytest.raises(ProtocolError, match="channels"):
+            decode(encode({**welcome, "channels": bad}), SMALL)
+
+
+def test_duplicate_keys_are_refused():
+    with pytest.raises(ProtocolError, match="duplicate key 'type'") as info:
+        decode([b'{"protocol": "xdream-rig/1", "type": "ping", "type": "hello", "session": "s", "request_id": "r"}'])
+    assert info.value.code == "bad-message"
+
+
+def test_nullable_onset_and_one_value_per_channel():
+    record = {**VALID["result"]["records"][0], "onset": None}
+    assert decode(encode({**VALID["result"], "records": [record]}), SMALL).header["records"][0]["onset"] is None
+    with pytest.raises(ProtocolError, match="one per channel") as info:
+        decode(encode({**VALID["result"], "records": [{**record, "values": [1.0]}]}), SMALL)
+    assert info.value.request_id == "r"
+
+
+def test_whole_message_limit_names_the_request():
+    limits = Limits(max_frame_bytes=4096, max_message_bytes=10_000, max_images=8)
+    _, frames = present(n=4, shape=(30, 30, 3))  # 4 x 2700 bytes = 10800 > 10000
+    with pytest.raises(ProtocolError, match="max_message_bytes") as info:
+        decode(frames, limits)
+    assert info.value.code == "too-large" and info.value.request_id == "r1"
+    header = json.loads(frames[0])  # small PNG files, too many pixels decoded
+    frames = encode({**header, "encoding": "png"}, image_frames(np.zeros((4, 30, 30, 3), np.uint8), "png"))
+    with pytest.raises(ProtocolError, match="bytes decoded") as info:
+        decode(frames, limits)
+    assert info.value.code == "too-large" and info.value.request_id == "r1"
+
+
+def test_float32_pixels_must_be_finite():
+    images, frames = present(dtype="float32")
+    images[1, 0, 0, 0] = np.nan
+    msg = decode([frames[0], *image_frames(images)], SMALL)
+    with pytest.raises(ProtocolError, match="image frame 1 has NaN"):
+        decode_images(msg)
+
+
+def test_png_images_are_decoded_one_at_a_time_and_16_bit_is_refused():
+    import io
+    import tracemalloc
+
+    from PIL import Image
+
+    side, n = 1024, 4
+    limits = Limits(max_side=side, max_message_bytes=64 << 20)
+    _, frames = present(n=n, shape=(side, side, 3), encoding="png")
+    msg = decode(frames, limits)
+    tracemalloc.start()
+    for image in iter_images(msg):
+        assert image.shape == (side, side, 3)
+        del image
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2.5 * side * side * 3  # one decoded image (and the decoder's copy) at a time, not all four
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((5, 4), dtype=np.uint16)).save(buffer, format="PNG")
+    _, frames = present(n=1, shape=(5, 4, 1), encoding="png")
+    with pytest.raises(ProtocolError, match="bit depth 16 and colour type 0; allowed: 8-bit L"):
+        decode_images(decode([frames[0], buffer.getvalue()], SMALL))
+
+
+def test_png_with_alpha_or_a_palette_is_refused_from_its_header():
+    import io
+
+    from PIL import Image
+
+    _, frames = present(n=1, shape=(5, 4, 3), encoding="png")
+    for image in (Image.new("RGBA", (4, 5)), Image.new("P", (4, 5))):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        with pytest.raises(ProtocolError, match="colour type [36]; allowed: 8-bit RGB"):
+            decode_images(decode([frames[0], buffer.getvalue()], SMALL))

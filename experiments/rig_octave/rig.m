@@ -1,0 +1,298 @@
+function rig(endpoint, cache_file)
+% RIG  An xdream-rig/1 rig (docs/protocol.md) in the MATLAB language, for GNU Octave (>= 7, the
+% zeromq package) and MATLAB (R2016b+, the matlab-zmq binding). All socket calls are in
+% rig_socket.m. It takes raw uint8 images, answers hello/ping/present, keeps a reply cache by
+% request id (appended to CACHE_FILE when given, so a restarted rig neither presents a request
+% again nor forgets it) and passes `xdream rig check`.
+%
+%   octave --no-gui --eval "rig('tcp://127.0.0.1:5555', 'rig-cache.tsv')"
+%
+% Replace show_and_record() with your stimulus and recording code (Psychtoolbox: Screen('Flip')
+% and your photodiode/spike counting).
+if nargin < 1, endpoint = 'tcp://127.0.0.1:5555'; end
+if nargin < 2, cache_file = ''; end
+state.sock = rig_socket('open', endpoint);
+state.cache = load_cache(cache_file);  % request id -> {payload text, result text}
+state.cache_file = cache_file;
+state.sessions = containers.Map();
+state.clock = tic;
+state.trials = containers.Map({'count'}, {0});
+fprintf('rig listening on %s\n', rig_socket('endpoint', state.sock));
+flush_output();
+while true
+  frames = rig_socket('recv', state.sock, 200);
+  if isempty(frames), continue; end
+  job = handle(state, frames, []);
+  if ~isempty(job)
+    present(state, job);
+  end
+end
+end
+
+function [onset, value, valid] = show_and_record(image, clock)
+% Show one image [H, W, C] uint8 and return (onset seconds, response, valid). This stand-in
+% 'neuron' responds with the mean brightness of the image's centre.
+[h, w, ~] = size(image);
+centre = image(floor(h / 4) + 1:floor(3 * h / 4), floor(w / 4) + 1:floor(3 * w / 4), :);
+value = mean(double(centre(:)));
+onset = toc(clock);
+valid = true;
+end
+
+function [job, current] = handle(state, frames, current)
+% Answer one message; returns a new request to present (only when none is in progress) and
+% the request in progress with its newest sender.
+job = [];
+[envelope, h, data, code, message, rid] = parse(frames);
+if ~isempty(code)
+  reply(state, envelope, struct('type', 'error', 'request_id', rid, 'code', code, 'message', message));
+  return;
+end
+switch h.type
+  case 'hello'
+    state.sessions(h.session) = true;
+    w = struct('type', 'welcome', 'request_id', h.request_id, 'rig', 'rig_octave');
+    w.encodings = {'raw'}; w.dtypes = {'uint8'}; w.channels = {'ch0'};
+    w.max_images = 1024; w.max_frame_bytes = 16 * 2^20; w.heartbeat_ms = 1000;
+    reply(state, envelope, w);
+  case 'ping'
+    if ~isempty(current) && strcmp(h.request_id, current.rid)
+      current.envelope{1} = envelope;
+      reply(state, envelope, pong(h.request_id, 'presenting', current.progress));
+    elseif isKey(state.cache, h.request_id)
+      reply(state, envelope, pong(h.request_id, 'done', 0));
+    else
+      reply(state, envelope, pong(h.request_id, 'unknown', 0));
+    end
+  case 'present'
+    rid = h.request_id;
+    if ~isKey(state.sessions, h.session)
+      reply(state, envelope, refusal(rid, 'unknown-session', 'send hello first'));
+    elseif isKey(state.cache, rid)
+      entry = state.cache(rid);
+      if strcmp(entry{1}, payload(h))
+        rig_socket('send', state.sock, [envelope, {bytes_of(entry{2})}]);
+      else
+        reply(state, envelope, refusal(rid, 'bad-message', 'request id was used for another request'));
+      end
+    elseif ~isempty(current) && strcmp(rid, current.rid)
+      current.envelope{1} = envelope;  % a resend while presenting: answer the newest sender
+    elseif ~isempty(current)
+      reply(state, envelope, refusal(rid, 'busy', 'presenting another request'));
+    else
+      job = struct('header', h, 'data', {data}, 'envelope', {envelope});
+    end
+end
+end
+
+function present(state, job)
+% Present every image `repeats` times until the deadline, answering messages between trials.
+h = job.header;
+shape = reshape(h.shape, 1, []);
+deadline = 600;
+if isfield(h, 'deadline_ms'), deadline = h.deadline_ms / 1000; end
+started = tic;
+current = struct('rid', h.request_id, 'envelope', {{job.envelope}}, 'progress', 0);
+records = {};
+for repeat = 0:h.repeats - 1
+  for k = 1:numel(h.image_ids)
+    if toc(started) > deadline, break; end
+    image = permute(reshape(job.data{k}, [shape(3), shape(2), shape(1)]), [3, 2, 1]);
+    [onset, value, valid] = show_and_record(image, state.clock);
+    count = state.trials('count');
+    state.trials('count') = count + 1;
+    records{end + 1} = struct('image_id', h.image_ids{k}, 'repeat', repeat, 'trial_id', count, ...
+                              'onset', onset, 'values', {{value}}, 'valid', valid); %#ok<AGROW>
+    current.progress = numel(records);
+    frames = rig_socket('recv', state.sock, 0);
+    while ~isempty(frames)  % pings and resends between presentations
+      [~, current] = handle(state, frames, current);
+      frames = rig_socket('recv', state.sock, 0);
+    end
+  end
+end
+result = struct('type', 'result', 'request_id', h.request_id, ...
+                'complete', numel(records) == h.repeats * numel(h.image_ids));
+result.channels = {'ch0'};
+result.records = records;
+text = encode(result);
+state.cache(h.request_id) = {payload(h), text};
+if ~isempty(state.cache_file)
+  f = fopen(state.cache_file, 'a');
+  fprintf(f, '%s\t%s\t%s\n', h.request_id, payload(h), text);
+  fclose(f);
+end
+rig_socket('send', state.sock, [current.envelope{1}, {bytes_of(text)}]);
+end
+
+function [envelope, h, data, code, message, rid] = parse(frames)
+% Split the ROUTER envelope off and validate the header (docs/protocol.md §2-§4).
+n = 1;
+if numel(frames) > 2 && isempty(frames{2}), n = 2; end  % a REQ client's empty delimiter
+envelope = frames(1:n);
+body = frames(n + 1:end);
+h = []; data = body(2:end); code = ''; message = ''; rid = NaN;  % NaN is written as null
+if isempty(body)
+  code = 'bad-message'; message = 'empty message'; return;
+end
+text = text_of(body{1});
+problem = strict_json_problem(text);
+if isempty(problem)
+  try
+    h = jsondecode(text);
+  catch
+    problem = 'frame 0 is not JSON';
+  end
+end
+if isempty(problem) && ~isstruct(h), problem = 'frame 0 must be a JSON object'; end
+if ~isempty(problem)
+  code = 'bad-message'; message = problem; h = []; return;
+end
+if isfield(h, 'request_id') && is_id(h.request_id), rid = h.request_id; end
+if ~isfield(h, 'protocol') || ~ischar(h.protocol) || ~strcmp(h.protocol, 'xdream-rig/1')
+  code = 'version'; message = 'this rig speaks xdream-rig/1'; return;
+end
+[code, message] = check(h, data);
+end
+
+function [code, message] = check(h, data)
+% The fields of hello, ping and present: required, types, ranges and the error code of each limit.
+code = ''; message = '';
+allowed.hello = {'session', 'request_id', 'client', 'encodings', 'dtypes'};
+allowed.ping = {'session', 'request_id'};
+allowed.present = {'session', 'request_id', 'generation', 'image_ids', 'encoding', 'dtype', 'shape', ...
+                   'repeats', 'deadline_ms'};
+if ~isfield(h, 'type') || ~ischar(h.type) || ~isfield(allowed, h.type)
+  code = 'bad-message'; message = 'type must be hello, ping or present'; return;
+end
+names = fieldnames(h);
+extra = setdiff(names, [allowed.(h.type), {'protocol', 'type'}]);
+if ~isempty(extra)
+  code = 'bad-message'; message = sprintf('unknown field %s', extra{1}); return;
+end
+if ~isfield(h, 'session') || ~is_id(h.session) || ~isfield(h, 'request_id') || ~is_id(h.request_id)
+  code = 'bad-message'; message = 'session and request_id must be 1-64 characters of A-Z a-z 0-9 _ . : -'; return;
+end
+if ~strcmp(h.type, 'present'), return; end
+required = {'image_ids', 'encoding', 'dtype', 'shape', 'repeats'};
+for k = 1:numel(required)
+  if ~isfield(h, required{k})
+    code = 'bad-message'; message = sprintf('present lacks field %s', required{k}); return;
+  end
+end
+ids = h.image_ids;
+if ischar(ids), ids = {ids}; end
+if ~iscell(ids) || isempty(ids) || ~all(cellfun(@is_id, ids)) || numel(unique(ids)) < numel(ids)
+  code = 'bad-message'; message = 'image_ids must be a list of unique ids'; return;
+end
+limits = {'repeats', 1, 100; 'deadline_ms', 1, 86400000; 'generation', 0, 2^31};
+for k = 1:size(limits, 1)
+  if isfield(h, limits{k, 1})
+    [code, message] = in_range(h.(limits{k, 1}), limits{k, 1}, limits{k, 2}, limits{k, 3});
+    if ~isempty(code), return; end
+  end
+end
+if numel(ids) > 1024
+  code = 'too-large'; message = 'at most 1024 images'; return;
+end
+shape = h.shape;
+if ~isnumeric(shape) || numel(shape) ~= 3
+  code = 'bad-message'; message = 'shape must be [H, W, C]'; return;
+end
+for k = 1:2
+  [code, message] = in_range(shape(k), 'an image side', 1, 4096);
+  if ~isempty(code), return; end
+end
+if ~any(shape(3) == [1, 3])
+  code = 'bad-message'; message = 'C must be 1 or 3'; return;
+end
+if ~ischar(h.encoding) || ~strcmp(h.encoding, 'raw') || ~ischar(h.dtype) || ~strcmp(h.dtype, 'uint8')
+  code = 'unsupported'; message = 'this rig takes raw uint8 images only'; return;
+end
+bytes = prod(shape);
+if bytes > 16 * 2^20
+  code = 'too-large'; message = 'an image is above max_frame_bytes'; return;
+end
+if numel(data) ~= numel(ids) || any(cellfun(@numel, data) ~= bytes)
+  code = 'bad-message'; message = sprintf('need one frame of %d bytes per image', bytes); return;
+end
+end
+
+function [code, message] = in_range(v, name, low, high)
+code = ''; message = '';
+if ~isnumeric(v) || ~isscalar(v) || v ~= floor(v) || v < low
+  code = 'bad-message'; message = sprintf('%s must be an integer %d..%d', name, low, high);
+elseif v > high
+  code = 'too-large'; message = sprintf('%s %d is above %d', name, v, high);
+end
+end
+
+function problem = strict_json_problem(text)
+% What jsondecode lets through but strict JSON forbids: NaN/Infinity literals, duplicate keys.
+problem = '';
+keys = regexp(text, '"((?:[^"\\]|\\.)*)"\s*:', 'tokens');
+keys = cellfun(@(t) t{1}, keys, 'UniformOutput', false);
+if numel(unique(keys)) < numel(keys)
+  problem = 'duplicate key in frame 0'; return;
+end
+bare = regexprep(text, '"(?:[^"\\]|\\.)*"', '""');
+bare = regexprep(bare, '-?\d+(\.\d+)?([eE][+-]?\d+)?', '0');
+words = regexp(bare, '[A-Za-z]+', 'match');
+if ~all(ismember(words, {'true', 'false', 'null'}))
+  problem = 'frame 0 has a non-standard literal (NaN, Infinity?)';
+end
+end
+
+function ok = is_id(v)
+ok = ischar(v) && ~isempty(regexp(v, '^[A-Za-z0-9_.:\-]{1,64}$', 'once'));
+end
+
+function text = payload(h)
+% What a resend under the same request id must repeat (docs/protocol.md §5).
+ids = h.image_ids;
+if ischar(ids), ids = {ids}; end
+text = encode(struct('image_ids', {ids}, 'encoding', h.encoding, 'dtype', h.dtype, ...
+                     'shape', {num2cell(reshape(h.shape, 1, []))}, 'repeats', h.repeats));
+end
+
+function m = pong(rid, state, progress)
+m = struct('type', 'pong', 'request_id', rid, 'state', state, 'progress', progress);
+end
+
+function m = refusal(rid, code, message)
+m = struct('type', 'error', 'request_id', rid, 'code', code, 'message', message);
+end
+
+function reply(state, envelope, message)
+rig_socket('send', state.sock, [envelope, {bytes_of(encode(message))}]);
+end
+
+function text = encode(message)
+% Compact JSON with "protocol" first; NaN is written as null by jsonencode.
+text = jsonencode(message);
+text = ['{"protocol":"xdream-rig/1",', text(2:end)];
+end
+
+function cache = load_cache(file)
+cache = containers.Map();
+if isempty(file) || ~exist(file, 'file'), return; end
+lines = strsplit(fileread(file), sprintf('\n'));
+for k = 1:numel(lines)
+  parts = strsplit(lines{k}, sprintf('\t'));
+  if numel(parts) == 3
+    cache(parts{1}) = {parts{2}, parts{3}};
+  end
+end
+end
+
+function text = text_of(frame)
+if exist('OCTAVE_VERSION', 'builtin'), text = char(frame); else, text = native2unicode(frame, 'UTF-8'); end
+end
+
+function b = bytes_of(text)
+if exist('OCTAVE_VERSION', 'builtin'), b = uint8(text); else, b = unicode2native(text, 'UTF-8'); end
+end
+
+function flush_output()
+if exist('OCTAVE_VERSION', 'builtin'), fflush(stdout); end
+end

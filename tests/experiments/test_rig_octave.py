@@ -1,0 +1,111 @@
+"""experiments/rig_octave: the MATLAB-language rig under GNU Octave (zeromq package) runs a few
+generations of `xdream evolve` with the scores its stand-in neuron computes from the pixels,
+and passes `xdream rig check`, across a restart of the rig. Skipped, saying why, where Octave
+or its zeromq package is missing (`make test` installs both where it can: Makefile `octave`)."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xdream.core import registry
+from xdream.images.io import to_uint8
+
+RIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "rig_octave"
+OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
+
+
+def _octave_problem():
+    if OCTAVE is None:
+        return "GNU Octave is not installed (Debian: apt-get install octave octave-zeromq; or `make octave`)"
+    out = subprocess.run([OCTAVE, "--no-gui", "--quiet", "--eval", "pkg load zeromq; disp(exist('jsonencode'))"],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        return f"Octave's zeromq package does not load (Debian: octave-zeromq): {out.stderr.strip()[:200]}"
+    if out.stdout.strip() not in ("2", "5"):
+        return "this Octave has no jsonencode (Octave >= 7 is needed)"
+    return None
+
+
+PROBLEM = _octave_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OctaveRig:
+    """The rig as a background Octave process (a shell script, so a restart command can start it again)."""
+
+    def __init__(self, tmp_path):
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.out, self.pid = tmp_path / "octave.out", tmp_path / "octave.pid"
+        self.script = tmp_path / "start.sh"
+        self.script.write_text(f"(cd {RIG_DIR} && exec {OCTAVE} --no-gui --quiet --eval \"rig('{self.endpoint}', "
+                               f"'{tmp_path / 'cache.tsv'}')\") >>{self.out} 2>&1 &\necho $! > {self.pid}\n")
+        self.restart_command = f"kill $(cat {self.pid}); sleep 1; sh {self.script}"
+        self.start()
+
+    def start(self):
+        lines = self.out.read_text().count("rig listening") if self.out.exists() else 0
+        subprocess.run(["sh", str(self.script)], check=True)
+        end = time.monotonic() + 120
+        while not (self.out.exists() and self.out.read_text().count("rig listening") > lines):
+            assert time.monotonic() < end, self.out.read_text() if self.out.exists() else "no output"
+            time.sleep(0.1)
+
+    def stop(self):
+        subprocess.run(f"kill $(cat {self.pid})", shell=True)
+
+
+@pytest.fixture
+def octave_rig(tmp_path):
+    print(f"Octave: {OCTAVE}")
+    rig = OctaveRig(tmp_path)
+    yield rig
+    rig.stop()
+
+
+def stand_in_neuron(images):
+    """The Octave rig's show_and_record(): the mean of the image centre, from the uint8 pixels."""
+    pixels = to_uint8(images).astype(np.float64)
+    h, w = pixels.shape[1:3]
+    return pixels[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(axis=(1, 2, 3))
+
+
+def test_evolution_against_the_octave_rig(tmp_path, octave_rig, xdream_cmd):
+    out = subprocess.run([*xdream_cmd, "evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
+                          "--optimizer", "genetic", "--population", "8", "--generations", "3", "--seed", "4",
+                          "--set", 'responder.name="zmq"', "--set", f'responder.target="{octave_rig.endpoint}"',
+                          "--set", "responder.repeats=2", "--set", "responder.heartbeat=0.2",
+                          "--output", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    generator = registry.create("generator", "pixel", {"size": 16}, device="cpu")
+    for g in range(3):
+        with np.load(tmp_path / "run" / "generations" / f"gen_{g:04d}.npz") as data:
+            with torch.no_grad():
+                images = generator.decode(data["codes"])
+            np.testing.assert_allclose(data["scores"], stand_in_neuron(images), rtol=1e-12)
+    trials = (tmp_path / "run" / "rig_trials.jsonl").read_text().splitlines()
+    assert len(trials) == 3 * 8 * 2
+
+
+def test_rig_check_passes_against_the_octave_rig(octave_rig, xdream_cmd):
+    out = subprocess.run([*xdream_cmd, "rig", "check", octave_rig.endpoint, "--timeout", "10",
+                          "--restart-command", octave_rig.restart_command],
+                         capture_output=True, text=True, timeout=600)
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {line[6:].split("  ")[0].strip(): line[:4] for line in out.stdout.splitlines()
+            if line[:4] in ("PASS", "FAIL", "SKIP")}
+    assert rows.pop("present/result png") == "SKIP"  # the rig takes raw only
+    assert set(rows.values()) == {"PASS"} and "greetings forgotten, cache kept" in out.stdout

@@ -1,0 +1,119 @@
+"""Thread pools on a busy machine (xdream.core.threads): the fair share, the wait policy, the
+``threads`` config key and ``--threads``, recorded in the run and reused on resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from xdream import ExperimentConfig
+from xdream.core.errors import ConfigError
+from xdream.core.threads import THREAD_VARS, default_threads, fair_share, worker_threads_env
+
+
+@pytest.mark.parametrize("cores, processes, expected", [(2, 1, 2), (16, 4, 4), (16, 5, 3), (2, 3, 1), (1, 1, 1)])
+def test_fair_share(cores, processes, expected):
+    assert fair_share(processes, cores=cores) == expected
+
+
+def test_default_threads_honours_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert 1 <= default_threads() <= os.cpu_count()
+
+
+def test_process_workers_get_one_thread_pool_size_and_the_passive_policy(monkeypatch):
+    """Parallel runs must not oversubscribe the cores: each worker's BLAS/OpenMP pools get the
+    run's share and sleep when idle, unless the user fixed them."""
+    for var in (*THREAD_VARS, "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(var, raising=False)
+    assert worker_threads_env(1) == {**{var: "1" for var in THREAD_VARS}, "OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    env = worker_threads_env(2)
+    assert env["OMP_NUM_THREADS"] == "3" and env["MKL_NUM_THREADS"] == "2" and env["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+# Prints the wait policy in force at the moment torch is first imported (when its OpenMP
+# runtime loads and reads it), by watching the import system.
+SPY = """
+import os, sys
+seen = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+        return None
+sys.meta_path.insert(0, Spy())
+import xdream.cli
+print(seen[0] if seen else "torch never imported")
+"""
+
+
+def test_the_command_sets_the_passive_wait_policy_before_torch_loads():
+    code = SPY
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.parametrize("value", [0, -2, "two", 1.5, True])
+def test_threads_key_must_be_a_positive_integer(fast_job, value):
+    with pytest.raises(ConfigError, match=f"'threads'.*{value}"):
+        ExperimentConfig.from_dict({**fast_job, "threads": value})
+
+
+def test_threads_recorded_and_reused_on_resume(tmp_path, fast_job, xdream_cmd):
+    """`--threads 1` sets torch's pool and lands in config.toml; without it the command records
+    the count it chose; `--resume` reuses the recorded count and refuses a new one."""
+    config = tmp_path / "job.toml"
+    from xdream.config import to_toml
+
+    config.write_text(to_toml({**fast_job, "generations": 2}))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    pinned, auto = tmp_path / "pinned", tmp_path / "auto"
+    subprocess.run([*xdream_cmd, "evolve", str(config), "--threads", "1", "--quiet", "--output", str(pinned)],
+                   check=True, capture_output=True, env=env)
+    assert tomllib.loads((pinned / "config.toml").read_text())["threads"] == 1
+    subprocess.run([*xdream_cmd, "evolve", str(config), "--quiet", "--output", str(auto)],
+                   check=True, capture_output=True, env=env)
+    chosen = tomllib.loads((auto / "config.toml").read_text())["threads"]
+    assert 1 <= chosen <= os.cpu_count()
+    refused = subprocess.run([*xdream_cmd, "evolve", "--resume", str(pinned), "--threads", "2"],
+                             capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "--threads" in refused.stderr
+    bad = subprocess.run([*xdream_cmd, "evolve", str(config), "--threads", "0", "--output", str(tmp_path / "x")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "'threads' must be >= 1, got 0" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_experiment_applies_and_records_threads(tmp_path, fast_job):
+    import torch
+
+    from xdream import Experiment
+
+    before = torch.get_num_threads()
+    try:
+        experiment = Experiment(ExperimentConfig.from_dict({**fast_job, "threads": 1}), run_dir=tmp_path / "a")
+        assert torch.get_num_threads() == 1 and experiment.config.threads == 1
+        experiment.close()
+        torch.set_num_threads(before)
+        resumed = Experiment.resume(tmp_path / "a")  # the recorded count, not the process's
+        assert torch.get_num_threads() == 1 and resumed.config.threads == 1
+        resumed.close()
+        torch.set_num_threads(before)
+        kept = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "b")  # no key: kept as is
+        assert torch.get_num_threads() == before
+        assert tomllib.loads((tmp_path / "b" / "config.toml").read_text())["threads"] == before
+        kept.close()
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,70 @@
+"""The published JSON Schema of xdream-rig/1: it is valid JSON Schema (checked with the reference
+`jsonschema` implementation), every example message in docs/protocol.md passes both that
+implementation and the codec, and both refuse the same broken headers."""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from xdream.rig.protocol import ProtocolError, decode, encode
+from xdream.rig.schema import SchemaViolation, load_schema, validate_header
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
+
+
+def doc_examples():
+    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), flags=re.S)
+    return [json.loads(b) for b in blocks]
+
+
+def test_the_schema_is_valid_json_schema():
+    jsonschema.Draft202012Validator.check_schema(load_schema())
+
+
+EXAMPLES = doc_examples()
+
+
+def test_the_doc_has_an_example_of_every_message_type():
+    assert {e["type"] for e in EXAMPLES} == set(load_schema()["$defs"]) - {
+        "id", "token", "tokens", "text", "channel", "channels", "count", "number", "record"}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e["type"] for e in EXAMPLES])
+def test_every_doc_example_is_valid(example):
+    jsonschema.Draft202012Validator(load_schema()).validate(example)
+    validate_header(copy.deepcopy(example), example["type"])
+    if example["type"] != "present":  # (a present example has no data frames here)
+        header = {k: v for k, v in example.items() if k != "protocol"}
+        assert decode(encode(header)).header == example
+
+
+BROKEN = [
+    ("hello", lambda h: h.pop("session")),
+    ("hello", lambda h: h.update(session="with space")),
+    ("welcome", lambda h: h.update(channels=[])),
+    ("welcome", lambda h: h.update(max_frame_bytes=0)),
+    ("present", lambda h: h.update(shape=[8, 8, 2])),
+    ("present", lambda h: h.update(repeats=101)),
+    ("present", lambda h: h.update(image_ids=["a", "a"])),
+    ("result", lambda h: h["records"][0].update(onset="soon")),
+    ("result", lambda h: h["records"][0].update(extra=1)),
+    ("pong", lambda h: h.update(state="asleep")),
+    ("error", lambda h: h.update(code="oops")),
+    ("ping", lambda h: h.update(colour="red")),
+]
+
+
+@pytest.mark.parametrize("kind,change", BROKEN)
+def test_reference_implementation_and_codec_refuse_the_same_headers(kind, change):
+    header = copy.deepcopy(next(e for e in EXAMPLES if e["type"] == kind))
+    change(header)
+    assert not jsonschema.Draft202012Validator(load_schema()).is_valid(header)
+    with pytest.raises(SchemaViolation):
+        validate_header(header, kind)
+    if kind != "present":
+        with pytest.raises(ProtocolError):
+            decode([json.dumps(header).encode()])
