@@ -58,7 +58,7 @@ class CompareSettings:
 #: ``default`` is the full comparison (minutes on 2 CPU cores); ``quick`` checks the pipeline.
 PRESETS = {
     "default": {},
-    "quick": {"target": lambda: defaults("compare")["quick_target"], "generations": 3, "steps": 6, "latent_steps": 6,
+    "quick": {"generations": 3, "steps": 6, "latent_steps": 6,
               "batch": 2, "size": 32, "input_size": 64, "top": 4},
 }
 
@@ -66,8 +66,9 @@ PRESETS = {
 def settings_for(preset: str, **overrides) -> CompareSettings:
     if preset not in PRESETS:
         raise ConfigError(f"unknown compare preset {preset!r}; valid: {', '.join(PRESETS)}")
-    preset_values = {k: v() if callable(v) else v for k, v in PRESETS[preset].items()}
-    values = {**preset_values, **{k: v for k, v in overrides.items() if v is not None}}
+    table = defaults("compare")  # a preset's own target, if any, is ``<preset>_target`` there
+    target = {"target": table[f"{preset}_target"]} if f"{preset}_target" in table else {}
+    values = {**target, **PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return CompareSettings(**values)
 
 
