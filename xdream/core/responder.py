@@ -20,6 +20,11 @@ capability                        what it is for                                
 ``feature_target()``              a differentiable model and objective for gradient   None (gradient ascent
                                   ascent (:mod:`xdream.gradient`)                     cannot run on it)
 ``respond_units`` / ``unit_labels``  every unit recorded at once ``[B, U]``           one unit: ``respond``
+``for_units(units, options, dev)``  (classmethod) one instance recording several      None (cannot)
+                                  targets at once, for a session of several threads
+                                  (:mod:`xdream.evolve.session`)
+``unit_noun``                     what a column of ``respond_units`` is called in     ``"unit"``
+                                  messages (a rig: ``"channel"``)
 ``last_clean``                    noise-free scores of the last call, when the        None
                                   responder adds simulated noise
 ``prepare(run_dir, g, ids)``      called before each batch (rigs keep records there)  nothing
@@ -52,6 +57,8 @@ class Responder(ABC):
     input_size: int | None = None
     #: Noise-free scores of the last :meth:`respond` when the responder simulates noise; else None.
     last_clean: np.ndarray | None = None
+    #: What one column of :meth:`respond_units` is called in messages ("unit", "channel").
+    unit_noun: str = "unit"
 
     @classmethod
     def accepts_target(cls, spec: str) -> bool:
@@ -63,6 +70,15 @@ class Responder(ABC):
     def list_layers(cls, model: str, weights: str | Path | None = None) -> list[tuple[str, tuple[int, ...]]] | None:
         """The layers of ``model`` a target may name, with output shapes; None when this
         responder knows no models."""
+        return None
+
+    @classmethod
+    def for_units(cls, units: list[str], options: dict, device: str = "cpu") -> "Responder | None":
+        """One instance that records every target in ``units`` (e.g. ``MODEL:LAYER:CHANNEL``
+        specs) in one call, its :meth:`unit_labels` being ``units`` in this order, built with the
+        user's ``options`` (the config's ``[responder]`` table without its name); None when this
+        responder records a fixed set of its own (a rig's channels: the session then picks among
+        :meth:`unit_labels`). Used by sessions of several threads (:mod:`xdream.evolve.session`)."""
         return None
 
     def describe(self) -> dict:
