@@ -40,6 +40,7 @@ from xdream.runs.fingerprint import component_record, config_changes, config_fin
 from xdream.core.generator import Generator
 from xdream.images.io import montage, save_png
 from xdream.core.optimizer import Optimizer
+from xdream.evolve.build import build_optimizer
 from xdream.evolve.presentation import Presentation, present
 from xdream.evolve.reference import ReferenceCycle
 from xdream.core.responder import NoisyResponder, Responder
@@ -153,19 +154,9 @@ class Experiment:
             started = invert_start(config, self.generator, responder, rngs["inversion"], progress=progress)
             if started is not None:
                 self.start, self.inversion = started
-        self.optimizer: Optimizer = registry.create(
-            "optimizer",
-            config.optimizer.name,
-            config.optimizer.options,
-            dim=self.generator.latent_dim,
-            rng=rngs["optimizer"],
-            sampler=self.generator.sample,
-            budget=config.budget,
-            init=self.generator.initial_code() if self.inversion is None else self.inversion.code,
-        )
-        if config.budget is None:
-            # A run given in generations: schedules see its length in evaluations.
-            self.optimizer.budget = config.generations * int(self.optimizer.population)
+        self.optimizer: Optimizer = build_optimizer(
+            config.optimizer, self.generator, rngs["optimizer"], budget=config.budget, generations=config.generations,
+            init=None if self.inversion is None else self.inversion.code)
         self.generation = 0
         self.evaluations = 0
         self.presented = 0
