@@ -68,3 +68,51 @@ def file_server():
     server = FileServer()
     yield server
     server.close()
+
+
+# -- sessions of several evolution threads, on real units of EfficientNet-Lite0 ---------------------
+SESSION_LAYER = "efficientnet_lite0:_blocks.2"
+#: Two threads on one unit (pixel vs fourier: a paired comparison) and one on two units averaged.
+SESSION = {
+    "seed": 5,
+    "generations": 3,
+    "optimizer": {"name": "genetic", "population": 6},
+    "reference": {"per_generation": 2},
+    "thread": [
+        {"name": "pix", "generator": {"name": "pixel", "size": 16}, "target": f"{SESSION_LAYER}:5"},
+        {"name": "four", "generator": {"name": "fourier", "size": 32}, "target": f"{SESSION_LAYER}:5"},
+        {"name": "avg", "generator": {"name": "pixel", "size": 16}, "optimizer": {"name": "cmaes", "population": 5},
+         "target": [f"{SESSION_LAYER}:3", f"{SESSION_LAYER}:4"]},
+    ],
+}
+
+
+def make_session(path, data=None, *, run=True, **run_kwargs):
+    """A real session (xdream.evolve.session.Session) with one TorchLayer recording every thread's
+    units; run to its end (or ``should_stop``) unless ``run`` is False (then it is returned open)."""
+    import copy
+
+    from responders.torch_layer import TorchLayer
+    from xdream.config import SessionConfig
+    from xdream.evolve.session import Session
+
+    session = Session(SessionConfig.from_dict(copy.deepcopy(data or SESSION)),
+                      responder=TorchLayer(SESSION_LAYER, input_size=64), run_dir=path)
+    if not run:
+        return session
+    try:
+        session.run(progress=False, **run_kwargs)
+    finally:
+        session.close()
+    return path
+
+
+@pytest.fixture
+def session_factory():
+    return make_session
+
+
+@pytest.fixture(scope="session")
+def finished_session(tmp_path_factory):
+    """One finished three-thread session, shared read-only by the report and compare tests."""
+    return make_session(tmp_path_factory.mktemp("session") / "run")

@@ -7,17 +7,17 @@ import sys
 
 def add_parser(commands) -> None:
     r = commands.add_parser("report", help="write RUN_DIR/report.html (self-contained) and PNG figures of an "
-                                           "evolution, gradient, compare or characterise run")
+                                           "evolution, session, gradient, compare or characterise run")
     r.set_defaults(handler=run)
     r.add_argument("run_dir", metavar="RUN_DIR")
-    r.add_argument("--watch", action="store_true", help="keep the page current until the evolution ends")
+    r.add_argument("--watch", action="store_true", help="keep the page current until the evolution or session ends")
 
 
 def run(args) -> int:
     from pathlib import Path
 
     from xdream.report import watch, write_report
-    from xdream.report.writer import run_kind
+    from xdream.report.writer import LIVE, run_kind
     from xdream.runs.lock import RunLock
 
     if args.watch:
@@ -27,7 +27,7 @@ def run(args) -> int:
         except KeyboardInterrupt:
             pass
         return 0
-    if run_kind(Path(args.run_dir)) == "evolution":  # writes report.html only, beside a running writer
+    if run_kind(Path(args.run_dir)) in LIVE:  # writes report.html only, beside a running writer
         print(write_report(args.run_dir))
         return 0
     with RunLock(args.run_dir):  # the figures of a gradient, compare or characterise run

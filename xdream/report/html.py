@@ -18,13 +18,32 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 td:first-child,th:first-child{text-align:left}img{max-width:100%;image-rendering:pixelated}
 .grid{display:flex;flex-wrap:wrap;gap:1em}.grid figure{margin:0}.grid img{min-width:96px}figcaption{font-size:.85em;color:#555}
 .status{padding:.4em .8em;background:#eef;display:inline-block;border-radius:4px}
+table.sortable{font-size:.85em}table.sortable th{cursor:pointer}.thumbs td{padding:2px;text-align:center}.thumbs img{width:64px}
 """
-# Counts the embedded images that decoded, so a headless browser can check the page.
+# Counts the embedded images that decoded, so a headless browser can check the page; a click on
+# a column head of a sortable table sorts its rows by that column (numbers as numbers).
 SCRIPT = """
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.setAttribute('data-images', ok + '/' + imgs.length);
+  Array.prototype.forEach.call(document.querySelectorAll('table.sortable'), function (table) {
+    var heads = table.rows[0].cells;
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.addEventListener('click', function () {
+        var rows = Array.prototype.slice.call(table.rows, 1);
+        var down = th.getAttribute('data-order') !== 'down';
+        var key = function (r) { var t = r.cells[col].textContent, v = parseFloat(t); return isNaN(v) ? t : v; };
+        rows.sort(function (a, b) {
+          var x = key(a), y = key(b);
+          var c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === 'number' ? -1 : 1);
+          return down ? -c : c;
+        });
+        th.setAttribute('data-order', down ? 'down' : 'up');
+        rows.forEach(function (r) { table.tBodies[0].appendChild(r); });
+      });
+    });
+  });
 });
 """
 
@@ -45,11 +64,14 @@ def figure_html(path: Path, caption: str) -> str:
     return f"<figure>{image_html(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def table_html(header: list[str], rows: list[list]) -> str:
+def table_html(header: list[str], rows: list[list], css_class: str = "") -> str:
+    """A table of escaped cells (:class:`Html` cells as they are); ``css_class`` "sortable" makes
+    its column heads sort the rows on a click, "thumbs" keeps its images small."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, Html) else html.escape(str(c))}</td>" for c in row)
                    + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    attribute = f' class="{css_class}"' if css_class else ""
+    return f"<table{attribute}><tr>{head}</tr>{body}</table>"
 
 
 def page(title: str, body: str, refresh: bool) -> str:

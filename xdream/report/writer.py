@@ -7,13 +7,17 @@ import time
 from pathlib import Path
 
 from xdream.core.errors import RunDirError
-from xdream.report import characterise, compare, evolution, gradient
+from xdream.report import characterise, compare, evolution, gradient, session
 from xdream.report.html import REPORT, page
+from xdream.runs.lock import writer_since
 from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write
 
 #: The page of each run kind (recorded by :meth:`RunDir.create` in ``run.json``).
 PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": compare.page,
-         "characterise": characterise.page}
+         "characterise": characterise.page, "session": session.page}
+#: The kinds whose page writes report.html only, so it is written beside the run's writer (no lock).
+LIVE = ("evolution", "session")
+CLOCK_SLACK = 0.05  # s: file times come from the kernel's coarse clock, a few ms behind time.time()
 
 
 def legacy_kind(path: Path) -> str | None:
@@ -33,7 +37,7 @@ def run_kind(path: Path) -> str:
     """The run's recorded kind (or its legacy kind), or a one-line RunDirError."""
     kind = RunDir.kind_of(path) or legacy_kind(path)
     if kind not in PAGES:
-        raise RunDirError(f"{path} is not an xdream run, gradient, comparison or characterisation folder "
+        raise RunDirError(f"{path} is not an xdream run, session, gradient, comparison or characterisation folder "
                           f"(no run.json, config.toml, gradient.json, compare.json or classification.csv)")
     return kind
 
@@ -53,6 +57,15 @@ def write_report(run_dir: str | Path) -> Path:
     return out
 
 
+def ended(path: Path) -> bool:
+    """Whether the run has ended: its summary is written and no live writer took the run's lock
+    after it (a resume that has not yet removed the old summary is still a running run)."""
+    if not (path / SUMMARY).is_file():
+        return False
+    since = writer_since(path)
+    return since is None or since <= (path / SUMMARY).stat().st_mtime + CLOCK_SLACK
+
+
 def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False) -> Path:
     """Rewrite the report whenever the run's log grows, until the run writes its summary."""
     path = Path(run_dir)
@@ -62,6 +75,6 @@ def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False)
         if size != seen:
             write_report(path)
             seen = size
-        if (path / SUMMARY).is_file() or should_stop():
+        if ended(path) or should_stop():
             return write_report(path)
         time.sleep(interval)

@@ -83,3 +83,24 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def writer_since(run_path: str | Path) -> float | None:
+    """When the run's writer that is still alive took the lock (its record's start time), or None.
+
+    Read from the lock file without locking it (a probe with ``flock`` could make a writer's
+    own attempt fail at that instant). A writer on this host is alive if its pid is; one on
+    another host cannot be checked and is taken as alive."""
+    try:
+        holder = json.loads((Path(run_path) / LOCK).read_text() or "{}")
+        pid, host, since = int(holder["pid"]), holder["host"], float(holder["since"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return since

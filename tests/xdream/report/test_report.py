@@ -1,36 +1,12 @@
 """``xdream report``: self-contained HTML for evolution runs (live while running), checked in
 headless Chromium where one is installed (``make test`` installs it)."""
 
-import re
-import shutil
-import subprocess
-
 import pytest
 
 from xdream import Experiment, ExperimentConfig
 from xdream.cli import main
 from xdream.core.errors import RunDirError
 from xdream.report import REPORT, watch, write_report
-
-BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
-
-
-def browser_check(page):
-    """(images decoded/total as the page's own script counts them, console errors); the time
-    budget stays below the live page's 5 s refresh."""
-    exe = next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
-    if exe is None:
-        pytest.skip("no Chromium installed (make test installs chromium-headless-shell)")
-    result = subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    counted = re.search(r'data-images="(\d+)/(\d+)"', result.stdout)
-    assert counted, "the page's script did not run"
-    errors = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
-    return int(counted[1]), int(counted[2]), errors
 
 
 @pytest.fixture
@@ -58,7 +34,7 @@ def test_watch_returns_when_the_run_has_finished(evolution):
     assert watch(evolution.run_dir.path, interval=0.01) == evolution.run_dir.path / REPORT
 
 
-def test_report_opens_in_headless_chromium_without_errors(evolution, tmp_path):
+def test_report_opens_in_headless_chromium_without_errors(evolution, tmp_path, browser_check):
     evolution.step()
     assert main(["report", str(evolution.run_dir.path)]) == 0
     page = evolution.run_dir.path / REPORT
