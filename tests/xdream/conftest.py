@@ -112,6 +112,14 @@ def session_factory():
     return make_session
 
 
+@pytest.fixture
+def session_config():
+    """A copy of the three-thread session config the session fixtures run."""
+    import copy
+
+    return copy.deepcopy(SESSION)
+
+
 @pytest.fixture(scope="session")
 def finished_session(tmp_path_factory):
     """One finished three-thread session, shared read-only by the report and compare tests."""

@@ -1,6 +1,7 @@
 """``xdream compare``: evolution vs gradient ascent vs natural images on one target.
 
     xdream compare [--preset default|quick] [--optimizers A,B] [--gradient featurevis,latent] [--reference-folder DIR] ...
+    xdream compare --from-session RUN [--threads A,B] [--output DIR]     the threads of one session, nothing run again
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import sys
 
 from xdream.cli import common
 from xdream.config import defaults
+from xdream.core.errors import ConfigError
 
 
 def add_parser(commands) -> None:
     c = commands.add_parser("compare", help="evolution vs gradient ascent vs natural images on one target")
     c.set_defaults(handler=run)
-    c.add_argument("--preset", default="default", help="default (full, minutes) or quick (a pipeline check)")
+    c.add_argument("--preset", help="default (full, minutes; the default) or quick (a pipeline check)")
     compare = defaults("compare")
     common.add_target(c, help=f"MODEL:LAYER:CHANNEL[:Y:X] (default {compare['target']})")
     common.add_generator(c, help=f"generator for evolution and latent ascent (default {compare['generator']})")
@@ -28,11 +30,22 @@ def add_parser(commands) -> None:
     common.add_seed(c)
     common.add_output(c, help="output folder (must not exist or be empty)")
     common.add_quiet(c, help="no progress bars")
+    c.add_argument("--from-session", metavar="RUN", help="compare the threads of the session RUN from what it recorded "
+                                                         "(runs nothing; takes only --threads and --output)")
+    c.add_argument("--threads", metavar="A,B", help="with --from-session: the threads to compare (default all)")
+
+
+#: The flags that choose what a new comparison runs (refused with --from-session, which runs nothing).
+RUN_FLAGS = ("preset", "target", "generator", "optimizers", "gradient", "generations", "steps", "latent_steps",
+             "batch", "reference_folder", "seed")
 
 
 def run(args) -> int:
     from xdream.compare.comparison import Comparison, settings_for, table_markdown
     from xdream.report import write_report
+
+    if args.from_session is not None or args.threads is not None:
+        return from_session(args)
 
     overrides = dict(target=args.target, generator=args.generator, generations=args.generations, steps=args.steps,
                      latent_steps=args.latent_steps, batch=args.batch, reference=args.reference_folder, seed=args.seed)
@@ -40,7 +53,7 @@ def run(args) -> int:
         overrides["optimizers"] = common.names(args.optimizers)
     if args.gradient is not None:
         overrides["gradient"] = common.names(args.gradient)
-    comparison = Comparison(settings_for(args.preset, **overrides), args.output)
+    comparison = Comparison(settings_for(args.preset or "default", **overrides), args.output)
     print(f"output: {comparison.run.path}", file=sys.stderr)
     try:
         results = comparison.run_all(progress=not args.quiet)
@@ -48,4 +61,24 @@ def run(args) -> int:
         comparison.close()
     report = write_report(comparison.run.path)
     print(table_markdown(results) + f"report: {report}")
+    return 0
+
+
+def from_session(args) -> int:
+    from xdream.compare.comparison import table_markdown
+    from xdream.compare.session import ACTIVATION, compare_session
+    from xdream.report import write_report
+
+    if args.from_session is None:
+        raise ConfigError("--threads chooses threads of a session: give the session with --from-session RUN")
+    given = [f"--{k.replace('_', '-')}" for k in RUN_FLAGS if getattr(args, k) is not None]
+    if given:
+        raise ConfigError(f"--from-session compares what the session recorded and runs nothing, so it takes no "
+                          f"{given[0]}; give only --threads and --output")
+    threads = common.names(args.threads) if args.threads is not None else None
+    if args.threads is not None and not threads:
+        raise ConfigError(f"--threads {args.threads!r} names no thread; give names separated by commas")
+    out, results = compare_session(args.from_session, args.output, threads)
+    report = write_report(out.path)
+    print(table_markdown(results, f"activation ({ACTIVATION})") + f"report: {report}")
     return 0

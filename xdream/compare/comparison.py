@@ -201,27 +201,42 @@ class Comparison:
         return results
 
     def _write(self, results: list[MethodResult], tops: dict, natural_names: list[str]) -> None:
-        path = self.run.path
-        montages = {}
-        for r in results:
-            name = "montage-" + r.method.split(" ")[0].replace("/", "_") + ".png"
-            save_png(montage(tops[r.method]), path / name)
-            montages[r.method] = name
-        natural_best = results[-1].best
-        curves = {r.method: tuple(zip(*r.trajectory)) for r in results if r.trajectory}
-        plot_curves(curves, path / "trajectories.png", xlabel="images scored (evolution) or gradient steps + 1",
-                    ylabel="best activation so far", title=f"{self.settings.target}",
-                    hlines={"best natural image": natural_best}, logx=True)
-        atomic_write(path / "table.md", table_markdown(results).encode())
-        atomic_write(path / "table.csv", table_csv(results).encode())
-        self.run.write_json(RESULT, {
-            "kind": "compare", "settings": asdict(self.settings), "responder": self.responder.describe(),
-            "methods": [{**asdict(r), "montage": montages[r.method]} for r in results],
-            "natural_top_names": natural_names,
-        })
+        write_comparison(self.run, results, tops, title=self.settings.target,
+                         hlines={"best natural image": results[-1].best},
+                         record={"settings": asdict(self.settings), "responder": self.responder.describe(),
+                                 "natural_top_names": natural_names})
 
     def close(self) -> None:
         self.responder.close()
+
+
+def write_comparison(run: RunDir, results: list[MethodResult], tops: dict, *, title: str, hlines: dict[str, float],
+                     record: dict, xlabel: str = "images scored (evolution) or gradient steps + 1",
+                     activation: str = "activation") -> None:
+    """A comparison folder's files: one montage per method with images in ``tops`` (method ->
+    images, best first), ``trajectories.png``, ``table.md``/``table.csv`` and ``compare.json``
+    (``record`` and the methods); ``activation`` names the table's activation column."""
+    montages = {}
+    for r in results:
+        if r.method in tops:
+            name = _montage_name(r.method, set(montages.values()))
+            save_png(montage(tops[r.method]), run.path / name)
+            montages[r.method] = name
+    curves = {r.method: tuple(zip(*r.trajectory)) for r in results if r.trajectory}
+    plot_curves(curves, run.path / "trajectories.png", xlabel=xlabel, ylabel="best activation so far", title=title,
+                hlines=hlines, logx=True)
+    atomic_write(run.path / "table.md", table_markdown(results, activation).encode())
+    atomic_write(run.path / "table.csv", table_csv(results).encode())
+    run.write_json(RESULT, {"kind": "compare", **record,
+                            "methods": [{**asdict(r), "montage": montages.get(r.method)} for r in results]})
+
+
+def _montage_name(method: str, taken: set[str]) -> str:
+    stem = "montage-" + method.split(" ")[0].replace("/", "_")
+    name, n = f"{stem}.png", 2
+    while name in taken:
+        name, n = f"{stem}-{n}.png", n + 1
+    return name
 
 
 COLUMNS = ("method", "activation", "ratio to best natural", "evaluations / steps", "wall time (s)")
@@ -232,8 +247,9 @@ def _row(r: MethodResult) -> list[str]:
             f"{r.cost} {r.cost_unit}", f"{r.seconds:.1f}"]
 
 
-def table_markdown(results: list[MethodResult]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def table_markdown(results: list[MethodResult], activation: str = "activation") -> str:
+    columns = (COLUMNS[0], activation, *COLUMNS[2:])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_row(r)) + " |" for r in results]
     return "\n".join(lines) + "\n"
 

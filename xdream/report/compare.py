@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
-from xdream.report.html import figure_html, fmt, table_html
+from xdream.report.html import REPORT, figure_html, fmt, table_html
 
 
 def page(path: Path) -> tuple[str, str, bool]:
@@ -15,15 +16,21 @@ def page(path: Path) -> tuple[str, str, bool]:
     rows = [[m["method"], fmt(m["best"]), f"{m['ratio']:.2f}" if m["ratio"] is not None else "n/a",
              f"{m['cost']} {m['cost_unit']}", f"{m['seconds']:.1f}"] for m in methods]
     winner = max(methods, key=lambda m: m["best"])
-    body = [f"<p>Target <b>{html.escape(data['responder']['target'])}</b>; every image re-scored with the same "
-            f"responder, no transforms or noise. Highest: <b>{html.escape(winner['method'])}</b> "
-            f"({fmt(winner['best'])}).</p>",
+    scoring = data.get("activation", "every image re-scored with the same responder, no transforms or noise")
+    source = ""
+    if data.get("session"):  # xdream compare --from-session: the threads of one session
+        href = Path(os.path.relpath(Path(data["session"]) / REPORT, path.resolve())).as_posix()
+        source = (f"<p>The threads of the session <a href=\"{html.escape(href)}\">{html.escape(data['session'])}"
+                  "</a> (write its page with <code>xdream report</code>); nothing was run again.</p>")
+    body = [source, f"<p>Target <b>{html.escape(data['responder']['target'])}</b>; activation: {html.escape(scoring)}. "
+            f"Highest: <b>{html.escape(winner['method'])}</b> ({fmt(winner['best'])}).</p>",
             table_html(["method", "activation", "ratio to best natural", "evaluations / steps", "wall time (s)"], rows),
             figure_html(path / "trajectories.png", "best activation so far per method (log x)"),
             "<h2>Best images per method</h2><div class='grid'>"]
     for m in methods:
         scores = ", ".join(fmt(s) for s in m["top_scores"][:8])
-        body.append(figure_html(path / m["montage"], f"{m['method']}: {scores}"))
+        if m.get("montage"):
+            body.append(figure_html(path / m["montage"], f"{m['method']}: {scores}"))
     body.append("</div>")
     names = data.get("natural_top_names") or []
     if names:
