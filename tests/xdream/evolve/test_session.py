@@ -169,12 +169,16 @@ def test_a_thread_stops_on_its_own_criterion_while_the_others_go_on(tmp_path):
 def test_budgets_per_thread_and_per_session_are_never_exceeded(tmp_path):
     data = copy.deepcopy(SESSION)
     data.pop("generations")
-    data["budget"] = 23  # split 12 + 11
-    data["thread"][1]["budget"] = 7  # its own
+    data["budget"] = 23  # all pix's: four has a budget of its own
+    data["thread"][1]["budget"] = 7
     summary = run_session(tmp_path / "s", data)
     pix, four = summary.threads
     assert pix["evaluations"] == 23 and four["evaluations"] == 7
+    assert [len(c) for c in thread_arrays(tmp_path / "s", "pix")] == [6, 6, 6, 5]
     assert [len(c) for c in thread_arrays(tmp_path / "s", "four")] == [5, 2]
+    data["thread"][1].pop("budget")
+    config = SessionConfig.from_dict(data)
+    assert [config.thread_length(i) for i in (0, 1)] == [(None, 12), (None, 11)]
     with pytest.raises(ConfigError, match="budget 1 is split among 2 threads"):
         SessionConfig.from_dict({**data, "budget": 1})
 
