@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,26 +83,37 @@ def _trajectory(session: SessionState) -> str:
 
 
 TABLE_HEADER = ["thread", "generator", "optimiser", "target", "generations", "evaluations", "first best",
-                "final best", "improvement", "best natural reference", "final best / reference", "stopped"]
+                "final best", "improvement", "best natural ref.", "final best / ref.", "stopped"]
 
 
 def _table(session: SessionState) -> str:
     noise = any(t.clean_best is not None for t in session.threads)
+    prefix = target_prefix([t.target_text for t in session.threads])
     header = TABLE_HEADER[:8] + (["best (noise-free)"] if noise else []) + TABLE_HEADER[8:]
     rows = []
     for t in session.threads:
         stopped = t.stopped or ("live" if session.running else "no")
-        reference = "n/a" if t.best_reference is None else f"{fmt(t.best_reference)} ({t.best_reference_name})"
-        row = [t.name, t.generator, t.optimizer, t.target_text, t.generations, t.evaluations, fmt(t.first_best),
-               fmt(t.final_best)]
+        reference = "n/a" if t.best_reference is None else \
+            Html(f"{fmt(t.best_reference)}<br><small>{html.escape(t.best_reference_name)}</small>")
+        row = [t.name, t.generator, t.optimizer, t.target_text.replace(prefix, ""), t.generations, t.evaluations,
+               fmt(t.first_best), fmt(t.final_best)]
         if noise:
             row.append(fmt(t.clean_best) if t.clean_best is not None else "n/a")
         row += [_ratio(t.improvement), reference, _ratio(t.reference_ratio), stopped]
         rows.append(row)
+    shared = f"<p>Every target starts with {html.escape(prefix)} (left out below).</p>" if prefix else ""
     note = ("<p>Click a column head to sort. First best: generation 0's best; final best: the best of any "
-            "generation; improvement: final / first (where first &gt; 0); best natural reference: the highest score "
-            "of a natural reference image on the thread's target so far.</p>")
-    return table_html(header, rows, "sortable") + note
+            "generation; improvement: final / first (where first &gt; 0); best natural ref.: the highest score of "
+            "a natural reference image on the thread's target so far (its name below).</p>")
+    return shared + f'<div style="overflow-x:auto">{table_html(header, rows, "sortable")}</div>' + note
+
+
+def target_prefix(targets: list[str]) -> str:
+    """What every target starts with up to a ``:`` (``MODEL:LAYER:`` of a layer's units), or ""."""
+    if len(targets) < 2:
+        return ""
+    common = os.path.commonprefix(targets)
+    return common[: common.rfind(":") + 1] if ":" in common else ""
 
 
 def _ratio(value: float | None) -> str:

@@ -53,9 +53,12 @@ def test_finished_session_page_matches_the_threads_results(finished_session):
         assert float(cells["final best"]) == pytest.approx(r["final_best"], rel=1e-3)
         assert cells["stopped"] == r["stopped"] == "generations"
         refs = [s for g in thread_log(run, row[0]) for s in g["reference_scores"]]
-        assert float(cells["best natural reference"].split(" (")[0]) == pytest.approx(max(refs), rel=1e-3)
-        assert float(cells["final best / reference"]) == pytest.approx(r["final_best"] / max(refs), abs=0.01)
-    assert "avg" in page and " + ".join([f"efficientnet_lite0:_blocks.2:{u}" for u in (3, 4)]) in page
+        refs_name = max(zip(refs, [n for g in thread_log(run, row[0]) for n in g["reference_names"]]))[1]
+        assert float(cells["best natural ref."].split(refs_name)[0]) == pytest.approx(max(refs), rel=1e-3)
+        assert float(cells["final best / ref."]) == pytest.approx(r["final_best"] / max(refs), abs=0.01)
+    assert "Every target starts with efficientnet_lite0:_blocks.2: (left out below)" in page
+    assert [r[header.index("target")] for r in rows] == ["5", "5", "3 + 4"]
+    assert session_page.target_prefix(["ch0", "ch1"]) == "" and session_page.target_prefix(["m:l:1"]) == ""
     # one row per thread in the image grid, one image per generation, each the thread's own best PNG
     grid = page[page.index("<h2>Best image per generation"):page.index("<h2>Config")]
     assert grid.count("<img") == 9 and "gen 2" in grid
