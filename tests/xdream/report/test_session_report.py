@@ -177,3 +177,39 @@ def test_session_page_opens_in_headless_chromium(finished_session, browser_check
     page = write_report(finished_session)
     ok, total, errors = browser_check(page)
     assert total >= 10 and ok == total and errors == []
+
+
+CLICK = """<script>window.addEventListener('load', function () {
+  var table = document.querySelector('table.sortable'), head = table.rows[0].cells[%d];
+  var names = function () { return Array.prototype.slice.call(table.rows, 1).map(function (r) {
+    return r.cells[0].textContent; }).join(','); };
+  head.click(); var down = names(); head.click();
+  document.body.setAttribute('data-sorted', down + ';' + names());
+});</script></body>"""
+
+
+def test_a_click_on_a_column_head_sorts_the_threads(finished_session, tmp_path, browser_dom):
+    page = write_report(finished_session).read_text()
+    header = table_rows(page)[0]
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", CLICK % header.index("final best")))
+    dom, _ = browser_dom(clicked)
+    down, up = re.search(r'data-sorted="([^"]*)"', dom).group(1).split(";")
+    threads = sorted(SessionState.read(finished_session).threads, key=lambda t: -t.final_best)
+    assert down.split(",") == [t.name for t in threads] and up.split(",") == [t.name for t in threads][::-1]
+
+
+def test_a_layer_of_units_has_one_plot_without_legend_and_a_row_each(tmp_path, session_factory, monkeypatch):
+    layer = "efficientnet_lite0:_blocks.2"
+    data = {"seed": 2, "generations": 2, "generator": {"name": "pixel", "size": 16},
+            "optimizer": {"name": "genetic", "population": 4},
+            "thread": [{"name": f"u{i}", "target": f"{layer}:{i}"} for i in range(12)]}
+    monkeypatch.setattr(session_page, "MAX_GRID_THREADS", 5)
+    session = session_factory(tmp_path / "run", data, run=False)
+    try:
+        session.step()
+        page = write_report(tmp_path / "run").read_text()  # live: the plot is drawn from the logs
+    finally:
+        session.close()
+    assert "(no legend for 12 threads)" in page and "Paired comparison" not in page
+    assert len(table_rows(page)) == 1 + 12 and "The 5 threads of 12 with the highest final best" in page
