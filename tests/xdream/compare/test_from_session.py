@@ -9,6 +9,7 @@ import pytest
 
 from xdream.cli import main
 from xdream.compare.session import ACTIVATION
+from xdream.report import write_report
 from xdream.runs.rundir import RunDir
 
 
@@ -77,6 +78,8 @@ def test_with_simulated_noise_the_activation_is_the_noise_free_score(tmp_path, s
         noisy = [r["best"] for r in thread.read_log()]
         assert m["best"] == pytest.approx(max(clean))
         assert not np.isclose(m["best"], max(noisy))
+    page = write_report(run).read_text()  # the session's own page has a noise-free column
+    assert "<th>best (noise-free)</th>" in page
 
 
 @pytest.mark.parametrize("args, message", [
