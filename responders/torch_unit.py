@@ -315,6 +315,16 @@ class TorchModelResponder(Responder):
             ) from None
         return {name: tuple(out.shape[1:]) for name, out in outs.items()}
 
+    @classmethod
+    def for_units(cls, units: list[str], options: dict, device: str = "cpu") -> Responder:
+        """A ``torch-units`` responder recording every unit of ``units`` (specs of one model)
+        in one forward pass per batch, built with this responder's ``options`` (validated;
+        its own ``target``/``targets`` left out)."""
+        from xdream.core import registry
+
+        options = {k: v for k, v in options.items() if k not in ("target", "targets")}
+        return registry.create("responder", "torch-units", {**options, "targets": list(units)}, device=device)
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [0, 1] -> resized, normalised model input (differentiable)."""
         images = torch.as_tensor(images).to(self.device, torch.float32)
@@ -412,15 +422,6 @@ class TorchUnit(TorchModelResponder):
         self._setup(module, target, readout=readout, input_size=input_size, mean=mean, std=std,
                     batch_size=batch_size, device=torch_device(device))
         return self
-
-    @classmethod
-    def for_units(cls, units: list[str], options: dict, device: str = "cpu") -> Responder:
-        """A ``torch-units`` responder recording every unit of ``units`` (one model) in one
-        forward pass per batch, with this responder's ``options`` (its own ``target`` left out)."""
-        from xdream.core import registry
-
-        options = {k: v for k, v in options.items() if k != "target"}
-        return registry.create("responder", "torch-units", {**options, "targets": list(units)}, device=device)
 
     def _setup(self, model, target: Target, *, readout, input_size, mean, std, batch_size, device) -> None:
         """The one construction path: check options, find the layer, probe its output shape."""
