@@ -53,8 +53,9 @@ class RigUnavailableError(XDreamError):
 class ZmqResponder(Responder):
     """A neuron on a lab rig, reached at ``target`` (``tcp://HOST:PORT``).
 
-    ``channels`` names the rig channels averaged into the score (None: all); ``aggregate``
-    combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
+    ``channels`` names the rig channels averaged into the score (None: all), which are also
+    the columns of :meth:`respond_units` (one per channel, for sessions of several threads);
+    ``aggregate`` combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
     the missed heartbeats that mean a dead rig, ``deadline`` (s) the rig's time per generation,
     ``timeout`` (s) how long a silent rig is waited for (handshake, restart) and ``retries``
     how often one request is resent before the run stops. ``server_key`` (the rig's public
