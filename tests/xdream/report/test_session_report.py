@@ -213,3 +213,14 @@ def test_a_layer_of_units_has_one_plot_without_legend_and_a_row_each(tmp_path, s
         session.close()
     assert "(no legend for 12 threads)" in page and "Paired comparison" not in page
     assert len(table_rows(page)) == 1 + 12 and "The 5 threads of 12 with the highest final best" in page
+
+
+def test_evolve_units_with_live_report_ends_on_the_finished_page(tmp_path):
+    out = tmp_path / "run"
+    assert main(["evolve", "--target", "efficientnet_lite0:_blocks.2", "--units", "0:2", "--generations", "2",
+                 "--generator", "pixel", "--set", "generator.size=16", "--output", str(out), "--quiet",
+                 "--live-report"]) == 0
+    page = (out / REPORT).read_text()
+    assert "finished: 2 generations, 2 threads" in page and "http-equiv" not in page
+    header, *rows = table_rows(page)
+    assert [r[0] for r in rows] == [t.name for t in SessionState.read(out).threads] and len(rows) == 2
