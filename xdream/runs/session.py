@@ -66,11 +66,6 @@ class ThreadState:
         return max(_finite(self.bests), default=math.nan)
 
     @property
-    def best_generation(self) -> int | None:
-        finite = [(b, g) for g, b in enumerate(self.bests) if math.isfinite(b)]
-        return max(finite, key=lambda x: (x[0], -x[1]))[1] if finite else None
-
-    @property
     def improvement(self) -> float | None:
         return self.final_best / self.first_best if self.first_best > 0 else None
 
