@@ -246,7 +246,7 @@ class Experiment:
                               f"({change}); restore the folder to resume")
         self.run_dir.rewind(self.generation, self.log_lines)
         if not self.done:  # the completion mark of an earlier end no longer holds
-            (self.run_dir.path / SUMMARY).unlink(missing_ok=True)
+            self.run_dir.remove(SUMMARY)
 
     def _checkpoint(self) -> None:
         config = self.config.to_dict()
@@ -459,12 +459,12 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
                               "start a new run instead")
     refused = {k: v for k, v in changes.items() if k not in allow and k.split(".")[0] not in allow}
     if refused:
-        key, (then, now) = next(iter(refused.items()))
-        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        fixed = f"; {key} cannot change on resume: {FIXED_ON_RESUME[key]}" if key in FIXED_ON_RESUME else \
-            f", or continue with the change: xdream evolve --resume {run.path} --allow-changed {key}"
-        raise RunDirError(f"{run.path / CONFIG} changed since the checkpoint: {key} {then!r} -> {now!r}{more}; "
-                          f"restore it{fixed}")
+        shown = ", ".join(f"{key} {then!r} -> {now!r}" for key, (then, now) in refused.items())
+        fixed = [key for key in refused if key in FIXED_ON_RESUME]
+        tail = "".join(f"; {key} cannot change on resume: {FIXED_ON_RESUME[key]}" for key in fixed) if fixed else \
+            f", or continue with the change: xdream evolve --resume {run.path} " + \
+            " ".join(f"--allow-changed {key}" for key in refused)
+        raise RunDirError(f"{run.path / CONFIG} changed since the checkpoint: {shown}; restore it{tail}")
 
 
 def _refuse_without_checkpoint(run: RunDir) -> None:
