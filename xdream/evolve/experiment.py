@@ -36,7 +36,7 @@ from xdream.core import registry
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.config.experiment import check_device
 from xdream.core.errors import ConfigError, RunDirError
-from xdream.runs.fingerprint import component_record, config_changes, config_fingerprint
+from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
 from xdream.evolve.build import build_optimizer
@@ -426,12 +426,7 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
                               "start a new run instead")
     refused = {k: v for k, v in changes.items() if k not in allow and k.split(".")[0] not in allow}
     if refused:
-        shown = ", ".join(f"{key} {then!r} -> {now!r}" for key, (then, now) in refused.items())
-        fixed = [key for key in refused if key in FIXED_ON_RESUME]
-        tail = "".join(f"; {key} cannot change on resume: {FIXED_ON_RESUME[key]}" for key in fixed) if fixed else \
-            f", or continue with the change: xdream evolve --resume {run.path} " + \
-            " ".join(f"--allow-changed {key}" for key in refused)
-        raise RunDirError(f"{run.path / CONFIG} changed since the checkpoint: {shown}; restore it{tail}")
+        raise changed_config_error(run.path, refused, {k: FIXED_ON_RESUME[k] for k in refused if k in FIXED_ON_RESUME})
 
 
 def _refuse_without_checkpoint(run: RunDir) -> None:
