@@ -470,7 +470,8 @@ def _check_memory(population: int, image_size: int, save_images: str) -> None:
     need, have = population * per_image, _available_memory()
     if have is not None and need > have // 2:
         raise ConfigError(f"population {population} needs about {need / 2**30:.1f} GiB for one generation's "
-                          f"{image_size} px images; {have / 2**30:.1f} GiB is available: use a smaller population "
+                          f"{image_size} px images, more than half of the {have / 2**30:.1f} GiB available (the rest is "
+                          "for the models and the responder): use a smaller population "
                           f"(at most about {max(1, have // 2 // per_image)})")
 
 
