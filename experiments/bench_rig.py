@@ -10,6 +10,8 @@
     writes: the request journalled (fsync) before sending and the trial records (fsync) after;
     a second client with no run directory gives the link alone. The floor printed beside it is
     raw + the uint8 conversion + two fsyncs of this disk, each timed alone in the same run.
+    The client's CPU time (its calling thread) is printed beside the transport: on a shared
+    machine it varies less than the wall time, which includes waiting for a core.
 (c) Round trip of an empty request (ping -> pong), median over many.
 
     python experiments/bench_rig.py [--generations 20] [--pings 2000]
@@ -104,15 +106,16 @@ def main() -> None:
         bare = ZmqResponder(endpoint, encoding=args.encoding)  # no run directory: the link alone
         client.prepare(tmp, 0)
         client.respond(images), bare.respond(images)  # warm-up
-        transport, link, steps = [], [], {"to_uint8": [], "frames": [], "fsync": []}
+        transport, link, cpu, steps = [], [], [], {"to_uint8": [], "frames": [], "fsync": []}
         for g in range(args.generations):
             start = time.perf_counter()
             bare.respond(images)
             link.append(time.perf_counter() - start)
             client.prepare(tmp, g + 1)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             client.respond(images)
             transport.append(time.perf_counter() - start)
+            cpu.append(time.thread_time() - start_cpu)
             start = time.perf_counter()
             arrays = to_uint8(images)
             steps["to_uint8"].append(time.perf_counter() - start)
@@ -163,7 +166,8 @@ def main() -> None:
     u, fs = statistics.median(steps["to_uint8"]), statistics.median(steps["fsync"])
     floor = r + u + 2 * fs
     print(f"images per generation      40 x 256x256x3 uint8 = {40 * 256 * 256 * 3 / 1e6:.1f} MB ({args.encoding})")
-    print(f"transport per generation   {t * 1e3:8.1f} ms (median of {args.generations}; round trip incl. rig decoding)")
+    print(f"transport per generation   {t * 1e3:8.1f} ms (median of {args.generations}; round trip incl. rig decoding; "
+          f"the client's own CPU time {statistics.median(cpu) * 1e3:.1f} ms)")
     print(f"generator decode (fourier) {d * 1e3:8.1f} ms (median of {args.generations})")
     print(f"transport / decode ratio   {t / d:8.2f}")
     print(f"raw pyzmq send+recv        {r * 1e3:8.1f} ms (median of {args.generations}; the same 40 frames, "
