@@ -217,7 +217,8 @@ class Experiment:
                 _refuse_without_checkpoint(run)
                 return cls(ExperimentConfig.from_dict(data), _resume=run, **components)
             _check_config(run, state, data, tuple(allow_changed))
-            if repair:
+            if repair:  # only a log whose generation files all match the checkpoint is rebuilt
+                run.verify([], state["digests"])
                 run.repair_log(state["log_lines"])
             run.verify(state["log_lines"], state["digests"])
             return cls(ExperimentConfig.from_dict(data), _resume=run, _state=state,

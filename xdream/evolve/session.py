@@ -300,7 +300,9 @@ class Session:
                 raise RunDirError(f"the checkpoint of {run.path} is not a session's; restore the run's own checkpoint")
             _check_config(run, state, data, tuple(allow_changed))
             saved = state["threads"]
-            if repair:
+            if repair:  # only logs whose generation files all match the checkpoint are rebuilt
+                for r, t in zip(threads, config.thread):
+                    r.verify([], saved[t.name]["digests"])
                 run.repair_log(state["log_lines"])
                 for r, t in zip(threads, config.thread):
                     r.repair_log(saved[t.name]["log_lines"])

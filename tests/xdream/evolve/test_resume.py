@@ -155,6 +155,20 @@ def test_repair_rebuilds_the_log_from_the_checkpoint(tmp_path, fast_job):
     assert_same_run(tmp_path / "whole", run, 6)
 
 
+def test_repair_never_rewrites_the_log_of_files_it_cannot_vouch_for(tmp_path, fast_job, xdream_cmd):
+    """--repair with another run's checkpoint (same seed, other thread count: its log and files
+    differ): refused with one line naming a generation file, and the log is not rebuilt first."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    with torch_threads_restored():
+        stopped_run({**fast_job, "threads": 1}, run, 3)
+        stopped_run({**fast_job, "threads": 2}, other, 3)
+    (run / "checkpoint.pkl").write_bytes((other / "checkpoint.pkl").read_bytes())
+    before = tree(run)
+    line = one_error_line(resume_cli(xdream_cmd, run, "--allow-changed", "threads", "--repair"))
+    assert "gen_0000.npz is damaged" in line
+    assert tree(run) == before
+
+
 def test_a_bad_log_line_is_named_never_silently_dropped(tmp_path, fast_job):
     run_job(fast_job, tmp_path / "run")
     _edit_line(tmp_path / "run", 2, b"garbage")
