@@ -30,6 +30,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import torch
 
 from xdream.core.errors import ConfigError
 from xdream.core.optimizer import Optimizer
@@ -71,7 +72,7 @@ class GeometryCMA(Optimizer):
         self.metric: MetricEigenbasis | None = None  # known after the first ask (or a loaded state)
         self.es = None  # pycma's strategy in the eigen-coordinates, made with the basis
         self._asked: np.ndarray | None = None  # the eigen-coordinates of the pending codes
-        self._basis64: np.ndarray | None = None  # float64 copy of the basis (derived, not state)
+        self._basis_rows: torch.Tensor | None = None  # the basis as torch rows [rank, d] (derived, not state)
 
     def attach_generator(self, decode: Decode, *, source: str) -> None:
         check_differentiable(decode, self.dim, source, repr(self.name))
@@ -93,17 +94,20 @@ class GeometryCMA(Optimizer):
         return {"rank": self.dim, "captured": None} if self.metric is None else self.metric.report()
 
     def _to_codes(self, y: np.ndarray) -> np.ndarray:
+        """``origin + U y`` as float32. The product runs in torch: numpy's multi-threaded BLAS
+        waits for a time slice per call on a loaded machine (~25 ms at d = 4096 instead of 0.4)."""
         if self.metric is None:
-            return self.origin + y
-        if self._basis64 is None:
-            self._basis64 = self.metric.basis.astype(np.float64)
-        return self.origin + y @ self._basis64.T
+            return (self.origin + y).astype(np.float32)
+        if self._basis_rows is None:
+            self._basis_rows = torch.as_tensor(np.ascontiguousarray(self.metric.basis.T))
+        codes = torch.as_tensor(y, dtype=torch.float32) @ self._basis_rows
+        return codes.numpy() + self.origin.astype(np.float32)
 
     def _ask(self) -> np.ndarray:
         if self.es is None:
             self._start()
         self._asked = np.asarray(self.es.ask(), dtype=np.float64)
-        return self._to_codes(self._asked).astype(np.float32)
+        return self._to_codes(self._asked)
 
     def _tell(self, codes, scores) -> None:
         asked, self._asked = self._asked, None
@@ -120,4 +124,4 @@ class GeometryCMA(Optimizer):
         self.es = None if state["es"] is None else load_strategy(state["es"], self.rng)
         self.metric = None if state["metric"] is None else MetricEigenbasis.from_state(state["metric"])
         self._asked = None if state["asked"] is None else np.array(state["asked"], dtype=np.float64)
-        self._basis64 = None
+        self._basis_rows = None
