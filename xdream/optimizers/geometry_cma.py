@@ -49,7 +49,7 @@ class GeometryCMA(Optimizer):
         rng,
         *,
         population: int = 20,
-        rank: int = 64,
+        rank: int = 256,
         sigma0: float = 1.0,
         points: int = 2,
         iterations: int = 3,

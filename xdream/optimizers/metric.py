@@ -108,8 +108,8 @@ def metric_eigenbasis(decode: Decode, points: np.ndarray, rank: int, rng: np.ran
                       chunk: int = 64) -> MetricEigenbasis:
     """The top ``rank`` eigenvectors of the metric averaged over ``points`` ``[S, d]``.
 
-    ``iterations`` power steps on a block of ``rank + oversample`` vectors (all ``d`` when that
-    is as many: then the result is exact); ``probes`` Hutchinson vectors estimate the trace
+    ``iterations`` power steps on a block of ``rank + oversample`` vectors; when the ``d`` products
+    of the whole space cost no more, those instead, and the result is exact; ``probes`` Hutchinson vectors estimate the trace
     outside the block."""
     start = time.perf_counter()
     points_t = torch.as_tensor(np.asarray(points, dtype=np.float32))
@@ -117,8 +117,10 @@ def metric_eigenbasis(decode: Decode, points: np.ndarray, rank: int, rng: np.ran
     if not 1 <= rank <= dim:
         raise ConfigError(f"metric rank must be in [1, {dim}], got {rank}")
     width = min(dim, rank + oversample)
+    if dim <= (iterations + 1) * width:  # the whole space costs no more products: exact
+        width = dim
     products = 0
-    if width == dim:  # the block is the whole space: one product, exact
+    if width == dim:  # the block is the whole space: one product
         q = np.eye(dim)
     else:
         q, _ = np.linalg.qr(rng.standard_normal((dim, width)))

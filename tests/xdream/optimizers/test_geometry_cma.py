@@ -55,16 +55,19 @@ def geometry(generator, options=None, seed=0, init=None):
     return build_optimizer(plugin, generator, np.random.default_rng(seed), budget=None, generations=10, init=init)
 
 
-@pytest.mark.parametrize("rank, oversample", [(5, 10), (5, 40)], ids=["power-iteration", "exact-block"])
-def test_eigenbasis_of_a_known_metric_is_the_known_one(rank, oversample):
+@pytest.mark.parametrize("rank, oversample, iterations", [(5, 10, 1), (5, 40, 3), (5, 10, 3)],
+                         ids=["power-iteration", "exact-block", "exact-cheaper"])
+def test_eigenbasis_of_a_known_metric_is_the_known_one(rank, oversample, iterations):
     g = LinearGenerator()
     points = g.sample(2, np.random.default_rng(0))
-    m = metric_eigenbasis(g.decode, points, rank, np.random.default_rng(1), oversample=oversample)
+    m = metric_eigenbasis(g.decode, points, rank, np.random.default_rng(1), oversample=oversample,
+                          iterations=iterations)
     assert m.basis.shape == (40, rank) and m.basis.dtype == np.float32
     np.testing.assert_allclose(m.basis.T.astype(np.float64) @ m.basis, np.eye(rank), atol=1e-5)
     np.testing.assert_allclose(principal_cosines(m.basis, g.rotation[:, :rank]), 1.0, atol=1e-4)
     np.testing.assert_allclose(m.eigenvalues, g.scales[:rank] ** 2, rtol=1e-4)
-    assert m.trace_exact == (oversample + rank >= 40)
+    assert m.trace_exact == (iterations == 3)  # 40 products beat 4 x 15 (and 45 > 40)
+    assert m.products == (40 if m.trace_exact else 2 * 15 + 16)
     true_fraction = (g.scales[:rank] ** 2).sum() / (g.scales**2).sum()
     assert m.captured == pytest.approx(true_fraction, rel=1e-3)
     assert m.trace == pytest.approx((g.scales**2).sum(), rel=1e-3)
