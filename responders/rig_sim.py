@@ -1,7 +1,11 @@
 """``xdream rig simulate``: a reference rig server for ``xdream-rig/1`` with a simulated neuron.
 
-The neuron is any ``torch-unit`` target, optionally with Poisson or Gaussian trial noise and
-several recorded channels (independent noise on the same unit). Presentations take
+The neurons are ``torch-unit`` targets (``--target``, repeatable: one simulated neuron per
+target, all of one model, scored together by one ``torch-units`` responder in one forward pass
+per batch), optionally with Poisson or Gaussian trial noise drawn per channel per trial. Each
+neuron is recorded on ``--channels N`` channels (default 1; N copies with independent noise),
+named ``ch0, ch1, ...`` in target order: target k's copies are ``ch{k*N} .. ch{k*N+N-1}``.
+The presentation log's ``boot`` event maps every channel to its target. Presentations take
 ``presentation_ms`` each and run one at a time while the server keeps answering pings, so the
 client can tell a slow rig from a dead one.
 
@@ -116,14 +120,19 @@ class Job:
 
     header: dict
     envelope: list
-    clean: np.ndarray  # the neuron's noise-free response to each image
+    clean: np.ndarray  # the neurons' noise-free responses to each image [images, neurons]
     deadline: float
     pending: list = field(default_factory=list)
     next_at: float = 0.0
 
 
 class RigSimulator:
-    """The rig server; :meth:`serve` runs it until ``max_seconds`` or a stop flag file."""
+    """The rig server; :meth:`serve` runs it until ``max_seconds`` or a stop flag file.
+
+    ``neuron`` is any responder: one with a single unit is one neuron (its ``respond``), one
+    with several units (``unit_labels``) is one neuron per unit (its ``respond_units``, one
+    call for all). Each neuron is recorded on ``channels`` channels (independent noise each),
+    named ``ch0, ch1, ...``, neuron by neuron."""
 
     def __init__(self, neuron: Responder, *, endpoint: str = "tcp://127.0.0.1:*", log: str | Path = "rig-log.jsonl",
                  noise: NoiseModel | None = None, channels: int = 1, presentation_ms: float = 0.0, seed: int = 0,
@@ -134,7 +143,9 @@ class RigSimulator:
         if presentation_ms < 0:
             raise ConfigError(f"presentation time must be >= 0 ms, got {presentation_ms}")
         self.neuron, self.noise, self.limits = neuron, noise, limits
-        self.channels = [f"ch{i}" for i in range(channels)]
+        self.units = list(neuron.unit_labels())
+        self.copies = channels
+        self.channels = [f"ch{i}" for i in range(len(self.units) * channels)]
         self.presentation_s, self.heartbeat_ms = presentation_ms / 1000, heartbeat_ms
         self.faults = faults or Faults()
         rngs = derive_rngs(seed)
@@ -162,7 +173,8 @@ class RigSimulator:
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         # The log is opened last: a rig that fails to start leaves no file behind.
         self.log = PresentationLog(log)
-        self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time()})
+        self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time(),
+                        "channels": {c: self.units[i // channels] for i, c in enumerate(self.channels)}})
 
     # -- the loop ---------------------------------------------------------------------------
     def serve(self, max_seconds: float = float("inf")) -> None:
@@ -280,7 +292,7 @@ class RigSimulator:
             self._finish(job)
 
     def _clean_responses(self, msg) -> np.ndarray:
-        """The neuron's response to each image, the images decoded one at a time (PNG) and
+        """The neurons' responses ``[images, neurons]``, the images decoded one at a time (PNG) and
         scored in chunks of at most CHUNK_BYTES of float32 pixels: nothing else is kept."""
         h, w, _ = msg.header["shape"]
         per_chunk = max(1, CHUNK_BYTES // (h * w * 3 * 4))
@@ -300,11 +312,13 @@ class RigSimulator:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         with torch.no_grad():
-            return np.asarray(self.neuron.respond(x.contiguous()), dtype=np.float64)
+            if len(self.units) > 1:
+                return np.asarray(self.neuron.respond_units(x.contiguous()), dtype=np.float64)
+            return np.asarray(self.neuron.respond(x.contiguous()), dtype=np.float64)[:, None]
 
     def _present(self, job: Job, index: int, repeat: int) -> None:
         h = job.header
-        clean = np.full(len(self.channels), job.clean[index])
+        clean = np.repeat(job.clean[index], self.copies)  # neuron by neuron, each on its channels
         values = self.noise(clean, self.noise_rng) if self.noise is not None else clean
         valid = bool(self.fault_rng.random() >= self.faults.invalid) if self.faults.invalid else True
         record = {"image_id": h["image_ids"][index], "repeat": repeat, "trial_id": self.log.count,
@@ -389,13 +403,17 @@ class ServingThread:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xdream rig simulate",
                                 description="A simulated rig speaking xdream-rig/1 (docs/protocol.md).")
-    p.add_argument("--target", required=True, help="torch-unit target MODEL:LAYER:CHANNEL[:Y:X] of the neuron")
+    p.add_argument("--target", required=True, action="append", metavar="MODEL:LAYER:CHANNEL[:Y:X]",
+                   help="a simulated neuron (a torch-unit target); repeat for several neurons of one model, "
+                        "scored in one forward pass, one channel each (ch0, ch1, ... in this order)")
     p.add_argument("--weights", help="local weights file for a torchvision model")
     p.add_argument("--readout", default="center", help="center or mean")
     p.add_argument("--input-size", type=int, help="model input size (default the model's)")
     p.add_argument("--noise", help="trial noise: poisson or gaussian")
     p.add_argument("--noise-set", action="append", default=[], metavar="KEY=VALUE", help="noise option, e.g. level=0.5")
-    p.add_argument("--channels", type=int, default=1, help="recorded channels (independent noise each)")
+    p.add_argument("--channels", type=int, default=1, metavar="N",
+                   help="channels per neuron (copies with independent noise); with several --target, target k "
+                        "is on ch{k*N} .. ch{k*N+N-1}")
     p.add_argument("--presentation-ms", type=float, default=0.0, help="time per presentation")
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="bind address (tcp://127.0.0.1:* picks a port)")
     p.add_argument("--endpoint-file", help="write the bound endpoint to this file once listening")
@@ -444,9 +462,11 @@ def main(argv: list[str]) -> int:
     if args.restart:
         return _supervise(args, argv)
     noise = _noise(args)
-    neuron = registry.create("responder", "torch-unit",
-                             {"target": args.target, "readout": args.readout, "weights": args.weights,
-                              "input_size": args.input_size}, device="cpu")
+    options = {"readout": args.readout, "weights": args.weights, "input_size": args.input_size}
+    if len(args.target) == 1:
+        neuron = registry.create("responder", "torch-unit", {"target": args.target[0], **options}, device="cpu")
+    else:
+        neuron = registry.create("responder", "torch-units", {"targets": args.target, **options}, device="cpu")
     faults = Faults(args.drop, args.delay, args.delay_s, args.duplicate, args.corrupt, args.invalid, args.crash_at)
     if args.curve_secret is None:
         _warn_if_public(args.endpoint)

@@ -16,7 +16,7 @@ from torch import nn
 
 from xdream.core.errors import ConfigError
 
-from .torch_unit import TorchUnit, parse_target
+from .torch_unit import Target, TorchUnit, parse_target
 
 LAYER_FORM = "MODEL:LAYER[:Y:X], e.g. efficientnet_lite0:_blocks.1 or alexnet:features.3:6:6"
 
@@ -30,7 +30,9 @@ def layer_target(spec: str) -> str:
 
 
 class TorchLayer(TorchUnit):
-    """All channels of one layer, each read at the same feature-map position."""
+    """All channels of one layer, each read at the same feature-map position. Its
+    :meth:`~TorchUnit.for_units` (a session's several targets) gives a ``torch-units``
+    responder reading each unit at the centre or its Y:X, like this one."""
 
     name = "torch-layer"
     target_form = "MODEL:LAYER[:Y:X] (every channel of a layer)"
@@ -63,6 +65,10 @@ class TorchLayer(TorchUnit):
         """Every channel of a layer of the caller's own model (Python API)."""
         return super().from_module(module, layer, 0, y, x, readout="center", **options)
 
+    def _spec(self) -> str:
+        t = self.target
+        return f"{t.model}:{t.layer}" + ("" if t.y is None else f":{t.y}:{t.x}")
+
     def _check_unit(self) -> None:
         t, shape = self.target, self.layer_shape
         if len(shape) != 3:
@@ -79,11 +85,8 @@ class TorchLayer(TorchUnit):
     def respond_units(self, images: torch.Tensor) -> np.ndarray:
         """Every channel's activation float64 ``[B, C]`` from one forward pass per batch."""
         with torch.no_grad():
-            chunks = [self._read(self._layer_output(self.preprocess(images[i : i + self.batch_size])))
-                      for i in range(0, len(images), self.batch_size)]
-        if not chunks:
-            return np.zeros((0, self.layer_shape[0]))
-        return torch.cat(chunks).double().cpu().numpy()
+            units = self._read_batches(images, lambda outs: self._read(outs[self.target.layer]), (self.layer_shape[0],))
+        return units.double().cpu().numpy()
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
         """The mean over the layer's units per image, float64 ``[B]``."""
@@ -91,8 +94,7 @@ class TorchLayer(TorchUnit):
 
     def unit_labels(self) -> list[str]:
         t = self.target
-        pos = "" if t.y is None else f":{t.y}:{t.x}"
-        return [f"{t.model}:{t.layer}:{c}{pos}" for c in range(self.layer_shape[0])]
+        return [str(Target(t.model, t.layer, c, t.y, t.x)) for c in range(self.layer_shape[0])]
 
     def describe(self) -> dict:
         info = super().describe()

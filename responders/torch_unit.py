@@ -197,14 +197,169 @@ def list_layers(
 
 
 # ----------------------------------------------------------------------------------------------
-# the responder
+# reading layers: the pieces every CNN responder shares
 
 
 class _StopForward(Exception):
-    """Raised by the read-out hook to end the forward pass once the target layer has run."""
+    """Raised by a read-out hook to end the forward pass once the last layer read has run."""
 
 
-class TorchUnit(Responder):
+def find_layers(model: nn.Module, model_name: str, layers: list[str]) -> dict[str, nn.Module]:
+    """The modules named ``layers``; an unknown name raises UnknownNameError with close matches."""
+    modules = dict(model.named_modules())
+    for layer in layers:
+        if not layer or layer not in modules:
+            names = layer_names(model)
+            close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+            raise UnknownNameError(
+                f"unknown layer {layer!r} in {model_name} ({len(names)} layers); "
+                f"close matches: {', '.join(close) or '(none)'}; list them with `xdream layers {model_name}`"
+            )
+    return {layer: modules[layer] for layer in layers}
+
+
+def layer_outputs(model: nn.Module, layers: dict[str, nn.Module], model_input: torch.Tensor,
+                  model_name: str) -> dict[str, torch.Tensor]:
+    """Run ``model`` until every module of ``layers`` has run and return their outputs. Forward
+    hooks stop the pass right after the last of them (in execution order), so a pass costs only
+    what the deepest layer read needs; a layer called more than once gives its first call."""
+    captured: dict[str, object] = {}
+
+    def recorder(name):
+        def hook(module, args, output):
+            captured.setdefault(name, output)
+            if len(captured) == len(layers):
+                raise _StopForward
+
+        return hook
+
+    handles = [module.register_forward_hook(recorder(name)) for name, module in layers.items()]
+    try:
+        model(model_input)
+    except _StopForward:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    for name in layers:
+        if name not in captured:
+            raise ConfigError(f"layer {name!r} is not called in {model_name}'s forward pass")
+        if not isinstance(captured[name], torch.Tensor):
+            raise ConfigError(f"layer {name!r} outputs {type(captured[name]).__name__}, not a tensor")
+    return captured
+
+
+def check_unit(target: Target, shape: tuple[int, ...], readout: str, label: str | None = None) -> None:
+    """A one-line ConfigError, starting with ``label`` (default: the target), unless the
+    target's channel (and Y:X) exist in a layer whose output per image has ``shape``."""
+    t, label = target, label or str(target)
+    if len(shape) not in (1, 3):
+        raise ConfigError(
+            f"layer {t.layer!r} outputs shape {list(shape)} per image; a unit needs [C] or [C, H, W]"
+        )
+    if not 0 <= t.channel < shape[0]:
+        raise ConfigError(f"{label}: channel {t.channel} out of range; layer {t.layer} has {shape[0]} channels "
+                          f"(0..{shape[0] - 1})")
+    if t.y is None:
+        return
+    if len(shape) == 1:
+        raise ConfigError(f"layer {t.layer!r} has no feature map (output [B, {shape[0]}]); drop :Y:X from {label}")
+    if readout == "mean":
+        raise ConfigError(f"target {label} gives a unit position Y:X, which readout 'mean' cannot use")
+    for axis, value, size in (("Y", t.y, shape[1]), ("X", t.x, shape[2])):
+        if not 0 <= value < size:
+            raise ConfigError(f"{label}: {axis} {value} out of range; layer {t.layer}'s feature map is "
+                              f"{shape[1]}x{shape[2]} ({axis} 0..{size - 1})")
+
+
+def unit_position(target: Target, shape: tuple[int, ...], readout: str) -> tuple[int, int] | None:
+    """The feature-map position read for a target: its Y:X, else the centre; None for a 2-D
+    layer or the mean readout."""
+    if len(shape) == 1 or readout == "mean":
+        return None
+    if target.y is not None:
+        return target.y, target.x
+    return shape[1] // 2, shape[2] // 2
+
+
+class TorchModelResponder(Responder):
+    """What the responders reading layers of a CNN share (``torch-unit``, ``torch-layer``,
+    ``torch-units``): option checks, the model in eval mode with frozen parameters, the
+    preprocessing, and batched forward passes that stop after the last layer read.
+
+    Images ``[B, 3, H, W]`` in [0, 1] are resized (bilinear, differentiable) to the model's
+    input size and normalised as the model was trained."""
+
+    def _setup_model(self, model: nn.Module, model_name: str, layers: list[str], *, readout, input_size, mean, std,
+                     batch_size, device) -> dict[str, tuple[int, ...]]:
+        """Check the options, find ``layers`` and probe them; returns each layer's output
+        shape per image (no batch dimension)."""
+        if readout not in ("center", "mean"):
+            raise ConfigError(f"readout must be 'center' or 'mean', got {readout!r}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if input_size < 1:
+            raise ConfigError(f"input_size must be >= 1, got {input_size}")
+        modules = find_layers(model, model_name, layers)
+        self.readout, self.batch_size, self.input_size, self.device = readout, batch_size, input_size, device
+        self.model = model.to(device).eval().requires_grad_(False)
+        self._model_name, self._layers = model_name, modules
+        self._mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        try:
+            with torch.no_grad():
+                outs = self._layer_outputs(torch.zeros(1, 3, input_size, input_size, device=device))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"{model_name} cannot run at input_size {input_size}: {str(exc).splitlines()[0]}"
+            ) from None
+        return {name: tuple(out.shape[1:]) for name, out in outs.items()}
+
+    @classmethod
+    def for_units(cls, units: list[str], options: dict, device: str = "cpu") -> Responder:
+        """A ``torch-units`` responder recording every unit of ``units`` (specs of one model)
+        in one forward pass per batch, built with this responder's ``options`` (validated;
+        its own ``target``/``targets`` left out)."""
+        from xdream.core import registry
+
+        options = {k: v for k, v in options.items() if k not in ("target", "targets")}
+        return registry.create("responder", "torch-units", {**options, "targets": list(units)}, device=device)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [0, 1] -> resized, normalised model input (differentiable)."""
+        images = torch.as_tensor(images).to(self.device, torch.float32)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
+        if images.shape[-2:] != (self.input_size, self.input_size):
+            images = F.interpolate(
+                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=False
+            )
+        return (images - self._mean) / self._std
+
+    def _layer_outputs(self, model_input: torch.Tensor) -> dict[str, torch.Tensor]:
+        return layer_outputs(self.model, self._layers, model_input, self._model_name)
+
+    def _read_batches(self, images: torch.Tensor, read: Callable[[dict], torch.Tensor],
+                      width: tuple[int, ...] = ()) -> torch.Tensor:
+        """``read(layer outputs)`` for each batch of ``batch_size`` images, concatenated
+        (autograd kept); ``width`` is the shape per image of an empty result."""
+        chunks = [read(self._layer_outputs(self.preprocess(images[i : i + self.batch_size])))
+                  for i in range(0, len(images), self.batch_size)]
+        if not chunks:
+            return torch.zeros((0, *width), device=self.device)
+        return torch.cat(chunks)
+
+    @classmethod
+    def list_layers(cls, model: str, weights: str | Path | None = None,
+                    input_size: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
+        return list_layers(model, input_size=input_size, weights=weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# the responder
+
+
+class TorchUnit(TorchModelResponder):
     """A CNN unit as a responder: ``respond`` returns its activation per image (float64).
 
     Images ``[B, 3, H, W]`` in [0, 1] are resized (bilinear, differentiable) to the model's
@@ -234,7 +389,7 @@ class TorchUnit(Responder):
         device: str = "cpu",
     ):
         t = parse_target(target)
-        dev = _device(device)
+        dev = torch_device(device)
         model, spec = load_model(t.model, weights)
         self._setup(
             model, t, readout=readout, input_size=input_size or spec.input_size,
@@ -265,72 +420,34 @@ class TorchUnit(Responder):
         self = cls.__new__(cls)
         target = Target(name or type(module).__name__, layer, channel, y, x)
         self._setup(module, target, readout=readout, input_size=input_size, mean=mean, std=std,
-                    batch_size=batch_size, device=_device(device))
+                    batch_size=batch_size, device=torch_device(device))
         return self
 
     def _setup(self, model, target: Target, *, readout, input_size, mean, std, batch_size, device) -> None:
         """The one construction path: check options, find the layer, probe its output shape."""
-        if readout not in ("center", "mean"):
-            raise ConfigError(f"readout must be 'center' or 'mean', got {readout!r}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if input_size < 1:
-            raise ConfigError(f"input_size must be >= 1, got {input_size}")
-        modules = dict(model.named_modules())
-        if not target.layer or target.layer not in modules:
-            names = layer_names(model)
-            close = difflib.get_close_matches(target.layer, names, n=5, cutoff=0.5)
-            raise UnknownNameError(
-                f"unknown layer {target.layer!r} in {target.model} ({len(names)} layers); "
-                f"close matches: {', '.join(close) or '(none)'}; list them with `xdream layers {target.model}`"
-            )
-        self.target, self.readout = target, readout
-        self.batch_size, self.input_size, self.device = batch_size, input_size, device
-        self.model = model.to(device).eval().requires_grad_(False)
-        self._layer = modules[target.layer]
-        self._mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self._std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        try:
-            with torch.no_grad():
-                out = self._layer_output(torch.zeros(1, 3, input_size, input_size, device=device))
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"{target.model} cannot run at input_size {input_size}: {str(exc).splitlines()[0]}"
-            ) from None
-        self.layer_shape = tuple(out.shape[1:])
+        shapes = self._setup_model(model, target.model, [target.layer], readout=readout, input_size=input_size,
+                                   mean=mean, std=std, batch_size=batch_size, device=device)
+        self.target = target
+        self._layer = self._layers[target.layer]
+        self.layer_shape = shapes[target.layer]
         self._check_unit()
 
+    def _spec(self) -> str:
+        """The target as the user wrote it, for messages and records."""
+        return str(self.target)
+
     def _check_unit(self) -> None:
-        t, shape = self.target, self.layer_shape
-        if len(shape) not in (1, 3):
-            raise ConfigError(
-                f"layer {t.layer!r} outputs shape {list(shape)} per image; a unit needs [C] or [C, H, W]"
-            )
-        if not 0 <= t.channel < shape[0]:
-            raise ConfigError(f"channel {t.channel} out of range for layer {t.layer!r}: valid 0..{shape[0] - 1}")
-        if t.y is None:
-            return
-        if len(shape) == 1:
-            raise ConfigError(f"layer {t.layer!r} has no feature map (output [B, {shape[0]}]); drop :Y:X from {t}")
-        if self.readout == "mean":
-            raise ConfigError(f"target {t} gives a unit position Y:X, which readout 'mean' cannot use")
-        for axis, value, size in (("Y", t.y, shape[1]), ("X", t.x, shape[2])):
-            if not 0 <= value < size:
-                raise ConfigError(f"{axis} {value} out of range for layer {t.layer!r}: valid 0..{size - 1}")
+        check_unit(self.target, self.layer_shape, self.readout, self._spec())
 
     @property
     def unit(self) -> tuple[int, int] | None:
         """The feature-map position read, or None for a 2-D layer or the mean readout."""
-        if len(self.layer_shape) == 1 or self.readout == "mean":
-            return None
-        if self.target.y is not None:
-            return self.target.y, self.target.x
-        return self.layer_shape[1] // 2, self.layer_shape[2] // 2
+        return unit_position(self.target, self.layer_shape, self.readout)
 
     def describe(self) -> dict:
         """What is being recorded, for logs and reports."""
         return {
-            "target": str(self.target),
+            "target": self._spec(),
             "model": self.target.model,
             "layer": self.target.layer,
             "channel": self.target.channel,
@@ -340,39 +457,6 @@ class TorchUnit(Responder):
             "input_size": self.input_size,
             "device": str(self.device),
         }
-
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] in [0, 1] -> resized, normalised model input (differentiable)."""
-        images = torch.as_tensor(images).to(self.device, torch.float32)
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
-        if images.shape[-2:] != (self.input_size, self.input_size):
-            images = F.interpolate(
-                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=False
-            )
-        return (images - self._mean) / self._std
-
-    def _layer_output(self, model_input: torch.Tensor) -> torch.Tensor:
-        """Run the model up to the target layer and return that layer's output."""
-        captured = []
-
-        def hook(module, args, output):
-            captured.append(output)
-            raise _StopForward
-
-        handle = self._layer.register_forward_hook(hook)
-        try:
-            self.model(model_input)
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-        if not captured:
-            raise ConfigError(f"layer {self.target.layer!r} is not called in {self.target.model}'s forward pass")
-        out = captured[0]
-        if not isinstance(out, torch.Tensor):
-            raise ConfigError(f"layer {self.target.layer!r} outputs {type(out).__name__}, not a tensor")
-        return out
 
     def _read(self, out: torch.Tensor) -> torch.Tensor:
         channel = out[:, self.target.channel]
@@ -385,13 +469,7 @@ class TorchUnit(Responder):
 
     def activation(self, images: torch.Tensor) -> torch.Tensor:
         """The unit's activation float32 ``[B]``, keeping the autograd graph (for gradient ascent)."""
-        chunks = [
-            self._read(self._layer_output(self.preprocess(images[i : i + self.batch_size])))
-            for i in range(0, len(images), self.batch_size)
-        ]
-        if not chunks:
-            return torch.zeros(0, device=self.device)
-        return torch.cat(chunks)
+        return self._read_batches(images, lambda outs: self._read(outs[self.target.layer]))
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
         """The unit's activation per image, float64 ``[B]`` (no gradients)."""
@@ -412,6 +490,7 @@ class TorchUnit(Responder):
             self.model, input_size=self.input_size, mean=tuple(self._mean.flatten().tolist()),
             std=tuple(self._std.flatten().tolist()), name=str(t), objective=objective,
         )
+
     def unit_labels(self) -> list[str]:
         return [str(self.target)]
 
@@ -420,16 +499,11 @@ class TorchUnit(Responder):
         """A unit spec has 3 or 5 fields (``MODEL:LAYER:CHANNEL[:Y:X]``); checked fully on construction."""
         return isinstance(spec, str) and len(spec.split(":")) in (3, 5)
 
-    @classmethod
-    def list_layers(cls, model: str, weights: str | Path | None = None,
-                    input_size: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
-        return list_layers(model, input_size=input_size, weights=weights)
-
     def __repr__(self) -> str:
         return f"TorchUnit({self.target}, readout={self.readout!r}, layer_shape={list(self.layer_shape)})"
 
 
-def _device(device: str) -> torch.device:
+def torch_device(device: str) -> torch.device:
     """A usable torch device, or ConfigError naming the bad value."""
     try:
         dev = torch.device(device)

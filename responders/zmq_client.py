@@ -53,8 +53,9 @@ class RigUnavailableError(XDreamError):
 class ZmqResponder(Responder):
     """A neuron on a lab rig, reached at ``target`` (``tcp://HOST:PORT``).
 
-    ``channels`` names the rig channels averaged into the score (None: all); ``aggregate``
-    combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
+    ``channels`` names the rig channels averaged into the score (None: all), which are also
+    the columns of :meth:`respond_units` (one per channel, for sessions of several threads);
+    ``aggregate`` combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
     the missed heartbeats that mean a dead rig, ``deadline`` (s) the rig's time per generation,
     ``timeout`` (s) how long a silent rig is waited for (handshake, restart) and ``retries``
     how often one request is resent before the run stops. ``server_key`` (the rig's public
@@ -62,6 +63,7 @@ class ZmqResponder(Responder):
     floats (in-silico rigs); rigs showing images on a screen want ``uint8``."""
 
     name = "zmq"
+    unit_noun = "channel"
     _example_rig: ServingThread | None = None  # the in-process rig of :meth:`example`, stopped by close()
 
     @classmethod
@@ -263,7 +265,31 @@ class ZmqResponder(Responder):
         self.run_dir, self.generation, self.image_ids = Path(run_dir), generation, image_ids
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
-        """One score per image from the rig's trial records (NaN where none is valid)."""
+        """One score per image from the rig's trial records: the ``aggregate`` of its valid
+        repeats, each the mean over ``channels`` (NaN where none is valid)."""
+        records, n = self._present(images)
+        return self._aggregate(records, n, [[r["score"]] for r in records], 1)[:, 0]
+
+    def respond_units(self, images: torch.Tensor) -> np.ndarray:
+        """Float64 ``[B, C]``, one column per channel of :meth:`unit_labels`: per image, the
+        ``aggregate`` of its valid repeats on that channel (NaN where none). The same one
+        ``present`` request, and the same trial records, as :meth:`respond`."""
+        records, n = self._present(images)
+        labels = self.unit_labels()
+        values = []
+        for r in records:
+            column = {name: i for i, name in enumerate(r["channels"])}
+            row = [r["values"][column[c]] if c in column and column[c] < len(r["values"]) else None for c in labels]
+            values.append([v if r["valid"] and v is not None else math.nan for v in row])
+        return self._aggregate(records, n, values, len(labels))
+
+    def unit_labels(self) -> list[str]:
+        """The rig's channel names from its welcome, or the ``channels`` option when given."""
+        return [str(c) for c in self.wanted] if self.wanted is not None else list(self.welcome["channels"])
+
+    def _present(self, images: torch.Tensor) -> tuple[list[dict], int]:
+        """One ``present`` request for ``images`` (journalled, resent until answered): the
+        trial records kept (saved to RUN/rig_trials.jsonl) and the number of images."""
         images = torch.as_tensor(images).detach().cpu()
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B, 3, H, W], got {list(images.shape)}")
@@ -285,7 +311,7 @@ class ZmqResponder(Responder):
         request = encode({**header, "request_id": rid}, frames)
         self.stats["requests"] += 1
         result = self._exchange(rid, request)
-        return self._scores(result, ids, rid)
+        return self._records(result, ids, rid), len(ids)
 
     def _check_limits(self, n: int, frames: list, image_bytes: int) -> None:
         """Refuse, before sending, a request above the limits the rig advertised (§3, §4.1):
@@ -353,12 +379,13 @@ class ZmqResponder(Responder):
             raise RigUnavailableError(f"{e}; generation {self.generation} was in flight: resume the run once the "
                                       "rig is back") from None
 
-    def _scores(self, result, ids: list[str], rid: str) -> np.ndarray:
+    def _records(self, result, ids: list[str], rid: str) -> list[dict]:
+        """The result's trial records for this request's images, each repeat once, with its
+        ``score`` (the mean over ``channels``; NaN when invalid), saved to the run."""
         channels = result.header["channels"]
         picked = list(range(len(channels))) if self.wanted is None else [channels.index(str(c)) for c in self.wanted
                                                                           if str(c) in channels]
         index = {image_id: i for i, image_id in enumerate(ids)}
-        per_image: list[list[float]] = [[] for _ in ids]
         seen, records = set(), []
         for r in result.header["records"]:
             key = (r["image_id"], r["repeat"])
@@ -368,15 +395,26 @@ class ZmqResponder(Responder):
             values = [r["values"][c] if c < len(r["values"]) else None for c in picked]
             usable = r["valid"] and picked and all(v is not None for v in values)
             score = float(np.mean(values)) if usable else math.nan
-            if usable:
-                per_image[index[r["image_id"]]].append(score)
             records.append({"generation": self.generation, "request_id": rid, "image_index": index[r["image_id"]],
                             **r, "channels": channels, "score": score})
-        agg = np.median if self.aggregate == "median" else np.mean
-        scores = np.array([float(agg(v)) if v else math.nan for v in per_image], dtype=np.float64)
         self.last_records = records
         self._save(records, result.header["complete"])
-        return scores
+        return records
+
+    def _aggregate(self, records: list[dict], n: int, values: list[list[float]], width: int) -> np.ndarray:
+        """Float64 ``[n, width]``: per image, the ``aggregate`` over repeats of its records'
+        ``values`` (one row of ``width`` per record, NaN where not valid); NaN where none is."""
+        agg = np.median if self.aggregate == "median" else np.mean
+        table = np.asarray(values, dtype=np.float64).reshape(len(records), width)
+        images = np.array([r["image_index"] for r in records], dtype=np.int64)
+        out = np.full((n, width), math.nan)
+        for i in range(n):
+            rows = table[images == i]
+            for k in range(width):
+                valid = rows[:, k][~np.isnan(rows[:, k])]
+                if valid.size:
+                    out[i, k] = float(agg(valid))
+        return out
 
     def _save(self, records: list[dict], complete: bool) -> None:
         """Append every trial record to RUN/rig_trials.jsonl (flushed and synced)."""

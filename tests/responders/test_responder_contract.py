@@ -3,7 +3,8 @@
 a new plugin is tested by the same rules without writing a test of its own.
 
 Scores are float64 ``[B]``, one per image; a score is a finite number or NaN (no valid
-response), never infinite; every unit of ``respond_units`` has a label; the same seed gives the
+response), never infinite; ``respond_units`` has one labelled column per unit, and a responder
+whose ``for_units`` builds an instance labels it with the units asked; the same seed gives the
 same scores; ``close()`` may be called twice."""
 
 import numpy as np
@@ -40,7 +41,7 @@ def finite_or_nan(scores):
 
 
 def test_core_responders_are_registered():
-    assert {"torch-unit", "torch-layer", "zmq"} <= set(NAMES)
+    assert {"torch-unit", "torch-layer", "torch-units", "zmq"} <= set(NAMES)
 
 
 def test_name_is_the_registered_one(responder, request):
@@ -76,6 +77,24 @@ def test_respond_units_has_one_labelled_column_per_unit(responder):
     assert units.dtype == np.float64 and units.ndim == 2 and units.shape == (BATCH, len(labels))
     assert finite_or_nan(units)
     assert all(isinstance(label, str) and label for label in labels) and len(set(labels)) == len(labels)
+
+
+def test_for_units_records_the_units_asked_in_their_order(responder, request):
+    """``for_units`` over (up to three of) the units the example records, asked in reverse:
+    its labels are the units asked and its columns follow them."""
+    cls = registry.load("responder", request.node.callspec.params["responder"])
+    units = responder.unit_labels()[:3][::-1]
+    several = cls.for_units(units, {}, "cpu")
+    if several is None:
+        pytest.skip(f"{cls.name} records a fixed set of its own (for_units is None): a session picks among its labels")
+    try:
+        assert several.unit_labels() == units
+        table = several.respond_units(images())
+        assert table.dtype == np.float64 and table.shape == (BATCH, len(units)) and finite_or_nan(table)
+        with cls.for_units(units[::-1], {}, "cpu") as forward:
+            np.testing.assert_array_equal(forward.respond_units(images()), table[:, ::-1])
+    finally:
+        several.close()
 
 
 

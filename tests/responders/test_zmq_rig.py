@@ -16,12 +16,14 @@ import zmq
 
 from responders.rig_sim import Faults, RigSimulator, ServingThread
 from responders.torch_unit import TorchUnit
+from responders.torch_units import TorchUnits
 from responders.zmq_client import TRIALS_FILE, RigUnavailableError, ZmqResponder
 from xdream import Experiment, ExperimentConfig
 from xdream.core import registry
 from xdream.rig.protocol import ERROR_CODES, decode, encode, image_frames
 
 TARGET = "efficientnet_lite0:_blocks.2:5"
+OTHER = "efficientnet_lite0:_blocks.1:3:2:1"  # a second simulated neuron
 LOOPBACK = "tcp://127.0.0.1:*"
 
 
@@ -58,8 +60,8 @@ def sim_thread():
     """An in-process simulator serving in a thread (real ROUTER socket on loopback)."""
     started = []
 
-    def start(tmp_path, **kwargs):
-        neuron = TorchUnit(TARGET, input_size=64)
+    def start(tmp_path, neuron=None, **kwargs):
+        neuron = neuron or TorchUnit(TARGET, input_size=64)
         sim = RigSimulator(neuron, endpoint=LOOPBACK, log=tmp_path / "rig-log.jsonl", **kwargs)
         started.append(ServingThread(sim))
         return sim
@@ -364,6 +366,84 @@ def test_stale_duplicate_and_odd_records_are_dropped(tmp_path, scripted_rig):
         scores = client.respond(torch.rand(4, 3, 8, 8))  # the duplicate of the first result is dropped
         assert client.stats["stale"] == 3 and client.stats["requests"] == 2
         np.testing.assert_array_equal(scores, [3.0, np.nan, np.nan, np.nan])
+
+
+# -- every channel at once: respond_units, several simulated neurons ----------------------------
+
+def test_respond_units_aggregates_each_channel_from_the_one_request(tmp_path, sim_thread):
+    """Two neurons on two channels each, noisy: one present request per call; per channel, the
+    aggregate of that image's repeats on it; the saved trial records are respond's."""
+    noise = registry.create("noise", "gaussian", {"level": 0.3})
+    sim = sim_thread(tmp_path, neuron=TorchUnits([TARGET, OTHER], input_size=64), noise=noise, channels=2, seed=4)
+    images = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert sim.channels == ["ch0", "ch1", "ch2", "ch3"]
+    boot = json.loads((tmp_path / "rig-log.jsonl").read_text().splitlines()[0])
+    assert boot["channels"] == {"ch0": TARGET, "ch1": TARGET, "ch2": OTHER, "ch3": OTHER}
+    for aggregate, agg in (("mean", np.mean), ("median", np.median)):
+        (tmp_path / aggregate).mkdir()
+        with ZmqResponder(sim.endpoint, repeats=3, aggregate=aggregate, heartbeat=0.2) as client:
+            assert client.unit_labels() == sim.channels and client.unit_noun == "channel"
+            client.prepare(tmp_path / aggregate, 2)
+            units = client.respond_units(images)
+            records = client.last_records
+            assert client.stats["requests"] == 1 and units.shape == (5, 4) and units.dtype == np.float64
+        saved = [json.loads(line) for line in (tmp_path / aggregate / TRIALS_FILE).read_text().splitlines()]
+        assert len(saved) == 15 and all(t["score"] == pytest.approx(np.mean(t["values"])) for t in saved)
+        for i in range(5):
+            for c in range(4):
+                assert units[i, c] == pytest.approx(agg([r["values"][c] for r in records if r["image_index"] == i]))
+        assert len(np.unique(units[:, :2])) == 10  # independent noise per channel per trial
+    with ZmqResponder(sim.endpoint, channels=["ch3", "ch0"], heartbeat=0.2) as client:
+        assert client.unit_labels() == ["ch3", "ch0"]
+        units = client.respond_units(images)
+        record = client.last_records[0]
+        assert units[record["image_index"]].tolist() == [record["values"][3], record["values"][0]]
+        assert record["score"] == pytest.approx((record["values"][3] + record["values"][0]) / 2)
+
+
+def test_respond_units_is_nan_where_a_channel_has_no_valid_repeat(scripted_rig):
+    """A scripted rig: a value missing on one channel spoils only that channel's column (and
+    respond's score, the mean over both); an invalid trial spoils every column."""
+
+    def rec(image_id, values, valid=True, repeat=0):
+        return {"image_id": image_id, "repeat": repeat, "trial_id": 1, "onset": 0.0, "values": values, "valid": valid}
+
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode(welcome(h["request_id"], ["a", "b"]))])
+        elif h["type"] == "present":
+            records = [rec("g0-0", [1.0, None]), rec("g0-0", [3.0, 2.0], repeat=1), rec("g0-1", [5.0, None]),
+                       rec("g0-2", [7.0, 8.0], valid=False)]
+            router.send_multipart([identity, *encode({"type": "result", "request_id": h["request_id"],
+                                                      "complete": True, "channels": ["a", "b"], "records": records})])
+
+    with ZmqResponder(scripted_rig(rig), repeats=2, heartbeat=0.1) as client:
+        units = client.respond_units(torch.rand(3, 3, 8, 8))
+        np.testing.assert_array_equal(units, [[2.0, 2.0], [5.0, np.nan], [np.nan, np.nan]])
+        np.testing.assert_array_equal(client.respond(torch.rand(3, 3, 8, 8)), [2.5, np.nan, np.nan])
+        assert client.stats["requests"] == 2
+
+
+def test_rig_simulate_with_several_targets_scores_each_on_its_channel(tmp_path, xdream_cmd):
+    """`xdream rig simulate --target A --target B`, noise-free, float32 images: channel k is
+    exactly neuron k's response, as computed here by torch-unit alone."""
+    sim = SimProcess(tmp_path, "--target", OTHER)
+    try:
+        images = torch.rand(4, 3, 20, 20, generator=torch.Generator().manual_seed(2))
+        with ZmqResponder(sim.endpoint, dtype="float32", heartbeat=0.2) as client:
+            assert client.unit_labels() == ["ch0", "ch1"]
+            units = client.respond_units(images)
+        for k, target in enumerate((TARGET, OTHER)):
+            np.testing.assert_allclose(units[:, k], TorchUnit(target, input_size=64).respond(images), rtol=1e-5)
+        assert sim.events()[0]["channels"] == {"ch0": TARGET, "ch1": OTHER}
+    finally:
+        sim.stop()
+    out = subprocess.run([*xdream_cmd, "rig", "simulate", "--target", TARGET, "--target", "alexnet:features.3:1",
+                          "--endpoint", LOOPBACK, "--log", str(tmp_path / "two-models.jsonl")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "targets name 2 models" in out.stderr, out.stderr
+    assert not (tmp_path / "two-models.jsonl").exists()
 
 
 # -- partial replies under the run's unscored policy, natural references in the same request ------

@@ -3,6 +3,8 @@
     xdream evolve [CONFIG.toml] [--generator G] [--target SPEC] [--optimizer O] ...
     xdream evolve --resume RUN_DIR [--allow-changed KEY] [--repair | --restart]   (docs/runs.md)
     xdream evolve --target T --init-from-characterisation RUN   start from T's preferred grating / hue
+    xdream evolve SESSION.toml | --thread ... | --target MODEL:LAYER --units 0:64   several threads
+                                                              (xdream.cli.evolve_session)
 """
 
 from __future__ import annotations
@@ -87,6 +89,13 @@ def add_parser(commands) -> None:
     evolve.add_argument("--threads", type=int, metavar="N",
                         help="torch threads (default: one per core, or OMP_NUM_THREADS if set); recorded in the "
                              "run's config.toml, so --resume reuses it")
+    evolve.add_argument("--thread", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="add an evolution thread to a session, e.g. name=faces,generator=dcgan-faces,"
+                             "optimizer=genetic,target=ch0 (target=A+B: averaged); repeatable; --target is then "
+                             "the session responder's (e.g. a rig's endpoint)")
+    evolve.add_argument("--units", metavar="LIST",
+                        help="with --target MODEL:LAYER: evolve one thread per channel in one job (shared model, "
+                             "batched forward passes), e.g. 0:64 (channels 0-63) or 3,7,12")
     common.add_set(evolve, "any config value, e.g. optimizer.mutation_rate=0.3")
     common.add_quiet(evolve)
     evolve.add_argument("--live-report", action="store_true",
@@ -125,26 +134,32 @@ def _weights_key(data: dict) -> str:
 
 
 def run(args) -> int:
+    from xdream.cli.evolve_session import session_config, wants_session
     from xdream.evolve.experiment import Experiment
+    from xdream.evolve.session import KIND, Session
+    from xdream.runs.rundir import RunDir
 
     if args.resume:
         others = [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
         others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])
+        others += (["--thread"] if args.thread else []) + (["--units"] if args.units else [])
         if args.config or others:
             raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others) or args.config}")
         if args.restart and (args.repair or args.allow_changed):
             raise ConfigError("--restart starts the run over; drop --repair / --allow-changed")
-        experiment = Experiment.resume(args.resume, allow_changed=args.allow_changed, repair=args.repair,
-                                       restart=args.restart)
+        kind = Session if RunDir.kind_of(args.resume) == KIND else Experiment
+        experiment = kind.resume(args.resume, allow_changed=args.allow_changed, repair=args.repair,
+                                 restart=args.restart)
         print(f"resuming {experiment.run_dir.path} at generation {experiment.generation}", file=sys.stderr)
     else:
         for flag in ("allow_changed", "repair", "restart"):
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --resume RUN_DIR")
-        config = config_from_args(args)
+        session = wants_session(args)
+        config = session_config(args) if session else config_from_args(args)
         if config.threads is None:
             config.threads = default_threads()
-        experiment = Experiment(config, progress=not args.quiet)
+        experiment = Session(config) if session else Experiment(config, progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
 
     stop = {"requested": False}

@@ -38,10 +38,10 @@ from xdream.config.experiment import check_device
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.runs.fingerprint import component_record, config_changes, config_fingerprint
 from xdream.core.generator import Generator
-from xdream.images.io import montage, save_png
 from xdream.core.optimizer import Optimizer
 from xdream.evolve.build import build_optimizer
 from xdream.evolve.presentation import Presentation, present
+from xdream.evolve.record import history_entry, write_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.core.responder import NoisyResponder, Responder
 from xdream.runs.rundir import CONFIG, SUMMARY, RunDir
@@ -49,8 +49,6 @@ from xdream.core.seeding import derive_rngs
 from xdream.core.threads import use_threads
 
 
-#: Per-generation values kept for the trajectory plot (and in the checkpoint).
-HISTORY_KEYS = ("best", "mean", "clean_best", "reference_mean")
 #: Config keys a resume can never take changed (``--allow-changed`` refuses them too).
 FIXED_ON_RESUME = {"seed": "the run's random state is in its checkpoint",
                    "optimizer.name": "the checkpoint holds the state of the run's optimiser",
@@ -315,48 +313,17 @@ class Experiment:
         return n if self.config.budget is None else max(1, min(n, self.config.budget - self.evaluations))
 
     def _save_generation(self, codes, images, outcome: Presentation, reference_index: np.ndarray) -> dict:
-        g, scores, clean = self.generation, outcome.scores, outcome.clean
-        arrays = {"codes": codes.astype(np.float32), "scores": scores}
-        if clean is not None:
-            arrays["clean_scores"] = clean
-        if self.config.unscored == "reshow":
-            arrays["shown"] = outcome.shown
-        if self.reference is not None:
-            arrays.update(reference_scores=outcome.reference_scores, reference_index=reference_index)
-            if outcome.reference_clean is not None:
-                arrays["reference_clean_scores"] = outcome.reference_clean
-        self.digests.append(self.run_dir.save_arrays(g, **arrays))
-        finite = np.isfinite(scores)
-        record = {
-            "generation": g,
-            "evaluations": self.evaluations + len(scores),
-            "presented": self.presented + outcome.presented,
-            "scores": scores.tolist(),
-            "best": float(scores[finite].max()) if finite.any() else math.nan,
-            "mean": float(scores[finite].mean()) if finite.any() else math.nan,
-            "n_nan": int((~finite).sum()),
-            "reshown": outcome.reshown,
-        }
-        if clean is not None:
-            record["clean_best"] = float(np.nanmax(clean)) if np.isfinite(clean).any() else math.nan
-        if self.reference is not None:
-            ref = outcome.reference_scores
-            record["reference_names"] = [self.reference.names[k] for k in reference_index]
-            record["reference_scores"] = ref.tolist()
-            record["reference_mean"] = float(np.nanmean(ref)) if np.isfinite(ref).any() else math.nan
-        if finite.any():
-            best = int(np.flatnonzero(finite)[np.argmax(scores[finite])])
-            record["best_index"] = best
-            if self.config.save_images != "none":
-                save_png(images[best], self.run_dir.image_file("best", g))
-            if record["best"] > self.best_score:
-                self.best_score, self.best_generation = record["best"], g
-                save_png(images[best], self.run_dir.path / "best.png")
-        if self.config.save_images == "all":
-            save_png(montage(images), self.run_dir.image_file("montage", g))
-        self.history.append({k: record[k] for k in HISTORY_KEYS if k in record})
+        record, digest = write_generation(
+            self.run_dir, self.generation, codes, images, outcome, evaluations=self.evaluations,
+            presented=self.presented, best_score=self.best_score, save_images=self.config.save_images,
+            reshow=self.config.unscored == "reshow", reference_index=reference_index,
+            reference_names=None if self.reference is None else self.reference.names)
+        self.digests.append(digest)
+        if "best_index" in record and record["best"] > self.best_score:
+            self.best_score, self.best_generation = record["best"], self.generation
+        self.history.append(history_entry(record))
         self.generation += 1
-        self.evaluations += len(scores)
+        self.evaluations += len(outcome.scores)
         self.presented += outcome.presented
         return record
 

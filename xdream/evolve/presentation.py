@@ -51,13 +51,26 @@ def image_ids(generation: int, n_evolved: int, reference_index=()) -> list[str]:
 
 def present(responder: Responder, images: torch.Tensor, *, run_dir: Path, generation: int,
             reference_images: torch.Tensor | None = None, reference_index=(),
-            reshow_attempts: int = 0) -> Presentation:
+            reshow_attempts: int = 0, ids: list[str] | None = None, order: np.ndarray | None = None) -> Presentation:
     """Score ``images`` (and ``reference_images``, same batch) with ``responder``; re-show the
-    evolved images still unscored up to ``reshow_attempts`` times."""
+    evolved images still unscored up to ``reshow_attempts`` times. ``ids`` replaces the
+    default image ids (evolved, then reference); ``order`` (a permutation of the batch) is the
+    order the first batch is shown in (a session interleaves its threads so); the scores come
+    back in the images' own order either way."""
     n = len(images)
     batch = images if reference_images is None or not len(reference_images) else torch.cat([images, reference_images])
-    ids = image_ids(generation, n, reference_index)
-    scores, clean = _respond(responder, batch, ids, run_dir, generation)
+    ids = image_ids(generation, n, reference_index) if ids is None else ids
+    if order is None:
+        scores, clean = _respond(responder, batch, ids, run_dir, generation)
+    else:
+        shown_scores, shown_clean = _respond(responder, batch[torch.as_tensor(order, device=batch.device)],
+                                             [ids[i] for i in order], run_dir, generation)
+        scores = np.empty_like(shown_scores)
+        scores[order] = shown_scores
+        clean = None
+        if shown_clean is not None:
+            clean = np.empty_like(shown_clean)
+            clean[order] = shown_clean
     evolved, evolved_clean = scores[:n].copy(), None if clean is None else clean[:n].copy()
     shown, presented = np.ones(n, dtype=np.int64), len(batch)
     for _ in range(reshow_attempts):

@@ -53,6 +53,29 @@ def plot_trajectory(history: list[dict], path: str | Path | None, title: str = "
     return save_figure(fig, path)
 
 
+def plot_threads(histories: dict[str, list[dict]], path: str | Path | None, title: str = "") -> bytes:
+    """Several threads' best score per generation on one plot, one colour per thread, each with
+    the mean of the natural reference images scored on its target (dash-dot, same colour);
+    beyond 10 threads the legend is left out. The PNG is returned (and written unless None)."""
+    fig, ax = pyplot().subplots(figsize=(7, 4.2), dpi=100)
+    colours = pyplot().get_cmap("tab10" if len(histories) <= 10 else "viridis")
+    for k, (name, history) in enumerate(histories.items()):
+        colour = colours(k if len(histories) <= 10 else k / max(1, len(histories) - 1))
+        gens = np.arange(len(history))
+        ax.plot(gens, np.array([h.get("best", np.nan) for h in history], dtype=float), "-", color=colour,
+                label=name)
+        if any("reference_mean" in h for h in history):
+            ax.plot(gens, np.array([h.get("reference_mean", np.nan) for h in history], dtype=float), "-.",
+                    color=colour, alpha=0.6, label=f"{name}: natural references")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("best score")
+    ax.set_title(title, fontsize=9)
+    if len(histories) <= 10:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylabel: str = "activation",
                 title: str = "", hlines: dict[str, float] | None = None, logx: bool = False) -> None:
     """Several named ``(x, y)`` curves on one plot, with optional labelled horizontal lines

@@ -96,16 +96,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN/inf become null so log lines stay valid JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -215,7 +215,7 @@ class RunDir:
 
     def append_log(self, record: dict) -> str:
         """Append one record as a JSON line (fsynced); returns the line written."""
-        line = json.dumps(_json_safe(record), allow_nan=False) + "\n"
+        line = json.dumps(json_safe(record), allow_nan=False) + "\n"
         path = self.path / LOG
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
@@ -336,9 +336,9 @@ class RunDir:
                 if number >= generations_done:
                     f.unlink()
 
-    def set_aside(self) -> Path:
+    def set_aside(self, subdirs=SUBDIRS) -> Path:
         """Move everything but the config, run.json and the lock into ``RUN/discarded-<time>/`` (for a
-        restart); returns that folder."""
+        restart) and make the run's empty ``subdirs`` again; returns that folder."""
         aside = self.path / f"{ASIDE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
         n = 1
         while aside.exists():
@@ -348,14 +348,14 @@ class RunDir:
             for entry in self.path.iterdir():
                 if entry.name not in (CONFIG, LOCK, RUN_INFO) and not entry.name.startswith(ASIDE_PREFIX):
                     shutil.move(str(entry), aside / entry.name)
-            for sub in SUBDIRS:
+            for sub in subdirs:
                 (self.path / sub).mkdir(exist_ok=True)
         except OSError as e:
             raise os_error(aside, e, "move the old generations into") from None
         return aside
 
     def write_json(self, name: str, data: dict) -> None:
-        atomic_write(self.path / name, (json.dumps(_json_safe(data), indent=2) + "\n").encode())
+        atomic_write(self.path / name, (json.dumps(json_safe(data), indent=2) + "\n").encode())
 
 
 def _parse_record(line: bytes) -> dict | None:

@@ -1,0 +1,262 @@
+"""Sessions of several evolution threads (xdream.evolve.session), on real CNN units."""
+
+import copy
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from xdream.config import SessionConfig, read_toml
+from xdream.core.errors import ConfigError, RunDirError
+from xdream.evolve.session import Session, interleaving
+from xdream.runs.rundir import RunDir
+
+LAYER = "efficientnet_lite0:_blocks.2"
+SESSION = {
+    "seed": 5,
+    "generations": 3,
+    "optimizer": {"name": "genetic", "population": 6},
+    "reference": {"per_generation": 2},
+    "thread": [
+        {"name": "pix", "generator": {"name": "pixel", "size": 16}, "target": f"{LAYER}:5"},
+        {"name": "four", "generator": {"name": "fourier", "size": 32},
+         "optimizer": {"name": "cmaes", "population": 5}, "target": [f"{LAYER}:3", f"{LAYER}:4"]},
+    ],
+}
+
+
+def layer():
+    from responders.torch_layer import TorchLayer
+
+    return TorchLayer(LAYER, input_size=64)
+
+
+def run_session(path, data=None, generations=None, **kwargs):
+    data = copy.deepcopy(data or SESSION)
+    if generations is not None:
+        data["generations"] = generations
+    session = Session(SessionConfig.from_dict(data), responder=layer(), run_dir=path, **kwargs)
+    try:
+        return session.run(progress=False)
+    finally:
+        session.close()
+
+
+def thread_arrays(run, name, key="codes"):
+    r = RunDir(run / "threads" / name)
+    return [r.load_arrays(g)[key] for g in r.finished_generations()]
+
+
+def test_one_call_per_generation_interleaves_every_thread_and_the_references(tmp_path):
+    summary = run_session(tmp_path / "s")
+    run = tmp_path / "s"
+    log = RunDir(run).read_log()
+    assert [r["generation"] for r in log] == [0, 1, 2]
+    for record in log:
+        g = record["generation"]
+        ids = [f"g{g}-pix-{i}" for i in range(6)] + [f"g{g}-four-{i}" for i in range(5)]
+        assert sorted(record["order"]) == sorted(ids + [i for i in record["order"] if "-ref" in i])
+        assert sum("-ref" in i for i in record["order"]) == 2
+        assert record["order"] != sorted(record["order"], key=lambda i: (("-ref" in i), i))  # shuffled
+        assert record["shown"] == 6 + 5 + 2
+    # The order is the seeded one: a function of the seed and the generation only.
+    first = [*(f"g0-pix-{i}" for i in range(6)), *(f"g0-four-{i}" for i in range(5))]
+    refs = [i for i in log[0]["order"] if "-ref" in i]
+    refs.sort(key=lambda i: int(i.split("ref")[1]))
+    assert log[0]["order"] == [(first + refs)[k] for k in interleaving(5, 0, 13)]
+    assert [len(c) for c in thread_arrays(run, "pix")] == [6, 6, 6]
+    assert [len(c) for c in thread_arrays(run, "four")] == [5, 5, 5]
+    assert thread_arrays(run, "four")[0].shape[1] != thread_arrays(run, "pix")[0].shape[1]  # own latent spaces
+    results = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in results] == ["pix", "four"]
+    assert results[1]["target"] == [f"{LAYER}:3", f"{LAYER}:4"] and results[1]["optimizer"] == "cmaes"
+    for name in ("pix", "four"):
+        assert (run / "threads" / name / "best.png").is_file()
+        assert (run / "threads" / name / "trajectory.png").is_file()
+        assert len(RunDir(run / "threads" / name).read_log()) == 3
+    assert (run / "trajectory.png").is_file()
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+    assert summary.presented == 3 * 13 and summary.evaluations == 3 * 11
+    assert RunDir.kind_of(run) == "session"
+    assert "[[thread]]" in (run / "config.toml").read_text()
+
+
+def test_each_thread_is_told_only_its_own_scores_on_its_own_target(tmp_path):
+    run_session(tmp_path / "s", generations=1)
+    responder = layer()
+    import torch
+
+    for name, cols in (("pix", [5]), ("four", [3, 4])):
+        from xdream.core import registry
+
+        table = next(t for t in SESSION["thread"] if t["name"] == name)["generator"]
+        generator = registry.create("generator", table["name"], {k: v for k, v in table.items() if k != "name"})
+        codes = thread_arrays(tmp_path / "s", name)[0]
+        with torch.no_grad():
+            images = generator.decode(codes.astype(np.float64))
+            if images.shape[-1] != 32:
+                images = torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear",
+                                                         align_corners=False, antialias=True).clamp_(0, 1)
+        expected = responder.respond_units(images)[:, cols].mean(axis=1)
+        scores = thread_arrays(tmp_path / "s", name, "scores")[0]
+        np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
+        refs = thread_arrays(tmp_path / "s", name, "reference_scores")[0]
+        assert refs.shape == (2,) and np.isfinite(refs).all()
+    pix, four = (thread_arrays(tmp_path / "s", n, "reference_scores")[0] for n in ("pix", "four"))
+    assert not np.allclose(pix, four)  # the references are scored on each thread's own target
+
+
+def test_threads_do_not_leak_into_each_other(tmp_path):
+    """Thread pix's codes are the same when thread four runs another optimiser setting (and
+    another noise level draws from four's stream only)."""
+    a = copy.deepcopy(SESSION)
+    a["noise"] = {"name": "gaussian", "level": 0.3}
+    b = copy.deepcopy(a)
+    b["thread"][1]["optimizer"] = {"name": "cmaes", "population": 5, "sigma0": 0.9}
+    run_session(tmp_path / "a", a)
+    run_session(tmp_path / "b", b)
+    for x, y in zip(thread_arrays(tmp_path / "a", "pix"), thread_arrays(tmp_path / "b", "pix")):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(thread_arrays(tmp_path / "a", "four")[1], thread_arrays(tmp_path / "b", "four")[1])
+
+
+def test_resume_after_a_crash_continues_bit_identically(tmp_path):
+    run_session(tmp_path / "whole", generations=4)
+    data = copy.deepcopy(SESSION)
+    data["generations"] = 4
+    session = Session(SessionConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "cut")
+    session.step()
+    session.step()
+    # A crash in generation 2: its files are written but the checkpoint still holds 2 generations.
+    checkpoint = (tmp_path / "cut" / "checkpoint.pkl").read_bytes()
+    session.step()
+    (tmp_path / "cut" / "checkpoint.pkl").write_bytes(checkpoint)
+    session.responder.close()
+    session.run_dir.lock.release()
+    resumed = Session.resume(tmp_path / "cut", responder=layer())
+    assert resumed.generation == 2
+    try:
+        resumed.run(progress=False)
+    finally:
+        resumed.close()
+    for name in ("pix", "four"):
+        for key in ("codes", "scores", "reference_scores"):
+            whole, cut = thread_arrays(tmp_path / "whole", name, key), thread_arrays(tmp_path / "cut", name, key)
+            assert len(whole) == len(cut) == 4
+            for x, y in zip(whole, cut):
+                np.testing.assert_array_equal(x, y)
+    assert (tmp_path / "whole" / "log.jsonl").read_text().count("\n") == 4
+    assert [r["order"] for r in RunDir(tmp_path / "whole").read_log()] == \
+        [r["order"] for r in RunDir(tmp_path / "cut").read_log()]
+
+
+def test_a_thread_stops_on_its_own_criterion_while_the_others_go_on(tmp_path):
+    data = copy.deepcopy(SESSION)
+    data["generations"] = 6
+    data["thread"][0]["patience"] = 1
+    data["thread"][1]["generations"] = 2
+    summary = run_session(tmp_path / "s", data)
+    pix, four = summary.threads
+    assert four["generations"] == 2 and four["stopped"] == "generations"
+    assert pix["stopped"] in ("patience", "generations")
+    if pix["stopped"] == "patience":
+        assert pix["generations"] - 1 - pix["best_generation"] >= 1 and pix["generations"] < 6
+    log = RunDir(tmp_path / "s").read_log()
+    assert all(set(r["threads"]) == {"pix"} for r in log[2:])  # four shows nothing after its end
+
+
+def test_budgets_per_thread_and_per_session_are_never_exceeded(tmp_path):
+    data = copy.deepcopy(SESSION)
+    data.pop("generations")
+    data["budget"] = 23  # all pix's: four has a budget of its own
+    data["thread"][1]["budget"] = 7
+    summary = run_session(tmp_path / "s", data)
+    pix, four = summary.threads
+    assert pix["evaluations"] == 23 and four["evaluations"] == 7
+    assert [len(c) for c in thread_arrays(tmp_path / "s", "pix")] == [6, 6, 6, 5]
+    assert [len(c) for c in thread_arrays(tmp_path / "s", "four")] == [5, 2]
+    data["thread"][1].pop("budget")
+    config = SessionConfig.from_dict(data)
+    assert [config.thread_length(i) for i in (0, 1)] == [(None, 12), (None, 11)]
+    with pytest.raises(ConfigError, match="budget 1 is split among 2 threads"):
+        SessionConfig.from_dict({**data, "budget": 1})
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["thread"].append(copy.deepcopy(d["thread"][0])), "two threads are named 'pix'"),
+    (lambda d: d["thread"][0].update(name="a b"), "needs name = 1-32 characters"),
+    (lambda d: d["thread"][0].update(target=[]), "needs target"),
+    (lambda d: d["thread"][0].update(colour=1), "unknown key 'colour' in \\[\\[thread\\]\\] 0"),
+    (lambda d: d["thread"][0].update(optimizer={"name": "nope"}), "nope"),
+    (lambda d: d.update(init_image="x.png"), "init_image"),
+])
+def test_bad_session_configs_are_one_line_errors(change, message):
+    data = copy.deepcopy(SESSION)
+    change(data)
+    with pytest.raises(ConfigError, match=message) as info:
+        SessionConfig.from_dict(data)
+    assert "\n" not in str(info.value)
+
+
+def test_a_target_the_responder_does_not_record_writes_nothing(tmp_path):
+    data = copy.deepcopy(SESSION)
+    data["thread"][1]["target"] = [f"{LAYER}:3", "efficientnet_lite0:_blocks.9:4"]
+    with pytest.raises(ConfigError, match="thread 'four': unit 'efficientnet_lite0:_blocks.9:4' is not recorded"):
+        Session(SessionConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_resume_refuses_a_changed_thread_and_continues_when_allowed(tmp_path):
+    data = copy.deepcopy(SESSION)
+    session = Session(SessionConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "s")
+    session.step()
+    session.close()
+    config = tmp_path / "s" / "config.toml"
+    text = config.read_text()
+    config.write_text(text.replace('optimizer = { name = "cmaes", population = 5 }',
+                                   'optimizer = { name = "cmaes", population = 5, sigma0 = 0.5 }'))
+    before = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(RunDirError, match="thread.four.optimizer.sigma0 None -> 0.5"):
+        Session.resume(tmp_path / "s", responder=layer())
+    assert {p: p.read_bytes() for p in before} == before
+    resumed = Session.resume(tmp_path / "s", responder=layer(), allow_changed=["thread.four.optimizer.sigma0"])
+    assert resumed.generation == 1
+    resumed.close()
+    config.write_text(text.replace('name = "cmaes"', 'name = "genetic"'))
+    with pytest.raises(ConfigError, match="cannot change on resume"):
+        Session.resume(tmp_path / "s", responder=layer(), allow_changed=["thread.four.optimizer.name"])
+
+
+def test_resume_verifies_every_threads_files(tmp_path):
+    session = Session(SessionConfig.from_dict(SESSION), responder=layer(), run_dir=tmp_path / "s")
+    session.step()
+    session.step()
+    session.close()
+    victim = tmp_path / "s" / "threads" / "four" / "generations" / "gen_0000.npz"
+    victim.write_bytes(victim.read_bytes()[:-10])
+    with pytest.raises(RunDirError, match="gen_0000.npz is damaged"):
+        Session.resume(tmp_path / "s", responder=layer())
+    assert victim.exists() and len(thread_arrays(tmp_path / "s", "pix")) == 2
+
+
+def test_thread_seeds_depend_on_the_session_seed_and_the_name_only():
+    config = SessionConfig.from_dict(SESSION)
+    other = copy.deepcopy(SESSION)
+    other["thread"] = [other["thread"][1], other["thread"][0], {"name": "x", "target": f"{LAYER}:1"}]
+    again = SessionConfig.from_dict(other)
+    seeds = {t.name: t.seed for t in config.thread}
+    assert {t.name: t.seed for t in again.thread if t.name in seeds} == seeds
+    assert seeds["pix"] != seeds["four"]
+    reseeded = SessionConfig.from_dict({**SESSION, "seed": 6})
+    assert reseeded.thread[0].seed != seeds["pix"]
+    written = pickle.loads(pickle.dumps(config.to_dict()))
+    assert [t["seed"] for t in written["thread"]] == [seeds["pix"], seeds["four"]]
+
+
+def test_config_round_trips_through_toml(tmp_path):
+    from xdream.config import to_toml
+
+    config = SessionConfig.from_dict(SESSION)
+    (tmp_path / "c.toml").write_text(to_toml(config.to_dict()))
+    assert SessionConfig.from_dict(read_toml(tmp_path / "c.toml")).to_dict() == config.to_dict()
