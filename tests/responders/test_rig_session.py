@@ -38,7 +38,7 @@ optimizer = {{ name = "genetic", population = {POPULATIONS['pix']} }}
 target = "{pix_target}"
 [[thread]]
 name = "four"
-generator = {{ name = "fourier", size = 16 }}
+generator = {{ name = "fourier", size = 16, max_frequency = 4 }}
 optimizer = {four_optimizer}
 target = "ch1"
 """)
