@@ -5,6 +5,11 @@ Python API::
     from xdream import Experiment, ExperimentConfig
     config = ExperimentConfig.from_dict({"generations": 20, "optimizer": {"name": "cmaes"}})
     summary = Experiment(config).run()
+
+    from xdream import Session, SessionConfig      # several threads in one run (xdream.evolve.session)
+    session = Session(SessionConfig.from_dict({"generations": 20, "thread": [
+        {"name": "a", "target": "efficientnet_lite0:_blocks.10:27"},
+        {"name": "b", "target": "efficientnet_lite0:_blocks.10:28"}]}))
 """
 
 import importlib
@@ -16,6 +21,7 @@ _LAZY = {
     "ExperimentConfig": "config", "PluginConfig": "config", "Experiment": "evolve.experiment",
     "Summary": "evolve.experiment", "Generator": "core.generator", "Optimizer": "core.optimizer",
     "NoiseModel": "core.responder", "NoisyResponder": "core.responder", "Responder": "core.responder",
+    "Session": "evolve.session", "SessionConfig": "config",
 }
 
 
@@ -33,6 +39,7 @@ def __getattr__(name):
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError", "Experiment", "ExperimentConfig", "Generator", "NoiseModel", "NoisyResponder",
-    "Optimizer", "PluginConfig", "Responder", "RunDirError", "registry", "Summary", "UnknownNameError",
+    "Optimizer", "PluginConfig", "Responder", "RunDirError", "registry", "Session", "SessionConfig", "Summary",
+    "UnknownNameError",
     "WeightsError", "XDreamError",
 ]

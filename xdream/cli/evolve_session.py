@@ -11,7 +11,7 @@ shorthands, and the flags that apply to every thread.
 from __future__ import annotations
 
 from xdream.cli import common
-from xdream.config import SessionConfig, is_session, read_toml, set_dotted
+from xdream.config import SessionConfig, defaults, is_session, read_toml, set_dotted
 from xdream.config.session import THREAD_KEYS
 from xdream.core import registry
 from xdream.core.errors import ConfigError
@@ -114,6 +114,9 @@ def session_config(args) -> SessionConfig:
         if "." in key and table in ("responder", "noise", "generator", "optimizer") and table not in data:
             data[table] = {}
         set_dotted(data, key, value)
+    for kind in ("generator", "optimizer"):  # e.g. --population alone: the default optimiser's
+        if isinstance(data.get(kind), dict) and "name" not in data[kind]:
+            data[kind]["name"] = defaults("evolve")[kind]["name"]
     responder = data.get("responder")
     if isinstance(responder, dict) and "name" not in responder:
         first = data["thread"][0].get("target") if data.get("thread") else None

@@ -26,7 +26,8 @@ A session config is an experiment config with ``[[thread]]`` tables::
 Per thread: ``name``, ``target`` (required), ``generator`` and ``optimizer`` (default: the
 top-level tables), ``seed`` (default: derived from the session seed and the thread's name, so
 adding or changing another thread never changes it), ``generations`` or ``budget`` (default:
-the session's ``generations``; a session ``budget`` is split evenly among the threads) and
+the session's ``generations``; a session ``budget`` is split evenly among the threads without
+a length of their own) and
 ``patience``. The top-level ``threads`` key is torch's thread count, as in any run.
 """
 
@@ -119,9 +120,9 @@ class SessionConfig:
             raise ConfigError(f"a session holds at most {MAX_THREADS} threads, got {len(threads)}")
         seen: set[str] = set()
         parsed = [_thread(t, i, defaults, shared, seen) for i, t in enumerate(threads)]
-        if shared.budget is not None and shared.budget < len(parsed):
-            raise ConfigError(f"budget {shared.budget} is split among {len(parsed)} threads: give at least one "
-                              "evaluation per thread")
+        if shared.budget is not None and shared.budget < len(_sharing(parsed)):
+            raise ConfigError(f"budget {shared.budget} is split among {len(_sharing(parsed))} threads: give at "
+                              "least one evaluation per thread")
         return cls(thread=parsed, responder=responder, noise=shared.noise,
                    reference=shared.reference, seed=shared.seed, generations=shared.generations,
                    budget=shared.budget, output=shared.output, device=shared.device, threads=shared.threads,
@@ -130,13 +131,15 @@ class SessionConfig:
 
     def thread_length(self, index: int) -> tuple[int | None, int | None]:
         """``(generations, budget)`` of thread ``index``: its own, else the session's (a session
-        budget split evenly, the remainder to the first threads)."""
+        budget split evenly among the threads without a length of their own, the remainder to
+        the first of them)."""
         t = self.thread[index]
         if t.generations is not None or t.budget is not None:
             return t.generations, t.budget
         if self.budget is not None:
-            share, extra = divmod(self.budget, len(self.thread))
-            return None, share + (1 if index < extra else 0)
+            shared = _sharing(self.thread)
+            share, extra = divmod(self.budget, len(shared))
+            return None, share + (1 if shared.index(index) < extra else 0)
         return self.generations, None
 
     def to_dict(self) -> dict:
@@ -151,6 +154,11 @@ class SessionConfig:
         out.update(copy.deepcopy(self.defaults))
         out["thread"] = [t.to_dict() for t in self.thread]
         return out
+
+
+def _sharing(threads: list[ThreadConfig]) -> list[int]:
+    """The threads that share the session's length (no generations or budget of their own)."""
+    return [i for i, t in enumerate(threads) if t.generations is None and t.budget is None] or [0]
 
 
 def comparable(config: dict) -> dict:

@@ -16,6 +16,11 @@ A sweep file (TOML)::
 Axes: ``target`` (``responder.target``), ``optimizer`` and ``generator`` (a name or a table
 with ``name``, options and an optional ``label`` for run names), ``seed``, ``noise``. Every
 run's config is validated before anything is written, so a bad grid fails on one line.
+
+A ``[base]`` with ``[[base.thread]]`` tables makes every grid point a session of several
+threads (:mod:`xdream.config.session`): ``optimizer`` and ``generator`` then set the default of
+the threads without a table of their own, ``seed`` and ``noise`` the session's; ``target``
+does not apply (each thread names its own).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from xdream.config import ExperimentConfig, defaults, read_toml
+from xdream.config import ExperimentConfig, SessionConfig, defaults, is_session, read_toml
 from xdream.core.errors import ConfigError, choices_text
 
 AXES = ("target", "generator", "optimizer", "noise", "seed")
@@ -69,6 +74,9 @@ def expand(data: dict) -> list[RunSpec]:
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep grid axis {key!r} must be a non-empty list, got {values!r}")
     axes = [key for key in AXES if key in grid]
+    if is_session(base) and "target" in axes:
+        raise ConfigError("sweep grid axis 'target' needs a one-thread [base]; a session's [[base.thread]] tables "
+                          "name their own targets")
     points = [[_point(key, value) for value in grid[key]] for key in axes]
     runs, names, validated = [], set(), set()
     for combo in itertools.product(*points):
@@ -79,7 +87,7 @@ def expand(data: dict) -> list[RunSpec]:
             apply(config)
             labels[key] = label
         if _shape(config) not in validated:  # validate every distinct config before any run starts
-            ExperimentConfig.from_dict(config)
+            validate(config)
             validated.add(_shape(config))
         name = "__".join(f"{key}={_slug(label)}" for key, label in labels.items())
         if name in names:
@@ -101,21 +109,29 @@ def check_values(runs: list[RunSpec]) -> None:
     checked: set[str] = set()
     shapes = {_shape(run.config): run.config for run in runs}
     for raw in shapes.values():
-        config = ExperimentConfig.from_dict(raw)
-        key = repr(config.generator)
-        if key not in built:
-            built[key] = registry.create("generator", config.generator.name, config.generator.options,
-                                         device="cpu")
-        generator = built[key]
-        pair = repr((key, config.optimizer, config.budget))
-        if pair not in checked:
-            checked.add(pair)
-            registry.create("optimizer", config.optimizer.name, config.optimizer.options,
-                            dim=generator.latent_dim, rng=np.random.default_rng(0), sampler=generator.sample,
-                            budget=config.budget)
+        config = validate(raw)
+        pairs = [(t.generator, t.optimizer) for t in config.thread] if isinstance(config, SessionConfig) else \
+            [(config.generator, config.optimizer)]
+        for generator_config, optimizer_config in pairs:
+            key = repr(generator_config)
+            if key not in built:
+                built[key] = registry.create("generator", generator_config.name, generator_config.options,
+                                             device="cpu")
+            generator = built[key]
+            pair = repr((key, optimizer_config, config.budget))
+            if pair not in checked:
+                checked.add(pair)
+                registry.create("optimizer", optimizer_config.name, optimizer_config.options,
+                                dim=generator.latent_dim, rng=np.random.default_rng(0), sampler=generator.sample,
+                                budget=config.budget)
         if config.noise is not None and repr(config.noise) not in checked:
             checked.add(repr(config.noise))
             registry.create("noise", config.noise.name, config.noise.options)
+
+
+def validate(config: dict) -> ExperimentConfig | SessionConfig:
+    """A grid point's config, validated as a session (``[[thread]]`` tables) or a one-thread run."""
+    return SessionConfig.from_dict(config) if is_session(config) else ExperimentConfig.from_dict(config)
 
 
 def _shape(config: dict) -> str:

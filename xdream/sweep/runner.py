@@ -5,7 +5,8 @@ nodes need xdream installed and the sweep directory on a shared filesystem) or, 
 not installed or ``backend="process"``, on a local process pool. A sweep restarted after a
 crash skips the runs that finished (their ``summary.json`` says so) and resumes the others
 from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan, so a restart
-with a different grid is refused, and ``results.jsonl`` one record per run when all are done.
+with a different grid is refused, and ``results.jsonl`` one record per run when all are done
+(a grid point that is a session of several threads: one record per thread, with ``thread``).
 
 Every run holds its run directory's lock (:mod:`xdream.runs.lock`) while it writes, so a
 straggling worker of a killed sweep and a rerun never write the same run: the second gets a
@@ -56,10 +57,19 @@ def is_complete(path: Path) -> bool:
 
 def run_record(path: Path) -> dict:
     """A finished run's summary plus ``clean_best``: the best noise-free score of any image
-    it evaluated (the benchmark's score; equals ``final_best`` without noise)."""
+    it evaluated (the benchmark's score; equals ``final_best`` without noise). A session's
+    record holds one record per thread in ``threads`` (their best is its ``clean_best``)."""
     from xdream.runs.rundir import RunDir
 
     summary = json.loads((path / SUMMARY).read_text())
+    if "threads" in summary:
+        threads = [{"thread": t["name"], **{k: t[k] for k in ("generations", "evaluations", "final_best",
+                                                                "initial_best")},
+                    "clean_best": t["clean_best"] if t["clean_best"] is not None else t["final_best"]}
+                   for t in summary["threads"]]
+        bests = [t["clean_best"] for t in threads if t["clean_best"] is not None]
+        return {"generations": summary["generations"], "evaluations": summary["evaluations"],
+                "clean_best": max(bests) if bests else None, "threads": threads}
     log = RunDir(path).read_log()
     key = "clean_best" if any("clean_best" in r for r in log) else "best"
     values = [r[key] for r in log if r.get(key) is not None]
@@ -68,24 +78,35 @@ def run_record(path: Path) -> dict:
             "clean_best": max(values) if values else None, "seconds": seconds}
 
 
+def result_lines(name: str, labels: dict, record: dict) -> list[str]:
+    """``results.jsonl`` lines of one run: one, or one per thread of a session."""
+    if "threads" in record:
+        return [json.dumps({"name": name, **labels, **t}) for t in record["threads"]]
+    return [json.dumps({"name": name, **labels, **record})]
+
+
 def run_one(path: str, config: dict, threads: int) -> dict:
     """Run (or resume, or skip if complete) one grid point with ``threads`` torch threads
     (unless its config sets them); returns its record. Top-level so Ray and process pools can
     ship it to workers."""
     quiet_thread_pools()  # a fresh Ray worker has not loaded torch yet (xdream.core.threads)
-    from xdream.config import ExperimentConfig
+    from xdream.config import SessionConfig
     from xdream.core.allocator import retain_freed_memory
     from xdream.evolve.experiment import Experiment
+    from xdream.evolve.session import KIND, Session
+    from xdream.runs.rundir import RunDir
+    from xdream.sweep.grid import validate
 
     config = {"threads": threads, **config}
     retain_freed_memory()
     run_dir = Path(path)
     if not is_complete(run_dir):
         if (run_dir / CONFIG).is_file():
-            experiment = Experiment.resume(run_dir)
+            experiment = (Session if RunDir.kind_of(run_dir) == KIND else Experiment).resume(run_dir)
         else:
             # (a folder left by a kill while it was being created is taken over by RunDir.create)
-            experiment = Experiment(ExperimentConfig.from_dict(config), run_dir=run_dir)
+            validated = validate(config)
+            experiment = (Session if isinstance(validated, SessionConfig) else Experiment)(validated, run_dir=run_dir)
         try:
             experiment.run(progress=False)
         finally:
@@ -146,7 +167,7 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
         else:
             log(f"[{k}/{len(jobs)}] {name}: best {outcome['clean_best']:.4g}")
     if not failures:
-        lines = [json.dumps({"name": r.name, **r.labels, **run_record(sweep_dir / "runs" / r.name)}) for r in runs]
+        lines = [line for r in runs for line in result_lines(r.name, r.labels, run_record(sweep_dir / "runs" / r.name))]
         atomic_write(sweep_dir / RESULTS, ("\n".join(lines) + "\n").encode())
     return {"sweep_dir": sweep_dir, "runs": len(runs), "skipped": len(done), "ran": len(jobs) - len(failures),
             "failures": failures}

@@ -169,12 +169,16 @@ def test_a_thread_stops_on_its_own_criterion_while_the_others_go_on(tmp_path):
 def test_budgets_per_thread_and_per_session_are_never_exceeded(tmp_path):
     data = copy.deepcopy(SESSION)
     data.pop("generations")
-    data["budget"] = 23  # split 12 + 11
-    data["thread"][1]["budget"] = 7  # its own
+    data["budget"] = 23  # all pix's: four has a budget of its own
+    data["thread"][1]["budget"] = 7
     summary = run_session(tmp_path / "s", data)
     pix, four = summary.threads
     assert pix["evaluations"] == 23 and four["evaluations"] == 7
+    assert [len(c) for c in thread_arrays(tmp_path / "s", "pix")] == [6, 6, 6, 5]
     assert [len(c) for c in thread_arrays(tmp_path / "s", "four")] == [5, 2]
+    data["thread"][1].pop("budget")
+    config = SessionConfig.from_dict(data)
+    assert [config.thread_length(i) for i in (0, 1)] == [(None, 12), (None, 11)]
     with pytest.raises(ConfigError, match="budget 1 is split among 2 threads"):
         SessionConfig.from_dict({**data, "budget": 1})
 
@@ -256,3 +260,24 @@ def test_config_round_trips_through_toml(tmp_path):
     config = SessionConfig.from_dict(SESSION)
     (tmp_path / "c.toml").write_text(to_toml(config.to_dict()))
     assert SessionConfig.from_dict(read_toml(tmp_path / "c.toml")).to_dict() == config.to_dict()
+
+
+def test_cnn_units_are_scored_in_one_forward_pass_per_generation(tmp_path):
+    """Without a responder object the session asks the threads' responder for all their units
+    at once (Responder.for_units): one respond_units call per generation for every thread."""
+    data = copy.deepcopy(SESSION)
+    data["responder"] = {"name": "torch-unit", "input_size": 64}
+    session = Session(SessionConfig.from_dict(data), run_dir=tmp_path / "s")
+    inner = session.responder.inner
+    assert inner.name == "torch-units" and inner.unit_labels() == [f"{LAYER}:5", f"{LAYER}:3", f"{LAYER}:4"]
+    calls = []
+    respond_units = inner.respond_units
+    inner.respond_units = lambda images: calls.append(len(images)) or respond_units(images)
+    try:
+        session.run(progress=False)
+    finally:
+        session.close()
+    assert calls == [6 + 5 + 2] * 3
+    run_session(tmp_path / "layer", generations=1)  # the same session read through torch-layer
+    np.testing.assert_allclose(thread_arrays(tmp_path / "s", "four", "scores")[0],
+                               thread_arrays(tmp_path / "layer", "four", "scores")[0], rtol=1e-5, atol=1e-5)
