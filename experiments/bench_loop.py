@@ -4,7 +4,11 @@
     generation writes) as a ratio to the generator + responder forward alone on the same
     batch: how much the framework costs on top of the unavoidable compute.
 (b) ask + tell time per generation at d=4096, lambda=40 for every registered optimiser
-    (median and max over the generations), with random scores.
+    (median and max over the generations), with random scores. An optimiser that uses the
+    generator's geometry (``geometry-cma``) is timed twice: built by hand (no generator: its
+    full-space fallback) and with a basis from a random linear decode at d=4096 (ask + tell
+    does not depend on where the basis came from); its one-time precomputation is not in the
+    ask + tell figure, it is part (f).
 (c) Decode throughput (images/s, no gradients) of every registered generator at a batch of
     20 on this machine. DeePSiM and BigGAN-deep run on fresh weights with the official shapes
     (speed does not depend on the values), so the benchmark needs no download.
@@ -16,9 +20,16 @@
     job as xdream ran it before ``xdream.core.threads`` (one spinning thread per core), and
     ``xdream evolve --threads 1`` (fewer threads than cores). Goal: loaded / idle <= 3x on 2 cores.
 
+(f) The one-time geometry precomputation of ``geometry-cma`` (its default rank, points and
+    iterations) per generator: seconds, metric-vector products, fraction of the metric's trace
+    captured. DeePSiM runs on fresh weights as in (c) (the time does not depend on the values;
+    the fraction does, so it is not shown for them).
+
     python experiments/bench_loop.py [--generations 10] [--opt-generations 40] [--decode-batch 20]
     python experiments/bench_loop.py --only-generators --generators biggan-deep-128 deepsim-fc6
     python experiments/bench_loop.py --only-load --load-generations 4
+    python experiments/bench_loop.py --only-optimizers --opt-generations 40
+    python experiments/bench_loop.py --only-geometry --geometry-generators fourier dcgan-faces
 """
 
 from __future__ import annotations
@@ -43,7 +54,9 @@ import torch  # noqa: E402
 
 from xdream import Experiment, ExperimentConfig  # noqa: E402
 from xdream.core import registry  # noqa: E402
+from xdream.config.experiment import PluginConfig  # noqa: E402
 from xdream.core.allocator import retain_freed_memory  # noqa: E402
+from xdream.evolve.build import build_optimizer  # noqa: E402
 
 
 def loop_vs_forward(generations: int, population: int) -> dict:
@@ -150,6 +163,14 @@ def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, li
                                     dim=dim, rng=rng)
         runners[label] = (optimizer, rng)
         results[label] = []
+        if optimizer.uses_generator_geometry:  # a second instance, with a basis, precomputed first
+            rng = np.random.default_rng(0)
+            optimizer = registry.create("optimizer", name, {"population": population, **options}, dim=dim, rng=rng)
+            optimizer.attach_generator(random_linear_decode(dim), source="random-linear")
+            optimizer.tell(optimizer.ask(), rng.standard_normal(optimizer.population))
+            label += f" (basis of rank {optimizer.geometry_report()['rank']})"
+            runners[label] = (optimizer, rng)
+            results[label] = []
     # Round-robin over the optimisers, so a busy machine slows them all alike.
     for _ in range(generations):
         for label, (optimizer, rng) in runners.items():
@@ -157,6 +178,28 @@ def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, li
             codes = optimizer.ask()
             optimizer.tell(codes, rng.standard_normal(len(codes)))
             results[label].append(time.perf_counter() - start)
+    return results
+
+
+def random_linear_decode(dim: int, size: int = 16, seed: int = 0):
+    """A differentiable decode ``[B, dim] -> [B, 3, size, size]`` (a fixed random linear map)."""
+    matrix = torch.as_tensor(np.random.default_rng(seed).standard_normal((3 * size * size, dim)) / np.sqrt(dim),
+                             dtype=torch.float32)
+    return lambda codes: (codes @ matrix.T).reshape(len(codes), 3, size, size)
+
+
+def geometry_costs(names: list[str]) -> dict[str, dict]:
+    """name -> geometry-cma's precomputation report on that generator (default options)."""
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            generator = registry.create("generator", name, _random_weights(name, tmp), device="cpu")
+            plugin = PluginConfig("geometry-cma", {})
+            optimizer = build_optimizer(plugin, generator, np.random.default_rng(0), budget=None, generations=1)
+            optimizer.ask()
+            results[name] = {**optimizer.geometry_report(), "dim": generator.latent_dim,
+                             "fresh_weights": bool(_random_weights(name, tmp))}
+            del generator, optimizer
     return results
 
 
@@ -209,11 +252,21 @@ def main() -> None:
     parser.add_argument("--only-load", action="store_true", help="run part (e) only")
     parser.add_argument("--load-generations", type=int, default=4, help="generations per job in part (e)")
     parser.add_argument("--generators", nargs="+", metavar="NAME", help="part (c) for these generators only")
+    parser.add_argument("--only-optimizers", action="store_true", help="run part (b) only")
+    parser.add_argument("--only-geometry", action="store_true", help="run part (f) only")
+    parser.add_argument("--geometry-generators", nargs="+", metavar="NAME", default=["fourier", "dcgan-faces"],
+                        help="part (f) for these generators (default: fourier dcgan-faces; deepsim-fc6 takes minutes)")
     args = parser.parse_args()
     retain_freed_memory()  # as the xdream command does; (d) measures what it is worth
     print(f"torch threads: {torch.get_num_threads()}")
     if args.only_load:
         load(args)
+        return
+    if args.only_geometry:
+        geometry(args)
+        return
+    if args.only_optimizers:
+        optimisers(args)
         return
     if not args.only_generators:
         loop_and_optimisers(args)
@@ -223,6 +276,15 @@ def main() -> None:
     if not args.only_generators:
         allocator(args)
         load(args)
+        geometry(args)
+
+
+def geometry(args) -> None:
+    print("\n(f) geometry-cma's one-time precomputation (default options), per generator")
+    for name, r in geometry_costs(args.geometry_generators).items():
+        captured = "(fresh weights)" if r["fresh_weights"] else f"{100 * r['captured']:.1f}% of the trace"
+        print(f"    {name:18s} d={r['dim']:5d}  rank {r['rank']:4d}  {r['seconds']:7.1f} s  "
+              f"{r['products']} products x {r['points']} codes  captured {captured}")
 
 
 def load(args) -> None:
@@ -253,9 +315,13 @@ def loop_and_optimisers(args) -> None:
     print(f"    forward alone  {a['forward_s'] * 1e3:8.1f} ms/generation  ({a['population'] / a['forward_s']:.1f} img/s)")
     print(f"    loop throughput / forward-only throughput = {ratio:.3f}  (overhead {100 * (1 / ratio - 1):.1f}%)")
 
+    optimisers(args)
+
+
+def optimisers(args) -> None:
     print(f"\n(b) ask+tell per generation, d=4096, lambda=40, {args.opt_generations} generations")
     for label, times in optimiser_costs(4096, 40, args.opt_generations).items():
-        print(f"    {label:20s} median {statistics.median(times) * 1e3:9.2f} ms   max {max(times) * 1e3:9.2f} ms")
+        print(f"    {label:34s} median {statistics.median(times) * 1e3:9.2f} ms   max {max(times) * 1e3:9.2f} ms")
 
 
 if __name__ == "__main__":

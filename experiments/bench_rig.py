@@ -7,7 +7,11 @@
 (b) The same 40 frames sent with raw pyzmq (DEALER -> ROUTER in another process, which answers
     with a frame as large as the rig's result) in the same run: transport / raw is what the
     protocol costs over the socket itself (goal <= 2). The transport figure includes what a run
-    writes: the request journalled (fsync) before sending and the trial records (fsync) after.
+    writes: the request journalled (fsync) before sending and the trial records (fsync) after;
+    a second client with no run directory gives the link alone. The floor printed beside it is
+    raw + the uint8 conversion + two fsyncs of this disk, each timed alone in the same run.
+    The client's CPU time (its calling thread) is printed beside the transport: on a shared
+    machine it varies less than the wall time, which includes waiting for a core.
 (c) Round trip of an empty request (ping -> pong), median over many.
 
     python experiments/bench_rig.py [--generations 20] [--pings 2000]
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import time
@@ -97,25 +102,34 @@ def main() -> None:
         rig = ctx.Process(target=serve, args=(endpoints, f"{tmp}/rig-log.jsonl", stop))
         rig.start()
         endpoint = endpoints.get(timeout=120)
-        client = ZmqResponder(endpoint, encoding=args.encoding)
-        client.respond(images)  # warm-up
-        transport, link, steps = [], [], {"to_uint8": [], "frames": []}
+        client = ZmqResponder(endpoint, encoding=args.encoding)  # as in a run: journal and trial records
+        bare = ZmqResponder(endpoint, encoding=args.encoding)  # no run directory: the link alone
+        client.prepare(tmp, 0)
+        client.respond(images), bare.respond(images)  # warm-up
+        transport, link, cpu, steps = [], [], [], {"to_uint8": [], "frames": [], "fsync": []}
         for g in range(args.generations):
             start = time.perf_counter()
-            client.respond(images)  # no run directory: the link alone
+            bare.respond(images)
             link.append(time.perf_counter() - start)
-            client.prepare(tmp, g)  # as in a run: journal and trial records written, fsynced
-            start = time.perf_counter()
+            client.prepare(tmp, g + 1)
+            start, start_cpu = time.perf_counter(), time.thread_time()
             client.respond(images)
             transport.append(time.perf_counter() - start)
+            cpu.append(time.thread_time() - start_cpu)
             start = time.perf_counter()
             arrays = to_uint8(images)
             steps["to_uint8"].append(time.perf_counter() - start)
             start = time.perf_counter()
             frames = image_frames(arrays, args.encoding)
             steps["frames"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with open(f"{tmp}/fsync-probe.jsonl", "a") as f:  # what one journal line costs on this disk
+                f.write("x" * 200 + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            steps["fsync"].append(time.perf_counter() - start)
         result_bytes = len(client.last_records) * 160
-        client.close()
+        client.close(), bare.close()
 
         raw_rig = ctx.Process(target=serve_raw, args=(endpoints, result_bytes, stop))
         raw_rig.start()
@@ -149,16 +163,21 @@ def main() -> None:
 
     t, d, r = statistics.median(transport), statistics.median(decode_times), statistics.median(raw)
     k = statistics.median(link)
+    u, fs = statistics.median(steps["to_uint8"]), statistics.median(steps["fsync"])
+    floor = r + u + 2 * fs
     print(f"images per generation      40 x 256x256x3 uint8 = {40 * 256 * 256 * 3 / 1e6:.1f} MB ({args.encoding})")
-    print(f"transport per generation   {t * 1e3:8.1f} ms (median of {args.generations}; round trip incl. rig decoding)")
+    print(f"transport per generation   {t * 1e3:8.1f} ms (median of {args.generations}; round trip incl. rig decoding; "
+          f"the client's own CPU time {statistics.median(cpu) * 1e3:.1f} ms)")
     print(f"generator decode (fourier) {d * 1e3:8.1f} ms (median of {args.generations})")
     print(f"transport / decode ratio   {t / d:8.2f}")
     print(f"raw pyzmq send+recv        {r * 1e3:8.1f} ms (median of {args.generations}; the same 40 frames, "
           "a result-sized reply)")
     print(f"transport / raw ratio      {t / r:8.2f} (goal <= 2; link alone, no run files: {k * 1e3:.1f} ms, "
           f"{k / r:.2f})")
-    print(f"  of which: uint8 batch {statistics.median(steps['to_uint8']) * 1e3:.1f} ms, frames "
-          f"{statistics.median(steps['frames']) * 1e3:.1f} ms (timed alone)")
+    print(f"  of which: uint8 batch {u * 1e3:.1f} ms, frames {statistics.median(steps['frames']) * 1e3:.1f} ms, "
+          f"one fsync {fs * 1e3:.1f} ms (each timed alone)")
+    print(f"  floor: raw + uint8 + 2 fsyncs = {floor * 1e3:.1f} ms ({floor / r:.2f} x raw); transport / floor "
+          f"{t / floor:.2f}")
     print(f"empty request round trip   {statistics.median(round_trips) * 1e6:8.0f} us (median of {args.pings}; "
           f"p99 {np.percentile(round_trips, 99) * 1e6:.0f} us)")
 

@@ -187,7 +187,8 @@ class RigSimulator:
             wake += [due for due, _ in self.outbox]
             timeout = max(0, int((min(wake) - now) * 1000))
             if self.socket.poll(timeout, zmq.POLLIN):
-                self._receive(self.socket.recv_multipart(copy=True))
+                # zero-copy: each frame a view of the received buffer, not a copy of the pixels
+                self._receive([f.buffer for f in self.socket.recv_multipart(copy=False)])
             self._flush_outbox()
             self._advance()
 
@@ -208,7 +209,8 @@ class RigSimulator:
         self.log.write({"event": "refused", "peer": key, "reason": reason, "time": time.time()})
 
     # -- incoming ---------------------------------------------------------------------------
-    def _receive(self, frames: list[bytes]) -> None:
+    def _receive(self, frames: list) -> None:
+        """Answer one message; ``frames`` are buffers (zero-copy views of the received frames)."""
         envelope, body = frames[:1], frames[1:]
         if body and body[0] == b"":  # a REQ client's delimiter
             envelope, body = frames[:2], frames[2:]

@@ -10,7 +10,7 @@ scored by xdream's torch-unit responder (no transforms). Two Lucent arms:
   the like-for-like comparison of the two implementations.
 
 Prints the activation each reached and the ratios xdream / Lucent and xdream / Lucent-crop,
-per seed and in median.
+per seed, in mean and in median.
 
 Run with ``bash experiments/compare_lucent/run.sh`` (it builds this experiment's own
 environment with torch-lucent; the main environment never gets it).
@@ -108,12 +108,13 @@ def main() -> None:
         rows.append({"seed": seed, "xdream": a, "lucent": b, "lucent_crop": c, "ratio": a / b, "ratio_crop": a / c,
                      "xdream_s": t_ours})
         print(f"seed {seed}: xdream {a:.3f}  lucent {b:.3f}  lucent-crop {c:.3f}  ratios {a / b:.3f}, {a / c:.3f}")
-    median = statistics.median(r["ratio"] for r in rows)
-    median_crop = statistics.median(r["ratio_crop"] for r in rows)
-    print(f"{args.target}, {args.steps} steps, 128 px: median ratio xdream / lucent (as shipped) = {median:.3f}; "
-          f"xdream / lucent with Lucid's crop jitter = {median_crop:.3f}")
-    (out / "result.json").write_text(json.dumps({"target": args.target, "steps": args.steps, "rows": rows,
-                                                 "median_ratio": median, "median_ratio_crop": median_crop}, indent=2))
+    summary = {f"{stat}_ratio{arm}": getattr(statistics, stat)(r[f"ratio{arm}"] for r in rows)
+               for stat in ("mean", "median") for arm in ("", "_crop")}
+    print(f"{args.target}, {args.steps} steps, 128 px: ratio xdream / lucent (as shipped) mean "
+          f"{summary['mean_ratio']:.3f}, median {summary['median_ratio']:.3f}; xdream / lucent with Lucid's crop "
+          f"jitter mean {summary['mean_ratio_crop']:.3f}, median {summary['median_ratio_crop']:.3f}")
+    (out / "result.json").write_text(json.dumps({"target": args.target, "steps": args.steps, "rows": rows, **summary},
+                                                indent=2))
 
 
 if __name__ == "__main__":

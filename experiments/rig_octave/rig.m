@@ -1,7 +1,8 @@
 function rig(endpoint, cache_file)
 % RIG  An xdream-rig/1 rig (docs/protocol.md) in the MATLAB language, for GNU Octave (>= 7, the
 % zeromq package) and MATLAB (R2016b+, the matlab-zmq binding). All socket calls are in
-% rig_socket.m. It takes raw uint8 images, answers hello/ping/present, keeps a reply cache by
+% rig_socket.m. It takes uint8 images, raw and (where imread decodes PNG: Octave's
+% GraphicsMagick, MATLAB's own) png, answers hello/ping/present, keeps a reply cache by
 % request id (appended to CACHE_FILE when given, so a restarted rig neither presents a request
 % again nor forgets it) and passes `xdream rig check`.
 %
@@ -17,7 +18,11 @@ state.cache_file = cache_file;
 state.sessions = containers.Map();
 state.clock = tic;
 state.trials = containers.Map({'count'}, {0});
-fprintf('rig listening on %s\n', rig_socket('endpoint', state.sock));
+[state.png, why] = png_works();
+state.encodings = {'raw'};
+if state.png, state.encodings{end + 1} = 'png'; end
+fprintf('rig listening on %s (encodings %s%s)\n', rig_socket('endpoint', state.sock), ...
+        strjoin(state.encodings, ', '), why);
 flush_output();
 while true
   frames = rig_socket('recv', state.sock, 200);
@@ -43,7 +48,7 @@ function [job, current] = handle(state, frames, current)
 % Answer one message; returns a new request to present (only when none is in progress) and
 % the request in progress with its newest sender.
 job = [];
-[envelope, h, data, code, message, rid] = parse(frames);
+[envelope, h, data, code, message, rid] = parse(frames, state.png);
 if ~isempty(code)
   reply(state, envelope, struct('type', 'error', 'request_id', rid, 'code', code, 'message', message));
   return;
@@ -52,8 +57,8 @@ switch h.type
   case 'hello'
     state.sessions(h.session) = true;
     w = struct('type', 'welcome', 'request_id', h.request_id, 'rig', 'rig_octave');
-    w.encodings = {'raw'}; w.dtypes = {'uint8'}; w.channels = {'ch0'};
-    w.max_images = 1024; w.max_frame_bytes = 16 * 2^20; w.heartbeat_ms = 1000;
+    w.encodings = state.encodings; w.dtypes = {'uint8'}; w.channels = {'ch0'};
+    w.max_images = 1024; w.max_frame_bytes = 16 * 2^20; w.max_message_bytes = MAX_MESSAGE; w.heartbeat_ms = 1000;
     reply(state, envelope, w);
   case 'ping'
     if ~isempty(current) && strcmp(h.request_id, current.rid)
@@ -80,7 +85,12 @@ switch h.type
     elseif ~isempty(current)
       reply(state, envelope, refusal(rid, 'busy', 'presenting another request'));
     else
-      job = struct('header', h, 'data', {data}, 'envelope', {envelope});
+      [images, problem] = decode_images(h, data);
+      if isempty(problem)
+        job = struct('header', h, 'images', {images}, 'envelope', {envelope});
+      else
+        reply(state, envelope, refusal(rid, 'bad-message', problem));
+      end
     end
 end
 end
@@ -88,7 +98,6 @@ end
 function present(state, job)
 % Present every image `repeats` times until the deadline, answering messages between trials.
 h = job.header;
-shape = reshape(h.shape, 1, []);
 deadline = 600;
 if isfield(h, 'deadline_ms'), deadline = h.deadline_ms / 1000; end
 started = tic;
@@ -97,8 +106,7 @@ records = {};
 for repeat = 0:h.repeats - 1
   for k = 1:numel(h.image_ids)
     if toc(started) > deadline, break; end
-    image = permute(reshape(job.data{k}, [shape(3), shape(2), shape(1)]), [3, 2, 1]);
-    [onset, value, valid] = show_and_record(image, state.clock);
+    [onset, value, valid] = show_and_record(job.images{k}, state.clock);
     count = state.trials('count');
     state.trials('count') = count + 1;
     records{end + 1} = struct('image_id', h.image_ids{k}, 'repeat', repeat, 'trial_id', count, ...
@@ -125,7 +133,7 @@ end
 rig_socket('send', state.sock, [current.envelope{1}, {bytes_of(text)}]);
 end
 
-function [envelope, h, data, code, message, rid] = parse(frames)
+function [envelope, h, data, code, message, rid] = parse(frames, png)
 % Split the ROUTER envelope off and validate the header (docs/protocol.md §2-§4).
 n = 1;
 if numel(frames) > 2 && isempty(frames{2}), n = 2; end  % a REQ client's empty delimiter
@@ -152,11 +160,12 @@ if isfield(h, 'request_id') && is_id(h.request_id), rid = h.request_id; end
 if ~isfield(h, 'protocol') || ~ischar(h.protocol) || ~strcmp(h.protocol, 'xdream-rig/1')
   code = 'version'; message = 'this rig speaks xdream-rig/1'; return;
 end
-[code, message] = check(h, data);
+[code, message] = check(h, data, png);
 end
 
-function [code, message] = check(h, data)
-% The fields of hello, ping and present: required, types, ranges and the error code of each limit.
+function [code, message] = check(h, data, png)
+% The fields of hello, ping and present: required, types, ranges and the error code of each
+% limit; for png, each frame's PNG header (size, bit depth, colour type) before any decoding.
 code = ''; message = '';
 allowed.hello = {'session', 'request_id', 'client', 'encodings', 'dtypes'};
 allowed.ping = {'session', 'request_id'};
@@ -206,16 +215,127 @@ end
 if ~any(shape(3) == [1, 3])
   code = 'bad-message'; message = 'C must be 1 or 3'; return;
 end
-if ~ischar(h.encoding) || ~strcmp(h.encoding, 'raw') || ~ischar(h.dtype) || ~strcmp(h.dtype, 'uint8')
-  code = 'unsupported'; message = 'this rig takes raw uint8 images only'; return;
+encodings = {'raw'};
+if png, encodings{end + 1} = 'png'; end
+if ~ischar(h.encoding) || ~any(strcmp(h.encoding, encodings)) || ~ischar(h.dtype) || ~strcmp(h.dtype, 'uint8')
+  code = 'unsupported'; message = sprintf('this rig takes %s uint8 images only', strjoin(encodings, ' or ')); return;
 end
 bytes = prod(shape);
-if bytes > 16 * 2^20
-  code = 'too-large'; message = 'an image is above max_frame_bytes'; return;
+if numel(ids) * bytes > MAX_MESSAGE  % checked from the header, before any pixel is decoded
+  code = 'too-large';
+  message = sprintf('%d images of %dx%dx%d decode to %d bytes; the limit is %d (max_message_bytes)', ...
+                    numel(ids), shape(1), shape(2), shape(3), numel(ids) * bytes, MAX_MESSAGE);
+  return;
 end
-if numel(data) ~= numel(ids) || any(cellfun(@numel, data) ~= bytes)
-  code = 'bad-message'; message = sprintf('need one frame of %d bytes per image', bytes); return;
+if numel(data) ~= numel(ids)
+  code = 'bad-message'; message = sprintf('need one data frame per image (%d), got %d', numel(ids), numel(data)); return;
 end
+if strcmp(h.encoding, 'raw')
+  if bytes > 16 * 2^20
+    code = 'too-large'; message = 'an image is above max_frame_bytes'; return;
+  end
+  if any(cellfun(@numel, data) ~= bytes)
+    code = 'bad-message'; message = sprintf('need one frame of %d bytes per image', bytes); return;
+  end
+  return;
+end
+if any(cellfun(@numel, data) > 16 * 2^20)
+  code = 'too-large'; message = 'a png frame is above max_frame_bytes'; return;
+end
+for k = 1:numel(data)
+  message = png_header_problem(data{k}, shape, k - 1);
+  if ~isempty(message)
+    code = 'bad-message'; return;
+  end
+end
+end
+
+function problem = png_header_problem(frame, shape, index)
+% What the PNG header (IHDR) says against the request's [H, W, C]: docs/protocol.md §4.2.
+problem = '';
+signature = uint8([137 80 78 71 13 10 26 10]);
+if numel(frame) < 33 || ~isequal(frame(1:8), signature) || ~strcmp(char(frame(13:16)), 'IHDR')
+  problem = sprintf('png image %d is not a PNG file', index); return;
+end
+w = double(frame(17:20)) * [2^24; 2^16; 2^8; 1];
+h = double(frame(21:24)) * [2^24; 2^16; 2^8; 1];
+colour_type = 2 * (shape(3) == 3);  % truecolour (RGB) or greyscale
+if frame(25) ~= 8 || frame(26) ~= colour_type
+  problem = sprintf(['png image %d has bit depth %d and colour type %d; allowed: 8-bit, colour type %d ' ...
+                     '(no alpha, palette or 16-bit)'], index, frame(25), frame(26), colour_type);
+elseif w ~= shape(2) || h ~= shape(1)
+  problem = sprintf('png image %d is %dx%d; the header says %dx%d', index, w, h, shape(2), shape(1));
+end
+end
+
+function [images, problem] = decode_images(h, data)
+% The request's images [H, W, C] uint8, one at a time; a png that decodes to another size
+% than the header's shape is refused (bad-message).
+shape = reshape(h.shape, 1, []);
+images = cell(1, numel(data));
+problem = '';
+for k = 1:numel(data)
+  if strcmp(h.encoding, 'raw')
+    images{k} = permute(reshape(data{k}, [shape(3), shape(2), shape(1)]), [3, 2, 1]);
+    continue;
+  end
+  try
+    image = decode_png(data{k}, shape(3));
+  catch err
+    problem = sprintf('png image %d cannot be decoded (%s)', k - 1, strtok(err.message, sprintf('\n')));
+    return;
+  end
+  if size(image, 1) ~= shape(1) || size(image, 2) ~= shape(2) || size(image, 3) ~= shape(3)
+    problem = sprintf('png image %d decodes to %s; the header says [%d %d %d]', k - 1, ...
+                      mat2str(size(image)), shape(1), shape(2), shape(3));
+    return;
+  end
+  images{k} = image;
+end
+end
+
+function image = decode_png(frame, channels)
+% One PNG file (uint8 bytes) decoded with imread through a temporary file; uint8 [H, W, C].
+file = [tempname(), '.png'];
+fid = fopen(file, 'w');
+fwrite(fid, frame, 'uint8');
+fclose(fid);
+try
+  image = imread(file, 'png');
+catch err
+  delete(file);
+  rethrow(err);
+end
+delete(file);
+if islogical(image)  % GraphicsMagick reads an image of only 0 and 255 as bilevel
+  image = uint8(image) * 255;
+end
+if channels == 3 && size(image, 3) == 1  % an RGB file whose pixels are all grey
+  image = repmat(image, [1, 1, 3]);
+end
+if ~isa(image, 'uint8')
+  error('decoded to %s, not 8-bit', class(image));
+end
+end
+
+function [ok, why] = png_works()
+% Whether this installation decodes PNG exactly: a 3x2 RGB PNG written by another library.
+png = uint8([137 80 78 71 13 10 26 10 0 0 0 13 73 72 68 82 0 0 0 2 0 0 0 3 8 2 0 0 0 54 136 73 214 0 0 0 ...
+             29 73 68 65 84 120 218 99 96 104 248 47 168 100 204 112 34 197 232 63 3 35 3 103 242 113 7 5 ...
+             1 0 67 14 5 231 41 137 199 71 0 0 0 0 73 69 78 68 174 66 96 130]);
+expected = uint8(cat(3, [0 17; 200 255; 9 64], [128 34; 100 0; 99 32], [255 51; 50 1; 199 16]));
+why = '';
+try
+  ok = isempty(png_header_problem(png, [3, 2, 3], 0)) && isequal(decode_png(png, 3), expected);
+  if ~ok, why = '; png off: imread decodes a test PNG wrongly'; end
+catch err
+  ok = false;
+  why = sprintf('; png off: imread cannot decode PNG (%s)', strtok(err.message, sprintf('\n')));
+end
+end
+
+function n = MAX_MESSAGE()
+n = 256 * 2^20;  % max_message_bytes: the decoded images of one request, and all its frames
 end
 
 function [code, message] = in_range(v, name, low, high)

@@ -75,14 +75,15 @@ def test_power_presets_are_paired_grids_of_the_same_cells():
     cells = lambda rs: {(r.labels["target"], r.labels["seed"], r.labels["noise"]) for r in rs}  # noqa: E731
     assert cells(runs) == cells(peers) and len(cells(runs)) == 8 * 3 * 3  # >= 8 units x 3 seeds x 3 noise levels
     assert {r.labels["optimizer"] for r in runs} == {"ga-xdream", "pycma-diag", "pycma-diag-20", "sphere-cma",
-                                                     "sphere-p20", "peer-pycma"}
+                                                     "sphere-p20", "geometry-r256", "peer-pycma"}
     assert {r.labels["optimizer"] for r in peers} == {"peer-ngopt", "peer-diagonalcma", "peer-twopointsde"}
     assert all(r.config["budget"] == 2000 and r.config["responder"]["input_size"] == 64 for r in runs + peers)
 
 
-def test_candidates_preset_is_the_committed_screen():
-    _, runs = load_sweep(BENCH / "candidates.toml")
-    records = list(csv.DictReader((BENCH / "candidates-result" / "records.csv").open()))
+@pytest.mark.parametrize("preset", ["candidates", "geometry-screen"])
+def test_screen_presets_are_their_committed_results(preset):
+    _, runs = load_sweep(BENCH / f"{preset}.toml")
+    records = list(csv.DictReader((BENCH / f"{preset}-result" / "records.csv").open()))
     assert sorted(r.name for r in runs) == sorted(r["name"] for r in records)
 
 

@@ -1,6 +1,7 @@
 """experiments/rig_octave: the MATLAB-language rig under GNU Octave (zeromq package) runs a few
-generations of `xdream evolve` with the scores its stand-in neuron computes from the pixels,
-and passes `xdream rig check`, across a restart of the rig. Skipped, saying why, where Octave
+generations of `xdream evolve` (raw and png images) with the scores its stand-in neuron computes
+from the pixels, passes `xdream rig check` with its png checks, across a restart of the rig, and
+advertises png only where imread decodes it. Skipped, saying why, where Octave
 or its zeromq package is missing (`make test` installs both where it can: Makefile `octave`)."""
 
 import shutil
@@ -13,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import zmq
 
 from xdream.core import registry
 from xdream.images.io import to_uint8
+from xdream.rig.check import Client
 
 RIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "rig_octave"
 OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
@@ -46,11 +49,11 @@ def free_port():
 class OctaveRig:
     """The rig as a background Octave process (a shell script, so a restart command can start it again)."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, first=""):
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.out, self.pid = tmp_path / "octave.out", tmp_path / "octave.pid"
         self.script = tmp_path / "start.sh"
-        self.script.write_text(f"(cd {RIG_DIR} && exec {OCTAVE} --no-gui --quiet --eval \"rig('{self.endpoint}', "
+        self.script.write_text(f"(cd {RIG_DIR} && exec {OCTAVE} --no-gui --quiet --eval \"{first}rig('{self.endpoint}', "
                                f"'{tmp_path / 'cache.tsv'}')\") >>{self.out} 2>&1 &\necho $! > {self.pid}\n")
         self.restart_command = f"kill $(cat {self.pid}); sleep 1; sh {self.script}"
         self.start()
@@ -82,10 +85,12 @@ def stand_in_neuron(images):
     return pixels[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(axis=(1, 2, 3))
 
 
-def test_evolution_against_the_octave_rig(tmp_path, octave_rig, xdream_cmd):
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_evolution_against_the_octave_rig(tmp_path, octave_rig, xdream_cmd, encoding):
     out = subprocess.run([*xdream_cmd, "evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
                           "--optimizer", "genetic", "--population", "8", "--generations", "3", "--seed", "4",
                           "--set", 'responder.name="zmq"', "--set", f'responder.target="{octave_rig.endpoint}"',
+                          "--set", f'responder.encoding="{encoding}"',
                           "--set", "responder.repeats=2", "--set", "responder.heartbeat=0.2",
                           "--output", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -107,5 +112,20 @@ def test_rig_check_passes_against_the_octave_rig(octave_rig, xdream_cmd):
     assert out.returncode == 0, out.stdout + out.stderr
     rows = {line[6:].split("  ")[0].strip(): line[:4] for line in out.stdout.splitlines()
             if line[:4] in ("PASS", "FAIL", "SKIP")}
-    assert rows.pop("present/result png") == "SKIP"  # the rig takes raw only
     assert set(rows.values()) == {"PASS"} and "greetings forgotten, cache kept" in out.stdout
+    assert rows["present/result png"] == "PASS" and "a png of another size refused" in out.stdout
+
+
+def test_png_is_advertised_only_where_imread_decodes_it(tmp_path):
+    broken = tmp_path / "no_png"
+    broken.mkdir()
+    (broken / "imread.m").write_text("function varargout = imread(varargin)\n  error('no PNG decoder here');\nend\n")
+    rig = OctaveRig(tmp_path, first=f"addpath('{broken}'); ")
+    context = zmq.Context()
+    try:
+        welcome = Client(context, rig.endpoint, timeout=30).hello()
+    finally:
+        context.destroy(linger=0)
+        rig.stop()
+    assert welcome["encodings"] == ["raw"]
+    assert "png off: imread cannot decode PNG (no PNG decoder here)" in rig.out.read_text()

@@ -38,6 +38,17 @@ NaN scores mean "no valid response". Each optimiser states what it does with the
   search towards itself; a generation with no scored sample leaves the state unchanged.
 - ``"ignore"``: scores never change what the optimiser asks (random search, the floor).
 
+**Generator geometry (a capability).** An optimiser that searches in the generator's own
+geometry (e.g. the top eigenvectors of its image-space metric, computed once by autograd) sets
+``uses_generator_geometry = True`` and implements :meth:`Optimizer.attach_generator`;
+:func:`xdream.evolve.build.build_optimizer` then calls it once, right after construction, with
+the generator's differentiable decode (torch codes ``[B, d]`` -> images) and the generator's
+name. The optimiser refuses a decode without a gradient there (one-line ``ConfigError``), does
+its precomputation with its own RNG (lazily, so a resumed run restores it from its state dict
+instead of recomputing it), keeps the result in ``_state`` and reports it apart from its
+ask/tell cost. Without a call (built by hand) it must still work, falling back plainly. Every
+other optimiser ignores the generator (the default, ``False``).
+
 Schedules that depend on the run length read ``self.budget`` (evaluations) when they ask. The
 :class:`~xdream.evolve.experiment.Experiment` passes the config's ``budget``; for a run given in
 generations it sets ``budget = generations * population`` right after construction (the
@@ -48,11 +59,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 
 from xdream.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -68,6 +82,7 @@ class Optimizer(ABC):
     name: ClassVar[str] = "optimizer"
     nan_policy: ClassVar[str]
     accepts_repaired_codes: ClassVar[bool] = False
+    uses_generator_geometry: ClassVar[bool] = False
     population: int
     """Codes per generation; every subclass sets it in its constructor."""
 
@@ -92,6 +107,12 @@ class Optimizer(ABC):
         self.budget = budget
         self.generation = 0
         self._pending: np.ndarray | None = None  # the codes of the last ask, until told
+
+    def attach_generator(self, decode: Callable[["torch.Tensor"], "torch.Tensor"], *, source: str) -> None:
+        """Take the generator's differentiable ``decode`` (called by the builder once, after
+        construction, when ``uses_generator_geometry``; see the module doc). ``source``: the
+        generator's name, for messages."""
+        raise NotImplementedError(f"optimizer {self.name!r} does not use the generator's geometry")
 
     @staticmethod
     def _check_init(init, dim: int) -> np.ndarray:

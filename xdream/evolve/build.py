@@ -15,10 +15,13 @@ def build_optimizer(plugin: PluginConfig, generator: Generator, rng: np.random.G
                     budget: int | None, generations: int, init: np.ndarray | None = None) -> Optimizer:
     """The optimiser of ``plugin`` in ``generator``'s latent space, drawing from ``rng``,
     started at ``init`` (default: the generator's initial code). ``budget`` (evaluations) is
-    what its schedules see; a run given in generations has ``generations x population``."""
+    what its schedules see; a run given in generations has ``generations x population``. An
+    optimiser that ``uses_generator_geometry`` gets the generator's decode here (once)."""
     optimizer: Optimizer = registry.create(
         "optimizer", plugin.name, plugin.options, dim=generator.latent_dim, rng=rng, sampler=generator.sample,
         budget=budget, init=generator.initial_code() if init is None else init)
+    if optimizer.uses_generator_geometry:
+        optimizer.attach_generator(generator.decode, source=generator.name)
     if budget is None:
         optimizer.budget = generations * int(optimizer.population)
     return optimizer

@@ -36,7 +36,7 @@ from xdream.core import registry
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.config.experiment import check_device
 from xdream.core.errors import ConfigError, RunDirError
-from xdream.runs.fingerprint import component_record, config_changes, config_fingerprint
+from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
 from xdream.evolve.build import build_optimizer
@@ -217,7 +217,8 @@ class Experiment:
                 _refuse_without_checkpoint(run)
                 return cls(ExperimentConfig.from_dict(data), _resume=run, **components)
             _check_config(run, state, data, tuple(allow_changed))
-            if repair:
+            if repair:  # only a log whose generation files all match the checkpoint is rebuilt
+                run.verify([], state["digests"])
                 run.repair_log(state["log_lines"])
             run.verify(state["log_lines"], state["digests"])
             return cls(ExperimentConfig.from_dict(data), _resume=run, _state=state,
@@ -244,7 +245,7 @@ class Experiment:
                               f"({change}); restore the folder to resume")
         self.run_dir.rewind(self.generation, self.log_lines)
         if not self.done:  # the completion mark of an earlier end no longer holds
-            (self.run_dir.path / SUMMARY).unlink(missing_ok=True)
+            self.run_dir.remove(SUMMARY)
 
     def _checkpoint(self) -> None:
         config = self.config.to_dict()
@@ -426,12 +427,7 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
                               "start a new run instead")
     refused = {k: v for k, v in changes.items() if k not in allow and k.split(".")[0] not in allow}
     if refused:
-        key, (then, now) = next(iter(refused.items()))
-        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        fixed = f"; {key} cannot change on resume: {FIXED_ON_RESUME[key]}" if key in FIXED_ON_RESUME else \
-            f", or continue with the change: xdream evolve --resume {run.path} --allow-changed {key}"
-        raise RunDirError(f"{run.path / CONFIG} changed since the checkpoint: {key} {then!r} -> {now!r}{more}; "
-                          f"restore it{fixed}")
+        raise changed_config_error(run.path, refused, {k: FIXED_ON_RESUME[k] for k in refused if k in FIXED_ON_RESUME})
 
 
 def _refuse_without_checkpoint(run: RunDir) -> None:
@@ -475,7 +471,8 @@ def _check_memory(population: int, image_size: int, save_images: str) -> None:
     need, have = population * per_image, _available_memory()
     if have is not None and need > have // 2:
         raise ConfigError(f"population {population} needs about {need / 2**30:.1f} GiB for one generation's "
-                          f"{image_size} px images; {have / 2**30:.1f} GiB is available: use a smaller population "
+                          f"{image_size} px images, more than half of the {have / 2**30:.1f} GiB available (the rest is "
+                          "for the models and the responder): use a smaller population "
                           f"(at most about {max(1, have // 2 // per_image)})")
 
 

@@ -55,7 +55,7 @@ from xdream.evolve.build import build_optimizer
 from xdream.evolve.presentation import Presentation, present
 from xdream.evolve.record import history_entry, write_generation
 from xdream.evolve.reference import ReferenceCycle
-from xdream.runs.fingerprint import component_record, config_changes, config_fingerprint
+from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
 from xdream.runs.rundir import CONFIG, LOG, SUMMARY, RunDir, atomic_write, json_safe
 
 KIND = "session"
@@ -300,7 +300,9 @@ class Session:
                 raise RunDirError(f"the checkpoint of {run.path} is not a session's; restore the run's own checkpoint")
             _check_config(run, state, data, tuple(allow_changed))
             saved = state["threads"]
-            if repair:
+            if repair:  # only logs whose generation files all match the checkpoint are rebuilt
+                for r, t in zip(threads, config.thread):
+                    r.verify([], saved[t.name]["digests"])
                 run.repair_log(state["log_lines"])
                 for r, t in zip(threads, config.thread):
                     r.repair_log(saved[t.name]["log_lines"])
@@ -331,7 +333,7 @@ class Session:
                               f"({len(then)} images then, {len(now)} now, or other names); restore the folder")
         self._rewind()
         if not self.done:
-            (self.run_dir.path / SUMMARY).unlink(missing_ok=True)
+            self.run_dir.remove(SUMMARY)
 
     def _rewind(self) -> None:
         """Drop whatever is newer than the checkpoint (the generation in flight at a crash)."""
@@ -582,12 +584,8 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
     refused = {k: v for k, v in changes.items()
                if not any(k == a or k.startswith(a + ".") for a in allow)}
     if refused:
-        key, (then, now) = next(iter(refused.items()))
-        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
-        fix = f"; {key} cannot change on resume" if _fixed(key) else \
-            f", or continue with the change: xdream evolve --resume {run.path} --allow-changed {key}"
-        raise RunDirError(f"{run.path / CONFIG} changed since the checkpoint: {key} {then!r} -> {now!r}{more}; "
-                          f"restore it{fix}")
+        raise changed_config_error(run.path, refused, {k: "the checkpoint holds that thread's state"
+                                                       for k in refused if _fixed(k)})
 
 
 def _check_components(run: RunDir, then: dict, now: dict, allow: tuple[str, ...]) -> None:

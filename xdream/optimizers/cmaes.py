@@ -26,6 +26,46 @@ class _Randn:
         return self.rng.standard_normal(shape)
 
 
+def cma_strategy(x0: np.ndarray, sigma0: float, rng: np.random.Generator, *, population: int | None = None,
+                 diagonal: bool = False) -> cma.CMAEvolutionStrategy:
+    """A pycma strategy at ``x0`` drawing from ``rng`` only, silent, without files or stopping rules."""
+    options = {
+        "seed": np.nan,
+        "randn": _Randn(rng),
+        "verbose": -9,
+        "verb_log": 0,
+        "verb_disp": 0,
+        "signals_filename": "",  # no file checks
+        "CMA_diagonal": bool(diagonal),
+        # pycma mirrors samples for popsize < 6 by injecting them into the next ask(); an
+        # all-NaN generation (no tell) would then lose them and change the state.
+        "CMA_mirrors": 0,
+        "tolfun": 0, "tolx": 0, "tolfunhist": 0, "tolstagnation": np.inf,
+        "tolflatfitness": np.inf, "tolconditioncov": np.inf,
+    }
+    if population is not None:
+        options["popsize"] = int(population)
+    return cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), float(sigma0), options)
+
+
+def tell_strategy(es: cma.CMAEvolutionStrategy, solutions: np.ndarray, scores: np.ndarray) -> None:
+    """Tell pycma (a minimiser) the scores to maximise; NaN ranks last; all NaN: nothing told."""
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return
+    loss = -np.asarray(scores, dtype=np.float64)
+    worst = loss[finite].max()
+    loss[~finite] = worst + 1.0 + abs(worst)  # rank last, whatever the scale
+    es.tell(list(np.asarray(solutions, dtype=np.float64)), loss.tolist())
+
+
+def load_strategy(blob: bytes, rng: np.random.Generator) -> cma.CMAEvolutionStrategy:
+    """A pickled strategy, its sampling hook drawing from ``rng`` again."""
+    es = pickle.loads(blob)
+    es.opts["randn"].rng = rng  # the hook is shared with pycma's sampler
+    return es
+
+
 class PyCMA(Optimizer):
     name = "cmaes"
     nan_policy = "rank-last"
@@ -49,23 +89,7 @@ class PyCMA(Optimizer):
         if dim < 2:
             raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
         x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
-        options = {
-            "seed": np.nan,
-            "randn": _Randn(rng),
-            "verbose": -9,
-            "verb_log": 0,
-            "verb_disp": 0,
-            "signals_filename": "",  # no file checks
-            "CMA_diagonal": bool(diagonal),
-            # pycma mirrors samples for popsize < 6 by injecting them into the next ask(); an
-            # all-NaN generation (no tell) would then lose them and change the state.
-            "CMA_mirrors": 0,
-            "tolfun": 0, "tolx": 0, "tolfunhist": 0, "tolstagnation": np.inf,
-            "tolflatfitness": np.inf, "tolconditioncov": np.inf,
-        }
-        if population is not None:
-            options["popsize"] = int(population)
-        self.es = cma.CMAEvolutionStrategy(x0, float(sigma0), options)
+        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal)
         self.population = self.es.popsize
 
     def _ask(self) -> np.ndarray:
@@ -73,14 +97,7 @@ class PyCMA(Optimizer):
         return np.asarray(self.es.ask(), dtype=np.float64)
 
     def _tell(self, codes, scores) -> None:
-        solutions = np.asarray(codes, dtype=np.float64)
-        finite = np.isfinite(scores)
-        if not finite.any():
-            return
-        loss = -scores
-        worst = loss[finite].max()
-        loss[~finite] = worst + 1.0 + abs(worst)  # rank last, whatever the scale
-        self.es.tell(list(solutions), loss.tolist())
+        tell_strategy(self.es, codes, scores)
 
     @property
     def sigma(self) -> float:
@@ -90,6 +107,5 @@ class PyCMA(Optimizer):
         return {"es": pickle.dumps(self.es)}
 
     def _load_state(self, state: dict) -> None:
-        self.es = pickle.loads(state["es"])
-        self.es.opts["randn"].rng = self.rng  # the hook is shared with pycma's sampler
+        self.es = load_strategy(state["es"], self.rng)
         self.population = self.es.popsize

@@ -1,8 +1,9 @@
 """The evolution page: status, best image, trajectory, recent generations, config; and where the
 run started (an image, or a characterised unit's preferred stimulus, see :mod:`xdream.evolve.start`).
 
-While the run is going (no ``summary.json`` yet: a resume removes an earlier one) the page
-refreshes itself in the browser. The page writes nothing else into the run: a running run's
+While the run is going (no ``summary.json`` yet: a resume removes an earlier one; and a writer
+holds the run's lock) the page refreshes itself in the browser; a run with neither (killed, or
+ended by an error) says so. The page writes nothing else into the run: a running run's
 trajectory is drawn into the page, and the run's own ``trajectory.png`` (titled by the run) is
 never rewritten, so a report can be written beside the run's writer.
 """
@@ -18,6 +19,7 @@ from xdream.characterise.outputs import params_text
 from xdream.images.plots import TRAJECTORY_LINES, plot_trajectory
 from xdream.report.characterise import anchor
 from xdream.report.html import REFRESH_SECONDS, REPORT, figure_html, fmt, image_html, table_html
+from xdream.runs.lock import is_written
 from xdream.runs.rundir import SUMMARY, RunDir
 
 
@@ -26,10 +28,11 @@ def page(path: Path) -> tuple[str, str, bool]:
     records = run.read_log()
     summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
     config = (path / "config.toml").read_text()
-    running = summary is None
+    running = summary is None and is_written(path)
+    abandoned = summary is None and not running  # killed, or ended by an error: no writer, no end
     references = any("reference_mean" in r for r in records)
     caption = "best and mean score per generation" + (", natural references' mean" if references else "")
-    if records and (running or not (path / "trajectory.png").is_file()):
+    if records and (summary is None or not (path / "trajectory.png").is_file()):
         png = plot_trajectory([{k: r[k] for k, _, _ in TRAJECTORY_LINES if r.get(k) is not None} for r in records],
                               None, title=path.name)
         trajectory = f"<figure>{image_html(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -37,10 +40,14 @@ def page(path: Path) -> tuple[str, str, bool]:
         trajectory = figure_html(path / "trajectory.png", caption)
     last = records[-1]["generation"] if records else None
     ended = "stopped before its end" if summary and summary.get("stopped_early") else "finished"
-    status = (f"running: generation {last} done, {records[-1]['evaluations']} evaluations; this page refreshes every "
-              f"{REFRESH_SECONDS} s" if running and records else "running: no generation finished yet" if running
-              else f"{ended}: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
-                   f"{fmt(summary['final_best'])} (generation {summary['best_generation']})")
+    done = f"generation {last} done, {records[-1]['evaluations']} evaluations" if records else "no generation finished"
+    if abandoned:
+        status = f"not running and not ended ({done}; killed, or ended by an error): xdream evolve --resume {path}"
+    elif running:
+        status = f"running: {done}" + (f"; this page refreshes every {REFRESH_SECONDS} s" if records else " yet")
+    else:
+        status = (f"{ended}: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
+                  f"{fmt(summary['final_best'])} (generation {summary['best_generation']})")
     body = [f'<p class="status">{html.escape(status)}</p>', '<div class="grid">',
             figure_html(path / "best.png", "best image so far"), trajectory]
     if last is not None:

@@ -6,7 +6,8 @@ browser); a paired comparison of every two threads evolving for the same target 
 vs generator B on one neuron, as in Ponce et al. 2019, Cell 177:999); and the best image of
 each thread per generation. Everything is computed from the threads' own logs
 (:class:`xdream.runs.session.SessionState`), so the page is right while the session runs and
-after a resume. As the evolution page, it writes nothing but ``report.html``: the session's own
+after a resume; while no summary is written and a writer holds the lock it refreshes itself, and
+with neither (killed, or ended by an error) it says so. As the evolution page, it writes nothing but ``report.html``: the session's own
 ``trajectory.png`` is never rewritten (a running session's plot is drawn into the page).
 """
 
@@ -55,11 +56,12 @@ def page(path: Path) -> tuple[str, str, bool]:
 def _status(session: SessionState) -> str:
     n = len(session.threads)
     ended = sum(t.stopped is not None for t in session.threads)
+    done = (f"generation {session.generation - 1} done, {n} threads ({ended} ended), {session.evaluations} "
+            f"evaluations" if session.records else f"{n} threads, no generation finished yet")
+    if session.abandoned:
+        return f"not running and not ended ({done}; killed, or ended by an error): xdream evolve --resume {session.path}"
     if session.running:
-        if not session.records:
-            return f"running: no generation finished yet ({n} threads)"
-        return (f"running: generation {session.generation - 1} done, {n} threads ({ended} ended), "
-                f"{session.evaluations} evaluations; this page refreshes every {REFRESH_SECONDS} s")
+        return f"running: {done}; this page refreshes every {REFRESH_SECONDS} s"
     summary = session.summary
     status = "stopped before its end" if summary.get("stopped_early") else "finished"
     return (f"{status}: {summary['generations']} generations, {n} threads, {summary['evaluations']} evaluations "
@@ -73,7 +75,7 @@ def _trajectory(session: SessionState) -> str:
         "; dash-dot: the natural references' mean on its target" if references else "")
         + (f" (no legend for {n} threads)" if n > LEGEND_THREADS else ""))
     own = session.path / "trajectory.png"
-    if session.running or not own.is_file():
+    if session.summary is None or not own.is_file():
         if not session.records:
             return ""
         png = plot_threads({t.name: t.history() for t in session.threads}, None,

@@ -9,7 +9,7 @@ from pathlib import Path
 from xdream.core.errors import RunDirError
 from xdream.report import characterise, compare, evolution, gradient, session
 from xdream.report.html import REPORT, page
-from xdream.runs.lock import writer_since
+from xdream.runs.lock import is_written, writer_since
 from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write
 
 #: The page of each run kind (recorded by :meth:`RunDir.create` in ``run.json``).
@@ -67,7 +67,8 @@ def ended(path: Path) -> bool:
 
 
 def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False) -> Path:
-    """Rewrite the report whenever the run's log grows, until the run writes its summary."""
+    """Rewrite the report whenever the run's log grows, until the run writes its summary or no
+    writer holds it any more (killed, or ended by an error)."""
     path = Path(run_dir)
     seen = None
     while True:
@@ -75,6 +76,6 @@ def watch(run_dir: str | Path, interval: float = 2.0, should_stop=lambda: False)
         if size != seen:
             write_report(path)
             seen = size
-        if ended(path) or should_stop():
+        if ended(path) or not is_written(path) or should_stop():
             return write_report(path)
         time.sleep(interval)

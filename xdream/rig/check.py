@@ -215,12 +215,17 @@ class Conformance:
         self.answered = (frames, result)
         return f"{len(result['records'])} records"
 
-    def check_present_result_png(self) -> None:
+    def check_present_result_png(self) -> str:
         if "png" not in self.welcome["encodings"]:
             raise Skip("the rig does not take png")
         rid = _id("png")
         self._records_ok(self._result(_present(self.client.session, rid, _images(2, seed=1), encoding="png",
                                                repeats=1), rid), ["c0", "c1"], 1)
+        rid = _id("png-size")  # 8x8 in the header, a 4x4 PNG in the frame: refused before anything is shown
+        self._error(_present(self.client.session, rid, _images(1), encoding="png",
+                             frames=image_frames(_images(1, side=4), "png")), rid, "bad-message",
+                    "a png of another size than the header's shape (§4.2)")
+        return "2 records; a png of another size refused"
 
     def check_repeats(self) -> None:
         rid = _id("rep")

@@ -5,9 +5,9 @@ The schema file is the machine-readable half of docs/protocol.md; the codec vali
 header against it, so the file and the codec cannot drift apart. The validator implements the
 subset of JSON Schema draft 2020-12 the file uses (type, const, enum, minimum/maximum,
 minLength/maxLength, pattern, items/prefixItems, minItems/maxItems, uniqueItems, required,
-properties, additionalProperties, anyOf, local ``$ref``), in plain Python for speed and without
-a run-time dependency; the test suite checks the file with the reference ``jsonschema``
-implementation too. A value above a ``maximum``/``maxLength``/``maxItems`` is a ``too-large``
+properties, additionalProperties, anyOf, local ``$ref``), in plain Python without a run-time
+dependency, each message type compiled once into closures that read no schema at check time;
+the test suite checks the file with the reference ``jsonschema`` implementation too. A value above a ``maximum``/``maxLength``/``maxItems`` is a ``too-large``
 error; any other violation is ``bad-message`` (docs/protocol.md §3). As in JSON Schema, a
 number with a zero fraction is an integer (MATLAB's ``jsonencode`` writes ``1024.0``); the
 validator hands such values on as Python ints.
@@ -54,8 +54,14 @@ def _pattern(text: str) -> re.Pattern:
 def validate_header(header: dict, kind: str) -> None:
     """Raise :class:`SchemaViolation` unless ``header`` is a valid ``kind`` message header;
     integers written with a zero fraction become ints in place."""
+    _validator(kind)(header, None)
+
+
+@lru_cache(maxsize=None)
+def _validator(kind: str):
+    """The check of one message type, compiled once from the schema (see :func:`_compile`)."""
     root = load_schema()
-    _check(header, root["$defs"][kind], root, "")
+    return _compile(root["$defs"][kind], root, {})
 
 
 def _resolve(node: dict, root: dict) -> dict:
@@ -102,70 +108,118 @@ _TYPES = {
 }
 
 
-def _check(value, node: dict, root: dict, path: str):
-    """``value`` checked against ``node``; returns it (an integral float as an int)."""
-    node = _resolve(node, root)
+def _path(at) -> str:
+    """The text of a path kept as nested (parent, key) pairs: ``records[3].onset``."""
+    parts = []
+    while at is not None:
+        at, key = at
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    text = "".join(reversed(parts))
+    return text[1:] if text.startswith(".") else text
 
-    def fail(keyword, shown=value):
-        raise SchemaViolation(path, shown, describe(node, root), keyword)
+
+def _compile(node: dict, root: dict, done: dict):
+    """``check(value, at) -> value`` for one schema node: its keywords read once, so checking a
+    header does no dictionary look-ups in the schema (a 40-record result is checked in a
+    fraction of what an interpreter of the schema takes). ``at`` is the value's path as nested
+    (parent, key) pairs, turned into text only for an error. Recursive references are compiled
+    once (``done``, by node identity)."""
+    node = _resolve(node, root)
+    if id(node) in done:
+        return done[id(node)]
+    slot = []
+    done[id(node)] = lambda value, at: slot[0](value, at)  # a reference back to this node, while compiling
+
+    def fail(keyword, value, at):
+        raise SchemaViolation(_path(at), value, describe(node, root), keyword)
 
     if "anyOf" in node:
-        errors = []
-        for option in node["anyOf"]:
-            try:
-                return _check(value, option, root, path)
-            except SchemaViolation as e:
-                errors.append(e)
-        fail("anyOf")
+        options = [_compile(option, root, done) for option in node["anyOf"]]
+
+        def check(value, at):
+            for option in options:
+                try:
+                    return option(value, at)
+                except SchemaViolation:
+                    pass
+            fail("anyOf", value, at)
+        slot.append(check)
+        done[id(node)] = check
+        return check
+
     kind = node.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not any(_TYPES[k](value) for k in kinds):
-            fail("type")
-        if isinstance(value, float) and "integer" in kinds and "number" not in kinds:
-            value = int(value)
-    if "const" in node and (value != node["const"] or type(value) is not type(node["const"])):
-        fail("const")
-    if "enum" in node and not any(value == e and type(value) is type(e) for e in node["enum"]):
-        fail("enum")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in node and value < node["minimum"]:
-            fail("minimum")
-        if "maximum" in node and value > node["maximum"]:
-            fail("maximum")
-    elif isinstance(value, str):
-        if len(value) < node.get("minLength", 0):
-            fail("minLength")
-        if "maxLength" in node and len(value) > node["maxLength"]:
-            fail("maxLength")
-        if "pattern" in node and not _pattern(node["pattern"]).search(value):
-            fail("pattern")
-    elif isinstance(value, list):
-        shown = f"<list of {len(value)}>"
-        if len(value) < node.get("minItems", 0):
-            fail("minItems", shown if len(value) > 8 else value)
-        if "maxItems" in node and len(value) > node["maxItems"]:
-            fail("maxItems", shown)
-        prefix = node.get("prefixItems", [])
-        for i, item in enumerate(value):
-            sub = prefix[i] if i < len(prefix) else node.get("items")
-            if sub is not None:
-                value[i] = _check(item, sub, root, f"{path}[{i}]")
-        if node.get("uniqueItems") and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
-            raise SchemaViolation(path, shown if len(value) > 8 else value, "unique items", "uniqueItems")
-    elif isinstance(value, dict) and "properties" in node:
-        props = node["properties"]
-        if node.get("additionalProperties") is False:
-            unknown = sorted(set(value) - set(props))
-            if unknown:
-                where = f"field {path!r}" if path else "header"
-                raise SchemaViolation(path, unknown[0], "", "additionalProperties",
-                                      f"{where} has unknown field {unknown[0]!r}; allowed: {', '.join(props)}")
-        for name in node.get("required", ()):
-            if name not in value:
-                where = f"field {path!r}" if path else "header"
-                raise SchemaViolation(path, None, "", "required", f"{where} lacks field {name!r}")
-        for name, sub in props.items():
-            if name in value:
-                value[name] = _check(value[name], sub, root, f"{path}.{name}" if path else name)
-    return value
+    kinds = None if kind is None else (kind if isinstance(kind, list) else [kind])
+    tests = None if kinds is None else tuple(_TYPES[k] for k in kinds)
+    to_int = kinds is not None and "integer" in kinds and "number" not in kinds
+    has_const, const = "const" in node, node.get("const")
+    enum = node.get("enum")
+    minimum, maximum = node.get("minimum"), node.get("maximum")
+    min_length, max_length = node.get("minLength", 0), node.get("maxLength")
+    pattern = _pattern(node["pattern"]).search if "pattern" in node else None
+    min_items, max_items, unique = node.get("minItems", 0), node.get("maxItems"), node.get("uniqueItems")
+    prefix = [_compile(n, root, done) for n in node.get("prefixItems", [])]
+    items = _compile(node["items"], root, done) if "items" in node else None
+    props = node.get("properties")
+    subs = {name: _compile(sub, root, done) for name, sub in props.items()} if props is not None else None
+    closed = props is not None and node.get("additionalProperties") is False
+    required = node.get("required", ())
+
+    def check(value, at):
+        given = value  # errors show the value as sent (1e+300, not the int it converts to)
+        if tests is not None:
+            for test in tests:
+                if test(value):
+                    break
+            else:
+                fail("type", given, at)
+            if to_int and isinstance(value, float):
+                value = int(value)
+        if has_const and (value != const or type(value) is not type(const)):
+            fail("const", given, at)
+        if enum is not None and not any(value == e and type(value) is type(e) for e in enum):
+            fail("enum", given, at)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if minimum is not None and value < minimum:
+                fail("minimum", given, at)
+            if maximum is not None and value > maximum:
+                fail("maximum", given, at)
+        elif isinstance(value, str):
+            if len(value) < min_length:
+                fail("minLength", given, at)
+            if max_length is not None and len(value) > max_length:
+                fail("maxLength", given, at)
+            if pattern is not None and not pattern(value):
+                fail("pattern", given, at)
+        elif isinstance(value, list):
+            shown = f"<list of {len(value)}>"
+            if len(value) < min_items:
+                fail("minItems", shown if len(value) > 8 else value, at)
+            if max_items is not None and len(value) > max_items:
+                fail("maxItems", shown, at)
+            for i, item in enumerate(value):
+                sub = prefix[i] if i < len(prefix) else items
+                if sub is not None:
+                    value[i] = sub(item, (at, i))
+            if unique and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
+                raise SchemaViolation(_path(at), shown if len(value) > 8 else value, "unique items", "uniqueItems")
+        elif isinstance(value, dict) and subs is not None:
+            if closed:
+                unknown = sorted(set(value) - set(subs))
+                if unknown:
+                    path = _path(at)
+                    where = f"field {path!r}" if path else "header"
+                    raise SchemaViolation(path, unknown[0], "", "additionalProperties",
+                                          f"{where} has unknown field {unknown[0]!r}; allowed: {', '.join(subs)}")
+            for name in required:
+                if name not in value:
+                    path = _path(at)
+                    where = f"field {path!r}" if path else "header"
+                    raise SchemaViolation(path, None, "", "required", f"{where} lacks field {name!r}")
+            for name, sub in subs.items():
+                if name in value:
+                    value[name] = sub(value[name], (at, name))
+        return value
+
+    slot.append(check)
+    done[id(node)] = check
+    return check

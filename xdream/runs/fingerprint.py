@@ -2,7 +2,7 @@
 
 :func:`config_fingerprint` is the SHA-256 of a config's canonical JSON (the ``output`` path
 left out: a run folder may be moved); :func:`config_changes` lists the dotted keys that differ
-between two configs; :func:`component_record` describes a generator or responder object (its
+between two configs (:func:`changed_config_error`: the one line refusing them); :func:`component_record` describes a generator or responder object (its
 class, what it says of itself, a SHA-256 of its torch weights), so that a run started with a
 custom module records what it actually used.
 """
@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
+
+from xdream.core.errors import RunDirError
+from xdream.runs.rundir import CONFIG
 
 #: Config keys that never change what a run computes.
 UNCHECKED = ("output",)
@@ -39,6 +43,17 @@ def config_changes(then: dict, now: dict) -> dict[str, tuple]:
     """``{dotted key: (value then, value now)}`` for every key that differs (missing: None)."""
     a, b = _flatten(_canonical(then)), _flatten(_canonical(now))
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def changed_config_error(run_path, refused: dict[str, tuple], fixed: dict[str, str]) -> RunDirError:
+    """One line for config keys changed since the checkpoint (``refused``, as from
+    :func:`config_changes`): every change, then how to go on: ``--allow-changed`` for each key,
+    or why the keys in ``fixed`` (``{key: reason}``) can never change."""
+    shown = ", ".join(f"{key} {then!r} -> {now!r}" for key, (then, now) in refused.items())
+    tail = "".join(f"; {key} cannot change on resume: {why}" for key, why in fixed.items()) if fixed else \
+        f", or continue with the change: xdream evolve --resume {run_path} " + \
+        " ".join(f"--allow-changed {key}" for key in refused)
+    return RunDirError(f"{Path(run_path) / CONFIG} changed since the checkpoint: {shown}; restore it{tail}")
 
 
 def weights_fingerprint(modules) -> str:

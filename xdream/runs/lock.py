@@ -35,6 +35,28 @@ def _holder_text(path: Path) -> str:
         return "another process"
 
 
+def is_written(run_path: str | Path) -> bool:
+    """Whether a process holds the write lock of ``run_path`` now (a reader's probe: a shared
+    ``flock`` tried and dropped at once, so it never blocks or takes over a writer). A run
+    without a summary whose lock nobody holds was killed or ended by an error."""
+    path = Path(run_path) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: say it may be running
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # drops the shared lock, if it was taken
+    return False
+
+
 class RunLock:
     """The exclusive write lock of one run directory; ``release`` (or process exit) frees it."""
 

@@ -190,9 +190,18 @@ class RunDir:
         for folder in (self.path, *(self.path / s for s in SUBDIRS)):
             if folder.is_dir():
                 for f in folder.glob(f".*{TEMP_SUFFIX}"):
-                    f.unlink(missing_ok=True)
+                    self.remove(f)
                     removed.append(f)
         return removed
+
+    def remove(self, name: str | Path) -> None:
+        """Delete ``name`` (in the run, or an absolute path) if it is there; a failure (a read-only
+        folder) is one line naming it."""
+        path = self.path / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise os_error(path, e, "remove") from None
 
     # -- per generation ---------------------------------------------------------------------
     def generation_file(self, generation: int) -> Path:
@@ -334,7 +343,7 @@ class RunDir:
                 except ValueError:
                     continue
                 if number >= generations_done:
-                    f.unlink()
+                    self.remove(f)
 
     def set_aside(self, subdirs=SUBDIRS) -> Path:
         """Move everything but the config, run.json and the lock into ``RUN/discarded-<time>/`` (for a

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xdream.core.errors import RunDirError
+from xdream.runs.lock import is_written
 from xdream.runs.rundir import CONFIG, SUMMARY, RunDir
 
 KIND = "session"
@@ -135,7 +136,13 @@ class SessionState:
 
     @property
     def running(self) -> bool:
-        return self.summary is None
+        """No summary yet and a writer holds the session's lock."""
+        return self.summary is None and is_written(self.path)
+
+    @property
+    def abandoned(self) -> bool:
+        """Neither ended nor written any more (killed, or ended by an error)."""
+        return self.summary is None and not is_written(self.path)
 
     @property
     def generation(self) -> int:

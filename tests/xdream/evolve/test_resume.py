@@ -1,13 +1,17 @@
 """Resuming runs on real files: one writer at a time, verified resumes that never lose a
 finished generation, umask-honouring modes, one-line errors for damage and full disks."""
 
+import contextlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,6 +155,20 @@ def test_repair_rebuilds_the_log_from_the_checkpoint(tmp_path, fast_job):
     assert_same_run(tmp_path / "whole", run, 6)
 
 
+def test_repair_never_rewrites_the_log_of_files_it_cannot_vouch_for(tmp_path, fast_job, xdream_cmd):
+    """--repair with another run's checkpoint (same seed, other thread count: its log and files
+    differ): refused with one line naming a generation file, and the log is not rebuilt first."""
+    run, other = tmp_path / "run", tmp_path / "other"
+    with torch_threads_restored():
+        stopped_run({**fast_job, "threads": 1}, run, 3)
+        stopped_run({**fast_job, "threads": 2}, other, 3)
+    (run / "checkpoint.pkl").write_bytes((other / "checkpoint.pkl").read_bytes())
+    before = tree(run)
+    line = one_error_line(resume_cli(xdream_cmd, run, "--allow-changed", "threads", "--repair"))
+    assert "gen_0000.npz is damaged" in line
+    assert tree(run) == before
+
+
 def test_a_bad_log_line_is_named_never_silently_dropped(tmp_path, fast_job):
     run_job(fast_job, tmp_path / "run")
     _edit_line(tmp_path / "run", 2, b"garbage")
@@ -189,6 +207,57 @@ def test_allow_changed_extends_a_run_and_refuses_a_seed(tmp_path, fast_job, xdre
     assert "seed cannot change" in one_error_line(resume_cli(xdream_cmd, run, "--allow-changed", "seed"))
 
 
+@contextlib.contextmanager
+def torch_threads_restored():
+    """A run's ``threads`` sets torch's thread count process-wide: put this process's back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def scores(run):
+    return [json.loads(line)["scores"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_cli_resume_uses_the_recorded_thread_count(tmp_path, fast_job, xdream_cmd):
+    """A run at 1 thread, resumed by the command where the environment asks for 2, continues at 1:
+    bit-identical to the uninterrupted run (the same job at 2 threads scores differently)."""
+    job = {**fast_job, "threads": 1}
+    with torch_threads_restored():
+        run_job(job, tmp_path / "whole")
+        stopped_run(job, tmp_path / "split", 2)
+        run_job({**job, "threads": 2}, tmp_path / "two")
+    assert scores(tmp_path / "two") != scores(tmp_path / "whole")  # the count matters for this job
+    result = subprocess.run([*xdream_cmd, "evolve", "--resume", str(tmp_path / "split"), "--quiet"],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert_same_run(tmp_path / "whole", tmp_path / "split", 6)
+    assert json.loads((tmp_path / "split" / "summary.json").read_text())["config"]["threads"] == 1
+
+
+def test_resume_refuses_a_changed_thread_count_unless_allowed(tmp_path, fast_job, xdream_cmd):
+    """``threads`` edited in config.toml (the count the checkpoint records differs): one line
+    naming it, nothing changed; ``--allow-changed threads`` continues at the new count."""
+    run = tmp_path / "run"
+    with torch_threads_restored():
+        stopped_run({**fast_job, "threads": 1}, run, 2)
+    text = (run / "config.toml").read_text()
+    assert "threads = 1\n" in text
+    (run / "config.toml").write_text(text.replace("threads = 1\n", "threads = 2\n"))
+    snapshot = tree(run)
+    line = one_error_line(resume_cli(xdream_cmd, run))
+    assert "changed since the checkpoint: threads 1 -> 2" in line and line.endswith("--allow-changed threads")
+    assert tree(run) == snapshot
+    result = resume_cli(xdream_cmd, run, "--allow-changed", "threads")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "summary.json").read_text())["config"]["threads"] == 2
+    assert RunDir(run).load_checkpoint()["config"]["threads"] == 2  # the next resume checks against 2
+
+
 def test_resume_cleans_temp_files_of_killed_writes(tmp_path, fast_job):
     run = tmp_path / "run"
     stopped_run(fast_job, run, 2)
@@ -224,9 +293,120 @@ def test_resume_removes_a_stale_summary(tmp_path, fast_job):
 
 
 # -- filesystem errors and modes ---------------------------------------------------------------------
-def test_read_only_directory_is_one_line_naming_the_path(tmp_path):
+NOBODY = 65534
+BIND_READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@"'
+
+
+def read_only_unavailable(mechanism: str, scratch) -> str | None:
+    """Why ``mechanism`` cannot make a folder unwritable here (None: it can), found by trying it.
+
+    - ``permissions``: ``chmod 555``; root ignores it, so only for other users;
+    - ``bind-mount``: a read-only bind mount in a private mount namespace (``unshare -m``; the
+      host's mounts are untouched); needs root (CAP_SYS_ADMIN), which a container may withhold;
+    - ``unprivileged-user``: the writer runs as ``nobody`` (``setpriv``) on a folder owned by root.
+    """
+    if mechanism == "permissions":
+        return "running as root, which ignores directory permissions" if os.geteuid() == 0 else None
+    if os.geteuid() != 0:
+        return f"{mechanism} needs root (this test runs as uid {os.geteuid()})"
+    scratch.mkdir()
+    probe = [*read_only_command(mechanism, scratch), "sh", "-c", 'touch "$0"/probe', str(scratch)]
+    try:
+        result = subprocess.run(probe, capture_output=True, text=True, env=read_only_env(mechanism, scratch.parent))
+    except OSError as e:
+        return f"{probe[0]}: {e.strerror}"
+    if (scratch / "probe").exists():
+        return f"{mechanism} did not stop a write"
+    if "Read-only file system" not in result.stderr and "Permission denied" not in result.stderr:
+        return f"{mechanism} does not work here: {result.stderr.strip().splitlines()[-1:]}"
+    return None
+
+
+def read_only_command(mechanism: str, folder) -> list[str]:
+    """The prefix that runs a command with ``folder`` unwritable."""
+    return {"permissions": [],
+            "bind-mount": ["unshare", "-m", "sh", "-c", BIND_READ_ONLY, str(folder)],
+            "unprivileged-user": ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]}[mechanism]
+
+
+def read_only_env(mechanism: str, base):
+    """``nobody`` cannot read root's home: give it its own (matplotlib writes its cache there)."""
+    if mechanism != "unprivileged-user":
+        return same_threads_env()
+    home = base / "home"
+    home.mkdir(exist_ok=True)
+    os.chown(home, NOBODY, NOBODY)
+    return {**same_threads_env(), "HOME": str(home), "MPLCONFIGDIR": str(home)}
+
+
+def make_unwritable(mechanism: str, run, folder) -> list:
+    """Set the files up so ``folder`` (in ``run``) is unwritable to the writer and the rest of
+    the run writable, as for a user whose folder is ``chmod 555``; returns what to undo."""
+    if mechanism == "permissions":
+        os.chmod(folder, 0o555)
+        return [lambda: os.chmod(folder, 0o755)]
+    if mechanism == "bind-mount":
+        return []
+    for p in (run, *run.rglob("*")):
+        os.chown(p, NOBODY, NOBODY)
+    os.chown(folder, 0, 0)  # nobody may not create or remove entries in it
+    return [lambda: [os.chown(p, 0, 0) for p in (run, *run.rglob("*"))]]
+
+
+@pytest.fixture
+def base(tmp_path, mechanism):
+    """The test's folder: ``tmp_path``, or for ``nobody`` a fresh folder under the system temp
+    folder (pytest keeps its own base folders 0700, and other pytest processes reset them)."""
+    if mechanism != "unprivileged-user":
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(prefix="xdream-read-only-") as folder:
+        os.chmod(folder, 0o755)
+        yield Path(folder)
+
+
+@pytest.mark.parametrize("where", [".", "generations"])
+@pytest.mark.parametrize("mechanism", ["permissions", "bind-mount", "unprivileged-user"])
+def test_read_only_folder_is_one_line_naming_the_path_and_nothing_is_lost(base, fast_job, xdream_cmd,
+                                                                          mechanism, where):
+    """A resume into a read-only run folder (or generations folder) exits 2 with one line naming a
+    path in it; every file already written stays as it was, and a resume once the folder is
+    writable again ends as an uninterrupted run."""
+    why = read_only_unavailable(mechanism, base / "probe")
+    if why:
+        print(f"skipped: {why}")
+        pytest.skip(why)
+    whole, run = base / "whole", base / "run"
+    run_job(fast_job, whole)
+    stopped_run(fast_job, run, 3)
+    folder = (run / where).resolve()
+    before = tree(run)
+    undo = make_unwritable(mechanism, run, folder)
+    try:
+        result = subprocess.run([*read_only_command(mechanism, folder), *xdream_cmd, "evolve", "--resume", str(run),
+                                 "--quiet"], capture_output=True, text=True, env=read_only_env(mechanism, base))
+    finally:
+        for step in reversed(undo):
+            step()
+    if where != ".":  # the resume began: its notice comes first
+        notice, _, rest = result.stderr.partition("\n")
+        assert notice.startswith(f"resuming {run} at generation 3"), result.stderr
+        result.stderr = rest
+    line = one_error_line(result)
+    assert re.search(rf"cannot [a-z ]+ {re.escape(str(folder))}/\S+: (Read-only file system|Permission denied)",
+                     line), line
+    after = tree(run)
+    if where != ".":  # the stopped session's completion mark is withdrawn once the resume begins
+        assert after == {k: v for k, v in before.items() if k.name != "summary.json"}
+    else:
+        assert after == before
+    assert resume_cli(xdream_cmd, run).returncode == 0
+    assert_same_run(whole, run, 6)
+
+
+def test_atomic_write_into_a_read_only_folder_names_the_path(tmp_path):
     if os.geteuid() == 0:
-        pytest.skip("running as root, which ignores directory permissions, so a read-only folder cannot be made")
+        pytest.skip("running as root, which ignores directory permissions (the test above covers root)")
     (tmp_path / "ro").mkdir()
     os.chmod(tmp_path / "ro", 0o555)
     with pytest.raises(RunDirError, match=f"cannot write {tmp_path / 'ro' / 'x'}"):

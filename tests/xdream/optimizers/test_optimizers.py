@@ -35,6 +35,7 @@ EXTRA_OPTIONS = {
     "sphere-cma": [{"population": 12, "select": 5, "lr": 1.0}, {"sphere_norm": 3.0}],
     "cholesky-cma": [{"update_every": 1, "sigma0": 0.5}, {"population": 6}],
     "nevergrad": [{"method": "TwoPointsDE"}, {"method": "DiagonalCMA", "population": 12}],
+    "geometry-cma": [{"population": 6, "rank": 3, "sigma0": 0.5}],
 }
 
 
@@ -480,6 +481,13 @@ def _bad_option_cases():
             ({"angle_end": float("nan")}, "nan"),
         ],
         "nevergrad": [({"method": "NoSuchMethod"}, "NoSuchMethod")],
+        "geometry-cma": [
+            ({"rank": 0}, "0"),
+            ({"points": 0}, "0"),
+            ({"iterations": -1}, "-1"),
+            ({"rank": 2.5}, "2.5"),
+            ({"sigma0": float("nan")}, "nan"),
+        ],
         "cholesky-cma": [
             ({"sigma0": 0}, "0"),
             ({"sigma0": float("nan")}, "nan"),

@@ -1,6 +1,8 @@
 """``xdream report``: self-contained HTML for evolution runs (live while running), checked in
 headless Chromium where one is installed (``make test`` installs it)."""
 
+import subprocess
+
 import pytest
 
 from xdream import Experiment, ExperimentConfig
@@ -108,3 +110,31 @@ def test_watch_follows_a_resumed_run_not_its_stale_summary(fast_job, tmp_path):
     page = write_report(tmp_path / "run").read_text()
     assert "running: generation 2 done" in page and "http-equiv" in page
     resumed.close()
+
+
+def test_a_run_nobody_writes_any_more_says_so_and_watch_returns(evolution):
+    """No summary and no writer (killed by another process's kill -9, or an error): the page says
+    it is not running and does not refresh, and ``--watch`` returns instead of waiting forever.
+    A writer in another process (its real flock) makes it live again."""
+    import sys
+
+    evolution.step()
+    evolution.step()
+    run = evolution.run_dir.path
+    assert "running: generation 1 done" in write_report(run).read_text()  # this process holds the lock
+    evolution.close()
+    page = write_report(run).read_text()
+    assert "not running and not ended (generation 1 done, 16 evaluations" in page and "http-equiv" not in page
+    assert f"xdream evolve --resume {run}" in page
+    assert watch(run, interval=0.01) == run / REPORT
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from xdream.runs.lock import RunLock; "
+                               f"RunLock({str(run)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        page = write_report(run).read_text()
+        assert "running: generation 1 done" in page and "http-equiv" in page
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "not running and not ended" in write_report(run).read_text()  # the kernel dropped the killed one's lock

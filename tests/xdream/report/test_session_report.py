@@ -171,6 +171,9 @@ def test_cli_report_of_a_live_session_writes_only_the_page(tmp_path, session_fac
     finally:
         session.close()
     assert set(after) - set(before) == {run.relative_to(run) / REPORT}
+    page = write_report(run).read_text()  # no summary and no writer: killed, or ended by an error
+    assert "not running and not ended (generation 0 done" in page and "http-equiv" not in page
+    assert f"xdream evolve --resume {run}" in page
 
 
 def test_session_page_opens_in_headless_chromium(finished_session, browser_check):

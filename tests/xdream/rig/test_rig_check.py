@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from responders.rig_sim import RigSimulator
@@ -148,10 +149,19 @@ class SilentOnGarbage(RigSimulator):
 
     def _receive(self, frames):
         try:
-            json.loads(frames[1])
+            json.loads(bytes(frames[1]))
         except ValueError:
             return
         super()._receive(frames)
+
+
+class PngSizeUnchecked(RigSimulator):
+    """Scores PNG images without decoding them, so a PNG of another size than the header's passes."""
+
+    def _clean_responses(self, msg):
+        if msg.header["encoding"] == "png":
+            return np.zeros(len(msg.frames))
+        return super()._clean_responses(msg)
 
 
 @pytest.mark.parametrize("rig,failing,section", [
@@ -162,6 +172,7 @@ class SilentOnGarbage(RigSimulator):
     (WrongLimitCode, "limits and error codes", "§3"),
     (DeafToPings, "pings", "§4.3"),
     (SilentOnGarbage, "malformed input", "§2, §4.4"),
+    (PngSizeUnchecked, "present/result png", "§4.2"),
 ])
 def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     sim = rig(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")

@@ -1,0 +1,41 @@
+"""to_uint8: the CPU fast path gives the bytes of round(clamp(x, 0, 1) * 255) (half to even)."""
+
+import numpy as np
+import pytest
+import torch
+
+from xdream.images.io import to_uint8
+
+
+def reference(image: torch.Tensor) -> np.ndarray:
+    """The definition, computed in float64 on whole tensors (x * 255 in float32 first, as a
+    float32 image is scaled)."""
+    scaled = (image.float() * 255).double() if image.dtype == torch.float32 else image.double() * 255
+    return scaled.clamp(0, 255).round().movedim(-3, -1).to(torch.uint8).numpy()
+
+
+def test_ties_round_to_even_and_out_of_range_clamps():
+    ties = torch.tensor([k + 0.5 for k in range(255)], dtype=torch.float32) / 255  # x * 255 lands near k + 0.5
+    image = torch.cat([ties, torch.tensor([-1.0, -0.0, 0.0, 1.0, 2.0, 1 / 510, 3 / 510])]).reshape(1, 1, -1)
+    image = image.expand(3, 1, -1).clone()
+    assert np.array_equal(to_uint8(image), reference(image))
+    assert to_uint8(torch.full((3, 1, 1), 1 / 510)).item(0) == round(255 / 510)  # 0.5 -> 0 (to even)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (4, 3, 16, 9), (2, 2, 3, 4, 4), (0, 3, 8, 8), (2, 1, 6, 6)])
+def test_batch_shapes_and_layout(shape):
+    image = torch.rand(shape, generator=torch.Generator().manual_seed(1)) * 1.4 - 0.2
+    out = to_uint8(image)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous
+    assert out.shape == shape[:-3] + (shape[-2], shape[-1], shape[-3])
+    assert np.array_equal(out, reference(image))
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.permute(0, 1, 3, 2),  # a non-contiguous view
+    lambda x: x.double(),  # not float32: the torch path
+    lambda x: x.requires_grad_(),
+])
+def test_any_float_tensor(make):
+    image = make(torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(2)))
+    assert np.array_equal(to_uint8(image), reference(image.detach()))
