@@ -56,11 +56,9 @@ from xdream.evolve.presentation import Presentation, present
 from xdream.evolve.record import history_entry, write_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
+from xdream.runs.session import KIND, RESULTS, THREADS_DIR
 from xdream.runs.rundir import CONFIG, LOG, SUMMARY, RunDir, atomic_write, json_safe
 
-KIND = "session"
-THREADS_DIR = "threads"
-RESULTS = "results.jsonl"
 DECODE_CHUNK = 64
 INTERLEAVE = 0x1E1EAF  # the seed-sequence key of the interleaving order (any fixed number)
 FIXED = ("generator.name", "optimizer.name", "seed")  # per thread: a resume can never take them changed
@@ -411,7 +409,7 @@ class Session:
         session_record = {
             "generation": g, "presented": self.presented, "shown": outcome.presented,
             "order": [ids[i] for i in order], "threads": threads_record,
-            "stopped": [t.name for t in self.threads if t.stopped is not None],
+            "stopped": {t.name: t.stopped for t in self.threads if t.stopped is not None},
             "timings": {"decode": decoded - started, "respond": responded - decoded,
                         "tell_save": time.perf_counter() - responded},
         }

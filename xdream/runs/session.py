@@ -121,7 +121,7 @@ class SessionState:
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise RunDirError(f"cannot read {path / CONFIG}: {e}") from None
         records = run.read_log()
-        reasons = _reasons(path, records)
+        reasons = _reasons(records)
         threads = []
         for table in config.get("thread", []):
             thread_run = RunDir(path / THREADS_DIR / table["name"])
@@ -175,27 +175,12 @@ def _plugin_name(value) -> str:
     return value if isinstance(value, str) else value["name"]
 
 
-def _reasons(path: Path, records: list[dict]):
-    """A function giving a thread's stop reason: from the session log's last ``stopped`` entry
-    (a list of names, or names to reasons), the reason itself from ``results.jsonl`` when that
-    file describes the thread as far as its log goes."""
-    last = records[-1].get("stopped", []) if records else []
-    stopped = last if isinstance(last, dict) else {name: None for name in last}
-    results = {}
-    if (path / RESULTS).is_file():
-        for line in (path / RESULTS).read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                results[r["name"]] = r
+def _reasons(records: list[dict]):
+    """A function giving a thread's stop reason (``generations``, ``budget``, ``patience``), from
+    the session log's last ``stopped`` entry (thread name -> reason); None while it runs."""
+    stopped = records[-1].get("stopped", {}) if records else {}
 
     def reason(thread: ThreadState) -> str | None:
-        if thread.name not in stopped:
-            return None
-        known = results.get(thread.name)
-        if stopped[thread.name]:
-            return stopped[thread.name]
-        if known is not None and known.get("generations") == thread.generations and known.get("stopped"):
-            return known["stopped"]
-        return "ended"
+        return stopped.get(thread.name)
 
     return reason

@@ -1,0 +1,1 @@
+"""Run directories: everything a run writes, written atomically, and the checkpoint it resumes from."""
