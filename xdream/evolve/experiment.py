@@ -41,7 +41,7 @@ from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
 from xdream.evolve.build import build_optimizer
 from xdream.evolve.presentation import Presentation, present
-from xdream.evolve.record import history_entry, write_generation
+from xdream.evolve.record import save_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.core.responder import NoisyResponder, Responder
 from xdream.runs.rundir import CONFIG, SUMMARY, RunDir
@@ -314,19 +314,9 @@ class Experiment:
         return n if self.config.budget is None else max(1, min(n, self.config.budget - self.evaluations))
 
     def _save_generation(self, codes, images, outcome: Presentation, reference_index: np.ndarray) -> dict:
-        record, digest = write_generation(
-            self.run_dir, self.generation, codes, images, outcome, evaluations=self.evaluations,
-            presented=self.presented, best_score=self.best_score, save_images=self.config.save_images,
-            reshow=self.config.unscored == "reshow", reference_index=reference_index,
-            reference_names=None if self.reference is None else self.reference.names)
-        self.digests.append(digest)
-        if "best_index" in record and record["best"] > self.best_score:
-            self.best_score, self.best_generation = record["best"], self.generation
-        self.history.append(history_entry(record))
-        self.generation += 1
-        self.evaluations += len(outcome.scores)
-        self.presented += outcome.presented
-        return record
+        return save_generation(self, self.run_dir, codes, images, outcome, save_images=self.config.save_images,
+                               reshow=self.config.unscored == "reshow", reference_index=reference_index,
+                               reference_names=None if self.reference is None else self.reference.names)
 
     def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
             on_generation: Callable[[dict], None] | None = None) -> Summary:

@@ -67,3 +67,24 @@ def write_generation(run: RunDir, generation: int, codes: np.ndarray, images: to
 def history_entry(record: dict) -> dict:
     """What the trajectory plot keeps of a generation's record."""
     return {k: record[k] for k in HISTORY_KEYS if k in record}
+
+
+def save_generation(progress, run: RunDir, codes: np.ndarray, images: torch.Tensor, outcome: Presentation, *,
+                    save_images: str, reshow: bool, reference_names: list[str] | None = None,
+                    reference_index: np.ndarray | None = None) -> dict:
+    """Write ``progress``'s next generation (:func:`write_generation`) and count it in
+    ``progress`` (a run or a session's thread: its ``generation``, ``evaluations``,
+    ``presented``, ``best_score``, ``best_generation``, ``history`` and ``digests``); returns
+    the log record."""
+    record, digest = write_generation(
+        run, progress.generation, codes, images, outcome, evaluations=progress.evaluations,
+        presented=progress.presented, best_score=progress.best_score, save_images=save_images, reshow=reshow,
+        reference_names=reference_names, reference_index=reference_index)
+    progress.digests.append(digest)
+    if "best_index" in record and record["best"] > progress.best_score:
+        progress.best_score, progress.best_generation = record["best"], progress.generation
+    progress.history.append(history_entry(record))
+    progress.generation += 1
+    progress.evaluations += len(outcome.scores)
+    progress.presented += outcome.presented
+    return record

@@ -53,7 +53,7 @@ from xdream.core.seeding import derive_rngs
 from xdream.core.threads import use_threads
 from xdream.evolve.build import build_optimizer
 from xdream.evolve.presentation import Presentation, present
-from xdream.evolve.record import history_entry, write_generation
+from xdream.evolve.record import save_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
 from xdream.runs.session import KIND, RESULTS, THREADS_DIR
@@ -437,17 +437,9 @@ class Session:
                             ref_clean, shown, int(shown.sum()) + n_refs)
 
     def _save(self, t: Thread, codes, images, outcome: Presentation, reference_index) -> dict:
-        record, digest = write_generation(
-            t.run, t.generation, codes, images, outcome, evaluations=t.evaluations, presented=t.presented,
-            best_score=t.best_score, save_images=self.config.save_images, reshow=self.config.unscored == "reshow",
-            reference_index=reference_index, reference_names=None if self.reference is None else self.reference.names)
-        t.digests.append(digest)
-        if "best_index" in record and record["best"] > t.best_score:
-            t.best_score, t.best_generation = record["best"], t.generation
-        t.history.append(history_entry(record))
-        t.generation += 1
-        t.evaluations += len(outcome.scores)
-        t.presented += outcome.presented
+        record = save_generation(t, t.run, codes, images, outcome, save_images=self.config.save_images,
+                                 reshow=self.config.unscored == "reshow", reference_index=reference_index,
+                                 reference_names=None if self.reference is None else self.reference.names)
         t.log_lines.append(t.run.append_log(record))
         return record
 
