@@ -4,8 +4,9 @@ Runs execute on Ray (a local instance by default, ``address`` for an existing cl
 nodes need xdream installed and the sweep directory on a shared filesystem) or, when Ray is
 not installed or ``backend="process"``, on a local process pool. A sweep restarted after a
 crash skips the runs that finished (their ``summary.json`` says so) and resumes the others
-from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan, so a restart
-with a different grid is refused, and ``results.jsonl`` one record per run when all are done
+from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan: a restart
+whose grid only adds runs (another optimiser, more seeds) extends the sweep and keeps its finished
+runs, one that changes or drops a run is refused; ``results.jsonl`` holds one record per run when all are done
 (a grid point that is a session of several threads: one record per thread, with ``thread``).
 
 Every run holds its run directory's lock (:mod:`xdream.runs.lock`) while it writes, so a
@@ -121,11 +122,16 @@ def prepare(sweep_file, output: str | None) -> tuple[Path, list[RunSpec]]:
     if not out:
         raise ConfigError(f"sweep {sweep_file} has no output directory; set output = \"DIR\" or pass --output")
     sweep_dir = Path(out)
-    plan = json.dumps({"runs": [{"name": r.name, "labels": r.labels, "config": r.config} for r in runs]},
-                      indent=1, sort_keys=True)
+    entries = [{"name": r.name, "labels": r.labels, "config": r.config} for r in runs]
+    plan = json.dumps({"runs": entries}, indent=1, sort_keys=True)
     if (sweep_dir / PLAN).is_file():
-        if (sweep_dir / PLAN).read_text() != plan:
-            raise RunDirError(f"{sweep_dir} holds a different sweep ({PLAN} differs); choose another --output")
+        recorded = (sweep_dir / PLAN).read_text()
+        if recorded != plan:
+            if not _grows(json.loads(recorded)["runs"], json.loads(plan)["runs"]):
+                raise RunDirError(f"{sweep_dir} holds a different sweep ({PLAN} differs: a run was changed or "
+                                  "removed; new grid values only add runs); choose another --output")
+            atomic_write(sweep_dir / PLAN, plan.encode())
+            (sweep_dir / RESULTS).unlink(missing_ok=True)  # it lists the smaller sweep; rewritten when all are done
     elif sweep_dir.exists() and any(sweep_dir.iterdir()):
         raise RunDirError(f"output directory {sweep_dir} already exists and is not a sweep; choose another")
     else:
@@ -135,6 +141,14 @@ def prepare(sweep_file, output: str | None) -> tuple[Path, list[RunSpec]]:
             raise RunDirError(f"cannot create sweep directory {sweep_dir}: {e.strerror}") from None
         atomic_write(sweep_dir / PLAN, plan.encode())
     return sweep_dir, runs
+
+
+def _grows(recorded: list[dict], planned: list[dict]) -> bool:
+    """Whether ``planned`` keeps every recorded run unchanged (name, labels, config) and only
+    adds runs: new values on a grid axis (another optimiser, more seeds) extend a sweep, and its
+    finished runs count; a changed or removed run would mix two sweeps in one directory."""
+    planned_by_name = {entry["name"]: entry for entry in planned}
+    return all(planned_by_name.get(entry["name"]) == entry for entry in recorded)
 
 
 def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=None, log=print) -> dict:

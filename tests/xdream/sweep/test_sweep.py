@@ -96,15 +96,38 @@ def test_bad_grid_one_line_exit_2_nothing_written(fast_job, tmp_path, capsys, pa
     assert not (tmp_path / "out").exists()
 
 
-def test_sweep_refuses_a_different_grid_in_the_same_directory(fast_job, tmp_path, capsys):
+def test_sweep_refuses_a_changed_or_smaller_grid_in_the_same_directory(fast_job, tmp_path, capsys):
     out = tmp_path / "out"
-    path = write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0]), out)
+    path = write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0, 1]), out)
     from xdream.sweep.runner import prepare
 
     prepare(path, None)
-    other = write_sweep(tmp_path / "b.toml", sweep_data(fast_job, seed=[0, 1]), out)
-    assert main(["sweep", str(other)]) == 2
-    assert "holds a different sweep" in capsys.readouterr().err
+    plan = (out / "sweep.json").read_text()
+    smaller = write_sweep(tmp_path / "b.toml", sweep_data(fast_job, seed=[0]), out)
+    changed_data = sweep_data(fast_job, seed=[0, 1])
+    changed_data["base"]["generations"] += 1  # every run changes
+    changed = write_sweep(tmp_path / "c.toml", changed_data, out)
+    for other in (smaller, changed):
+        assert main(["sweep", str(other)]) == 2
+        assert "holds a different sweep" in capsys.readouterr().err
+        assert (out / "sweep.json").read_text() == plan
+
+
+def test_sweep_grown_by_new_grid_values_keeps_its_finished_runs(fast_job, tmp_path):
+    out = tmp_path / "out"
+    first = run_sweep(write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0]), out), backend="process",
+                      workers=1, log=lambda line: None)
+    assert first["failures"] == {} and len((out / "results.jsonl").read_text().splitlines()) == 1
+    finished = out / "runs" / "seed=0" / "summary.json"
+    before = finished.stat().st_mtime_ns
+    lines = []
+    grown = run_sweep(write_sweep(tmp_path / "b.toml", sweep_data(fast_job, seed=[0, 1]), out), backend="process",
+                      workers=1, log=lines.append)
+    assert grown["failures"] == {}
+    assert "2 runs, 1 complete (skipped), 1 to run" in lines[0]
+    assert finished.stat().st_mtime_ns == before  # not run again
+    names = [json.loads(line)["name"] for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(names) == ["seed=0", "seed=1"]
 
 
 def test_process_pool_backend_runs_and_skips(fast_job, tmp_path):
