@@ -4,7 +4,7 @@ On a loaded machine (a rig PC also runs the acquisition software; a sweep runs s
 torch's default of one OpenMP thread per core, each spinning while it waits for the next
 parallel region, makes the threads of every process fight for the cores: the default job ran
 about 30x slower beside two busy processes on 2 cores instead of the ~3x a fair share costs.
-Two remedies, measured by ``experiments/bench_loop.py`` part (e):
+Three remedies, the first two measured by ``experiments/bench_loop.py`` part (e):
 
 - ``OMP_WAIT_POLICY=PASSIVE`` (OpenMP 4.5 spec, section 4.8; libgomp and Intel's runtime honour
   it): an idle pool thread sleeps at once instead of spinning. It is read when the OpenMP
@@ -15,6 +15,7 @@ Two remedies, measured by ``experiments/bench_loop.py`` part (e):
   The count is a config value (``threads``), recorded in
   the run's ``config.toml`` so a resumed run reuses it: 1 and 2 threads sum floats in different
   orders, so the count is part of what makes a run bit-identical.
+- One thread for numpy's BLAS (:func:`quiet_numpy_blas`), whose products are small.
 """
 
 from __future__ import annotations
@@ -68,12 +69,27 @@ def default_threads() -> int:
 def use_threads(threads: int) -> None:
     """Set torch's intra-op pool (which sizes MKL's too) to ``threads`` and its inter-op pool to
     one thread (xdream runs no concurrent torch ops); the inter-op size can only be set before
-    torch first uses that pool, so later calls leave it."""
+    torch first uses that pool, so later calls leave it. numpy's BLAS gets one thread
+    (:func:`quiet_numpy_blas`)."""
     import torch
 
     torch.set_num_threads(threads)
+    quiet_numpy_blas()
     if torch.get_num_interop_threads() != 1:
         try:
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already started, or set before in this process
             pass
+
+
+def quiet_numpy_blas() -> None:
+    """One thread for numpy's BLAS (OpenBLAS in numpy's wheels), through threadpoolctl. numpy
+    serves the optimisers' small products (at most population x d = 40 x 4096), where a second
+    thread gains little when the machine is idle and loses much when it is busy: OpenBLAS's
+    threads spin, then wait for a time slice, at every call. Measured beside 2 busy processes
+    on 2 cores, a [40, 256] x [256, 4096] product: median 10.9 ms with 2 threads, 5.9 ms with
+    1. It also keeps a run's values independent of the machine's core count: OpenBLAS's
+    threaded products (and eigendecompositions, as full CMA-ES does) sum in another order."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")

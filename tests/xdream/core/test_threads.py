@@ -117,3 +117,19 @@ def test_experiment_applies_and_records_threads(tmp_path, fast_job):
         kept.close()
     finally:
         torch.set_num_threads(before)
+
+
+def test_use_threads_gives_numpy_blas_one_thread_whatever_the_core_count():
+    """numpy's BLAS ends at one thread after use_threads (its products are small; a busy
+    machine makes a second thread wait), so the values of a run do not depend on the cores."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from xdream.core.threads import use_threads
+
+    blas = lambda: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]  # noqa: E731
+    assert blas(), "threadpoolctl sees no BLAS under numpy: the limit would do nothing"
+    with threadpool_limits(2, user_api="blas"):  # restored after the test
+        assert set(blas()) == {2}
+        use_threads(torch.get_num_threads())
+        assert set(blas()) == {1}
