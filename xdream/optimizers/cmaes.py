@@ -1,4 +1,5 @@
-"""CMA-ES through pycma, full or diagonal covariance (``diagonal=True``, linear cost).
+"""CMA-ES through pycma, full or diagonal covariance (``diagonal=True``, linear cost), or none
+(``isotropic=True``: step-size adaptation only, the (mu/mu_w, lambda)-CSA-ES; linear cost).
 
 pycma minimises and, given a seed, reseeds numpy's *global* RNG. Here it gets ``seed=nan``
 and a ``randn`` hook that draws from the optimiser's own Generator, writes no files and
@@ -27,8 +28,10 @@ class _Randn:
 
 
 def cma_strategy(x0: np.ndarray, sigma0: float, rng: np.random.Generator, *, population: int | None = None,
-                 diagonal: bool = False) -> cma.CMAEvolutionStrategy:
-    """A pycma strategy at ``x0`` drawing from ``rng`` only, silent, without files or stopping rules."""
+                 diagonal: bool = False, isotropic: bool = False) -> cma.CMAEvolutionStrategy:
+    """A pycma strategy at ``x0`` drawing from ``rng`` only, silent, without files or stopping
+    rules. ``isotropic``: no covariance learning, the step size only (pycma's ``CMA_on = 0``,
+    stored diagonal so the cost stays linear in ``d``)."""
     options = {
         "seed": np.nan,
         "randn": _Randn(rng),
@@ -36,7 +39,8 @@ def cma_strategy(x0: np.ndarray, sigma0: float, rng: np.random.Generator, *, pop
         "verb_log": 0,
         "verb_disp": 0,
         "signals_filename": "",  # no file checks
-        "CMA_diagonal": bool(diagonal),
+        "CMA_diagonal": bool(diagonal or isotropic),
+        "CMA_on": 0 if isotropic else 1,
         # pycma mirrors samples for popsize < 6 by injecting them into the next ask(); an
         # all-NaN generation (no tell) would then lose them and change the state.
         "CMA_mirrors": 0,
@@ -79,6 +83,7 @@ class PyCMA(Optimizer):
         population: int | None = None,
         sigma0: float = 1.0,
         diagonal: bool = False,
+        isotropic: bool = False,
         sampler=None,
         init=None,
         budget=None,
@@ -89,7 +94,7 @@ class PyCMA(Optimizer):
         if dim < 2:
             raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
         x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
-        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal)
+        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal, isotropic=isotropic)
         self.population = self.es.popsize
 
     def _ask(self) -> np.ndarray:
