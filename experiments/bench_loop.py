@@ -152,9 +152,7 @@ def optimiser_costs(dim: int, population: int, generations: int) -> dict[str, li
     results = {}
     variants = [(name, {}) for name in registry.available("optimizer")]
     if "cmaes" in registry.available("optimizer"):
-        variants += [("cmaes", {"diagonal": True}), ("cmaes", {"isotropic": True})]
-    if "mean-cma" in registry.available("optimizer"):
-        variants.append(("mean-cma", {"isotropic": True}))
+        variants.append(("cmaes", {"diagonal": True}))
     if "genetic" in registry.available("optimizer"):
         variants.append(("genetic", {"preset": "wang-ponce"}))
     runners = {}

@@ -1,5 +1,4 @@
-"""CMA-ES through pycma, full or diagonal covariance (``diagonal=True``, linear cost), or none
-(``isotropic=True``: step-size adaptation only, the (mu/mu_w, lambda)-CSA-ES; linear cost).
+"""CMA-ES through pycma, full or diagonal covariance (``diagonal=True``, linear cost).
 
 pycma minimises and, given a seed, reseeds numpy's *global* RNG. Here it gets ``seed=nan``
 and a ``randn`` hook that draws from the optimiser's own Generator, writes no files and
@@ -74,6 +73,7 @@ class PyCMA(Optimizer):
     name = "cmaes"
     nan_policy = "rank-last"
     accepts_repaired_codes = True  # pycma's tell takes repaired (e.g. clipped) solutions
+    isotropic = False  # True: step-size adaptation only (csa-es)
 
     def __init__(
         self,
@@ -83,7 +83,6 @@ class PyCMA(Optimizer):
         population: int | None = None,
         sigma0: float = 1.0,
         diagonal: bool = False,
-        isotropic: bool = False,
         sampler=None,
         init=None,
         budget=None,
@@ -94,7 +93,7 @@ class PyCMA(Optimizer):
         if dim < 2:
             raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
         x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
-        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal, isotropic=isotropic)
+        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal, isotropic=self.isotropic)
         self.population = self.es.popsize
 
     def _ask(self) -> np.ndarray:

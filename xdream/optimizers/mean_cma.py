@@ -28,11 +28,11 @@ class MeanCMA(PyCMA):
     name = "mean-cma"
 
     def __init__(self, dim, rng, *, population: int = 20, sigma0: float = 1.0, diagonal: bool = True,
-                 isotropic: bool = False, sampler=None, init=None, budget=None):
+                 sampler=None, init=None, budget=None):
         if population < 4:
             raise ConfigError(f"{self.name} population must be >= 4 (3 samples, the fewest pycma takes, + the mean), got {population}")
         super().__init__(dim, rng, population=population - 1, sigma0=sigma0, diagonal=diagonal,
-                         isotropic=isotropic, sampler=sampler, init=init, budget=budget)
+                         sampler=sampler, init=init, budget=budget)
         self.population = self.es.popsize + 1
 
     def _ask(self) -> np.ndarray:

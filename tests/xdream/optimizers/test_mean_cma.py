@@ -57,19 +57,3 @@ def test_population_below_four_is_refused_naming_it(population):
     with pytest.raises(ConfigError, match=f"mean-cma population must be >= 4.*got {population}$"):
         make("mean-cma", {"population": population})
 
-
-@pytest.mark.parametrize("name", ["cmaes", "mean-cma"])
-def test_isotropic_learns_the_step_size_only(name):
-    """On an ill-conditioned quadratic the diagonal strategy learns unequal coordinate scales;
-    the isotropic one keeps one scale for every coordinate and still adapts sigma."""
-    weights = np.logspace(0, 3, 30)
-    scales = {}
-    for isotropic in (False, True):
-        opt = make(name, {"population": 10, "diagonal": True, "isotropic": isotropic, "sigma0": 1.0})
-        for _ in range(80):
-            codes = opt.ask()
-            opt.tell(codes, -np.sum(weights * (codes - 1.0) ** 2, axis=1))
-        scales[isotropic] = (np.broadcast_to(opt.es.sigma_vec.scaling, (30,)), opt.sigma)
-    learnt, (flat, sigma) = scales[False][0], scales[True]
-    assert learnt.max() / learnt.min() > 3
-    assert np.ptp(flat) == 0 and sigma < 0.5  # one scale; the step size shrank towards the optimum

@@ -25,7 +25,8 @@ NAMES = registry.available("optimizer")
 
 # Extra option sets of known optimisers; used only when that optimiser is registered.
 EXTRA_OPTIONS = {
-    "cmaes": [{"diagonal": True}, {"population": 4}, {"isotropic": True, "population": 6}],
+    "cmaes": [{"diagonal": True}, {"population": 4}],
+    "csa-es": [{"population": 6, "sigma0": 0.5}],
     "genetic": [
         {"n_conserve": 3},
         {"population": 9, "heritability": 0.8, "mutation_rate": 0.25},
@@ -36,7 +37,7 @@ EXTRA_OPTIONS = {
     "cholesky-cma": [{"update_every": 1, "sigma0": 0.5}, {"population": 6}],
     "nevergrad": [{"method": "TwoPointsDE"}, {"method": "DiagonalCMA", "population": 12}],
     "geometry-cma": [{"population": 6, "rank": 3, "sigma0": 0.5}],
-    "mean-cma": [{"population": 5}, {"diagonal": False, "sigma0": 0.5}, {"isotropic": True}],
+    "mean-cma": [{"population": 5}, {"diagonal": False, "sigma0": 0.5}],
 }
 
 
