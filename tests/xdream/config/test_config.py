@@ -46,7 +46,7 @@ def test_bad_config_gives_one_line_error(fast_job, change, message):
 
 def test_unknown_plugin_lists_valid_names(fast_job):
     fast_job["optimizer"]["name"] = "adam"
-    with pytest.raises(UnknownNameError, match="valid: .*cmaes, genetic"):
+    with pytest.raises(UnknownNameError, match="valid: .*cmaes, csa-es, genetic"):
         ExperimentConfig.from_dict(fast_job)
 
 
