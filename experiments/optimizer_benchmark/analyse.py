@@ -286,7 +286,7 @@ def statistics_markdown(stats_: dict) -> str:
         lines += ["", "Failed runs (not scored; they count against nobody's mean but are listed here):", ""]
         for opt, errors in failed.items():
             for error, count in sorted(((e, errors.count(e)) for e in set(errors)), key=lambda x: -x[1]):
-                lines.append(f"- {opt}: {count} run(s): {error}")
+                lines.append(f"- {opt}: {count} run(s): {error.splitlines()[0]}")  # pycma's messages run on
     return "\n".join(lines) + "\n"
 
 

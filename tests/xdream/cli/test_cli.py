@@ -15,7 +15,7 @@ BAD_INPUTS = [
     (["--target", "efficientnet_lite0:_blocks.2"], "MODEL:LAYER:CHANNEL"),
     (["--target", "efficientnet_lite0:_blocks.2:x"], "'x'"),
     (["--set", "colour=1"], "unknown config key 'colour'"),
-    (["--set", "optimizer.mutation_rate=\"high\""], "'mutation_rate' must be float, got 'high'"),
+    (["--optimizer", "genetic", "--set", "optimizer.mutation_rate=\"high\""], "'mutation_rate' must be float, got 'high'"),
     (["--set", "seed=1.5"], "'seed' must be int, got 1.5"),
     (["--set", "noise.level=0.2"], "no [noise] table"),
     (["--set", "novalue"], "KEY=VALUE"),
@@ -127,7 +127,8 @@ def test_cli_run_with_overrides(tmp_path, fast_job, capsys):
     out = tmp_path / "run"
     code = main(["evolve", "--generator", "pixel", "--set", "generator.size=16", "--target",
                  "efficientnet_lite0:_blocks.2:5", "--set", "responder.input_size=64", "--population", "6",
-                 "--generations", "3", "--set", "optimizer.mutation_rate=0.25", "--output", str(out), "--quiet"])
+                 "--generations", "3", "--optimizer", "genetic", "--set", "optimizer.mutation_rate=0.25",
+                 "--output", str(out), "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "first generation" in printed
