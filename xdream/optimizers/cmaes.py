@@ -27,10 +27,8 @@ class _Randn:
 
 
 def cma_strategy(x0: np.ndarray, sigma0: float, rng: np.random.Generator, *, population: int | None = None,
-                 diagonal: bool = False, isotropic: bool = False) -> cma.CMAEvolutionStrategy:
-    """A pycma strategy at ``x0`` drawing from ``rng`` only, silent, without files or stopping
-    rules. ``isotropic``: no covariance learning, the step size only (pycma's ``CMA_on = 0``,
-    stored diagonal so the cost stays linear in ``d``)."""
+                 diagonal: bool = False) -> cma.CMAEvolutionStrategy:
+    """A pycma strategy at ``x0`` drawing from ``rng`` only, silent, without files or stopping rules."""
     options = {
         "seed": np.nan,
         "randn": _Randn(rng),
@@ -38,8 +36,7 @@ def cma_strategy(x0: np.ndarray, sigma0: float, rng: np.random.Generator, *, pop
         "verb_log": 0,
         "verb_disp": 0,
         "signals_filename": "",  # no file checks
-        "CMA_diagonal": bool(diagonal or isotropic),
-        "CMA_on": 0 if isotropic else 1,
+        "CMA_diagonal": bool(diagonal),
         # pycma mirrors samples for popsize < 6 by injecting them into the next ask(); an
         # all-NaN generation (no tell) would then lose them and change the state.
         "CMA_mirrors": 0,
@@ -73,7 +70,6 @@ class PyCMA(Optimizer):
     name = "cmaes"
     nan_policy = "rank-last"
     accepts_repaired_codes = True  # pycma's tell takes repaired (e.g. clipped) solutions
-    isotropic = False  # True: step-size adaptation only (csa-es)
 
     def __init__(
         self,
@@ -93,7 +89,7 @@ class PyCMA(Optimizer):
         if dim < 2:
             raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
         x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
-        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal, isotropic=self.isotropic)
+        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal)
         self.population = self.es.popsize
 
     def _ask(self) -> np.ndarray:

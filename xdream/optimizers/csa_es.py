@@ -1,31 +1,84 @@
 """CSA-ES: the (mu/mu_w, lambda) evolution strategy with cumulative step-size adaptation only.
 
-CMA-ES without covariance learning (Hansen & Ostermeier, Evolutionary Computation 9(2), 2001:
-the CSA rule of section 3 with C fixed at the identity; pycma's ``CMA_on = 0``): isotropic
-Gaussian samples around the mean, log-rank weighted recombination of the better half, and the
-step size grown or shrunk by the length of the evolution path. In a latent space of hundreds or
-thousands of dimensions the covariance learning rates of CMA-ES are of order ``1 / d^2``, so
-within a few thousand evaluations the covariance barely moves and the step size is what matters
-(Wang & Ponce, GECCO 2022, whose answer is a fixed angular schedule: ``sphere-cma``). CSA adapts
-the step size to the landscape instead, at a cost linear in ``d`` (no ``d x d`` matrix: pycma
-stores the identity as a diagonal), so it meets the 5 ms ask+tell budget at d = 4096 where full
-CMA-ES does not.
+CMA-ES without covariance learning: isotropic Gaussian samples ``x = m + sigma z`` around the
+mean, log-rank weighted recombination of the better half, and the step size grown or shrunk by
+the length of the evolution path (Hansen & Ostermeier, Evolutionary Computation 9(2), 2001;
+here with the constants of Hansen, "The CMA Evolution Strategy: A Tutorial",
+arXiv:1604.00772, 2016, Table 1 and eqs. 41-44 with ``C = I`` and ``c_m = 1``):
 
-On Fourier codes (d = 918) read by EfficientNet-Lite0 units it scored level with pycma's full
-CMA-ES at the same population, ahead of diagonal CMA-ES under noise, and ahead of XDREAM's GA
-(``experiments/optimizer_benchmark``, the ``power`` table). Defaults: pycma's population
-``4 + floor(3 ln d)`` (24 at d = 918, 28 at d = 4096) and ``sigma0 = 1``, the prior's scale.
+- ``lambda = 4 + floor(3 ln d)``, ``mu = floor(lambda / 2)``, weights ``ln(mu + 1/2) - ln i``;
+- ``c_sigma = (mu_eff + 2) / (d + mu_eff + 5)``,
+  ``d_sigma = 1 + 2 max(0, sqrt((mu_eff - 1) / (d + 1)) - 1) + c_sigma``;
+- ``m += sigma z_w``, ``p <- (1 - c_sigma) p + sqrt(c_sigma (2 - c_sigma) mu_eff) z_w``,
+  ``sigma *= exp(c_sigma / d_sigma (|p| / E|N(0, I)| - 1))``.
+
+Why no covariance: in a latent space of hundreds or thousands of dimensions CMA-ES's
+covariance learning rates are of order ``1 / d^2``, so within a few thousand evaluations the
+covariance barely moves and the step size is what matters (Wang & Ponce, GECCO 2022, whose
+answer is a fixed angular schedule: ``sphere-cma``). CSA adapts the step size to the landscape
+instead, at a cost linear in ``d``: no matrix, float32 samples, one weighted sum per tell.
+
+Defaults: ``population = 4 + floor(3 ln d)`` (24 at d = 918, 28 at d = 4096) and ``sigma0 = 1``,
+the prior's scale; the mean starts at zero (the prior's centre) or at the mean of ``init``.
 """
 
 from __future__ import annotations
 
-from xdream.optimizers.cmaes import PyCMA
+import math
+
+import numpy as np
+
+from xdream.core.errors import ConfigError
+from xdream.core.optimizer import Optimizer
+from xdream.optimizers.ranking import log_rank_weights, rank_order
 
 
-class CSAES(PyCMA):
+class CSAES(Optimizer):
     name = "csa-es"
-    isotropic = True
+    nan_policy = "rank-last"
 
     def __init__(self, dim, rng, *, population: int | None = None, sigma0: float = 1.0,
                  sampler=None, init=None, budget=None):
-        super().__init__(dim, rng, population=population, sigma0=sigma0, sampler=sampler, init=init, budget=budget)
+        super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
+        self._check_population(population)
+        self._check_positive(sigma0=sigma0)
+        if dim < 2:
+            raise ConfigError(f"{self.name} needs dimension >= 2, got {dim}")
+        self.population = int(population) if population is not None else 4 + int(3 * math.log(dim))
+        self.weights = log_rank_weights(self.population // 2)
+        mu_eff = 1.0 / float(np.sum(self.weights**2))
+        self.c_sigma = (mu_eff + 2) / (dim + mu_eff + 5)
+        self.d_sigma = 1 + 2 * max(0.0, math.sqrt((mu_eff - 1) / (dim + 1)) - 1) + self.c_sigma
+        self.path_gain = math.sqrt(self.c_sigma * (2 - self.c_sigma) * mu_eff)
+        self.chi_d = math.sqrt(dim) * (1 - 1 / (4 * dim) + 1 / (21 * dim**2))  # E|N(0, I)|
+        self.mean = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
+        self.sigma = float(sigma0)
+        self.path = np.zeros(dim)
+        self._z: np.ndarray | None = None  # the standard normal steps of the pending codes
+
+    def _ask(self) -> np.ndarray:
+        self._z = self.rng.standard_normal((self.population, self.dim), dtype=np.float32)
+        codes = self._z * np.float32(self.sigma)
+        codes += self.mean.astype(np.float32)
+        return codes
+
+    def _tell(self, codes, scores) -> None:
+        z, self._z = self._z, None
+        if not np.isfinite(scores).any():
+            return
+        chosen = rank_order(scores)[: len(self.weights)]
+        z_w = self.weights @ z[chosen].astype(np.float64)
+        self.mean += self.sigma * z_w
+        self.path *= 1 - self.c_sigma
+        self.path += self.path_gain * z_w
+        self.sigma *= math.exp(self.c_sigma / self.d_sigma * (np.linalg.norm(self.path) / self.chi_d - 1))
+
+    def _state(self) -> dict:
+        return {"mean": self.mean.copy(), "sigma": self.sigma, "path": self.path.copy(),
+                "z": None if self._z is None else self._z.copy()}
+
+    def _load_state(self, state: dict) -> None:
+        self.mean = np.array(state["mean"], dtype=np.float64)
+        self.sigma = float(state["sigma"])
+        self.path = np.array(state["path"], dtype=np.float64)
+        self._z = None if state["z"] is None else np.array(state["z"], dtype=np.float32)
