@@ -56,8 +56,12 @@ class CSAES(Optimizer):
         self.path = np.zeros(dim)
         self._z: np.ndarray | None = None  # the standard normal steps of the pending codes
 
+    def _steps(self) -> np.ndarray:
+        """The standard normal steps ``z`` of the next generation, ``[population, dim]``."""
+        return self.rng.standard_normal((self.population, self.dim), dtype=np.float32)
+
     def _ask(self) -> np.ndarray:
-        self._z = self.rng.standard_normal((self.population, self.dim), dtype=np.float32)
+        self._z = self._steps()
         codes = self._z * np.float32(self.sigma)
         codes += self.mean.astype(np.float32)
         return codes
@@ -69,6 +73,10 @@ class CSAES(Optimizer):
         chosen = rank_order(scores)[: len(self.weights)]
         z_w = self.weights @ z[chosen].astype(np.float64)
         self.mean += self.sigma * z_w
+        self._adapt_sigma(z_w, scores)
+
+    def _adapt_sigma(self, z_w: np.ndarray, scores: np.ndarray) -> None:
+        """Cumulative step-size adaptation from the recombined step ``z_w``."""
         self.path *= 1 - self.c_sigma
         self.path += self.path_gain * z_w
         self.sigma *= math.exp(self.c_sigma / self.d_sigma * (np.linalg.norm(self.path) / self.chi_d - 1))

@@ -71,3 +71,50 @@ def test_population_defaults_to_the_tutorials():
     assert make(dim=918).population == 4 + int(3 * math.log(918)) == 24
     assert make(dim=4096).population == 28
     assert make({"population": 12}).weights.size == 6
+
+
+# ---- TPA-ES: the same strategy with two-point step-size adaptation -------------------------
+
+
+def test_tpa_line_samples_mirror_the_last_mean_shift():
+    opt = registry.create("optimizer", "tpa-es", {"population": 10}, dim=30, rng=np.random.default_rng(0))
+    first = opt.ask()
+    before = opt.mean.copy()
+    opt.tell(first, -np.sum((first - 1.0) ** 2, axis=1))
+    shift = opt.mean - before
+    steps = (opt.ask().astype(np.float64) - opt.mean) / opt.sigma
+    np.testing.assert_allclose(steps[0], -steps[1], atol=1e-5)
+    cosine = steps[0] @ shift / np.linalg.norm(steps[0]) / np.linalg.norm(shift)
+    assert cosine == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("ahead_wins", [True, False])
+def test_tpa_step_size_follows_the_rank_of_the_line_samples(ahead_wins):
+    """Sample ahead best and the one behind worst: r = 1, s = 0.3, sigma *= exp(0.3 / damp);
+    the other way round sigma shrinks by the same factor (pycma's TPA constants)."""
+    d, lam = 30, 10
+    opt = registry.create("optimizer", "tpa-es", {"population": lam}, dim=d, rng=np.random.default_rng(1))
+    codes = opt.ask()
+    opt.tell(codes, -np.sum((codes - 1.0) ** 2, axis=1))
+    sigma = opt.sigma
+    codes = opt.ask()
+    scores = np.linspace(0.0, 1.0, lam)  # rows 2.. in between
+    scores[0], scores[1] = (2.0, -1.0) if ahead_wins else (-1.0, 2.0)
+    opt.tell(codes, scores)
+    damp = 0.7 + 2 * math.log(d)
+    expected = sigma * math.exp((0.3 if ahead_wins else -0.3) / damp)
+    assert opt.sigma == pytest.approx(expected, rel=1e-12)
+
+
+def test_tpa_step_size_grows_on_a_slope_and_shrinks_near_an_optimum():
+    slope = registry.create("optimizer", "tpa-es", {"population": 10, "sigma0": 0.1}, dim=30,
+                            rng=np.random.default_rng(0))
+    for _ in range(50):
+        codes = slope.ask()
+        slope.tell(codes, codes.sum(axis=1))
+    assert slope.sigma > 10 * 0.1
+    bowl = registry.create("optimizer", "tpa-es", {"population": 10}, dim=30, rng=np.random.default_rng(0))
+    for _ in range(150):
+        codes = bowl.ask()
+        bowl.tell(codes, -np.sum((codes - 1.0) ** 2, axis=1))
+    assert bowl.sigma < 0.1 and np.linalg.norm(bowl.mean - 1.0) < 0.5

@@ -27,6 +27,7 @@ NAMES = registry.available("optimizer")
 EXTRA_OPTIONS = {
     "cmaes": [{"diagonal": True}, {"population": 4}],
     "csa-es": [{"population": 6, "sigma0": 0.5}],
+    "tpa-es": [{"population": 6, "sigma0": 0.5}],
     "genetic": [
         {"n_conserve": 3},
         {"population": 9, "heritability": 0.8, "mutation_rate": 0.25},
