@@ -13,7 +13,7 @@ behind, shrinks when it ranks worse:
 
 Both line samples are ordinary members of the generation: they are ranked and recombined like
 the others. Unlike cumulative step-size adaptation, whose time constant ``1 / c_sigma`` is about
-``d / mu_eff`` generations (over a hundred at d = 918, longer than a run of a few thousand
+``d / mu_eff`` generations (about 103 at d = 918, longer than a run of a few thousand
 evaluations), TPA reacts within a few generations at any dimension. Cost linear in ``d``.
 """
 
