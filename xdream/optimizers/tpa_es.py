@@ -15,6 +15,12 @@ Both line samples are ordinary members of the generation: they are ranked and re
 the others. Unlike cumulative step-size adaptation, whose time constant ``1 / c_sigma`` is about
 ``d / mu_eff`` generations (about 103 at d = 918, longer than a run of a few thousand
 evaluations), TPA reacts within a few generations at any dimension. Cost linear in ``d``.
+
+Measured (``experiments/optimizer_benchmark``, the ``power`` table: Fourier codes, d = 918, read
+by 8 EfficientNet-Lite0 units, 3 seeds, noise 0 / 0.2 / 0.5, 2000 evaluations): the best arm,
+1.16x XDREAM's GA (ahead in 65 of 72 paired runs), level with pycma's full CMA-ES at its own
+defaults and ahead of diagonal CMA-ES, at 1.9 ms per ask + tell at d = 4096, lambda = 40. It
+is the default optimiser of ``xdream evolve`` and ``xdream compare``.
 """
 
 from __future__ import annotations
