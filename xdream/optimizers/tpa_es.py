@@ -19,7 +19,7 @@ evaluations), TPA reacts within a few generations at any dimension. Cost linear 
 Measured (``experiments/optimizer_benchmark``, the ``power`` table: Fourier codes, d = 918, read
 by 8 EfficientNet-Lite0 units, 3 seeds, noise 0 / 0.2 / 0.5, 2000 evaluations): the best arm,
 1.16x XDREAM's GA (ahead in 65 of 72 paired runs), level with pycma's full CMA-ES at its own
-defaults and ahead of diagonal CMA-ES, at 1.9 ms per ask + tell at d = 4096, lambda = 40. It
+defaults and ahead of diagonal CMA-ES, at 2.4 ms per ask + tell at d = 4096, lambda = 40. It
 is the default optimiser of ``xdream evolve`` and ``xdream compare``.
 """
 
