@@ -4,10 +4,11 @@ Runs execute on Ray (a local instance by default, ``address`` for an existing cl
 nodes need xdream installed and the sweep directory on a shared filesystem) or, when Ray is
 not installed or ``backend="process"``, on a local process pool. A sweep restarted after a
 crash skips the runs that finished (their ``summary.json`` says so) and resumes the others
-from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan: a restart
-whose grid only adds runs (another optimiser, more seeds) extends the sweep and keeps its finished
-runs, one that changes or drops a run is refused; ``results.jsonl`` holds one record per run when all are done
-(a grid point that is a session of several threads: one record per thread, with ``thread``).
+from their last checkpoint. ``SWEEP_DIR/sweep.json`` holds the expanded plan: a restart whose
+grid only adds runs (another optimiser, more seeds) extends the sweep and keeps its finished
+runs; one that changes or drops a run is refused. ``results.jsonl`` holds one record per run
+when all are done (a grid point that is a session of several threads: one record per thread,
+with ``thread``).
 
 Every run holds its run directory's lock (:mod:`xdream.runs.lock`) while it writes, so a
 straggling worker of a killed sweep and a rerun never write the same run: the second gets a
@@ -122,8 +123,8 @@ def prepare(sweep_file, output: str | None) -> tuple[Path, list[RunSpec]]:
     if not out:
         raise ConfigError(f"sweep {sweep_file} has no output directory; set output = \"DIR\" or pass --output")
     sweep_dir = Path(out)
-    entries = [{"name": r.name, "labels": r.labels, "config": r.config} for r in runs]
-    plan = json.dumps({"runs": entries}, indent=1, sort_keys=True)
+    plan = json.dumps({"runs": [{"name": r.name, "labels": r.labels, "config": r.config} for r in runs]},
+                      indent=1, sort_keys=True)
     if (sweep_dir / PLAN).is_file():
         recorded = (sweep_dir / PLAN).read_text()
         if recorded != plan:
