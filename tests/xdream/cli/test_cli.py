@@ -190,8 +190,11 @@ def test_early_ctrl_c_is_one_line_without_traceback(tmp_path, xdream_cmd, after)
     import sys
     import time
 
+    # Ctrl-C as in a terminal, whatever this test runner inherited: a shell's background job
+    # starts with SIGINT ignored, and Python then never raises KeyboardInterrupt
     process = subprocess.Popen([sys.executable, "-m", "xdream", "evolve", "--output", str(tmp_path / "run")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
