@@ -1,4 +1,5 @@
-"""CSA-ES: the (mu/mu_w, lambda) evolution strategy with cumulative step-size adaptation only.
+"""CSA-ES: the (mu/mu_w, lambda) evolution strategy with cumulative step-size adaptation only
+(and :class:`IsotropicES`, the strategy without its step-size rule, which ``tpa-es`` shares).
 
 CMA-ES without covariance learning: isotropic Gaussian samples ``x = m + sigma z`` around the
 mean, log-rank weighted recombination of the better half, and the step size grown or shrunk by
@@ -38,8 +39,11 @@ from xdream.core.optimizer import Optimizer
 from xdream.optimizers.ranking import log_rank_weights, rank_order
 
 
-class CSAES(Optimizer):
-    name = "csa-es"
+class IsotropicES(Optimizer):
+    """The (mu/mu_w, lambda)-ES with ``C = I``: isotropic samples around the mean and log-rank
+    weighted recombination of the better half; a subclass adapts the step size
+    (:meth:`_adapt_sigma`)."""
+
     nan_policy = "rank-last"
 
     def __init__(self, dim, rng, *, population: int | None = None, sigma0: float = 1.0,
@@ -51,14 +55,9 @@ class CSAES(Optimizer):
             raise ConfigError(f"{self.name} needs dimension >= 2, got {dim}")
         self.population = int(population) if population is not None else 4 + int(3 * math.log(dim))
         self.weights = log_rank_weights(self.population // 2)
-        mu_eff = 1.0 / float(np.sum(self.weights**2))
-        self.c_sigma = (mu_eff + 2) / (dim + mu_eff + 5)
-        self.d_sigma = 1 + 2 * max(0.0, math.sqrt((mu_eff - 1) / (dim + 1)) - 1) + self.c_sigma
-        self.path_gain = math.sqrt(self.c_sigma * (2 - self.c_sigma) * mu_eff)
-        self.chi_d = math.sqrt(dim) * (1 - 1 / (4 * dim) + 1 / (21 * dim**2))  # E|N(0, I)|
+        self.mu_eff = 1.0 / float(np.sum(self.weights**2))
         self.mean = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
         self.sigma = float(sigma0)
-        self.path = np.zeros(dim)
         self._z: np.ndarray | None = None  # the standard normal steps of the pending codes
 
     def _steps(self) -> np.ndarray:
@@ -77,21 +76,45 @@ class CSAES(Optimizer):
             return
         chosen = rank_order(scores)[: len(self.weights)]
         z_w = self.weights @ z[chosen].astype(np.float64)
+        before = self.mean.copy()
         self.mean += self.sigma * z_w
-        self._adapt_sigma(z_w, scores)
+        self._adapt_sigma(z_w, scores, self.mean - before)
 
-    def _adapt_sigma(self, z_w: np.ndarray, scores: np.ndarray) -> None:
+    def _adapt_sigma(self, z_w: np.ndarray, scores: np.ndarray, shift: np.ndarray) -> None:
+        """Update ``sigma`` after a generation: ``z_w`` the recombined standard step, ``scores``
+        the generation's (NaN = unscored), ``shift`` the mean's move."""
+        raise NotImplementedError
+
+    def _state(self) -> dict:
+        return {"mean": self.mean.copy(), "sigma": self.sigma, "z": None if self._z is None else self._z.copy()}
+
+    def _load_state(self, state: dict) -> None:
+        self.mean = np.array(state["mean"], dtype=np.float64)
+        self.sigma = float(state["sigma"])
+        self._z = None if state["z"] is None else np.array(state["z"], dtype=np.float32)
+
+
+class CSAES(IsotropicES):
+    name = "csa-es"
+
+    def __init__(self, dim, rng, *, population: int | None = None, sigma0: float = 1.0,
+                 sampler=None, init=None, budget=None):
+        super().__init__(dim, rng, population=population, sigma0=sigma0, sampler=sampler, init=init, budget=budget)
+        self.c_sigma = (self.mu_eff + 2) / (dim + self.mu_eff + 5)
+        self.d_sigma = 1 + 2 * max(0.0, math.sqrt((self.mu_eff - 1) / (dim + 1)) - 1) + self.c_sigma
+        self.path_gain = math.sqrt(self.c_sigma * (2 - self.c_sigma) * self.mu_eff)
+        self.chi_d = math.sqrt(dim) * (1 - 1 / (4 * dim) + 1 / (21 * dim**2))  # E|N(0, I)|
+        self.path = np.zeros(dim)
+
+    def _adapt_sigma(self, z_w, scores, shift) -> None:
         """Cumulative step-size adaptation from the recombined step ``z_w``."""
         self.path *= 1 - self.c_sigma
         self.path += self.path_gain * z_w
         self.sigma *= math.exp(self.c_sigma / self.d_sigma * (np.linalg.norm(self.path) / self.chi_d - 1))
 
     def _state(self) -> dict:
-        return {"mean": self.mean.copy(), "sigma": self.sigma, "path": self.path.copy(),
-                "z": None if self._z is None else self._z.copy()}
+        return {**super()._state(), "path": self.path.copy()}
 
     def _load_state(self, state: dict) -> None:
-        self.mean = np.array(state["mean"], dtype=np.float64)
-        self.sigma = float(state["sigma"])
+        super()._load_state(state)
         self.path = np.array(state["path"], dtype=np.float64)
-        self._z = None if state["z"] is None else np.array(state["z"], dtype=np.float32)

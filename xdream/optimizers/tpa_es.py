@@ -29,12 +29,12 @@ import math
 
 import numpy as np
 
-from xdream.optimizers.csa_es import CSAES
+from xdream.optimizers.csa_es import IsotropicES
 
 SMOOTHING, EXPONENT = 0.3, 0.5  # pycma's CMAAdaptSigmaTPA: sp.c and sp.z_exponent
 
 
-class TPAES(CSAES):
+class TPAES(IsotropicES):
     name = "tpa-es"
 
     def __init__(self, dim, rng, *, population: int | None = None, sigma0: float = 1.0,
@@ -54,21 +54,16 @@ class TPAES(CSAES):
             z[1] = -z[0]
         return z
 
-    def _tell(self, codes, scores) -> None:
-        before = self.mean.copy()
-        lined, self._lined = self._lined, False
-        super()._tell(codes, scores)
-        if not np.isfinite(scores).any():
-            return
-        self.shift = self.mean - before
-        if lined:
+    def _adapt_sigma(self, z_w, scores, shift) -> None:
+        """Two-point adaptation from the ranks of the line samples (rows 0 and 1), when the
+        generation had them; the mean's ``shift`` gives the next generation's line."""
+        self.shift = shift
+        if self._lined:
             s = np.where(np.isfinite(scores), scores, -np.inf)  # unscored: below every score
             r = (np.sum(s > s[1]) - np.sum(s > s[0])) / (len(s) - 1)
             self.tpa_s = (1 - SMOOTHING) * self.tpa_s + SMOOTHING * math.copysign(abs(r) ** EXPONENT, r)
             self.sigma *= math.exp(self.tpa_s / self.damp)
-
-    def _adapt_sigma(self, z_w, scores) -> None:
-        """Nothing here: the step size follows the line samples (in ``_tell``)."""
+        self._lined = False
 
     def _state(self) -> dict:
         return {**super()._state(), "tpa_s": self.tpa_s, "lined": self._lined,
