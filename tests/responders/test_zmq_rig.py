@@ -48,7 +48,9 @@ class SimProcess:
         self.endpoint = self.endpoint_file.read_text()
 
     def events(self):
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+        """The log's complete lines: the simulator may be writing the next one as we read."""
+        text = self.log.read_text()
+        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
     def stop(self):
         self.proc.terminate()
