@@ -90,10 +90,7 @@ def screen_run(label: str, target: str, noise: float, seed: int, budget: int | N
     import torch
 
     from xdream.core import registry
-    from xdream.core.threads import quiet_numpy_blas, use_threads
 
-    use_threads(1)
-    quiet_numpy_blas()
     base = power_setup()["base"]
     budget = budget or base["budget"]
     remedy = dict(VARIANTS[label])
@@ -124,6 +121,14 @@ def screen_run(label: str, target: str, noise: float, seed: int, budget: int | N
     return {"variant": label, "target": target, "noise": noise, "seed": seed, "evaluations": evaluations,
             "images": shown, "clean_best": clean_best, "mean_clean_best": mean_clean_best,
             "final_sigma": optimizer.sigma}
+
+
+def _one_thread_worker() -> None:
+    """A pool worker: one torch and one BLAS thread, so two workers share 2 cores."""
+    from xdream.core.threads import quiet_numpy_blas, use_threads
+
+    use_threads(1)
+    quiet_numpy_blas()
 
 
 def _screen_run(job: tuple) -> dict:
@@ -183,10 +188,10 @@ def main(argv=None) -> int:
     variants = list(dict.fromkeys([BASELINE, *args.variants]))
     targets = args.targets or power_setup()["targets"]
     jobs = [(v, t, n, s, args.budget) for v in variants for t in targets for n in args.noise for s in args.seeds]
-    if args.workers == 1:  # in this process
+    if args.workers == 1:  # in this process, with its threads as they are
         records = [screen_run(*job) for job in jobs]
     else:
-        with get_context("spawn").Pool(args.workers) as pool:
+        with get_context("spawn").Pool(args.workers, initializer=_one_thread_worker) as pool:
             records = pool.map(_screen_run, jobs)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
