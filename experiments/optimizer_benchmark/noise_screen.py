@@ -131,10 +131,6 @@ def _one_thread_worker() -> None:
     quiet_numpy_blas()
 
 
-def _screen_run(job: tuple) -> dict:
-    return screen_run(*job)
-
-
 def unit_bests(records: list[dict]) -> dict[str, float]:
     """Best noise-free score per target over ``records`` and the committed power table."""
     best = defaultdict(lambda: -math.inf)
@@ -186,19 +182,20 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=HERE / "noise-screen-result")
     args = parser.parse_args(argv)
     variants = list(dict.fromkeys([BASELINE, *args.variants]))
-    targets = args.targets or power_setup()["targets"]
-    jobs = [(v, t, n, s, args.budget) for v in variants for t in targets for n in args.noise for s in args.seeds]
+    setup = power_setup()
+    targets, budget = args.targets or setup["targets"], args.budget or setup["base"]["budget"]
+    jobs = [(v, t, n, s, budget) for v in variants for t in targets for n in args.noise for s in args.seeds]
     if args.workers == 1:  # in this process, with its threads as they are
         records = [screen_run(*job) for job in jobs]
     else:
         with get_context("spawn").Pool(args.workers, initializer=_one_thread_worker) as pool:
-            records = pool.map(_screen_run, jobs)
+            records = pool.starmap(screen_run, jobs)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     table = table_markdown(records)
     (args.output / "table.md").write_text(
         f"# Noise remedies on tpa-es ({len(targets)} units x seeds {args.seeds} x noise {args.noise}, "
-        f"{args.budget or power_setup()['base']['budget']} evaluations)\n\n{table}")
+        f"{budget} evaluations)\n\n{table}")
     print(table)
     return 0
 
