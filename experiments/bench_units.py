@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     p.add_argument("--population", type=int, default=20)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
-    from xdream.cli.evolve_session import parse_units
+    from xdream.cli.evolve import parse_units
 
     units = parse_units(args.units)
     xdream = [sys.executable, "-m", "xdream"]

@@ -13,10 +13,9 @@ unfinished generations are dropped from ``RUN/rig_trials.jsonl``; the resend bri
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from xdream.runs.rundir import atomic_write
+from xdream.runs.rundir import append_line, atomic_write
 
 JOURNAL_FILE = "rig_requests.jsonl"
 
@@ -50,10 +49,7 @@ class RequestJournal:
         """Append the request, durably (fsync), before it is sent."""
         line = json.dumps({"generation": generation, "seq": seq, "request_id": request_id,
                            "image_ids": image_ids, "checksum": checksum}) + "\n"
-        with open(self.path, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path, line)  # the run folder's writer: a full or read-only disk is one line
 
 
 def _drop_trials_from(path: Path, generation: int) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import json
 import math
-import os
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +38,7 @@ from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.keys import load_keypair, load_public, secure_client
 from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
+from xdream.runs.rundir import append_line
 
 from .rig_journal import RequestJournal
 
@@ -425,10 +425,7 @@ class ZmqResponder(Responder):
             return
         lines = "".join(json.dumps({**r, "complete": complete, "score": None if math.isnan(r["score"]) else r["score"]})
                         + "\n" for r in records)
-        with open(self.run_dir / TRIALS_FILE, "a") as f:
-            f.write(lines)
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.run_dir / TRIALS_FILE, lines)  # the run folder's writer: a full disk is one line
 
     def close(self) -> None:
         if self._socket is not None:

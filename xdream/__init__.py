@@ -6,8 +6,8 @@ Python API::
     config = ExperimentConfig.from_dict({"generations": 20, "optimizer": {"name": "cmaes"}})
     summary = Experiment(config).run()
 
-    from xdream import Session, SessionConfig      # several threads in one run (xdream.evolve.session)
-    session = Session(SessionConfig.from_dict({"generations": 20, "thread": [
+    # several threads in one run: the same two types, with [[thread]] tables
+    session = Experiment(ExperimentConfig.from_dict({"generations": 20, "thread": [
         {"name": "a", "target": "efficientnet_lite0:_blocks.10:27"},
         {"name": "b", "target": "efficientnet_lite0:_blocks.10:28"}]}))
 """
@@ -21,7 +21,7 @@ _LAZY = {
     "ExperimentConfig": "config", "PluginConfig": "config", "Experiment": "evolve.experiment",
     "Summary": "evolve.experiment", "Generator": "core.generator", "Optimizer": "core.optimizer",
     "NoiseModel": "core.responder", "NoisyResponder": "core.responder", "Responder": "core.responder",
-    "Session": "evolve.session", "SessionConfig": "config",
+    "Session": "evolve.experiment", "SessionConfig": "config",
 }
 
 

@@ -94,7 +94,7 @@ def make_session(path, data=None, *, run=True, **run_kwargs):
 
     from responders.torch_layer import TorchLayer
     from xdream.config import SessionConfig
-    from xdream.evolve.session import Session
+    from xdream import Session
 
     session = Session(SessionConfig.from_dict(copy.deepcopy(data or SESSION)),
                       responder=TorchLayer(SESSION_LAYER, input_size=64), run_dir=path)

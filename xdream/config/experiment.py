@@ -19,6 +19,22 @@ A config file looks like::
     folder = "photos"    # default: scikit-image's photographs
     per_generation = 2
 
+A config with ``[[thread]]`` tables is a session of several evolution threads sharing the one
+responder (Ponce et al. 2019); a config without them is one thread made from the top-level
+tables. Per ``[[thread]]``::
+
+    [[thread]]
+    name = "faces"          # [A-Za-z0-9_.-], not starting with ".": its folder RUN/threads/faces/
+    generator = "dcgan-faces"                 # default: the top-level [generator]
+    optimizer = { name = "cmaes" }            # default: the top-level [optimizer]
+    target = ["ch1", "ch2"]                   # a unit or rig channel, or a list (averaged)
+    seed = 3                                  # default: from the run's seed and the name only
+    generations = 30                          # or budget; default: the run's (a budget is split)
+    patience = 10                             # stop after 10 generations without a new best
+
+In a session ``[responder]`` may be left out (chosen from the threads' targets) and the
+``init_*`` keys are refused (inversion starts are per one-thread run).
+
 Each plugin table holds ``name`` plus the plugin's own options, validated against the
 plugin's constructor. ``[reference]`` is the one table that is not a plugin (see
 :class:`ReferenceConfig`). Unknown keys and wrong types are one-line :class:`ConfigError` s.
@@ -27,8 +43,13 @@ plugin's constructor. ``[reference]`` is the one table that is not a plugin (see
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from xdream.config.defaults import defaults
 from xdream.core import registry
@@ -67,6 +88,11 @@ CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED}  # string keys with
 MAX_RESHOW_ATTEMPTS = 10
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 TABLES = ("reference",)  # tables that are not plugins
+THREAD_KEYS = ("name", "target", "generator", "optimizer", "seed", "generations", "budget", "patience")
+#: Top-level keys of a one-thread run that a session does not take (inversion starts are per run).
+NOT_IN_SESSION = ("init_image", "init_characterisation", "init_unit", "init_sweep")
+THREAD_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,31}$")  # a plain folder name: never ".", ".." or "a/b"
+MAX_THREADS = 4096
 
 
 @dataclass
@@ -112,6 +138,38 @@ class PluginConfig:
         return {"name": self.name, **self.options}
 
 
+def is_session(data: dict) -> bool:
+    """Whether a parsed config holds ``[[thread]]`` tables."""
+    return "thread" in data
+
+
+def thread_seed(seed: int, name: str) -> int:
+    """A thread's default seed: a function of the session seed and the thread's name only."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
+@dataclass
+class ThreadConfig:
+    """One evolution thread: its generator, optimiser, target columns, seed and length."""
+
+    name: str
+    target: list[str]
+    generator: PluginConfig
+    optimizer: PluginConfig
+    seed: int
+    generations: int | None = None
+    budget: int | None = None
+    patience: int | None = None
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "target": self.target[0] if len(self.target) == 1 else list(self.target),
+               "generator": self.generator.to_dict(), "optimizer": self.optimizer.to_dict(), "seed": self.seed}
+        for key in ("generations", "budget", "patience"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
 def _default(kind: str) -> PluginConfig:
     """The plugin table ``kind`` of the default job (``[evolve.KIND]`` in the defaults table)."""
     table = defaults("evolve")[kind]
@@ -120,10 +178,13 @@ def _default(kind: str) -> PluginConfig:
 
 @dataclass
 class ExperimentConfig:
-    """One validated experiment; the plugin tables default to the defaults table's job."""
+    """One validated run of one or more threads; the plugin tables default to the defaults
+    table's job. ``thread`` is None for a config without ``[[thread]]`` tables (one thread made
+    from the top-level tables, :meth:`threads_of`); in a session ``responder`` may be None and
+    ``defaults`` holds the top-level generator/optimizer tables as given."""
 
     generator: PluginConfig = field(default_factory=lambda: _default("generator"))
-    responder: PluginConfig = field(default_factory=lambda: _default("responder"))
+    responder: PluginConfig | None = field(default_factory=lambda: _default("responder"))
     optimizer: PluginConfig = field(default_factory=lambda: _default("optimizer"))
     noise: PluginConfig | None = None
     seed: int = 0
@@ -140,11 +201,15 @@ class ExperimentConfig:
     unscored: str = "nan-policy"
     reshow_attempts: int = 1
     reference: ReferenceConfig | None = None
+    thread: list[ThreadConfig] | None = None
+    defaults: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":
         """Validate a plain dict (as parsed from TOML) into a config."""
         data = copy.deepcopy(data)
+        if is_session(data):
+            return cls._session(data)
         unknown = set(data) - set(SCALARS) - set(PLUGINS) - set(TABLES)
         if unknown:
             key = sorted(unknown)[0]
@@ -180,6 +245,43 @@ class ExperimentConfig:
         config.validate_options()
         return config
 
+    @classmethod
+    def _session(cls, data: dict) -> "ExperimentConfig":
+        threads = data.pop("thread")
+        for key in NOT_IN_SESSION:
+            if key in data:
+                raise ConfigError(f"config key {key!r} starts a one-thread run; a session of [[thread]] tables "
+                                  "cannot take it (start each thread from its generator's initial code)")
+        defaults = {k: data.pop(k) for k in ("generator", "optimizer") if k in data}
+        responder = _responder(data.pop("responder")) if "responder" in data else None
+        shared = cls.from_dict(data)  # the shared settings, validated as a one-thread run's
+        if not isinstance(threads, list) or not threads or not all(isinstance(t, dict) for t in threads):
+            raise ConfigError("config 'thread' must be [[thread]] tables (at least one), each with a name and a "
+                              f"target; got {threads!r}"[:200])
+        if len(threads) > MAX_THREADS:
+            raise ConfigError(f"a session holds at most {MAX_THREADS} threads, got {len(threads)}")
+        seen: set[str] = set()
+        parsed = [_thread(t, i, defaults, shared, seen) for i, t in enumerate(threads)]
+        if shared.budget is not None and shared.budget < len(_sharing(parsed)):
+            raise ConfigError(f"budget {shared.budget} is split among {len(_sharing(parsed))} threads: give at "
+                              "least one evaluation per thread")
+        return dataclasses.replace(shared, responder=responder, thread=parsed, defaults=defaults)
+
+    def thread_length(self, index: int) -> tuple[int | None, int | None]:
+        """``(generations, budget)`` of thread ``index``: its own, else the run's (a session
+        budget split evenly among the threads without a length of their own, the remainder to
+        the first of them)."""
+        if self.thread is None:
+            return (None, self.budget) if self.budget is not None else (self.generations, None)
+        t = self.thread[index]
+        if t.generations is not None or t.budget is not None:
+            return t.generations, t.budget
+        if self.budget is not None:
+            shared = _sharing(self.thread)
+            share, extra = divmod(self.budget, len(shared))
+            return None, share + (1 if shared.index(index) < extra else 0)
+        return self.generations, None
+
     def validate_options(self) -> None:
         """Check every plugin name and option against the registry."""
         for kind in PLUGINS:
@@ -192,6 +294,15 @@ class ExperimentConfig:
         out = {k: getattr(self, k) for k in SCALARS if getattr(self, k) is not None}
         if self.budget is not None:
             out.pop("generations")
+        if self.thread is not None:
+            for kind in ("responder", "noise"):
+                if getattr(self, kind) is not None:
+                    out[kind] = getattr(self, kind).to_dict()
+            if self.reference is not None:
+                out["reference"] = self.reference.to_dict()
+            out.update(copy.deepcopy(self.defaults))
+            out["thread"] = [t.to_dict() for t in self.thread]
+            return out
         for kind in PLUGINS:
             plugin = getattr(self, kind)
             if plugin is not None:
@@ -265,3 +376,67 @@ def set_dotted(data: dict, dotted: str, value) -> None:
             table = data[tables[0]] = {"name": table}
         target = table
     target[key] = value
+
+
+def _sharing(threads: list[ThreadConfig]) -> list[int]:
+    """The threads that share the session's length (no generations or budget of their own)."""
+    return [i for i, t in enumerate(threads) if t.generations is None and t.budget is None] or [0]
+
+
+def comparable(config: dict) -> dict:
+    """A session config dict with its threads keyed by name (dotted keys such as
+    ``thread.faces.optimizer.mutation_rate`` for :func:`xdream.runs.fingerprint.config_changes`)."""
+    out = {k: v for k, v in config.items() if k != "thread"}
+    out["thread"] = {t["name"]: {k: v for k, v in t.items() if k != "name"} for t in config.get("thread", [])}
+    return out
+
+
+def _responder(value) -> PluginConfig:
+    """The session's ``[responder]`` table: a known name and known option names (options a
+    responder fills from the threads' targets, such as a CNN unit's ``target``, may be left out)."""
+    plugin = _plugin("responder", value)
+    allowed = registry.user_options(registry.load("responder", plugin.name), PROVIDED["responder"])
+    unknown = sorted(set(plugin.options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r} for responder {plugin.name!r}; "
+                          f"valid: {choices_text(sorted(allowed))}")
+    return plugin
+
+
+def _thread(table: dict, index: int, defaults: dict, shared: ExperimentConfig, seen: set) -> ThreadConfig:
+    unknown = sorted(set(table) - set(THREAD_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in [[thread]] {index}; valid: {choices_text(THREAD_KEYS)}")
+    name = table.get("name")
+    if not isinstance(name, str) or not THREAD_NAME.match(name):
+        raise ConfigError(f"[[thread]] {index} needs name = a plain folder name: 1-32 characters of A-Z a-z "
+                          f"0-9 _ . -, not starting with '.' (so never '.' or '..'), got {name!r}")
+    if name in seen:
+        raise ConfigError(f"two threads are named {name!r}; thread names must be unique (each has its folder "
+                          f"RUN/threads/{name}/)")
+    seen.add(name)
+    target = table.get("target")
+    targets = [target] if isinstance(target, str) else target
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise ConfigError(f"thread {name!r} needs target = a unit or channel name, or a list of them (averaged); "
+                          f"got {target!r}")
+    if len(set(targets)) != len(targets):
+        raise ConfigError(f"thread {name!r} names target {targets!r} with a repeat; name each unit once")
+    plugins = {}
+    for kind in ("generator", "optimizer"):
+        value = table.get(kind, defaults.get(kind))
+        plugins[kind] = _default(kind) if value is None else _plugin(kind, value)
+        cls = registry.load(kind, plugins[kind].name)
+        registry.check_options(kind, plugins[kind].name, cls, plugins[kind].options, PROVIDED[kind])
+    ints = {}
+    for key, low in (("seed", 0), ("generations", 1), ("budget", 1), ("patience", 1)):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+            raise ConfigError(f"thread {name!r}: {key} must be an integer >= {low}, got {value!r}")
+        ints[key] = value
+    if ints["generations"] is not None and ints["budget"] is not None:
+        raise ConfigError(f"thread {name!r}: generations ({ints['generations']}) and budget ({ints['budget']}) are "
+                          "mutually exclusive; give one")
+    seed = thread_seed(shared.seed, name) if ints["seed"] is None else ints["seed"]
+    return ThreadConfig(name, targets, plugins["generator"], plugins["optimizer"], seed,
+                        ints["generations"], ints["budget"], ints["patience"])

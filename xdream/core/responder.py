@@ -22,7 +22,7 @@ capability                        what it is for                                
 ``respond_units`` / ``unit_labels``  every unit recorded at once ``[B, U]``           one unit: ``respond``
 ``for_units(units, options, dev)``  (classmethod) one instance recording several      None (cannot)
                                   targets at once, for a session of several threads
-                                  (:mod:`xdream.evolve.session`)
+                                  (:mod:`xdream.evolve.experiment`)
 ``unit_noun``                     what a column of ``respond_units`` is called in     ``"unit"``
                                   messages (a rig: ``"channel"``)
 ``last_clean``                    noise-free scores of the last call, when the        None
@@ -78,7 +78,7 @@ class Responder(ABC):
         specs) in one call, its :meth:`unit_labels` being ``units`` in this order, built with the
         user's ``options`` (the config's ``[responder]`` table without its name); None when this
         responder records a fixed set of its own (a rig's channels: the session then picks among
-        :meth:`unit_labels`). Used by sessions of several threads (:mod:`xdream.evolve.session`)."""
+        :meth:`unit_labels`). Used by sessions of several threads (:mod:`xdream.evolve.experiment`)."""
         return None
 
     def describe(self) -> dict:

@@ -1,28 +1,44 @@
-"""The closed evolution loop and its run directory.
+"""The closed evolution loop: one class for a run of one thread or a session of several.
 
-One generation: ``optimizer.ask()`` -> codes; ``generator.decode`` -> images; the images,
-with the generation's natural reference images appended (config ``[reference]``), go to
-``responder.respond`` as one batch, and under ``unscored = "reshow"`` the unscored ones go
-again (:mod:`xdream.evolve.presentation`); ``optimizer.tell`` gets the evolved images' scores only;
-then the generation's codes, scores, best image and montage are written, a log line appended
-and the checkpoint replaced. Everything random derives from the config's one seed, so a
-resumed run continues bit-identically.
+One generation: every live thread asks its optimiser for codes and decodes them; the images,
+with the generation's natural reference images appended (config ``[reference]``), go to the
+responder as **one** batch, and under ``unscored = "reshow"`` the unscored ones go again
+(:mod:`xdream.evolve.presentation`); each optimiser is told only its own images' scores; then
+each thread's codes, scores, best image and montage are written, a log line appended and the
+checkpoint replaced. Everything random derives from the config's seeds, so a resumed run
+continues bit-identically.
 
-``evaluations`` counts the evolved images told to the optimiser: the budget and the
-optimiser's schedules see only these; the last generation of a run given a budget is
-trimmed (its remaining codes are told as unscored, never shown) so evaluations never exceed
-the budget.
+A config without ``[[thread]]`` tables is one thread made from the top-level tables: its
+responder is used as it is (any responder, or your own object through the Python API), it may
+start from an inverted image (``init_image``, ``init_characterisation``), and its folder is the
+one users know. With ``[[thread]]`` tables (Ponce et al. 2019, Cell 177:999; Xiao & Kreiman
+2020, PLoS Comput Biol 16:e1007973) each thread has its own generator, optimiser, seed and
+target (columns of the responder's ``respond_units``); their images go out in an order shuffled
+from the seed and the generation number, and each thread draws simulated noise from its own
+stream. Run folder (:mod:`xdream.runs.rundir`)::
 
-A resume proves what it continues from (:meth:`Experiment.resume`): the checkpoint's
-SHA-256, the config and the components against the checkpoint's record of them, and the log
-and every generation file against the checkpoint's copy and digests; a mismatch is a one-line
-:class:`RunDirError` and nothing is changed. ``presented`` counts every image sent to the responder
-(reference images and re-shows included), the number that costs time on a rig.
+    one thread:  RUN/config.toml, run.json, log.jsonl, checkpoint.pkl, generations/, images/,
+                 best.png, trajectory.png, summary.json
+    session:     RUN/config.toml, run.json, log.jsonl (one record per generation: order shown, each
+                 thread's best), checkpoint.pkl, trajectory.png, results.jsonl, summary.json,
+                 RUN/threads/NAME/ (log.jsonl, generations/, images/, best.png, trajectory.png)
+
+``evaluations`` counts the evolved images told to the optimisers (a budget's last generation is
+trimmed, its remaining codes told as unscored); ``presented`` counts every image sent to the
+responder (references and re-shows included), the number that costs time on a rig.
+
+A resume (:meth:`Experiment.resume`) proves what it continues from before it changes anything:
+the checkpoint's SHA-256, the config and the components against the checkpoint's record of
+them, and every log and generation file against the checkpoint's copy and digests; a mismatch
+is a one-line :class:`RunDirError`. A change let through with ``--allow-changed`` is recorded
+(generation, key, old, new) in the checkpoint, ``run.json`` and ``summary.json``, while
+``config.toml`` keeps the config the run started with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -31,161 +47,292 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from xdream.core import registry
 from xdream.config import ExperimentConfig, read_toml, to_toml
-from xdream.config.experiment import check_device
+from xdream.config.experiment import check_device, comparable
+from xdream.core import registry
 from xdream.core.errors import ConfigError, RunDirError
-from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
-from xdream.evolve.build import build_optimizer
-from xdream.evolve.presentation import Presentation, present
-from xdream.evolve.record import save_generation
-from xdream.evolve.reference import ReferenceCycle
 from xdream.core.responder import NoisyResponder, Responder
-from xdream.runs.rundir import CONFIG, SUMMARY, RunDir
 from xdream.core.seeding import derive_rngs
 from xdream.core.threads import use_threads
+from xdream.evolve.build import build_optimizer, build_responder, thread_columns
+from xdream.evolve.presentation import Presentation, SessionResponder, interleaving, present
+from xdream.evolve.record import save_generation
+from xdream.evolve.reference import ReferenceCycle
+from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
+from xdream.runs.rundir import CONFIG, LOG, RESULTS, SESSION_KIND, SUMMARY, THREADS_DIR, RunDir, atomic_write, json_safe
 
-
-#: Config keys a resume can never take changed (``--allow-changed`` refuses them too).
+#: Config keys a resume can never take changed (``--allow-changed`` refuses them too), per thread.
 FIXED_ON_RESUME = {"seed": "the run's random state is in its checkpoint",
                    "optimizer.name": "the checkpoint holds the state of the run's optimiser",
                    "generator.name": "the checkpoint's codes are in the run's generator's latent space"}
 #: Decoding works on at most this many codes at a time (the decoder's activations stay small).
 DECODE_CHUNK = 64
+TIMINGS = ("ask", "decode", "respond", "tell", "save")
+
+
+@dataclass
+class Thread:
+    """One evolution thread's components and progress (a one-thread run's ``name`` is None and
+    its folder is the run's)."""
+
+    name: str | None
+    generator: Generator
+    optimizer: Optimizer
+    columns: list[int] | None
+    run: RunDir | None
+    noise_rng: np.random.Generator
+    generations: int | None
+    budget: int | None
+    patience: int | None
+    generation: int = 0
+    evaluations: int = 0
+    presented: int = 0
+    best_score: float = -math.inf
+    best_generation: int = -1
+    history: list = dataclasses.field(default_factory=list)  # per generation: best, mean (clean best, reference mean)
+    log_lines: list = dataclasses.field(default_factory=list)  # its log as written (a resume checks it)
+    digests: list = dataclasses.field(default_factory=list)  # SHA-256 of each generation's file
+
+    STATE = ("generation", "evaluations", "presented", "best_score", "best_generation", "history", "log_lines",
+             "digests")
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the thread has ended (``generations``, ``budget``, ``patience``), or None."""
+        if self.budget is not None and self.evaluations >= self.budget:
+            return "budget"
+        if self.generations is not None and self.generation >= self.generations:
+            return "generations"
+        if self.patience is not None and self.generation - 1 - self.best_generation >= self.patience:
+            return "patience"
+        return None
+
+    def remaining(self, n: int) -> int:
+        """How many of ``n`` asked codes this generation may evaluate (all, without a budget)."""
+        return n if self.budget is None else max(1, min(n, self.budget - self.evaluations))
+
+    def state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "noise_rng": self.noise_rng.bit_generator.state,
+                **{k: getattr(self, k) for k in self.STATE}}
+
+    def restore(self, saved: dict, run_path: Path) -> None:
+        try:
+            self.optimizer.load_state_dict(saved["optimizer"])
+        except (KeyError, ValueError, TypeError) as e:
+            whose = "its optimiser" if self.name is None else f"thread {self.name!r}'s optimiser"
+            raise RunDirError(f"the checkpoint of {run_path} does not fit {whose} ({type(e).__name__}: {e}); "
+                              "restore config.toml") from None
+        self.noise_rng.bit_generator.state = saved["noise_rng"]
+        for key in self.STATE:
+            setattr(self, key, saved.get(key, saved["evaluations"]) if key == "presented" else saved[key])
 
 
 @dataclass
 class Summary:
-    """What a finished (or stopped) run reached and where its results are."""
+    """What a finished (or stopped) run reached, per thread (the records of results.jsonl)."""
 
     run_dir: Path
     generations: int
     evaluations: int
-    initial_best: float
-    final_best: float
-    best_generation: int
+    presented: int
     stopped_early: bool
-    presented: int | None = None  # images shown, references and re-shows included
+    threads: list[dict]
+    session: bool = False  # several threads ([[thread]] tables), or one
+
+    @property
+    def initial_best(self) -> float:
+        return self.threads[0]["initial_best"]
+
+    @property
+    def final_best(self) -> float:
+        return self.threads[0]["final_best"]
+
+    @property
+    def best_generation(self) -> int:
+        return self.threads[0]["best_generation"]
 
     @property
     def improvement(self) -> float:
-        """Final best over the first generation's best (NaN when that is not positive)."""
+        """A one-thread run's final best over its first generation's best (NaN when that is not positive)."""
         return self.final_best / self.initial_best if self.initial_best > 0 else math.nan
 
     def lines(self) -> list[str]:
-        ratio = f" ({self.improvement:.2f}x)" if math.isfinite(self.improvement) else ""
         status = f"stopped before its end; resume with: xdream evolve --resume {self.run_dir}" \
             if self.stopped_early else "finished"
-        shown = f" ({self.presented} images shown)" if self.presented not in (None, self.evaluations) else ""
-        return [
-            f"{status}: {self.generations} generations, {self.evaluations} evaluations{shown}",
-            f"best score: first generation {self.initial_best:.4g} -> final {self.final_best:.4g}{ratio}"
-            f" (generation {self.best_generation})",
-            f"results: {self.run_dir}  (best.png, images/, trajectory.png, log.jsonl, summary.json)",
-        ]
+        if not self.session:
+            ratio = f" ({self.improvement:.2f}x)" if math.isfinite(self.improvement) else ""
+            shown = f" ({self.presented} images shown)" if self.presented != self.evaluations else ""
+            return [f"{status}: {self.generations} generations, {self.evaluations} evaluations{shown}",
+                    f"best score: first generation {self.initial_best:.4g} -> final {self.final_best:.4g}{ratio}"
+                    f" (generation {self.best_generation})",
+                    f"results: {self.run_dir}  (best.png, images/, trajectory.png, log.jsonl, summary.json)"]
+        out = [f"{status}: {self.generations} generations, {len(self.threads)} threads, {self.evaluations} "
+               f"evaluations ({self.presented} images shown)"]
+        width = max(len(t["name"]) for t in self.threads)
+        for t in self.threads:
+            ratio = f" ({t['improvement']:.2f}x)" if t["improvement"] is not None else ""
+            target = t["target"] if isinstance(t["target"], str) else " + ".join(t["target"])
+            out.append(f"  {t['name']:<{width}}  {t['generator']} + {t['optimizer']} -> {target}: "
+                       f"{t['initial_best']:.4g} -> {t['final_best']:.4g}{ratio} in {t['generations']} generations"
+                       + (f" (stopped: {t['stopped']})" if t["stopped"] == "patience" else ""))
+        out.append(f"results: {self.run_dir}  (threads/NAME/, trajectory.png, {RESULTS}, log.jsonl, summary.json)")
+        return out
 
 
 class Experiment:
-    """An evolution run built from one validated config.
+    """An evolution run of one or more threads, built from one validated config.
 
-    ``generator`` and ``responder`` may be passed as objects (Python API: your own
-    ``nn.Module`` through ``TorchUnit.from_module``, say); otherwise they are built by name from
-    the config. The run records what it actually used (:func:`xdream.runs.fingerprint.component_record`),
-    and a resume without the same objects is refused. All validation happens before anything
-    is written to disk. The run directory's write lock is held from construction until
+    ``responder`` may be passed as an object (Python API: your own ``nn.Module`` through
+    ``TorchUnit.from_module``; for a session, one recording every thread's target, its
+    ``unit_labels()`` naming them), and for a one-thread run ``generator`` too; otherwise they
+    are built from the config (a session without ``[responder]`` gets the responder that
+    accepts its threads' targets, :meth:`Responder.for_units`). The run records what it
+    actually used (:func:`xdream.runs.fingerprint.component_record`), and a resume without the
+    same objects is refused. Everything is validated, the models loaded and a rig connected
+    before anything is written; the run directory's write lock is held from construction until
     :meth:`close` (or the end of :meth:`run`).
 
     The config's ``threads`` sets torch's intra-op threads (process-wide) before anything is
-    built; left out, the process's current count is kept. Either way ``self.config.threads`` is
-    the count used, and it is what the run's ``config.toml`` records.
+    built; left out, the process's current count is kept and recorded.
     """
 
-    def __init__(
-        self,
-        config: ExperimentConfig,
-        *,
-        generator: Generator | None = None,
-        responder: Responder | None = None,
-        run_dir: str | Path | None = None,
-        progress: bool = False,
-        _resume: RunDir | None = None,
-        _state: dict | None = None,
-        _allow_changed: tuple[str, ...] = (),
-    ):
+    def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None,
+                 responder: Responder | None = None, run_dir: str | Path | None = None, progress: bool = False,
+                 _resume: RunDir | None = None, _state: dict | None = None, _allow_changed: tuple[str, ...] = (),
+                 _changes: list[dict] | None = None):
         if config.threads is None:
             config = dataclasses.replace(config, threads=torch.get_num_threads())
         else:
             use_threads(config.threads)
         self.config = config
+        self.session = config.thread is not None
+        if generator is not None and self.session:
+            raise ConfigError("a session builds each thread's generator from its [[thread]] table; pass generator= "
+                              "to a run without [[thread]] tables")
         self.custom = [k for k, v in (("generator", generator), ("responder", responder)) if v is not None]
         if _state is not None:
             _check_custom(_resume, _state, self.custom)
         check_device(config.device)
-        rngs = derive_rngs(config.seed)
-        self.generator = generator or registry.create(
-            "generator", config.generator.name, config.generator.options, device=config.device
-        )
+        generators = self._generators(generator)
+        self.image_size = max(g.image_size for g in generators.values())
         # Reference images are read and counted before the responder connects or anything is written.
-        self.reference = None if config.reference is None else \
-            ReferenceCycle.load(config.reference, self.generator.image_size)
-        responder = responder or registry.create(
-            "responder", config.responder.name, config.responder.options, device=config.device
-        )
-        self.components = {"generator": component_record(self.generator), "responder": component_record(responder)}
-        if _state is not None:
-            _check_components(_resume, _state["components"], self.components, _allow_changed)
-        if config.noise is not None:
-            noise = registry.create("noise", config.noise.name, config.noise.options)
-            responder = NoisyResponder(responder, noise, rngs["noise"])
-        self.responder = responder
-        self.noise_rng = rngs["noise"]
-        population = config.optimizer.options.get("population")
-        if isinstance(population, int):  # before the optimiser builds its first population
-            _check_memory(population, self.generator.image_size, config.save_images)
-        self.start = self.inversion = None
-        if _state is None:  # a resumed run has its state already
-            from xdream.evolve.start import invert_start
-
-            started = invert_start(config, self.generator, responder, rngs["inversion"], progress=progress)
-            if started is not None:
-                self.start, self.inversion = started
-        self.optimizer: Optimizer = build_optimizer(
-            config.optimizer, self.generator, rngs["optimizer"], budget=config.budget, generations=config.generations,
-            init=None if self.inversion is None else self.inversion.code)
-        self.generation = 0
-        self.evaluations = 0
-        self.presented = 0
-        self.checkpointed = 0  # generations the checkpoint on disk holds
-        self.best_score = -math.inf
-        self.best_generation = -1
-        self.history: list[dict] = []  # per generation: best, mean (clean best, reference mean)
-        self.log_lines: list[str] = []  # the log as written, kept in the checkpoint (a resume checks it)
-        self.digests: list[str] = []  # SHA-256 of each generation's file
+        self.reference = None if config.reference is None else ReferenceCycle.load(config.reference, self.image_size)
+        inner = responder or (build_responder(config) if self.session else registry.create(
+            "responder", config.responder.name, config.responder.options, device=config.device))
+        try:
+            self._build(config, generators, inner, _resume, _state, _allow_changed, progress)
+        except BaseException:
+            inner.close()
+            raise
+        self.generation = self.presented = self.checkpointed = 0
+        self.log_lines: list[str] = [] if self.session else self.threads[0].log_lines
+        self.changes: list[dict] = list(_changes or [])
+        self._started = None if _state is None else _state.get("started_config") or _state["config"]
         if _resume is not None:
             self.run_dir = _resume
+            self._attach_threads()
             if _state is not None:
                 self._restore(_state)
             else:  # no generation finished (or --restart): start afresh in the run's folder
-                self.run_dir.rewind(0, [])
+                self._rewind()
                 self._save_start()
         else:
             path = run_dir or config.output or _default_output(config)
             toml = to_toml({**config.to_dict(), "output": str(path)})
-            self.run_dir = RunDir.create(path, _custom_note(self.custom, self.components) + toml)
             try:
+                self.run_dir = RunDir.create(path, _custom_note(self.custom, self.components) + toml,
+                                             **({"subdirs": (THREADS_DIR,), "kind": SESSION_KIND} if self.session else {}))
+            except BaseException:
+                inner.close()
+                raise
+            try:
+                self._attach_threads()
                 self._save_start()
             except BaseException:
                 self.run_dir.lock.release()
                 raise
+
+    def _generators(self, given: Generator | None) -> dict[str, Generator]:
+        """One generator object per distinct generator table (threads with the same table share it)."""
+        if not self.session:
+            return {"": given or registry.create("generator", self.config.generator.name,
+                                                 self.config.generator.options, device=self.config.device)}
+        out = {}
+        for t in self.config.thread:
+            key = _plugin_key(t.generator)
+            if key not in out:
+                out[key] = registry.create("generator", t.generator.name, t.generator.options,
+                                           device=self.config.device)
+        return out
+
+    def _build(self, config, generators, inner, resume, state, allow, progress) -> None:
+        """The threads, their optimisers and the responder they share (components checked
+        against a resumed run's checkpoint first)."""
+        if self.session:
+            columns = [thread_columns(inner, t.name, t.target) for t in config.thread]
+            self.components = {"responder": component_record(inner),
+                               "generators": {k: component_record(g) for k, g in generators.items()}}
+        else:
+            self.components = {"generator": component_record(generators[""]), "responder": component_record(inner)}
+        if state is not None:
+            _check_components(resume, state["components"], self.components, allow)
+        noise = None if config.noise is None else registry.create("noise", config.noise.name, config.noise.options)
+        self.start = self.inversion = None
+        if not self.session:
+            generator, rngs = generators[""], derive_rngs(config.seed)
+            population = config.optimizer.options.get("population")
+            if isinstance(population, int):  # before the optimiser builds its first population
+                _check_memory(population, generator.image_size, config.save_images)
+            if state is None:  # a resumed run has its state already
+                from xdream.evolve.start import invert_start
+
+                started = invert_start(config, generator, inner, rngs["inversion"], progress=progress)
+                if started is not None:
+                    self.start, self.inversion = started
+            optimizer = build_optimizer(config.optimizer, generator, rngs["optimizer"], budget=config.budget,
+                                        generations=config.generations,
+                                        init=None if self.inversion is None else self.inversion.code)
+            self.threads = [Thread(None, generator, optimizer, None, None, rngs["noise"], *config.thread_length(0),
+                                   None)]
+            self.responder = inner if noise is None else NoisyResponder(inner, noise, rngs["noise"])
+            return
+        self.threads = []
+        for index, (t, cols) in enumerate(zip(config.thread, columns)):
+            rngs = derive_rngs(t.seed)
+            generator = generators[_plugin_key(t.generator)]
+            generations, budget = config.thread_length(index)
+            optimizer = build_optimizer(t.optimizer, generator, rngs["optimizer"], budget=budget,
+                                        generations=generations or 0)
+            self.threads.append(Thread(t.name, generator, optimizer, cols, None, rngs["noise"], generations, budget,
+                                       t.patience))
+        self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads])
+
+    def _attach_threads(self) -> None:
+        for t in self.threads:
+            if t.name is None:
+                t.run = self.run_dir
+                continue
+            t.run = RunDir(self.run_dir.path / THREADS_DIR / t.name)
+            for sub in ("generations", "images"):
+                (t.run.path / sub).mkdir(parents=True, exist_ok=True)
 
     def _save_start(self) -> None:
         if self.inversion is not None:
             from xdream.evolve.start import save_start
 
             save_start(self.run_dir, self.start, self.inversion)
+
+    # -- a one-thread run's progress, under the names the Python API has always had ----------------
+    generator = property(lambda self: self.threads[0].generator)
+    optimizer = property(lambda self: self.threads[0].optimizer)
+    best_score = property(lambda self: self.threads[0].best_score)
+    best_generation = property(lambda self: self.threads[0].best_generation)
+    history = property(lambda self: self.threads[0].history)
+    digests = property(lambda self: self.threads[0].digests)
 
     # -- construction from disk ------------------------------------------------------------------
     @classmethod
@@ -200,178 +347,300 @@ class Experiment:
 
         Before anything is built or changed: the checkpoint's SHA-256, the config against the
         checkpoint's (``allow_changed``: dotted keys that may differ, e.g. ``generations`` to
-        extend a run), the log and every generation file against the checkpoint's copy and
-        digests (``repair``: rebuild the log from the checkpoint's copy). Without a
-        checkpoint, a run whose later generations exist is refused; ``restart`` moves
-        everything but the config into ``RUN/discarded-<time>/`` and starts over."""
+        extend a run, ``thread.NAME.optimizer.mutation_rate`` in a session), every log and
+        generation file against the checkpoint's copy and digests (``repair``: rebuild the logs
+        from the checkpoint's copy). Without a checkpoint, a run whose later generations exist is
+        refused; ``restart`` moves everything but the config into ``RUN/discarded-<time>/`` and
+        starts over. Temp files of a killed write are removed only once every check passed."""
         run = RunDir.open(path)
         try:
-            run.clean_temp_files()
             data = read_toml(run.path / CONFIG)
+            config = ExperimentConfig.from_dict(data)
+            threads = [run] if config.thread is None else \
+                [RunDir(run.path / THREADS_DIR / t.name) for t in config.thread]
             if restart:
-                config = ExperimentConfig.from_dict(data)
-                run.set_aside()
+                run.set_aside(**({"subdirs": (THREADS_DIR,)} if config.thread is not None else {}))
                 return cls(config, _resume=run, **components)
             state = run.load_checkpoint()
             if state is None:
-                _refuse_without_checkpoint(run)
-                return cls(ExperimentConfig.from_dict(data), _resume=run, **components)
-            _check_config(run, state, data, tuple(allow_changed))
-            if repair:  # only a log whose generation files all match the checkpoint is rebuilt
-                run.verify([], state["digests"])
-                run.repair_log(state["log_lines"])
-            run.verify(state["log_lines"], state["digests"])
-            return cls(ExperimentConfig.from_dict(data), _resume=run, _state=state,
-                       _allow_changed=tuple(allow_changed), **components)
+                _refuse_without_checkpoint(run, threads)
+                return cls(config, _resume=run, **components)
+            if ("threads" in state) != (config.thread is not None):
+                raise RunDirError(f"the checkpoint of {run.path} is {'a session' if 'threads' in state else 'a one-thread run'}"
+                                  f"'s, but its {CONFIG} {'has no' if 'threads' in state else 'has'} [[thread]] tables; "
+                                  f"restore the run's own {CONFIG}")
+            config, changes = _check_config(run, state, data, tuple(allow_changed))
+            saved = state["threads"] if "threads" in state else {None: state}
+            names = [None] if config.thread is None else [t.name for t in config.thread]
+            if repair:  # only logs whose generation files all match the checkpoint are rebuilt
+                for r, name in zip(threads, names):
+                    r.verify([], saved[name]["digests"])
+                for r, name in zip(threads, names):
+                    r.repair_log(saved[name]["log_lines"])
+                if "threads" in state:
+                    run.repair_log(state["log_lines"])
+            if "threads" in state:
+                run.verify(state["log_lines"], [])
+            for r, name in zip(threads, names):
+                r.verify(saved[name]["log_lines"], saved[name]["digests"])
+            return cls(config, _resume=run, _state=state, _allow_changed=tuple(allow_changed), _changes=changes,
+                       **components)
         except BaseException:
             run.lock.release()
             raise
 
     def _restore(self, state: dict) -> None:
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (KeyError, ValueError, TypeError) as e:
-            raise RunDirError(f"the checkpoint of {self.run_dir.path} does not fit optimiser "
-                              f"{self.config.optimizer.name!r} ({type(e).__name__}: {e}); restore config.toml") from None
-        self.noise_rng.bit_generator.state = state["noise_rng"]
-        for key in ("generation", "evaluations", "best_score", "best_generation", "history", "log_lines", "digests"):
-            setattr(self, key, state[key])
+        saved = state["threads"] if self.session else {None: state}
+        for t in self.threads:
+            t.restore(saved[t.name], self.run_dir.path)
+        if self.session:
+            self.generation, self.presented, self.log_lines = state["generation"], state["presented"], \
+                state["log_lines"]
+        else:
+            self.generation, self.presented, self.log_lines = (self.threads[0].generation,
+                                                               self.threads[0].presented, self.threads[0].log_lines)
         self.checkpointed = self.generation
-        self.presented = state.get("presented", self.evaluations)
         then, now = state.get("reference_names") or [], [] if self.reference is None else self.reference.names
         if then != now:  # the cycle would show other images than the run did
             change = f"{len(then)} images then, {len(now)} now" if len(then) != len(now) else "other file names"
             raise RunDirError(f"the reference images of {self.run_dir.path} changed since the run started "
                               f"({change}); restore the folder to resume")
-        self.run_dir.rewind(self.generation, self.log_lines)
+        new = self.changes[len(state.get("changes", [])):]
+        if new:  # recorded now that every check passed; config.toml stays the config the run started with
+            self.run_dir.record_changes(self.changes, _started_toml(self.run_dir, state, self.changes),
+                                        SESSION_KIND if self.session else "evolution")
+        self._rewind()
         if not self.done:  # the completion mark of an earlier end no longer holds
             self.run_dir.remove(SUMMARY)
 
+    def _rewind(self) -> None:
+        """Drop whatever is newer than the checkpoint (the generation in flight at a crash) and
+        the temp files of a killed write (only now: every check has passed)."""
+        folders = [(self.run_dir, self.generation, self.log_lines)]
+        folders += [(t.run, t.generation, t.log_lines) for t in self.threads if t.run is not self.run_dir]
+        for run, generation, lines in folders:
+            run.clean_temp_files()
+            run.rewind(generation, lines)
+
     def _checkpoint(self) -> None:
         config = self.config.to_dict()
-        self.run_dir.save_checkpoint(
-            {
-                "config": config,
-                "config_fingerprint": config_fingerprint(config),
-                "components": self.components,
-                "custom": self.custom,
-                "optimizer": self.optimizer.state_dict(),
-                "noise_rng": self.noise_rng.bit_generator.state,
-                "generation": self.generation,
-                "evaluations": self.evaluations,
-                "presented": self.presented,
-                "reference_names": None if self.reference is None else self.reference.names,
-                "best_score": self.best_score,
-                "best_generation": self.best_generation,
-                "history": self.history,
-                "log_lines": self.log_lines,
-                "digests": self.digests,
-            }
-        )
+        state = {"config": config, "config_fingerprint": config_fingerprint(comparable(config) if self.session
+                                                                              else config),
+                 "components": self.components, "custom": self.custom, "changes": self.changes,
+                 "started_config": self._started_config(),
+                 "reference_names": None if self.reference is None else self.reference.names}
+        if self.session:
+            state.update(kind=SESSION_KIND, generation=self.generation, presented=self.presented, log_lines=self.log_lines,
+                         threads={t.name: t.state() for t in self.threads})
+        else:
+            state.update(self.threads[0].state())
+        self.run_dir.save_checkpoint(state)
         self.checkpointed = self.generation
+
+    def _started_config(self) -> dict:
+        """The config the run started with (before any ``--allow-changed``)."""
+        return self._started or self.config.to_dict()
 
     # -- the loop -----------------------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        if self.config.budget is not None:
-            return self.evaluations >= self.config.budget
-        return self.generation >= self.config.generations
+        return all(t.stopped is not None for t in self.threads)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(t.evaluations for t in self.threads)
 
     def step(self) -> dict:
-        """Run one generation, write its files, checkpoint; return its log record."""
+        """One generation of every live thread, in one responder call; returns its log record
+        (a one-thread run's generation record, or the session's)."""
         self.run_dir.lock.acquire()  # again, if run() released it at the end
-        t = [time.perf_counter()]
-        asked = self.optimizer.ask()
-        codes = asked[: self._remaining(len(asked))]  # the budget's last generation is trimmed
-        t.append(time.perf_counter())
+        g, clock = self.generation, [time.perf_counter()]
+        live = [t for t in self.threads if t.stopped is None]
+        asked = {t.name: t.optimizer.ask() for t in live}
+        codes = {t.name: asked[t.name][: t.remaining(len(asked[t.name]))] for t in live}  # a budget's last is trimmed
+        clock.append(time.perf_counter())
         with torch.no_grad():
-            images = torch.cat([self.generator.decode(codes[i:i + DECODE_CHUNK])
-                                for i in range(0, len(codes), DECODE_CHUNK)])
-        t.append(time.perf_counter())
-        reference_index, reference_images = np.zeros(0, dtype=np.int64), None
-        if self.reference is not None:
-            reference_index, reference_images = self.reference.batch(self.generation, images)
-        outcome = present(self.responder, images, run_dir=self.run_dir.path, generation=self.generation,
-                        reference_images=reference_images, reference_index=reference_index,
-                        reshow_attempts=self.config.reshow_attempts if self.config.unscored == "reshow" else 0)
-        t.append(time.perf_counter())
-        told = outcome.scores
-        if len(codes) < len(asked):  # never shown: unscored for the optimiser
-            told = np.concatenate([told, np.full(len(asked) - len(codes), np.nan)])
-        self.optimizer.tell(asked, told)
-        t.append(time.perf_counter())
-        record = self._save_generation(codes, images, outcome, reference_index)
-        t.append(time.perf_counter())
-        record["timings"] = {
-            name: t[i + 1] - t[i] for i, name in enumerate(("ask", "decode", "respond", "tell", "save"))
-        }
-        self.log_lines.append(self.run_dir.append_log(record))
+            images = {t.name: torch.cat([t.generator.decode(codes[t.name][i:i + DECODE_CHUNK])
+                                         for i in range(0, len(codes[t.name]), DECODE_CHUNK)]) for t in live}
+        clock.append(time.perf_counter())
+        outcomes, session_record = self._present(g, live, codes, images)
+        clock.append(time.perf_counter())
+        for t in live:
+            told, n = outcomes[t.name].scores, len(codes[t.name])
+            if n < len(asked[t.name]):  # never shown: unscored for the optimiser
+                told = np.concatenate([told, np.full(len(asked[t.name]) - n, np.nan)])
+            t.optimizer.tell(asked[t.name], told)
+        clock.append(time.perf_counter())
+        reference_names = None if self.reference is None else self.reference.names
+        records = {t.name: save_generation(t, t.run, codes[t.name], images[t.name], outcomes[t.name],
+                                           save_images=self.config.save_images,
+                                           reshow=self.config.unscored == "reshow",
+                                           reference_index=self._reference_index,
+                                           reference_names=reference_names) for t in live}
+        clock.append(time.perf_counter())
+        timings = {name: clock[i + 1] - clock[i] for i, name in enumerate(TIMINGS)}
+        for t in live:
+            if not self.session:
+                records[t.name]["timings"] = timings
+            t.log_lines.append(t.run.append_log(records[t.name]))
+        if self.session:
+            self.generation += 1
+            self.presented += session_record.pop("_presented")
+            session_record.update(
+                presented=self.presented,
+                threads={t.name: {k: records[t.name].get(k) for k in ("best", "mean", "evaluations", "reference_mean")}
+                         for t in live},
+                stopped={t.name: t.stopped for t in self.threads if t.stopped is not None}, timings=timings)
+            self.log_lines.append(self.run_dir.append_log(session_record))
+        else:
+            self.generation, self.presented = self.threads[0].generation, self.threads[0].presented
         self._checkpoint()
-        return record
+        return session_record if self.session else records[None]
 
-    def _remaining(self, n: int) -> int:
-        """How many of ``n`` asked codes this generation may evaluate (all, without a budget)."""
-        return n if self.config.budget is None else max(1, min(n, self.config.budget - self.evaluations))
+    def _present(self, g: int, live: list[Thread], codes: dict, images: dict) -> tuple[dict, dict | None]:
+        """Show the generation (one call): each live thread's share of the outcome, and the
+        start of a session's record (order shown)."""
+        self._reference_index, reference_images = np.zeros(0, dtype=np.int64), None
+        reshow = self.config.reshow_attempts if self.config.unscored == "reshow" else 0
+        if not self.session:
+            if self.reference is not None:
+                self._reference_index, reference_images = self.reference.batch(g, images[None])
+            outcome = present(self.responder, images[None], run_dir=self.run_dir.path, generation=g,
+                              reference_images=reference_images, reference_index=self._reference_index,
+                              reshow_attempts=reshow)
+            return {None: outcome}, None
+        shown = torch.cat([self._resized(images[t.name]) for t in live])
+        ids, owners = [], {}
+        for index, t in enumerate(self.threads):
+            if t in live:
+                for i in range(len(codes[t.name])):
+                    ids.append(f"g{g}-{t.name}-{i}")
+                    owners[ids[-1]] = (index, i)
+        if self.reference is not None:
+            self._reference_index, reference_images = self.reference.batch(g, shown)
+            for k in self._reference_index:
+                ids.append(f"g{g}-ref{int(k)}")
+                owners[ids[-1]] = (None, int(k))
+        self.responder.owners, self.responder.reference_rows = owners, {}
+        order = interleaving(self.config.seed, g, len(ids))
+        outcome = present(self.responder, shown, run_dir=self.run_dir.path, generation=g,
+                          reference_images=reference_images, reference_index=self._reference_index,
+                          reshow_attempts=reshow, ids=ids, order=order)
+        outcomes, start = {}, 0
+        for t in live:
+            n = len(codes[t.name])
+            outcomes[t.name] = self._thread_outcome(t, outcome, slice(start, start + n), ids[len(outcome.scores):])
+            start += n
+        return outcomes, {"generation": g, "presented": None, "shown": outcome.presented,
+                          "order": [ids[i] for i in order], "_presented": outcome.presented}
 
-    def _save_generation(self, codes, images, outcome: Presentation, reference_index: np.ndarray) -> dict:
-        return save_generation(self, self.run_dir, codes, images, outcome, save_images=self.config.save_images,
-                               reshow=self.config.unscored == "reshow", reference_index=reference_index,
-                               reference_names=None if self.reference is None else self.reference.names)
+    def _resized(self, images: torch.Tensor) -> torch.Tensor:
+        """Images at the session's one image size (a request shows images of one shape)."""
+        if images.shape[-1] == self.image_size:
+            return images
+        return F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
+                             antialias=True).clamp_(0, 1)
+
+    def _thread_outcome(self, t: Thread, outcome: Presentation, own: slice, reference_ids: list[str]) -> Presentation:
+        """Thread ``t``'s share of the generation's presentation: its images' scores and the
+        reference images' scores on its target."""
+        index = self.threads.index(t)
+        rows = [self.responder.reference_rows[i] for i in reference_ids]
+        ref = np.array([r[0][index] for r in rows], dtype=np.float64)
+        ref_clean = np.array([r[1][index] for r in rows], dtype=np.float64) if self.config.noise is not None else None
+        shown = outcome.shown[own]
+        return Presentation(outcome.scores[own], ref, None if outcome.clean is None else outcome.clean[own],
+                            ref_clean, shown, int(shown.sum()) + len(reference_ids))
 
     def run(self, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
             on_generation: Callable[[dict], None] | None = None) -> Summary:
-        """Run until the generation count or evaluation budget is reached, or until
-        ``should_stop()`` turns true (checked after each generation, so nothing is lost).
+        """Run until every thread has reached its generations, budget or patience, or until
+        ``should_stop()`` turns true (checked between generations, so nothing is lost);
         ``on_generation(record)`` is called after each saved generation (e.g. a live report)."""
         from tqdm.auto import tqdm
 
-        total = self.config.budget if self.config.budget is not None else self.config.generations
-        unit = "eval" if self.config.budget is not None else "gen"
-        done = self.evaluations if self.config.budget is not None else self.generation
+        by_evaluations = not self.session and self.config.budget is not None
+        total = self.config.budget if by_evaluations else self._length()
         stopped = False
         try:
-            with tqdm(total=total, initial=done, unit=unit, disable=not progress, dynamic_ncols=True) as bar:
+            with tqdm(total=total, initial=self.evaluations if by_evaluations else self.generation,
+                      unit="eval" if by_evaluations else "gen", disable=not progress, dynamic_ncols=True) as bar:
                 while not self.done:
                     if should_stop is not None and should_stop():
                         stopped = True
                         break
                     record = self.step()
-                    bar.set_postfix(gen=record["generation"], best=f"{record['best']:.3g}",
-                                    mean=f"{record['mean']:.3g}", refresh=False)
+                    bests = [record["best"]] if not self.session else \
+                        [v["best"] for v in record["threads"].values() if v["best"] is not None]
+                    bar.set_postfix(gen=record["generation"], best=f"{max(bests):.3g}" if bests else "nan",
+                                    refresh=False)
                     if on_generation is not None:
                         on_generation(record)
-                    bar.update(len(record["scores"]) if self.config.budget is not None else 1)
+                    bar.update(len(record["scores"]) if by_evaluations else 1)
             return self.finish(stopped_early=stopped)
         finally:
             self.run_dir.lock.release()
 
-    def finish(self, *, stopped_early: bool = False) -> Summary:
-        """Write the trajectory plot, then summary.json (the completion mark: written last, so a
-        run that has it has everything); return the summary."""
-        if not self.history:
-            raise RunDirError(f"run {self.run_dir.path} has no finished generation to summarise")
-        from xdream.images.plots import plot_trajectory
+    def _length(self) -> int | None:
+        """Generations the longest thread runs (None when a thread runs to a budget)."""
+        lengths = [t.generations for t in self.threads]
+        return None if any(n is None for n in lengths) else max(lengths)
 
-        summary = Summary(
-            run_dir=self.run_dir.path,
-            generations=self.generation,
-            evaluations=self.evaluations,
-            initial_best=self.history[0]["best"],
-            final_best=self.best_score,
-            best_generation=self.best_generation,
-            stopped_early=stopped_early,
-            presented=self.presented,
-        )
+    def results(self) -> list[dict]:
+        """One record per thread (a session's ``results.jsonl``): what it ran and what it reached."""
+        out = []
+        for index, t in enumerate(self.threads):
+            c = self.config.thread[index] if self.session else None
+            first = t.history[0]["best"] if t.history else math.nan
+            refs = [h["reference_mean"] for h in t.history if h.get("reference_mean") is not None]
+            cleans = [h["clean_best"] for h in t.history if h.get("clean_best") is not None]
+            target = self.components["responder"].get("target") if c is None else \
+                (c.target[0] if len(c.target) == 1 else list(c.target))
+            out.append({
+                "name": t.name, "generator": (c or self.config).generator.name,
+                "optimizer": (c or self.config).optimizer.name, "target": target, "seed": (c or self.config).seed,
+                "generations": t.generation, "evaluations": t.evaluations, "presented": t.presented,
+                "initial_best": first, "final_best": t.best_score, "best_generation": t.best_generation,
+                "improvement": t.best_score / first if first > 0 else None,
+                "clean_best": max(cleans) if cleans else None,
+                "reference_mean": float(np.mean(refs)) if refs else None, "stopped": t.stopped,
+            })
+        return out
+
+    def finish(self, *, stopped_early: bool = False) -> Summary:
+        """Write the trajectory plots (and a session's results.jsonl), then summary.json (the
+        completion mark: written last, so a run that has it has everything); return the summary."""
+        if self.generation == 0:
+            raise RunDirError(f"run {self.run_dir.path} has no finished generation to summarise")
+        from xdream.images.plots import plot_threads, plot_trajectory
+
         self.run_dir.lock.acquire()
-        plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=self._title())
-        self.run_dir.write_json(
-            SUMMARY,
-            {"status": "stopped" if stopped_early else "finished",
-             **{k: getattr(summary, k) for k in ("generations", "evaluations", "presented", "initial_best",
-                                                 "final_best", "best_generation", "stopped_early")},
-             "improvement": summary.improvement, "config": self.config.to_dict(), "components": self.components,
-             "custom_components": self.custom},
-        )
+        results = self.results()
+        summary = Summary(self.run_dir.path, self.generation, self.evaluations, self.presented, stopped_early,
+                          results, self.session)
+        status = {"status": "stopped" if stopped_early else "finished"}
+        changes = {"changes": self.changes} if self.changes else {}
+        if not self.session:
+            plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=self._title())
+            self.run_dir.write_json(SUMMARY, {
+                **status, **{k: getattr(summary, k) for k in ("generations", "evaluations", "presented",
+                                                              "initial_best", "final_best", "best_generation",
+                                                              "stopped_early")},
+                "improvement": summary.improvement, "config": self.config.to_dict(),
+                "components": self.components, "custom_components": self.custom, **changes})
+            return summary
+        for t, r in zip(self.threads, results):
+            if t.history:
+                plot_trajectory(t.history, t.run.path / "trajectory.png",
+                                title=f"{t.name}: {r['optimizer']} on {r['generator']} -> {r['target']}")
+        plot_threads({t.name: t.history for t in self.threads}, self.run_dir.path / "trajectory.png",
+                     title=f"session of {len(self.threads)} threads")
+        lines = "".join(json.dumps(json_safe(r), allow_nan=False) + "\n" for r in results)
+        atomic_write(self.run_dir.path / RESULTS, lines.encode())
+        self.run_dir.write_json(SUMMARY, {
+            **status, "stopped_early": stopped_early, "generations": self.generation,
+            "evaluations": self.evaluations, "presented": self.presented, "threads": results,
+            "config": self.config.to_dict(), "components": self.components, **changes})
         return summary
 
     def _title(self) -> str:
@@ -387,6 +656,11 @@ class Experiment:
             self.run_dir.lock.release()
 
 
+#: A session is a run of several threads: the same class.
+Session = Experiment
+
+
+# -- resume checks -------------------------------------------------------------------------------
 def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
     """A run started with custom component objects resumes only with objects again."""
     for kind in state.get("custom", []):
@@ -399,37 +673,91 @@ def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
 
 
 def _check_components(run: RunDir, then: dict, now: dict, allow: tuple[str, ...]) -> None:
-    for kind in ("generator", "responder"):
-        if kind in allow or then[kind] == now[kind]:
+    for kind in now:
+        if kind in allow or then.get(kind) == now[kind]:
             continue
-        keys = sorted(k for k in set(then[kind]) | set(now[kind]) if then[kind].get(k) != now[kind].get(k))
-        shown = "; ".join(f"{k} {then[kind].get(k)!r} then, {now[kind].get(k)!r} now" for k in keys[:2])
+        if kind == "generators":
+            raise RunDirError(f"the generators of {run.path} differ from the ones its checkpoint records; resume "
+                              "with the run's own generators, or pass --allow-changed generators to continue anyway")
+        old, new = then.get(kind) or {}, now[kind]
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        shown = "; ".join(f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:2])
         raise RunDirError(f"the {kind} of {run.path} differs from the one its checkpoint records ({shown}); "
                           f"resume with the run's own {kind}, or pass --allow-changed {kind} to continue anyway")
 
 
-def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) -> None:
-    """config.toml against the checkpoint's copy: a change is refused unless allowed."""
-    changes = config_changes(state["config"], data)
+def _fixed(key: str) -> str | None:
+    """Why config key ``key`` can never change on resume (None: it may, with --allow-changed)."""
+    if key.startswith("thread.") and key.count(".") >= 2:
+        key = key.split(".", 2)[2]
+    return FIXED_ON_RESUME.get(key)
+
+
+def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) -> tuple[ExperimentConfig, list]:
+    """config.toml against the checkpoint: a change is refused unless allowed. config.toml
+    holds the config the run started with, so a change is what differs from that; it is laid
+    over the config in effect (the checkpoint's). Returns the config to continue with and the
+    run's changes (earlier ones and these: generation, key, old, new)."""
+    session = "threads" in state
+    view = comparable if session else (lambda c: c)
+    effective, started = view(state["config"]), view(state.get("started_config") or state["config"])
+    edited = config_changes(started, view(data))
+    wanted = json.loads(json.dumps(effective))
+    for key, (_, new) in edited.items():
+        _set_dotted(wanted, key, new)
+    changes = config_changes(effective, wanted)
     for key in allow:
-        if key in FIXED_ON_RESUME:
-            raise ConfigError(f"--allow-changed {key}: {key} cannot change on resume ({FIXED_ON_RESUME[key]}); "
+        if _fixed(key):
+            raise ConfigError(f"--allow-changed {key}: {key} cannot change on resume ({_fixed(key)}); "
                               "start a new run instead")
-    refused = {k: v for k, v in changes.items() if k not in allow and k.split(".")[0] not in allow}
+    refused = {k: v for k, v in changes.items() if not any(k == a or k.startswith(a + ".") for a in allow)}
     if refused:
-        raise changed_config_error(run.path, refused, {k: FIXED_ON_RESUME[k] for k in refused if k in FIXED_ON_RESUME})
+        raise changed_config_error(run.path, refused, {k: _fixed(k) for k in refused if _fixed(k)})
+    recorded = list(state.get("changes", [])) + [{"generation": state["generation"], "key": k, "old": old, "new": new}
+                                                 for k, (old, new) in changes.items()]
+    if not recorded:  # never changed: the config is config.toml as it is
+        return ExperimentConfig.from_dict(data), recorded
+    if session:
+        wanted["thread"] = [{"name": name, **table} for name, table in wanted["thread"].items()]
+    if "output" in data:
+        wanted["output"] = data["output"]
+    return ExperimentConfig.from_dict(wanted), recorded
 
 
-def _refuse_without_checkpoint(run: RunDir) -> None:
+def _set_dotted(tree: dict, key: str, value) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        tree = tree.setdefault(part, {})
+    if value is None:
+        tree.pop(last, None)
+    else:
+        tree[last] = value
+
+
+def _started_toml(run: RunDir, state: dict, changes: list[dict]) -> str:
+    """config.toml as the run started, with a note of what changed since (and when)."""
+    started = state.get("started_config") or state["config"]
+    output = read_toml(run.path / CONFIG).get("output")
+    note = "".join(f"# Changed on resume at generation {c['generation']}: {c['key']} {c['old']!r} -> {c['new']!r}\n"
+                   for c in changes)
+    return ("# This is the config the run started with; `xdream evolve` of it repeats that run.\n" + note
+            + to_toml({**started, **({"output": output} if output else {})}))
+
+
+def _refuse_without_checkpoint(run: RunDir, threads: list[RunDir]) -> None:
     """No checkpoint: start over only if nothing beyond the first generation in flight exists."""
-    later = [g for g in run.finished_generations() if g > 0]
-    log = run.path / "log.jsonl"
+    later = any(g > 0 for r in threads for g in r.finished_generations())
+    log = run.path / LOG
     lines = [line for line in log.read_bytes().split(b"\n") if line.strip()] if log.is_file() else []
     if later or len(lines) > 1:
-        n = max(len(lines), len(later) + 1)
-        raise RunDirError(f"{run.path} holds {n} finished generations but no checkpoint ({run.path / 'checkpoint.pkl'} "
+        raise RunDirError(f"{run.path} holds finished generations but no checkpoint ({run.path / 'checkpoint.pkl'} "
                           f"is missing), so it cannot continue; restore the checkpoint, or start over with "
                           f"xdream evolve --resume {run.path} --restart (the old generations are moved aside)")
+
+
+# -- building ------------------------------------------------------------------------------------
+def _plugin_key(plugin) -> str:
+    return json.dumps(plugin.to_dict(), sort_keys=True, default=str)
 
 
 def _custom_note(custom: list[str], components: dict) -> str:
@@ -468,6 +796,6 @@ def _check_memory(population: int, image_size: int, save_images: str) -> None:
 
 def _default_output(config: ExperimentConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    if config.thread is not None:
+        return Path("runs") / f"{stamp}-session"
     return Path("runs") / f"{stamp}-{config.generator.name}-{config.optimizer.name}"
-
-

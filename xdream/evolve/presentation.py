@@ -14,17 +14,25 @@ images are never re-shown: they track the cell, they do not steer the search.
 Every image carries an id for the responder (on a rig: the protocol's image id):
 ``g{generation}-{i}`` for evolved image ``i`` (the same id when it is re-shown) and
 ``g{generation}-ref{k}`` for image ``k`` of the reference set.
+
+Several threads (a session) share one call: :class:`SessionResponder` scores each image on
+its own thread's columns of the responder's units, and :func:`interleaving` shuffles the
+batch from the seed and the generation number (Ponce et al. 2019, Cell 177:999: two
+evolutions interleaved in the same trial blocks).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xdream.core.responder import Responder
+from xdream.core.responder import NoiseModel, Responder
+
+INTERLEAVE = 0x1E1EAF  # the seed-sequence key of the interleaving order (any fixed number)
 
 
 @dataclass
@@ -97,3 +105,63 @@ def _respond(responder: Responder, images: torch.Tensor, ids: list[str], run_dir
         raise ValueError(f"responder {responder.name!r} returned {scores.size} scores for {len(images)} images")
     clean = responder.last_clean
     return scores, None if clean is None else np.asarray(clean, dtype=np.float64).reshape(-1).copy()
+
+
+def interleaving(seed: int, generation: int, n: int) -> np.ndarray:
+    """The order generation ``generation``'s ``n`` images are shown in: a permutation drawn from
+    the session seed and the generation number only (no state to checkpoint)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, INTERLEAVE, generation])).permutation(n)
+
+
+class SessionResponder(Responder):
+    """The session's responder seen image by image: an evolved image scores the mean of its
+    thread's columns of ``inner.respond_units`` (NaN if one is NaN); a reference image is
+    scored on every thread's columns (:attr:`reference_rows`) and returns NaN here. With a
+    noise model each thread's scores get noise from that thread's own stream, drawn in the
+    order of its images' indices (never in the shuffled order)."""
+
+    name = "session"
+
+    def __init__(self, inner: Responder, columns: list[list[int]], noise: NoiseModel | None,
+                 noise_rngs: list[np.random.Generator]):
+        self.inner, self.columns, self.noise, self.noise_rngs = inner, columns, noise, noise_rngs
+        self.owners: dict[str, tuple[int | None, int]] = {}  # image id -> (thread, index) or (None, reference k)
+        self.reference_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # id -> (scores [T], clean [T])
+        self._ids: list[str] = []
+        self.last_clean = None
+
+    def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
+        self._ids = list(image_ids)
+        self.inner.prepare(run_dir, generation, image_ids)
+
+    def respond(self, images: torch.Tensor) -> np.ndarray:
+        full = np.asarray(self.inner.respond_units(images), dtype=np.float64)
+        if full.ndim != 2 or len(full) != len(images):
+            raise ValueError(f"responder {self.inner.name!r} returned {list(full.shape)} from respond_units for "
+                             f"{len(images)} images; expected [{len(images)}, units]")
+        scores, clean = np.full(len(images), math.nan), np.full(len(images), math.nan)
+        owners = [self.owners[i] for i in self._ids]
+        references = sorted((k, row) for row, (t, k) in enumerate(owners) if t is None)
+        ref_scores = np.full((len(references), len(self.columns)), math.nan)
+        ref_clean = ref_scores.copy()
+        for t, cols in enumerate(self.columns):
+            rows = [row for _, row in sorted((k, row) for row, (owner, k) in enumerate(owners) if owner == t)]
+            if rows:
+                clean[rows] = full[rows][:, cols].mean(axis=1)
+                scores[rows] = self._noisy(clean[rows], t)
+            if references:
+                ref_rows = [row for _, row in references]
+                ref_clean[:, t] = full[ref_rows][:, cols].mean(axis=1)
+                ref_scores[:, t] = self._noisy(ref_clean[:, t], t)
+        for j, (_, row) in enumerate(references):
+            self.reference_rows[self._ids[row]] = (ref_scores[j], ref_clean[j])
+        self.last_clean = clean if self.noise is not None else None
+        return scores
+
+    def _noisy(self, clean: np.ndarray, thread: int) -> np.ndarray:
+        if self.noise is None:
+            return clean.copy()
+        return np.asarray(self.noise(clean, self.noise_rngs[thread]), dtype=np.float64)
+
+    def close(self) -> None:
+        self.inner.close()

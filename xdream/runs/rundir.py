@@ -47,7 +47,8 @@ SUBDIRS = ("generations", "images")
 CHECKPOINT_MAGIC = b"xdream-checkpoint/2\n"
 TEMP_SUFFIX = ".tmp"
 ASIDE_PREFIX = "discarded-"
-RUN_INFO = "run.json"  # {"kind": ..., "xdream": version}: what wrote the folder, so readers need not guess
+RUN_INFO = "run.json"  # {"kind": ..., "xdream": version, "changes": [...]}: what wrote the folder, so readers need not guess
+SESSION_KIND, THREADS_DIR, RESULTS = "session", "threads", "results.jsonl"  # a run of [[thread]] tables
 
 
 def umask() -> int:
@@ -92,6 +93,22 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         raise
 
 
+def append_line(path: str | Path, line: str) -> None:
+    """Append ``line`` to ``path`` (created if missing) and fsync; a failure is one line naming
+    the file (:func:`os_error`)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            data = memoryview(line.encode())
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise os_error(path, e) from None
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -110,15 +127,28 @@ def json_safe(value):
 
 
 def _is_skeleton(path: Path) -> bool:
-    """A folder left by a run killed while it was being created: nothing but empty subfolders,
-    the lock file and temp files of an unfinished write."""
+    """A folder left by a run of any kind killed while it was being created: nothing but
+    folders of empty folders (``generations/``, ``threads/NAME/images/``...), the lock file,
+    ``run.json`` and temp files of an unfinished write."""
     for entry in path.iterdir():
         if entry.name in (LOCK, RUN_INFO) or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
             continue
-        if entry.name in SUBDIRS and entry.is_dir() and not any(entry.iterdir()):
+        if entry.name in (*SUBDIRS, THREADS_DIR) and entry.is_dir() and _holds_no_file(entry):
             continue
         return False
     return True
+
+
+def _holds_no_file(folder: Path) -> bool:
+    return all(entry.is_dir() and not entry.is_symlink() and _holds_no_file(entry) for entry in folder.iterdir())
+
+
+def resume_hint(path: Path) -> Path:
+    """The folder ``xdream evolve --resume`` takes for ``path``: the session's own folder for a
+    thread's ``RUN/threads/NAME``, else ``path``."""
+    if path.parent.name == THREADS_DIR and (path.parent.parent / CONFIG).is_file():
+        return path.parent.parent
+    return path
 
 
 class RunDir:
@@ -222,19 +252,12 @@ class RunDir:
         with np.load(self.generation_file(generation)) as data:
             return {k: data[k] for k in data.files}
 
-    def append_log(self, record: dict) -> str:
-        """Append one record as a JSON line (fsynced); returns the line written."""
+    def append_log(self, record: dict, name: str = LOG) -> str:
+        """Append one record as a JSON line (fsynced) to the log (or the run's file ``name``,
+        e.g. a responder's own record); returns the line written. A full or read-only disk is
+        a one-line :class:`RunDirError`."""
         line = json.dumps(json_safe(record), allow_nan=False) + "\n"
-        path = self.path / LOG
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-            try:
-                os.write(fd, line.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise os_error(path, e) from None
+        append_line(self.path / name, line)
         return line
 
     def read_log(self) -> list[dict]:
@@ -252,7 +275,7 @@ class RunDir:
                     continue
                 raise RunDirError(f"{path} line {number} is not a generation record (damaged or edited): "
                                   f"{line[:40]!r}; restore the file, or rebuild it from the checkpoint's copy with "
-                                  f"xdream evolve --resume {self.path} --repair")
+                                  f"xdream evolve --resume {resume_hint(self.path)} --repair")
             records.append(record)
         last = _parse_record(torn) if torn.strip() else None
         return records + ([last] if last is not None else [])  # else: the torn line of a killed write
@@ -303,14 +326,15 @@ class RunDir:
         if log_lines:
             if not path.is_file():
                 raise RunDirError(f"{path} is missing ({len(log_lines)} generations are checkpointed); restore it, or "
-                                  f"rebuild it from the checkpoint's copy with xdream evolve --resume {self.path} --repair")
+                                  f"rebuild it from the checkpoint's copy with xdream evolve --resume "
+                                  f"{resume_hint(self.path)} --repair")
             have = path.read_bytes().split(b"\n")
             for number, line in enumerate(log_lines, start=1):
                 if number > len(have) or have[number - 1] + b"\n" != line.encode():
                     state = "missing" if number > len(have) or not have[number - 1] else "damaged or edited"
                     raise RunDirError(f"{path} line {number} (generation {number - 1}) is {state}; restore the file, "
                                       f"or rebuild it from the checkpoint's copy with xdream evolve --resume "
-                                      f"{self.path} --repair")
+                                      f"{resume_hint(self.path)} --repair")
         for g, digest in enumerate(digests):
             file = self.generation_file(g)
             try:
@@ -362,6 +386,16 @@ class RunDir:
         except OSError as e:
             raise os_error(aside, e, "move the old generations into") from None
         return aside
+
+    def record_changes(self, changes: list[dict], config_toml: str, kind: str) -> None:
+        """Record a run's ``--allow-changed`` changes (generation, key, old, new) in run.json and
+        put back config.toml as the run started (``config_toml``, with a note of the changes)."""
+        try:
+            info = json.loads((self.path / RUN_INFO).read_text())
+        except (OSError, ValueError):
+            info = {"kind": kind, "xdream": version("xdream")}  # a folder older than run.json
+        self.write_json(RUN_INFO, {**info, "changes": changes})
+        atomic_write(self.path / CONFIG, config_toml.encode())
 
     def write_json(self, name: str, data: dict) -> None:
         atomic_write(self.path / name, (json.dumps(json_safe(data), indent=2) + "\n").encode())

@@ -18,7 +18,7 @@ with ``name``, options and an optional ``label`` for run names), ``seed``, ``noi
 run's config is validated before anything is written, so a bad grid fails on one line.
 
 A ``[base]`` with ``[[base.thread]]`` tables makes every grid point a session of several
-threads (:mod:`xdream.config.session`): ``optimizer`` and ``generator`` then set the default of
+threads (:mod:`xdream.config.experiment`): ``optimizer`` and ``generator`` then set the default of
 the threads without a table of their own, ``seed`` and ``noise`` the session's; ``target``
 does not apply (each thread names its own).
 """
@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from xdream.config import ExperimentConfig, SessionConfig, defaults, is_session, read_toml
+from xdream.config import ExperimentConfig, defaults, is_session, read_toml
 from xdream.core.errors import ConfigError, choices_text
 
 AXES = ("target", "generator", "optimizer", "noise", "seed")
@@ -110,7 +110,7 @@ def check_values(runs: list[RunSpec]) -> None:
     shapes = {_shape(run.config): run.config for run in runs}
     for raw in shapes.values():
         config = validate(raw)
-        pairs = [(t.generator, t.optimizer) for t in config.thread] if isinstance(config, SessionConfig) else \
+        pairs = [(t.generator, t.optimizer) for t in config.thread] if config.thread is not None else \
             [(config.generator, config.optimizer)]
         for generator_config, optimizer_config in pairs:
             key = repr(generator_config)
@@ -129,9 +129,9 @@ def check_values(runs: list[RunSpec]) -> None:
             registry.create("noise", config.noise.name, config.noise.options)
 
 
-def validate(config: dict) -> ExperimentConfig | SessionConfig:
+def validate(config: dict) -> ExperimentConfig:
     """A grid point's config, validated as a session (``[[thread]]`` tables) or a one-thread run."""
-    return SessionConfig.from_dict(config) if is_session(config) else ExperimentConfig.from_dict(config)
+    return ExperimentConfig.from_dict(config)
 
 
 def _shape(config: dict) -> str:

@@ -92,11 +92,8 @@ def run_one(path: str, config: dict, threads: int) -> dict:
     (unless its config sets them); returns its record. Top-level so Ray and process pools can
     ship it to workers."""
     quiet_thread_pools()  # a fresh Ray worker has not loaded torch yet (xdream.core.threads)
-    from xdream.config import SessionConfig
     from xdream.core.allocator import retain_freed_memory
     from xdream.evolve.experiment import Experiment
-    from xdream.evolve.session import KIND, Session
-    from xdream.runs.rundir import RunDir
     from xdream.sweep.grid import validate
 
     config = {"threads": threads, **config}
@@ -104,11 +101,10 @@ def run_one(path: str, config: dict, threads: int) -> dict:
     run_dir = Path(path)
     if not is_complete(run_dir):
         if (run_dir / CONFIG).is_file():
-            experiment = (Session if RunDir.kind_of(run_dir) == KIND else Experiment).resume(run_dir)
+            experiment = Experiment.resume(run_dir)
         else:
             # (a folder left by a kill while it was being created is taken over by RunDir.create)
-            validated = validate(config)
-            experiment = (Session if isinstance(validated, SessionConfig) else Experiment)(validated, run_dir=run_dir)
+            experiment = Experiment(validate(config), run_dir=run_dir)
         try:
             experiment.run(progress=False)
         finally:

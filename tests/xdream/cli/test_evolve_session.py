@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from xdream.cli.evolve_session import layer_units, parse_thread, parse_units
+from xdream.cli.evolve import layer_units, parse_thread, parse_units
 from xdream.core.errors import ConfigError
 
 LAYER = "efficientnet_lite0:_blocks.2"

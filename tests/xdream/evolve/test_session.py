@@ -1,4 +1,4 @@
-"""Sessions of several evolution threads (xdream.evolve.session), on real CNN units."""
+"""Sessions of several evolution threads (xdream.evolve.experiment with [[thread]] tables), on real CNN units."""
 
 import copy
 import json
@@ -9,7 +9,8 @@ import pytest
 
 from xdream.config import SessionConfig, read_toml
 from xdream.core.errors import ConfigError, RunDirError
-from xdream.evolve.session import Session, interleaving
+from xdream import Session
+from xdream.evolve.presentation import interleaving
 from xdream.runs.rundir import RunDir
 
 LAYER = "efficientnet_lite0:_blocks.2"
@@ -185,7 +186,7 @@ def test_budgets_per_thread_and_per_session_are_never_exceeded(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["thread"].append(copy.deepcopy(d["thread"][0])), "two threads are named 'pix'"),
-    (lambda d: d["thread"][0].update(name="a b"), "needs name = 1-32 characters"),
+    (lambda d: d["thread"][0].update(name="a b"), "needs name = a plain folder name: 1-32 characters"),
     (lambda d: d["thread"][0].update(target=[]), "needs target"),
     (lambda d: d["thread"][0].update(colour=1), "unknown key 'colour' in \\[\\[thread\\]\\] 0"),
     (lambda d: d["thread"][0].update(optimizer={"name": "nope"}), "nope"),

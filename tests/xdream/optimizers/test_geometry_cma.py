@@ -207,7 +207,7 @@ def test_a_session_thread_gets_its_own_generators_geometry_and_resumes_it(tmp_pa
     checkpoint (never recomputed) and asks what the uninterrupted session asks."""
     from responders.torch_layer import TorchLayer
     from xdream.config import SessionConfig
-    from xdream.evolve.session import Session
+    from xdream import Session
 
     layer = "efficientnet_lite0:_blocks.2"
     data = {"seed": 5, "generations": 4, "optimizer": {"name": "genetic", "population": 6}, "thread": [

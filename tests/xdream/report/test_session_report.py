@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from xdream.cli import main
-from xdream.evolve.session import Session
+from xdream import Session
 from xdream.report import REPORT, watch, write_report
 from xdream.report import session as session_page
 from xdream.report.writer import CLOCK_SLACK

@@ -1,0 +1,182 @@
+"""One loop for one thread and for sessions of several: the rules the two copies it replaced
+got different, checked once for both kinds of run (issue 24)."""
+
+import copy
+import json
+import re
+import tomllib
+
+import pytest
+
+from responders.torch_layer import TorchLayer
+from xdream import Experiment, ExperimentConfig, Session
+from xdream.cli.evolve import note_changed_run
+from xdream.cli.main import main
+from xdream.core.errors import ConfigError, RunDirError
+from xdream.runs.rundir import RunDir
+
+from test_session import SESSION, layer  # same folder (pytest puts it on sys.path)
+
+KINDS = ("run", "session")
+
+
+def build(kind, path, fast_job, **data):
+    """A one-thread run (the fast job) or a two-thread session, not yet stepped."""
+    if kind == "run":
+        return Experiment(ExperimentConfig.from_dict({**fast_job, **data}), run_dir=path)
+    return Session(ExperimentConfig.from_dict({**copy.deepcopy(SESSION), **data}), responder=layer(), run_dir=path)
+
+
+def resume(kind, path, **kwargs):
+    return Experiment.resume(path, **kwargs) if kind == "run" else Experiment.resume(path, responder=layer(), **kwargs)
+
+
+def stepped(kind, path, fast_job, n=1):
+    run = build(kind, path, fast_job)
+    for _ in range(n):
+        run.step()
+    run.close()
+    return path
+
+
+def thread_folder(kind, path):
+    """Where the (first) thread's log and generations are."""
+    return path if kind == "run" else path / "threads" / "four"
+
+
+def files(path):
+    return {p: p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_folder_killed_while_being_created_is_reused_and_refused_for_resume_in_one_line(tmp_path, fast_job, kind):
+    """What creation writes before the first generation (RUN/threads/ or RUN/generations/, and
+    RUN/.lock) never blocks a rerun, whatever the kind."""
+    run = tmp_path / "r"
+    for sub in (("threads",) if kind == "session" else ("generations", "images")):
+        (run / sub).mkdir(parents=True)
+    (run / ".lock").write_text("")
+    with pytest.raises(RunDirError, match=f"{re.escape(str(run))} holds no run yet .* --output") as info:
+        resume(kind, run)
+    assert "\n" not in str(info.value)
+    again = build(kind, run, fast_job)
+    again.step()
+    again.close()
+    assert RunDir(thread_folder(kind, run)).finished_generations() == [0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_damaged_log_names_a_repair_command_that_works(tmp_path, fast_job, kind):
+    run = stepped(kind, tmp_path / "r", fast_job, 2)
+    log = thread_folder(kind, run) / "log.jsonl"
+    lines = log.read_bytes().split(b"\n")
+    log.write_bytes(b"\n".join([b"{damaged", *lines[1:]]))
+    with pytest.raises(RunDirError) as info:
+        resume(kind, run)
+    assert f"xdream evolve --resume {run} --repair" in str(info.value), info.value
+    repaired = resume(kind, run, repair=True)  # the command the hint names
+    assert repaired.generation == 2
+    repaired.close()
+    assert log.read_bytes() == b"\n".join(lines)
+
+
+def test_a_session_without_run_json_resumes(tmp_path, fast_job):
+    """run.json is not what tells a session from a one-thread run (older folders lack it)."""
+    run = stepped("session", tmp_path / "r", fast_job)
+    (run / "run.json").unlink()
+    resumed = resume("session", run)
+    assert resumed.generation == 1 and resumed.session
+    resumed.close()
+
+
+def test_missing_run_json_through_the_command_is_never_a_traceback(tmp_path, fast_job, capsys):
+    run = stepped("session", tmp_path / "r", fast_job, 2)
+    (run / "run.json").unlink()
+    (run / "checkpoint.pkl").unlink()  # and no way to continue: one line saying why
+    assert main(["evolve", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("xdream: error: ") and "--restart" in err[0], err
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_refused_resume_removes_nothing_not_even_temp_files(tmp_path, fast_job, kind):
+    run = stepped(kind, tmp_path / "r", fast_job, 2)
+    generations = thread_folder(kind, run) / "generations"
+    (generations / ".gen_0002.npz.x.tmp").write_bytes(b"half")
+    (generations / "gen_0001.npz").unlink()
+    before = files(run)
+    with pytest.raises(RunDirError, match="gen_0001.npz is missing"):
+        resume(kind, run)
+    assert files(run) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_allow_changed_records_when_and_config_toml_stays_the_start(tmp_path, fast_job, kind, capsys):
+    run = stepped(kind, tmp_path / "r", fast_job, 1)
+    config = run / "config.toml"
+    started = config.read_text()
+    key, old, new = ("optimizer.mutation_rate", None, 0.4) if kind == "run" else \
+        ("thread.four.optimizer.sigma0", None, 0.5)
+    if kind == "run":
+        config.write_text(started.replace('name = "genetic"', 'name = "genetic"\nmutation_rate = 0.4'))
+    else:
+        config.write_text(started.replace('optimizer = { name = "cmaes", population = 5 }',
+                                          'optimizer = { name = "cmaes", population = 5, sigma0 = 0.5 }'))
+    assert config.read_text() != started
+    resumed = resume(kind, run, allow_changed=[key])
+    change = {"generation": 1, "key": key, "old": old, "new": new}
+    assert resumed.changes == [change]
+    resumed.step()
+    resumed.close()
+    assert json.loads((run / "run.json").read_text())["changes"] == [change]
+    assert tomllib.loads(config.read_text()) == tomllib.loads(started)  # the config the run started with
+    assert f"at generation 1: {key}" in config.read_text()
+    again = resume(kind, run)  # the change holds on without being allowed again
+    assert again.changes == [change]
+    assert (again.config.optimizer.options if kind == "run" else again.config.thread[1].optimizer.options)[
+        key.rsplit(".", 1)[1]] == new
+    summary = again.run(progress=False)
+    again.close()
+    assert json.loads((run / "summary.json").read_text())["changes"] == [change]
+    assert summary.generations == (6 if kind == "run" else 3)
+    note_changed_run(config)
+    note = capsys.readouterr().err
+    assert f"{run} started with; that run was changed on resume ({key} {old!r} -> {new!r} at generation 1)" in note
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", ".hidden", "../x"])
+def test_thread_names_that_are_not_plain_folder_names_are_refused_in_one_line(name):
+    data = copy.deepcopy(SESSION)
+    data["thread"][0]["name"] = name
+    with pytest.raises(ConfigError, match="needs name = a plain folder name") as info:
+        ExperimentConfig.from_dict(data)
+    assert "\n" not in str(info.value)
+
+
+def test_a_thread_name_from_the_command_line_is_checked_the_same(tmp_path, capsys):
+    code = main(["evolve", "--thread", "name=..,target=efficientnet_lite0:_blocks.2:1",
+                 "--output", str(tmp_path / "s"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "plain folder name" in err[0], err
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_rig_responders_files_on_a_full_disk_fail_in_one_line(tmp_path):
+    """The rig responder's own files in the run folder (rig_trials.jsonl, rig_requests.jsonl)
+    go through the run folder's writer: a full disk (/dev/full) is one RunDirError naming the
+    file, not the writer's OSError traceback."""
+    from types import SimpleNamespace
+
+    from responders.rig_journal import JOURNAL_FILE, RequestJournal
+    from responders.zmq_client import TRIALS_FILE, ZmqResponder
+
+    for name in (TRIALS_FILE, JOURNAL_FILE):
+        (tmp_path / name).symlink_to("/dev/full")
+    record = {"image_index": 0, "score": 1.0}
+    with pytest.raises(RunDirError, match=f"cannot write .*{TRIALS_FILE}: No space left on device") as info:
+        ZmqResponder._save(SimpleNamespace(run_dir=tmp_path), [record], True)
+    assert "\n" not in str(info.value)
+    journal = RequestJournal.__new__(RequestJournal)
+    journal.path = tmp_path / JOURNAL_FILE
+    with pytest.raises(RunDirError, match=f"cannot write .*{JOURNAL_FILE}: No space left on device"):
+        journal.record(0, 0, "r0", ["g0-0"], "sum")
