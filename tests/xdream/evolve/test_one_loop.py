@@ -9,8 +9,7 @@ import tomllib
 import pytest
 
 from responders.torch_layer import TorchLayer
-from xdream import Experiment, ExperimentConfig, Session
-from xdream.cli.evolve import note_changed_run
+from xdream import Experiment, ExperimentConfig, Session, SessionConfig
 from xdream.cli.main import main
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.runs.rundir import RunDir
@@ -24,11 +23,11 @@ def build(kind, path, fast_job, **data):
     """A one-thread run (the fast job) or a two-thread session, not yet stepped."""
     if kind == "run":
         return Experiment(ExperimentConfig.from_dict({**fast_job, **data}), run_dir=path)
-    return Session(ExperimentConfig.from_dict({**copy.deepcopy(SESSION), **data}), responder=layer(), run_dir=path)
+    return Session(SessionConfig.from_dict({**copy.deepcopy(SESSION), **data}), responder=layer(), run_dir=path)
 
 
 def resume(kind, path, **kwargs):
-    return Experiment.resume(path, **kwargs) if kind == "run" else Experiment.resume(path, responder=layer(), **kwargs)
+    return Experiment.resume(path, **kwargs) if kind == "run" else Session.resume(path, responder=layer(), **kwargs)
 
 
 def stepped(kind, path, fast_job, n=1):
@@ -53,16 +52,17 @@ def test_a_folder_killed_while_being_created_is_reused_and_refused_for_resume_in
     """What creation writes before the first generation (RUN/threads/ or RUN/generations/, and
     RUN/.lock) never blocks a rerun, whatever the kind."""
     run = tmp_path / "r"
-    for sub in (("threads",) if kind == "session" else ("generations", "images")):
+    for sub in (("threads/four/images",) if kind == "session" else ("generations", "images")):
         (run / sub).mkdir(parents=True)
     (run / ".lock").write_text("")
+    (run / ".config.toml.k1.tmp").write_bytes(b"seed = ")  # killed while config.toml was written
     with pytest.raises(RunDirError, match=f"{re.escape(str(run))} holds no run yet .* --output") as info:
         resume(kind, run)
     assert "\n" not in str(info.value)
     again = build(kind, run, fast_job)
     again.step()
     again.close()
-    assert RunDir(thread_folder(kind, run)).finished_generations() == [0]
+    assert RunDir(thread_folder(kind, run)).finished_generations() == [0] and not list(run.glob("*.tmp"))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -80,34 +80,37 @@ def test_a_damaged_log_names_a_repair_command_that_works(tmp_path, fast_job, kin
     assert log.read_bytes() == b"\n".join(lines)
 
 
-def test_a_session_without_run_json_resumes(tmp_path, fast_job):
-    """run.json is not what tells a session from a one-thread run (older folders lack it)."""
-    run = stepped("session", tmp_path / "r", fast_job)
-    (run / "run.json").unlink()
-    resumed = resume("session", run)
-    assert resumed.generation == 1 and resumed.session
-    resumed.close()
-
-
-def test_missing_run_json_through_the_command_is_never_a_traceback(tmp_path, fast_job, capsys):
-    run = stepped("session", tmp_path / "r", fast_job, 2)
-    (run / "run.json").unlink()
-    (run / "checkpoint.pkl").unlink()  # and no way to continue: one line saying why
-    assert main(["evolve", "--resume", str(run), "--quiet"]) == 2
+def test_a_session_without_run_json_resumes_through_the_command(tmp_path, capsys):
+    """run.json is not what tells a session from a one-thread run (folders of older versions
+    lack it): config.toml's [[thread]] tables and the checkpoint do."""
+    data = {**copy.deepcopy(SESSION), "responder": {"name": "torch-unit", "input_size": 64}}
+    session = Session(SessionConfig.from_dict(data), run_dir=tmp_path / "r")
+    session.step()
+    session.close()
+    (tmp_path / "r" / "run.json").unlink()
+    assert main(["evolve", "--resume", str(tmp_path / "r"), "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "resuming" in out.err and "finished: 3 generations, 2 threads" in out.out
+    (tmp_path / "r" / "checkpoint.pkl").unlink()  # and with no way to continue: one line saying why
+    assert main(["evolve", "--resume", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("xdream: error: ") and "--restart" in err[0], err
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_refused_resume_removes_nothing_not_even_temp_files(tmp_path, fast_job, kind):
+@pytest.mark.parametrize("damage, named", [("delete", "gen_0001.npz is missing"), ("cut", "gen_0001.npz is damaged")])
+def test_a_refused_resume_removes_nothing_not_even_temp_files(tmp_path, fast_job, kind, damage, named):
+    """Every thread's generation files are verified, and a refused resume leaves the folder as
+    it was: the temp file of a killed write is removed only after every check passed."""
     run = stepped(kind, tmp_path / "r", fast_job, 2)
     generations = thread_folder(kind, run) / "generations"
     (generations / ".gen_0002.npz.x.tmp").write_bytes(b"half")
-    (generations / "gen_0001.npz").unlink()
+    victim = generations / "gen_0001.npz"
+    victim.unlink() if damage == "delete" else victim.write_bytes(victim.read_bytes()[:-10])
     before = files(run)
-    with pytest.raises(RunDirError, match="gen_0001.npz is missing"):
+    with pytest.raises(RunDirError, match=named) as info:
         resume(kind, run)
-    assert files(run) == before
+    assert files(run) == before and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -122,7 +125,13 @@ def test_allow_changed_records_when_and_config_toml_stays_the_start(tmp_path, fa
     else:
         config.write_text(started.replace('optimizer = { name = "cmaes", population = 5 }',
                                           'optimizer = { name = "cmaes", population = 5, sigma0 = 0.5 }'))
-    assert config.read_text() != started
+    edited = files(run)
+    with pytest.raises(RunDirError, match=f"{re.escape(key)} None -> {new}.* --allow-changed {re.escape(key)}"):
+        resume(kind, run)
+    fixed = "optimizer.name" if kind == "run" else "thread.four.optimizer.name"
+    with pytest.raises(ConfigError, match=f"--allow-changed {fixed}: .* cannot change on resume"):
+        resume(kind, run, allow_changed=[fixed])
+    assert files(run) == edited
     resumed = resume(kind, run, allow_changed=[key])
     change = {"generation": 1, "key": key, "old": old, "new": new}
     assert resumed.changes == [change]
@@ -139,6 +148,8 @@ def test_allow_changed_records_when_and_config_toml_stays_the_start(tmp_path, fa
     again.close()
     assert json.loads((run / "summary.json").read_text())["changes"] == [change]
     assert summary.generations == (6 if kind == "run" else 3)
+    from xdream.cli.evolve import note_changed_run
+
     note_changed_run(config)
     note = capsys.readouterr().err
     assert f"{run} started with; that run was changed on resume ({key} {old!r} -> {new!r} at generation 1)" in note

@@ -267,17 +267,6 @@ def test_resume_cleans_temp_files_of_killed_writes(tmp_path, fast_job):
     assert not list(run.rglob("*.tmp"))
 
 
-def test_a_half_created_run_folder_is_recognised(tmp_path, fast_job, xdream_cmd):
-    run = tmp_path / "run"
-    (run / "generations").mkdir(parents=True)
-    (run / "images").mkdir()
-    (run / ".config.toml.k1.tmp").write_bytes(b"seed = ")  # killed while config.toml was written
-    line = one_error_line(resume_cli(xdream_cmd, run))
-    assert "holds no run yet" in line and f"--output {run}" in line
-    run_job(fast_job, run)  # a fresh run takes the folder over
-    assert len(list((run / "generations").glob("*.npz"))) == 6 and not list(run.glob("*.tmp"))
-
-
 def test_completion_mark_is_written_after_the_plot(tmp_path, fast_job):
     run_job(fast_job, tmp_path / "run")
     assert (tmp_path / "run" / "summary.json").stat().st_mtime_ns >= (tmp_path / "run" / "trajectory.png").stat().st_mtime_ns

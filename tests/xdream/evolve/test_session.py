@@ -208,39 +208,6 @@ def test_a_target_the_responder_does_not_record_writes_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_resume_refuses_a_changed_thread_and_continues_when_allowed(tmp_path):
-    data = copy.deepcopy(SESSION)
-    session = Session(SessionConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "s")
-    session.step()
-    session.close()
-    config = tmp_path / "s" / "config.toml"
-    text = config.read_text()
-    config.write_text(text.replace('optimizer = { name = "cmaes", population = 5 }',
-                                   'optimizer = { name = "cmaes", population = 5, sigma0 = 0.5 }'))
-    before = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file() and p.name != ".lock"}
-    with pytest.raises(RunDirError, match="thread.four.optimizer.sigma0 None -> 0.5"):
-        Session.resume(tmp_path / "s", responder=layer())
-    assert {p: p.read_bytes() for p in before} == before
-    resumed = Session.resume(tmp_path / "s", responder=layer(), allow_changed=["thread.four.optimizer.sigma0"])
-    assert resumed.generation == 1
-    resumed.close()
-    config.write_text(text.replace('name = "cmaes"', 'name = "genetic"'))
-    with pytest.raises(ConfigError, match="cannot change on resume"):
-        Session.resume(tmp_path / "s", responder=layer(), allow_changed=["thread.four.optimizer.name"])
-
-
-def test_resume_verifies_every_threads_files(tmp_path):
-    session = Session(SessionConfig.from_dict(SESSION), responder=layer(), run_dir=tmp_path / "s")
-    session.step()
-    session.step()
-    session.close()
-    victim = tmp_path / "s" / "threads" / "four" / "generations" / "gen_0000.npz"
-    victim.write_bytes(victim.read_bytes()[:-10])
-    with pytest.raises(RunDirError, match="gen_0000.npz is damaged"):
-        Session.resume(tmp_path / "s", responder=layer())
-    assert victim.exists() and len(thread_arrays(tmp_path / "s", "pix")) == 2
-
-
 def test_thread_seeds_depend_on_the_session_seed_and_the_name_only():
     config = SessionConfig.from_dict(SESSION)
     other = copy.deepcopy(SESSION)
