@@ -1,0 +1,74 @@
+"""Folders written by earlier versions of xdream (committed under tests/fixtures/layouts, see its
+README) still resume, report and compare, through the command line only: a one-thread run, a
+session of two threads, a ``--units`` layer job and a session of a sweep.
+
+Each is copied into tmp_path, extended by one generation (``generations`` raised in its
+config.toml, resumed with ``--allow-changed generations``, as docs/runs.md says), then reported
+and compared from what it recorded. The generations it had are kept byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from xdream.cli import main
+
+LAYOUTS = Path(__file__).parents[2] / "fixtures" / "layouts"
+#: layout -> (the run folder inside it, its threads; () for a one-thread run)
+FOLDERS = {
+    "run": (".", ()),
+    "session": (".", ("ga", "rs")),
+    "units": (".", ("unit3", "unit5")),
+    "sweep": ("runs/optimizer=ga__seed=0", ("a", "b")),
+}
+
+
+def _logs(run: Path, threads) -> dict[str, list[str]]:
+    """Each thread's log lines (the run's own for a one-thread run)."""
+    folders = {t: run / "threads" / t for t in threads} or {"": run}
+    return {t: (f / "log.jsonl").read_text().splitlines() for t, f in folders.items()}
+
+
+def _generation_files(run: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(run)): f.read_bytes() for f in sorted(run.rglob("gen_*.npz"))}
+
+
+@pytest.mark.parametrize("layout", FOLDERS)
+def test_an_earlier_layout_resumes_reports_and_compares(layout, tmp_path, monkeypatch, capsys):
+    folder, threads = FOLDERS[layout]
+    shutil.copytree(LAYOUTS / layout, tmp_path / layout)
+    monkeypatch.chdir(tmp_path)
+    run = (tmp_path / layout / folder).resolve()
+    before_logs, before_files = _logs(run, threads), _generation_files(run)
+    assert all(len(lines) == 2 for lines in before_logs.values()), "the fixture has 2 generations"
+
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("\ngenerations = 2\n", "\ngenerations = 3\n", 1))
+    assert main(["evolve", "--resume", str(run), "--allow-changed", "generations", "--quiet"]) == 0, \
+        capsys.readouterr().err
+    after_logs = _logs(run, threads)
+    for name, lines in after_logs.items():
+        assert lines[:2] == before_logs[name], f"thread {name!r}: the resume changed a finished generation"
+        assert [json.loads(line)["generation"] for line in lines] == [0, 1, 2]
+    after_files = _generation_files(run)
+    assert {k: after_files[k] for k in before_files} == before_files
+    assert len(after_files) == len(before_files) * 3 // 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["generations"] == 3
+
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "finished: 3 generations" in page
+    for name in threads:
+        assert f"<td>{name}</td>" in page
+
+    assert main(["compare", "--from-session", str(run), "--output", "cmp"]) == 0, capsys.readouterr().err
+    methods = json.loads((tmp_path / "cmp" / "compare.json").read_text())["methods"]
+    assert [m["method"].split(" ")[0] for m in methods] == list(threads or [run.name])
+    assert all(m["cost"] == 3 * 4 and m["best"] == max(m["top_scores"]) for m in methods)
+    assert (tmp_path / "cmp" / "report.html").is_file()
