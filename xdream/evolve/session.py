@@ -56,7 +56,7 @@ from xdream.evolve.presentation import Presentation, present
 from xdream.evolve.record import save_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
-from xdream.runs.session import KIND, RESULTS, THREADS_DIR
+from xdream.runs.rundir import RESULTS, SESSION as KIND, THREADS_DIR
 from xdream.runs.rundir import CONFIG, LOG, SUMMARY, RunDir, atomic_write, json_safe
 
 DECODE_CHUNK = 64
