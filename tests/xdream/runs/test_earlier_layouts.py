@@ -2,22 +2,21 @@
 README) still resume, report and compare, through the command line only: a one-thread run, a
 session of two threads, a ``--units`` layer job and a session of a sweep.
 
-Each is copied into tmp_path, extended by one generation (``generations`` raised in its
+Each is copied into tmp_path (the ``layout_copy`` fixture), extended by one generation (``generations`` raised in its
 config.toml, resumed with ``--allow-changed generations``, as docs/runs.md says), then reported
-and compared from what it recorded. The generations it had are kept byte for byte.
+and compared from what it recorded (the sweep is first run again: it skips its complete runs).
+The generations it had are kept byte for byte.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from xdream.cli import main
 
-LAYOUTS = Path(__file__).parents[2] / "fixtures" / "layouts"
 #: layout -> (the run folder inside it, its threads; () for a one-thread run)
 FOLDERS = {
     "run": (".", ()),
@@ -38,13 +37,17 @@ def _generation_files(run: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("layout", FOLDERS)
-def test_an_earlier_layout_resumes_reports_and_compares(layout, tmp_path, monkeypatch, capsys):
+def test_an_earlier_layout_resumes_reports_and_compares(layout, layout_copy, tmp_path, monkeypatch, capsys):
     folder, threads = FOLDERS[layout]
-    shutil.copytree(LAYOUTS / layout, tmp_path / layout)
+    run = (layout_copy(layout) / folder).resolve()
     monkeypatch.chdir(tmp_path)
-    run = (tmp_path / layout / folder).resolve()
     before_logs, before_files = _logs(run, threads), _generation_files(run)
     assert all(len(lines) == 2 for lines in before_logs.values()), "the fixture has 2 generations"
+
+    if layout == "sweep":  # the sweep run again: every run is complete, nothing runs
+        sweep_file = Path(__file__).parents[2] / "fixtures" / "layouts" / "sweep.toml"
+        assert main(["sweep", str(sweep_file), "--output", str(tmp_path / layout), "--backend", "process"]) == 0
+        assert "2 runs, 2 complete (skipped), 0 to run" in capsys.readouterr().err
 
     config = run / "config.toml"
     config.write_text(config.read_text().replace("\ngenerations = 2\n", "\ngenerations = 3\n", 1))
