@@ -5,14 +5,17 @@ session of two threads, a ``--units`` layer job and a session of a sweep.
 Each is copied into tmp_path (the ``layout_copy`` fixture), extended by one generation (``generations`` raised in its
 config.toml, resumed with ``--allow-changed generations``, as docs/runs.md says), then reported
 and compared from what it recorded (the sweep is first run again: it skips its complete runs).
-The generations it had are kept byte for byte.
+The generations it had are kept byte for byte, and the resumed run has the codes and scores of
+the same job run without a stop.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xdream.cli import main
@@ -51,6 +54,7 @@ def test_an_earlier_layout_resumes_reports_and_compares(layout, layout_copy, tmp
 
     config = run / "config.toml"
     config.write_text(config.read_text().replace("\ngenerations = 2\n", "\ngenerations = 3\n", 1))
+    (tmp_path / "job.toml").write_text(config.read_text())  # the same job, run without a stop below
     assert main(["evolve", "--resume", str(run), "--allow-changed", "generations", "--quiet"]) == 0, \
         capsys.readouterr().err
     after_logs = _logs(run, threads)
@@ -62,6 +66,15 @@ def test_an_earlier_layout_resumes_reports_and_compares(layout, layout_copy, tmp
     assert len(after_files) == len(before_files) * 3 // 2
     summary = json.loads((run / "summary.json").read_text())
     assert summary["generations"] == 3
+
+    # the resumed run is the run that never stopped: same codes and scores, generation by generation
+    assert main(["evolve", str(tmp_path / "job.toml"), "--output", str(tmp_path / "fresh"), "--quiet"]) == 0
+    fresh = _generation_files(tmp_path / "fresh")
+    assert sorted(fresh) == sorted(after_files)
+    for name, data in fresh.items():
+        with np.load(io.BytesIO(data)) as a, np.load(io.BytesIO(after_files[name])) as b:
+            for key in ("codes", "scores"):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} {key}")
 
     capsys.readouterr()
     assert main(["report", str(run)]) == 0
