@@ -403,7 +403,7 @@ class ServingThread:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xdream rig simulate",
+    p = argparse.ArgumentParser(prog="xdream rig simulate", allow_abbrev=False,
                                 description="A simulated rig speaking xdream-rig/1 (docs/protocol.md).")
     p.add_argument("--target", required=True, action="append", metavar="MODEL:LAYER:CHANNEL[:Y:X]",
                    help="a simulated neuron (a torch-unit target); repeat for several neurons of one model, "

@@ -28,6 +28,20 @@ def xdream_cmd():
     return [sys.executable, "-m", "xdream.cli"]
 
 
+@pytest.fixture
+def layout_copy(tmp_path):
+    """``layout_copy(name)``: a copy in tmp_path of the committed run folder
+    ``tests/fixtures/layouts/NAME`` (run, session, units, sweep; see its README): a finished
+    run for tests that read one, without running an evolution first."""
+    import shutil
+    from pathlib import Path
+
+    def copy(name):
+        return Path(shutil.copytree(Path(__file__).parent / "fixtures" / "layouts" / name, tmp_path / name))
+
+    return copy
+
+
 def pytest_configure(config):
     """The suite runs with malloc set as the ``xdream`` command sets it (xdream.core.allocator)."""
     from xdream.core.allocator import retain_freed_memory

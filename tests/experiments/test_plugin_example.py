@@ -4,9 +4,10 @@ verify; evolve), passes the registry-wide contract tests, and shares the weights
 the built-in plugins (a clashing file name is an error naming both plugins).
 
 Nothing is installed into the test environment: the package and a ``.dist-info`` holding its
-entry points (read from its ``pyproject.toml``) go on ``PYTHONPATH`` of subprocesses, and on
-``sys.path`` only for the length of one in-process test (``monkeypatch``), so other tests'
-registries never see the example plugins."""
+entry points (read from its ``pyproject.toml``) go on ``PYTHONPATH`` of the subprocesses (the
+download and one evolution: the command as a user runs it), and on ``sys.path`` only for the
+length of one in-process test (``monkeypatch``, the other commands through ``xdream.cli.main``,
+cheaper than a new interpreter each), so other tests' registries never see the example plugins."""
 
 import ast
 import hashlib
@@ -61,6 +62,26 @@ def xdream(env, *args, cwd=None):
                           text=True, timeout=600)
 
 
+@pytest.fixture
+def in_process(site, env, monkeypatch, capsys):
+    """``in_process(*args, home=None)``: (exit code, stdout, stderr) of ``xdream ARGS`` run in
+    this process with the example on ``sys.path`` (for this test only) and ``env``'s weights cache."""
+    from xdream.cli import main
+
+    for entry in (str(site), str(EXAMPLE)):
+        monkeypatch.syspath_prepend(entry)
+    monkeypatch.delenv("XDREAM_WEIGHTS_MIRROR", raising=False)
+
+    def run(*args, home=None):
+        monkeypatch.setenv("XDREAM_HOME", str(home or env["XDREAM_HOME"]))
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def downloaded(env):
     """``xdream weights download example-decoder``: the file:// URL the plugin declares, offline."""
@@ -74,24 +95,24 @@ def test_not_registered_in_this_process():
         assert name not in registry.available(kind)
 
 
-def test_weights_list_download_verify_and_a_bad_copy(env, downloaded):
-    listing = xdream(env, "weights", "list")
-    assert listing.returncode == 0, listing.stderr
+def test_weights_list_download_verify_and_a_bad_copy(env, downloaded, in_process):
+    code, listing, err = in_process("weights", "list")
+    assert code == 0, err
     sha = hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
-    assert f"{sha}  example_decoder.pt" in listing.stdout  # the full hash, to check a copy by hand
-    assert "example-decoder" in listing.stdout and "deepsim-fc6" in listing.stdout  # one catalogue for all
+    assert f"{sha}  example_decoder.pt" in listing  # the full hash, to check a copy by hand
+    assert "example-decoder" in listing and "deepsim-fc6" in listing  # one catalogue for all
     assert downloaded.read_bytes() == SHIPPED.read_bytes()
-    verify = xdream(env, "weights", "verify", "example-decoder")
-    assert verify.returncode == 0 and "example-decoder    ok" in verify.stdout
-    path = xdream(env, "weights", "path", "example-decoder")
-    assert path.stdout.strip() == str(downloaded)
+    code, verify, err = in_process("weights", "verify", "example-decoder")
+    assert code == 0 and "example-decoder    ok" in verify, err
+    code, path, _ = in_process("weights", "path", "example-decoder")
+    assert code == 0 and path.strip() == str(downloaded)
 
     bad_home = Path(env["XDREAM_HOME"]).with_name("bad-home")
     (bad_home / "weights").mkdir(parents=True)
     (bad_home / "weights" / "example_decoder.pt").write_bytes(SHIPPED.read_bytes()[:-1] + b"x")
-    bad = xdream({**env, "XDREAM_HOME": str(bad_home)}, "weights", "verify", "example-decoder")
-    assert bad.returncode == 2 and "example-decoder    BAD" in bad.stdout
-    assert bad.stderr.count("\n") == 1 and "failed verification: example-decoder" in bad.stderr
+    code, bad, err = in_process("weights", "verify", "example-decoder", home=bad_home)
+    assert code == 2 and "example-decoder    BAD" in bad
+    assert err.count("\n") == 1 and "failed verification: example-decoder" in err
 
 
 CONFIG = """\
@@ -111,7 +132,7 @@ sd = 0.05
 """
 
 
-def test_evolve_end_to_end_through_the_cli(env, downloaded, tmp_path):
+def test_evolve_end_to_end_through_the_cli(env, downloaded, tmp_path, in_process, monkeypatch):
     (tmp_path / "job.toml").write_text(CONFIG)
     result = xdream(env, "evolve", "job.toml", "--output", "run", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -120,22 +141,23 @@ def test_evolve_end_to_end_through_the_cli(env, downloaded, tmp_path):
     assert summary["final_best"] > summary["initial_best"]  # the cell's response climbs
     assert summary["config"]["noise"] == {"name": "example-additive", "sd": 0.05}
     assert (tmp_path / "run" / "best.png").is_file()
-    # the same job again: one seed fixes the run
-    again = xdream(env, "evolve", "job.toml", "--output", "again", "--quiet", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
+    # the same job again (in this process): one seed fixes the run
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process("evolve", "job.toml", "--output", "again", "--quiet")
+    assert code == 0, err
     assert json.loads((tmp_path / "again" / "summary.json").read_text())["final_best"] == summary["final_best"]
 
 
-def test_weights_flag_goes_to_a_generator_that_declares_files(env, tmp_path):
+def test_weights_flag_goes_to_a_generator_that_declares_files(tmp_path, in_process, monkeypatch):
     (tmp_path / "job.toml").write_text(CONFIG.replace("generations = 4", "generations = 1"))
-    result = xdream({**env, "XDREAM_HOME": str(tmp_path / "empty-home")}, "evolve", "job.toml", "--weights",
-                    str(SHIPPED), "--output", "run", "--quiet", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr  # loaded from --weights FILE, not the (empty) cache
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty-home"
+    code, _, err = in_process("evolve", "job.toml", "--weights", str(SHIPPED), "--output", "run", "--quiet", home=empty)
+    assert code == 0, err  # loaded from --weights FILE, not the (empty) cache
     saved = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
     assert saved["generator"]["weights"] == str(SHIPPED) and "weights" not in saved["responder"]
-    missing = xdream({**env, "XDREAM_HOME": str(tmp_path / "empty-home")}, "evolve", "job.toml", "--output", "run2",
-                     cwd=tmp_path)
-    assert missing.returncode == 2 and "xdream weights download example-decoder" in missing.stderr
+    code, _, err = in_process("evolve", "job.toml", "--output", "run2", home=empty)
+    assert code == 2 and "xdream weights download example-decoder" in err
     assert not (tmp_path / "run2").exists()
 
 

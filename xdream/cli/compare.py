@@ -1,7 +1,7 @@
 """``xdream compare``: evolution vs gradient ascent vs natural images on one target.
 
     xdream compare [--preset default|quick] [--optimizers A,B] [--gradient featurevis,latent] [--reference-folder DIR] ...
-    xdream compare --from-session RUN [--threads A,B] [--output DIR]     the threads of one session, nothing run again
+    xdream compare --from-session RUN [--threads A,B] [--output DIR]     the threads of one run, nothing run again
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def add_parser(commands) -> None:
     common.add_seed(c)
     common.add_output(c, help="output folder (must not exist or be empty)")
     common.add_quiet(c, help="no progress bars")
-    c.add_argument("--from-session", metavar="RUN", help="compare the threads of the session RUN from what it recorded "
+    c.add_argument("--from-session", metavar="RUN", help="compare the threads of the session (or one-thread run) RUN from what it recorded "
                                                          "(runs nothing; takes only --threads and --output)")
     c.add_argument("--threads", metavar="A,B", help="with --from-session: the threads to compare (default all)")
 
@@ -65,8 +65,7 @@ def run(args) -> int:
 
 
 def from_session(args) -> int:
-    from xdream.compare.comparison import table_markdown
-    from xdream.compare.session import ACTIVATION, compare_session
+    from xdream.compare.comparison import RECORDED, compare_session, table_markdown
     from xdream.report import write_report
 
     if args.from_session is None:
@@ -80,5 +79,5 @@ def from_session(args) -> int:
         raise ConfigError(f"--threads {args.threads!r} names no thread; give names separated by commas")
     out, results = compare_session(args.from_session, args.output, threads)
     report = write_report(out.path)
-    print(table_markdown(results, f"activation ({ACTIVATION})") + f"report: {report}")
+    print(table_markdown(results, f"activation ({RECORDED})") + f"report: {report}")
     return 0

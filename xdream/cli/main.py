@@ -28,7 +28,14 @@ COMMANDS = (evolve, sweep, plugins, weights, gradient, compare, report, rig, cha
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error on one line (exit 2) instead of usage + error."""
+    """argparse that reports a usage error on one line (exit 2) instead of usage + error, and
+    matches options exactly: no prefixes, so a typo (``--generation 3``) is an error, never
+    another option (``--generations``). Subcommands get this class too (``add_subparsers``
+    makes their parsers of the parent's class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         command = " ".join(self.prog.split()[1:])  # "xdream evolve" -> "evolve"; "xdream" -> ""

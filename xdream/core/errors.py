@@ -21,6 +21,11 @@ class PluginConflictError(XDreamError):
     """Two installed packages register the same plugin name."""
 
 
+class PluginImportError(XDreamError):
+    """An installed package's plugin entry point that cannot be imported (missing module or
+    class, or an exception while its module is imported)."""
+
+
 class WeightsError(XDreamError):
     """A weights file that is missing, unreadable or fails its checksum."""
 

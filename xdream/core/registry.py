@@ -14,7 +14,7 @@ import types
 import typing
 from importlib.metadata import entry_points
 
-from xdream.core.errors import ConfigError, PluginConflictError, UnknownNameError, choices_text
+from xdream.core.errors import ConfigError, PluginConflictError, PluginImportError, UnknownNameError, choices_text
 
 GROUPS = {
     "generator": "xdream.generators",
@@ -37,8 +37,9 @@ def available(kind: str) -> list[str]:
 
 
 def load(kind: str, name: str) -> type:
-    """The plugin class registered as ``name``; a one-line error lists the valid names, or
-    names both packages (and their targets) when two register ``name``."""
+    """The plugin class registered as ``name``; a one-line error lists the valid names, names
+    both packages (and their targets) when two register ``name``, or names the package, the
+    entry point and the error when the entry point cannot be imported."""
     found = [ep for ep in entry_points(group=_group(kind)) if ep.name == name]
     if not found:
         raise UnknownNameError(f"unknown {kind} {name!r}; valid: {choices_text(available(kind))}")
@@ -46,7 +47,19 @@ def load(kind: str, name: str) -> type:
         owners = "; ".join(f"package {_package(ep)} ({ep.value})" for ep in found)
         raise PluginConflictError(f"{kind} {name!r} is registered by more than one installed package: {owners}; "
                                   "uninstall one of them")
-    return found[0].load()
+    return _import(kind, found[0])
+
+
+def _import(kind: str, ep):
+    """``ep.load()``; whatever a broken package raises while being imported (a missing module
+    or class, any exception in its module's code) becomes one line naming the package, the entry
+    point and the error, as :mod:`importlib.metadata` reports them."""
+    try:
+        return ep.load()
+    except Exception as e:  # noqa: BLE001 - third-party code: any exception at import is its defect
+        error = " ".join(f"{type(e).__name__}: {e}".split())  # one line, even for a multi-line message
+        raise PluginImportError(f"{kind} {ep.name!r} of package {_package(ep)} cannot be imported (entry point "
+                                f"{ep.name} = {ep.value} in {ep.group}): {error}; fix or uninstall the package") from None
 
 
 def _package(ep) -> str:

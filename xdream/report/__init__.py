@@ -2,7 +2,8 @@
 
 - :mod:`.writer`        writes the page of the run's recorded kind; ``--watch``
 - :mod:`.html`          what every page shares: frame, style, tables, embedded images
-- :mod:`.evolution`, :mod:`.gradient`, :mod:`.compare`, :mod:`.characterise`   one page per run kind
+- :mod:`.evolution`     an evolution run's page: one thread, or a session of several
+- :mod:`.gradient`, :mod:`.compare`, :mod:`.characterise`   the page of each other run kind
 """
 
 from xdream.report.html import REPORT

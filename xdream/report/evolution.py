@@ -1,60 +1,106 @@
-"""The evolution page: status, best image, trajectory, recent generations, config; and where the
-run started (an image, or a characterised unit's preferred stimulus, see :mod:`xdream.evolve.start`).
+"""The page of an evolution run (:class:`xdream.runs.rundir.RunState`): one thread, or a session
+of several side by side.
 
-While the run is going (no ``summary.json`` yet: a resume removes an earlier one; and a writer
-holds the run's lock) the page refreshes itself in the browser; a run with neither (killed, or
-ended by an error) says so. The page writes nothing else into the run: a running run's
-trajectory is drawn into the page, and the run's own ``trajectory.png`` (titled by the run) is
-never rewritten, so a report can be written beside the run's writer.
+One thread: status, best image, trajectory, recent generations and where the run started (an
+image, or a characterised unit's preferred stimulus, see :mod:`xdream.evolve.start`). Several
+threads: every thread's best score per generation on one plot with the natural references scored
+on its target; the comparison table (one row per thread, sortable in the browser); a paired
+comparison of every two threads evolving for the same target (generator A vs generator B on one
+neuron, as in Ponce et al. 2019, Cell 177:999); and the best image of each thread per generation.
+Both end with the config.
+
+Everything is computed from the threads' own logs, so the page is right while the run goes and
+after a resume. While no ``summary.json`` is written (a resume removes an earlier one) and a
+writer holds the run's lock, the page refreshes itself in the browser; a run with neither (killed,
+or ended by an error) says so. The page writes nothing but ``report.html``: a running run's
+trajectory is drawn into the page, and the run's own ``trajectory.png`` is never rewritten, so a
+report can be written beside the run's writer.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 from xdream.characterise.outputs import params_text
-from xdream.images.plots import TRAJECTORY_LINES, plot_trajectory
+from xdream.images.plots import plot_threads, plot_trajectory
 from xdream.report.characterise import anchor
-from xdream.report.html import REFRESH_SECONDS, REPORT, figure_html, fmt, image_html, table_html
-from xdream.runs.lock import is_written
-from xdream.runs.rundir import SUMMARY, RunDir
+from xdream.report.html import REFRESH_SECONDS, REPORT, Html, figure_html, fmt, image_html, table_html
+from xdream.runs.rundir import RunState, ThreadState
+
+MAX_GRID_THREADS = 16  # rows of the image grid (the threads with the highest final best)
+MAX_GRID_COLUMNS = 12  # generations shown per row (spread over the run, the last one included)
+MAX_PAIRS = 20  # paired comparisons listed
+LEGEND_THREADS = 10  # the combined plot has a legend up to this many threads (xdream.images.plots)
+PAIRED_TEXT = (
+    "Two threads evolving for the same target, compared generation by generation: d = best score of A's "
+    "generation g minus best of B's generation g (the images of both were shown in the same responder call), "
+    "over the generations both ran. The test is scipy's Wilcoxon signed-rank test of d (two-sided). Generations "
+    "of one evolution are not independent samples (each builds on the one before), so read p as a description of "
+    "this session, not as a test over neurons or sessions.")
 
 
 def page(path: Path) -> tuple[str, str, bool]:
-    run = RunDir.open(path, lock=False)
-    records = run.read_log()
-    summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
-    config = (path / "config.toml").read_text()
-    running = summary is None and is_written(path)
-    abandoned = summary is None and not running  # killed, or ended by an error: no writer, no end
+    state = RunState.read(path)
+    body = _one_thread(state) if state.single else _threads(state)
+    body.append(f"<h2>Config</h2><pre>{html.escape((path / 'config.toml').read_text())}</pre>")
+    return f"xdream {'evolution' if state.single else 'session'}: {path.name}", "".join(body), state.running
+
+
+def _status(state: RunState) -> str:
+    n, summary = len(state.threads), state.summary
+    if state.single:
+        done = (f"generation {state.generation - 1} done, {state.evaluations} evaluations" if state.records
+                else "no generation finished")
+    else:
+        ended = sum(t.stopped is not None for t in state.threads)
+        done = (f"generation {state.generation - 1} done, {n} threads ({ended} ended), {state.evaluations} "
+                f"evaluations" if state.records else f"{n} threads, no generation finished yet")
+    if state.abandoned:
+        return f"not running and not ended ({done}; killed, or ended by an error): xdream evolve --resume {state.path}"
+    if state.running:
+        return f"running: {done}" + (f"; this page refreshes every {REFRESH_SECONDS} s" if state.records else " yet")
+    status = "stopped before its end" if summary.get("stopped_early") else "finished"
+    if state.single:
+        return (f"{status}: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
+                f"{fmt(summary['final_best'])} (generation {summary['best_generation']})")
+    return (f"{status}: {summary['generations']} generations, {n} threads, {summary['evaluations']} evaluations "
+            f"({summary['presented']} images shown)")
+
+
+def _trajectory(state: RunState, caption: str) -> str:
+    """The run's own trajectory.png once it ended; drawn into the page while it goes."""
+    own = state.path / "trajectory.png"
+    if state.summary is not None and own.is_file():
+        return figure_html(own, caption)
+    if not state.records:
+        return figure_html(own, caption) if state.single else ""
+    if state.single:
+        png = plot_trajectory(state.threads[0].history(), None, title=state.path.name)
+    else:
+        png = plot_threads({t.name: t.history() for t in state.threads}, None,
+                           title=f"{state.path.name}: {len(state.threads)} threads")
+    return f"<figure>{image_html(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+# -- one thread -------------------------------------------------------------------------------------
+def _one_thread(state: RunState) -> list[str]:
+    path, thread, records = state.path, state.threads[0], state.records
     references = any("reference_mean" in r for r in records)
     caption = "best and mean score per generation" + (", natural references' mean" if references else "")
-    if records and (summary is None or not (path / "trajectory.png").is_file()):
-        png = plot_trajectory([{k: r[k] for k, _, _ in TRAJECTORY_LINES if r.get(k) is not None} for r in records],
-                              None, title=path.name)
-        trajectory = f"<figure>{image_html(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
-    else:
-        trajectory = figure_html(path / "trajectory.png", caption)
-    last = records[-1]["generation"] if records else None
-    ended = "stopped before its end" if summary and summary.get("stopped_early") else "finished"
-    done = f"generation {last} done, {records[-1]['evaluations']} evaluations" if records else "no generation finished"
-    if abandoned:
-        status = f"not running and not ended ({done}; killed, or ended by an error): xdream evolve --resume {path}"
-    elif running:
-        status = f"running: {done}" + (f"; this page refreshes every {REFRESH_SECONDS} s" if records else " yet")
-    else:
-        status = (f"{ended}: {summary['generations']} generations, {summary['evaluations']} evaluations, best "
-                  f"{fmt(summary['final_best'])} (generation {summary['best_generation']})")
-    body = [f'<p class="status">{html.escape(status)}</p>', '<div class="grid">',
-            figure_html(path / "best.png", "best image so far"), trajectory]
-    if last is not None:
-        body.append(figure_html(run.image_file("montage", last), f"generation {last}: all images"))
+    body = [f'<p class="status">{html.escape(_status(state))}</p>', '<div class="grid">',
+            figure_html(path / "best.png", "best image so far"), _trajectory(state, caption)]
+    if records:
+        last = records[-1]["generation"]
+        body.append(figure_html(thread.run.image_file("montage", last), f"generation {last}: all images"))
     body.append("</div>" + _start(path) + "<h2>Best image of recent generations</h2><div class='grid'>")
     for r in records[-12:]:
-        body.append(figure_html(run.image_file("best", r["generation"]), f"gen {r['generation']}: {fmt(r['best'])}"))
+        body.append(figure_html(thread.run.image_file("best", r["generation"]), f"gen {r['generation']}: {fmt(r['best'])}"))
     body.append("</div><h2>Generations</h2>")
     header = ["generation", "evaluations", "best", "mean", "no response"]
     rows = [[r["generation"], r["evaluations"], fmt(r["best"]), fmt(r["mean"]), r.get("n_nan", 0)] for r in records[-20:]]
@@ -68,8 +114,7 @@ def page(path: Path) -> tuple[str, str, bool]:
             mean = r.get("reference_mean")
             row += ["-" if mean is None else fmt(mean), ", ".join(r.get("reference_names", []))]
     body.append(table_html(header, rows))
-    body.append(f"<h2>Config</h2><pre>{html.escape(config)}</pre>")
-    return f"xdream evolution: {path.name}", "".join(body), running
+    return body
 
 
 def _start(path: Path) -> str:
@@ -99,3 +144,119 @@ def _start(path: Path) -> str:
             f"{html.escape(init['path'])}; see {link}.</p>"
             + table_html(["unit", "characterised in", "classes", "preferred stimulus", "response", "baseline"], rows)
             + f"<div class='grid'>{''.join(figures)}</div>")
+
+
+# -- several threads -------------------------------------------------------------------------------
+def _threads(state: RunState) -> list[str]:
+    n = len(state.threads)
+    references = any(t.best_reference is not None for t in state.threads)
+    caption = ("best score per generation, one colour per thread" + (
+        "; dash-dot: the natural references' mean on its target" if references else "")
+        + (f" (no legend for {n} threads)" if n > LEGEND_THREADS else ""))
+    body = [f'<p class="status">{html.escape(_status(state))}</p>', _trajectory(state, caption),
+            "<h2>Threads</h2>", _table(state)]
+    pairs = state.pairs()
+    if pairs:
+        body += ["<h2>Paired comparison (same target)</h2>", f"<p>{html.escape(PAIRED_TEXT)}</p>",
+                 table_html(["A", "B", "target", "generations paired", "A higher", "mean d", "median d",
+                             "Wilcoxon p"], [_paired_row(a, b) for a, b in pairs[:MAX_PAIRS]])]
+        if len(pairs) > MAX_PAIRS:
+            body.append(f"<p>{MAX_PAIRS} of {len(pairs)} pairs shown.</p>")
+    return body + ["<h2>Best image per generation</h2>", _grid(state.threads)]
+
+
+TABLE_HEADER = ["thread", "generator", "optimiser", "target", "generations", "evaluations", "first best",
+                "final best", "improvement", "best natural ref.", "final best / ref.", "stopped"]
+
+
+def _table(state: RunState) -> str:
+    noise = any(t.clean_best is not None for t in state.threads)
+    prefix = target_prefix([t.target_text for t in state.threads])
+    header = TABLE_HEADER[:8] + (["best (noise-free)"] if noise else []) + TABLE_HEADER[8:]
+    rows = []
+    for t in state.threads:
+        stopped = t.stopped or ("live" if state.running else "no")
+        reference = "n/a" if t.best_reference is None else \
+            Html(f"{fmt(t.best_reference)}<br><small>{html.escape(t.best_reference_name)}</small>")
+        row = [t.name, t.generator, t.optimizer, t.target_text.replace(prefix, ""), t.generations, t.evaluations,
+               fmt(t.first_best), fmt(t.final_best)]
+        if noise:
+            row.append(fmt(t.clean_best) if t.clean_best is not None else "n/a")
+        row += [_ratio(t.improvement), reference, _ratio(t.reference_ratio), stopped]
+        rows.append(row)
+    shared = f"<p>Every target starts with {html.escape(prefix)} (left out below).</p>" if prefix else ""
+    note = ("<p>Click a column head to sort. First best: generation 0's best; final best: the best of any "
+            "generation; improvement: final / first (where first &gt; 0); best natural ref.: the highest score of "
+            "a natural reference image on the thread's target so far (its name below).</p>")
+    return shared + f'<div style="overflow-x:auto">{table_html(header, rows, "sortable")}</div>' + note
+
+
+def target_prefix(targets: list[str]) -> str:
+    """What every target starts with up to a ``:`` (``MODEL:LAYER:`` of a layer's units), or ""."""
+    if len(targets) < 2:
+        return ""
+    common = os.path.commonprefix(targets)
+    return common[: common.rfind(":") + 1] if ":" in common else ""
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
+def paired_differences(a: ThreadState, b: ThreadState) -> np.ndarray:
+    """Per generation both ran with a response: A's best minus B's best."""
+    n = min(a.generations, b.generations)
+    d = np.array(a.bests[:n]) - np.array(b.bests[:n])
+    return d[np.isfinite(d)]
+
+
+def paired_p(d: np.ndarray) -> float | None:
+    """The two-sided Wilcoxon signed-rank p of the differences (None with no nonzero difference)."""
+    from scipy.stats import wilcoxon
+
+    if not np.any(d != 0):
+        return None
+    return float(wilcoxon(d).pvalue)
+
+
+def _paired_row(a: ThreadState, b: ThreadState) -> list:
+    d = paired_differences(a, b)
+    p = paired_p(d)
+    higher = f"{int((d > 0).sum())} of {len(d)}" + (f" ({int((d == 0).sum())} ties)" if (d == 0).any() else "")
+    return [a.name, b.name, a.target_text, len(d), higher, fmt(float(d.mean())) if len(d) else "n/a",
+            fmt(float(np.median(d))) if len(d) else "n/a", "n/a" if p is None else f"{p:.3g}"]
+
+
+def grid_columns(generations: int, limit: int | None = None) -> list[int]:
+    """At most ``limit`` (default :data:`MAX_GRID_COLUMNS`) generations spread over
+    ``range(generations)``, first and last included."""
+    limit = MAX_GRID_COLUMNS if limit is None else limit
+    if generations <= limit:
+        return list(range(generations))
+    return sorted({int(round(g)) for g in np.linspace(0, generations - 1, limit)})
+
+
+def _grid(threads: list[ThreadState]) -> str:
+    shown = sorted(threads, key=lambda t: -t.final_best if math.isfinite(t.final_best) else math.inf)
+    shown = shown[:MAX_GRID_THREADS] if len(threads) > MAX_GRID_THREADS else threads
+    generations = max((t.generations for t in threads), default=0)
+    if not generations:
+        return "<p>No generation finished yet.</p>"
+    columns = grid_columns(generations)
+    rows = []
+    for t in shown:
+        row = [Html(f"{html.escape(t.name)}<br><small>{html.escape(t.generator)} + {html.escape(t.optimizer)}"
+                    "</small>")]
+        for g in columns:
+            image = t.run.image_file("best", g)
+            if g < t.generations and image.is_file():
+                score = fmt(t.bests[g])
+                row.append(Html(f"{image_html(image, f'{t.name} generation {g}: {score}')}<br><small>{score}</small>"))
+            else:
+                row.append("")
+        rows.append(row)
+    note = ("" if len(shown) == len(threads) else
+            f"<p>The {len(shown)} threads of {len(threads)} with the highest final best.</p>")
+    if len(columns) < generations:
+        note += f"<p>{len(columns)} of {generations} generations shown, spread over the run.</p>"
+    return note + table_html(["thread", *(f"gen {g}" for g in columns)], rows, "thumbs")

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 from xdream.core.errors import RunDirError
-from xdream.report import characterise, compare, evolution, gradient, session
+from xdream.report import characterise, compare, evolution, gradient
 from xdream.report.html import REPORT, page
 from xdream.runs.lock import is_written, writer_since
 from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write
 
 #: The page of each run kind (recorded by :meth:`RunDir.create` in ``run.json``).
 PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": compare.page,
-         "characterise": characterise.page, "session": session.page}
+         "characterise": characterise.page, "session": evolution.page}
 #: The kinds whose page writes report.html only, so it is written beside the run's writer (no lock).
 LIVE = ("evolution", "session")
 CLOCK_SLACK = 0.05  # s: file times come from the kernel's coarse clock, a few ms behind time.time()

@@ -386,7 +386,7 @@ def format_table(endpoint: str, outcomes: list[Outcome]) -> str:
 
 def main(argv: list[str]) -> int:
     """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD]``."""
-    parser = argparse.ArgumentParser(prog="xdream rig check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="xdream rig check", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("endpoint", help="the rig's endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
     parser.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts the rig")

@@ -86,7 +86,7 @@ def secure_server(context: zmq.Context, sock: zmq.Socket, server_secret: str | P
 
 def main(argv: list[str]) -> int:
     """``xdream rig keygen NAME [--dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="xdream rig keygen", description="Create a CURVE key pair.")
+    parser = argparse.ArgumentParser(prog="xdream rig keygen", description="Create a CURVE key pair.", allow_abbrev=False)
     parser.add_argument("name", help="key name: writes NAME.key (public) and NAME.key_secret")
     parser.add_argument("--dir", default=".", help="directory for the key files")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""The run directory: everything a run writes, written atomically, by one writer at a time.
+"""The run directory: everything a run writes, written atomically, by one writer at a time
+(:class:`RunDir`), and a run read back as it is on disk (:class:`RunState`).
 
 Layout::
 
@@ -13,6 +14,10 @@ Layout::
     RUN/trajectory.png, RUN/summary.json   written when the run ends; summary.json last: it is the
                              completion mark
     RUN/.lock                the writer's lock (:mod:`xdream.runs.lock`)
+
+A session of several threads (run.json kind ``session``) has its own ``log.jsonl`` (one record
+per generation of all threads), ``checkpoint.pkl``, ``results.jsonl`` and ``summary.json``, and
+one folder of the layout above per thread: ``RUN/threads/NAME/``.
 
 A killed run loses at most the generation in flight: files of a generation are written before
 its log line, and the checkpoint last. The checkpoint carries the SHA-256 of every generation
@@ -33,13 +38,15 @@ import pickle
 import shutil
 import tempfile
 import time
+import tomllib
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 from xdream.core.errors import RunDirError
-from xdream.runs.lock import LOCK, RunLock
+from xdream.runs.lock import LOCK, RunLock, is_written
 
 CONFIG, LOG, CHECKPOINT, SUMMARY = "config.toml", "log.jsonl", "checkpoint.pkl", "summary.json"
 SUBDIRS = ("generations", "images")
@@ -410,3 +417,173 @@ def _parse_record(line: bytes) -> dict | None:
     if not isinstance(record, dict) or not isinstance(record.get("generation"), int):
         return None
     return record
+
+
+# -- reading a run back ------------------------------------------------------------------------------
+# An evolution run read as it is on disk, while it runs or after it ended: the threads' own logs
+# are the truth. ``results.jsonl`` is written only when a session ends (and is stale while a
+# resumed session runs again), so everything here comes from the logs; nothing is written and no
+# lock is taken, so a report can be written beside the running run. A one-thread run is read as
+# a run of one thread whose folder is the run's own.
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+@dataclass
+class ThreadState:
+    """One thread as its log says: what it runs and what it has reached so far."""
+
+    name: str
+    generator: str
+    optimizer: str
+    target: list[str]
+    run: RunDir  # RUN/threads/NAME (RUN itself for a one-thread run)
+    records: list[dict]  # its log.jsonl, one record per finished generation
+    stopped: str | None = None  # why it ended ("generations", "budget", "patience", ...; None while it runs)
+
+    @property
+    def target_text(self) -> str:
+        return " + ".join(self.target)
+
+    @property
+    def generations(self) -> int:
+        return len(self.records)
+
+    @property
+    def evaluations(self) -> int:
+        return self.records[-1]["evaluations"] if self.records else 0
+
+    @property
+    def bests(self) -> list[float]:
+        """Each generation's best score (NaN where no image got a response)."""
+        return [math.nan if r.get("best") is None else float(r["best"]) for r in self.records]
+
+    @property
+    def first_best(self) -> float:
+        return self.bests[0] if self.records else math.nan
+
+    @property
+    def final_best(self) -> float:
+        """The best score of any generation so far."""
+        return max(_finite(self.bests), default=math.nan)
+
+    @property
+    def improvement(self) -> float | None:
+        return self.final_best / self.first_best if self.first_best > 0 else None
+
+    @property
+    def clean_best(self) -> float | None:
+        """The best noise-free score, where noise was simulated."""
+        return max(_finite(r.get("clean_best") for r in self.records), default=None)
+
+    @property
+    def best_reference(self) -> float | None:
+        """The best natural reference image's score on this thread's target (None without references)."""
+        return max(_finite(s for r in self.records for s in r.get("reference_scores", [])), default=None)
+
+    @property
+    def best_reference_name(self) -> str | None:
+        pairs = [(s, n) for r in self.records for s, n in zip(r.get("reference_scores", []), r.get("reference_names", []))
+                 if s is not None and math.isfinite(s)]
+        return max(pairs)[1] if pairs else None
+
+    @property
+    def reference_ratio(self) -> float | None:
+        """The final best over the best natural reference (None where that is not positive)."""
+        ref = self.best_reference
+        return self.final_best / ref if ref is not None and ref > 0 else None
+
+    def history(self) -> list[dict]:
+        """The per-generation values the trajectory plots draw."""
+        keys = ("best", "mean", "clean_best", "reference_mean")
+        return [{k: r[k] for k in keys if r.get(k) is not None} for r in self.records]
+
+
+@dataclass
+class RunState:
+    """An evolution run's folder read from its files: a session's threads, or a one-thread run
+    (of any version, ``run.json`` or not) as a run of one thread."""
+
+    path: Path
+    config: dict  # RUN/config.toml as parsed
+    threads: list[ThreadState]
+    records: list[dict]  # the run's log.jsonl (a session's: all threads per generation)
+    summary: dict | None = None  # summary.json (None while the run runs)
+    noise: bool = False  # a [noise] table: scores are simulated noisy ones
+
+    @classmethod
+    def read(cls, path: str | Path) -> "RunState":
+        path = Path(path)
+        kind = RunDir.kind_of(path)
+        if kind not in (None, "evolution", SESSION_KIND):
+            raise RunDirError(f"{path} is a {kind} folder, not an evolution run or session; give the folder of an "
+                              "xdream evolve run")
+        run = RunDir.open(path, lock=False)
+        try:
+            config = tomllib.loads((path / CONFIG).read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise RunDirError(f"cannot read {path / CONFIG}: {e}") from None
+        summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
+        records = run.read_log()
+        if kind == SESSION_KIND:
+            stopped = records[-1].get("stopped", {}) if records else {}  # thread -> why it ended
+            threads = [_thread(table, RunDir(path / THREADS_DIR / table["name"]), stopped.get(table["name"]))
+                       for table in config.get("thread", [])]
+        else:
+            ended = None if summary is None else "stopped early" if summary.get("stopped_early") else "generations"
+            threads = [_thread({**config, "name": path.resolve().name}, run, ended, records)]
+        return cls(path, config, threads, records, summary, "noise" in config)
+
+    @property
+    def single(self) -> bool:
+        """A one-thread run: its thread's folder is the run's own."""
+        return len(self.threads) == 1 and self.threads[0].run.path == self.path
+
+    @property
+    def running(self) -> bool:
+        """No summary yet and a writer holds the run's lock."""
+        return self.summary is None and is_written(self.path)
+
+    @property
+    def abandoned(self) -> bool:
+        """Neither ended nor written any more (killed, or ended by an error)."""
+        return self.summary is None and not is_written(self.path)
+
+    @property
+    def generation(self) -> int:
+        """Generations the run has finished."""
+        return len(self.records)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(t.evaluations for t in self.threads)
+
+    def seconds(self, thread: ThreadState) -> float:
+        """Wall time of the generations ``thread`` took part in (shared with the threads shown in
+        the same responder calls)."""
+        return sum(sum(r.get("timings", {}).values()) for r in self.records
+                   if self.single or thread.name in r.get("threads", {}))
+
+    def thread(self, name: str) -> ThreadState:
+        for t in self.threads:
+            if t.name == name:
+                return t
+        raise RunDirError(f"run {self.path} has no thread {name!r}; its threads: "
+                          + ", ".join(t.name for t in self.threads))
+
+    def pairs(self) -> list[tuple[ThreadState, ThreadState]]:
+        """Every two threads that evolve for the same target (the same units or channels, in any
+        order): the pairs a paired comparison makes sense for."""
+        return [(a, b) for i, a in enumerate(self.threads) for b in self.threads[i + 1:]
+                if sorted(a.target) == sorted(b.target)]
+
+
+def _thread(table: dict, run: RunDir, stopped: str | None, records: list[dict] | None = None) -> ThreadState:
+    """A thread from its config table (a session's ``[[thread]]``, or a one-thread run's config)."""
+    name = lambda value: value if isinstance(value, str) else value["name"]  # noqa: E731 - plugin name or table
+    target = table.get("target", table.get("responder", {}).get("target", ""))
+    return ThreadState(table["name"], name(table["generator"]), name(table["optimizer"]),
+                       [target] if isinstance(target, str) else list(target), run,
+                       run.read_log() if records is None else records, stopped)

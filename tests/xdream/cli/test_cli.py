@@ -200,3 +200,35 @@ def test_early_ctrl_c_is_one_line_without_traceback(tmp_path, xdream_cmd, after)
     _, err = process.communicate(timeout=120)
     assert "Traceback" not in err and err.count("\n") <= 2, err
     assert process.returncode in (130, -signal.SIGINT), err
+
+
+
+def _parsers(parser, path=()):
+    """(command path, parser) for the parser and every subcommand parser below it."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def test_options_are_matched_exactly_never_by_prefix(tmp_path, monkeypatch, capsys):
+    """``--generation 3`` is an error, not ``--generations 3`` (argparse's prefix matching would
+    run the typo); so for every command's parser, and for the rig tools' own parsers."""
+    from xdream.cli.main import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["evolve", "--generation", "3", "--output", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --generation " in err and err.count("\n") == 1
+    parsers = dict(_parsers(build_parser()))
+    assert {("evolve",), ("weights", "list"), ("compare",), ("report",)} <= set(parsers)
+    assert [path for path, parser in parsers.items() if parser.allow_abbrev] == []
+    for tool, prefix, *given in (("simulate", "--weight", "--target", "alexnet:features.0:1"),
+                                 ("check", "--timeou", "tcp://127.0.0.1:9"), ("keygen", "--di")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["rig", tool, *given, prefix, "x"])
+        assert exit_.value.code == 2 and f"unrecognized arguments: {prefix}" in capsys.readouterr().err, tool
+    assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xdream.cli import main
-from xdream.compare.session import ACTIVATION
+from xdream.compare.comparison import RECORDED as ACTIVATION
 from xdream.report import write_report
 from xdream.runs.rundir import RunDir
 
@@ -96,15 +96,18 @@ def test_bad_input_is_one_line_and_writes_nothing(finished_session, tmp_path, ca
     assert not out.exists()
 
 
-def test_threads_without_a_session_and_a_folder_that_is_not_one(tmp_path, fast_job, capsys):
+def test_threads_without_a_session_and_a_folder_that_is_not_one(tmp_path, capsys):
+    """A one-thread run compares as a run of one thread (tests/xdream/runs/test_earlier_layouts.py);
+    a folder of another kind (here: a comparison) or no run at all is one line, nothing written."""
+    from pathlib import Path
+
     assert main(["compare", "--threads", "a"]) == 2
     assert "give the session with --from-session RUN" in capsys.readouterr().err
-    from xdream import Experiment, ExperimentConfig
-
-    fast_job["generations"] = 1
-    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
-    experiment.run(progress=False)
-    experiment.close()
-    assert main(["compare", "--from-session", str(tmp_path / "run"), "--output", str(tmp_path / "cmp")]) == 2
-    assert "is not a session of several threads" in capsys.readouterr().err
-    assert not (tmp_path / "cmp").exists()
+    run = Path(__file__).parents[2] / "fixtures" / "layouts" / "run"
+    assert main(["compare", "--from-session", str(run), "--output", str(tmp_path / "cmp")]) == 0
+    assert main(["compare", "--from-session", str(tmp_path / "cmp"), "--output", str(tmp_path / "cmp2")]) == 2
+    assert "is a compare folder, not an evolution run or session" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", "--from-session", str(tmp_path / "empty"), "--output", str(tmp_path / "cmp2")]) == 2
+    assert "is not an xdream run directory" in capsys.readouterr().err
+    assert not (tmp_path / "cmp2").exists()

@@ -48,3 +48,34 @@ def test_a_name_registered_by_two_packages_is_an_error_naming_both(tmp_path, mon
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(UnknownNameError, match="no-such-optimizer.*valid: .*genetic"):
         registry.load("optimizer", "no-such-optimizer")
+
+
+BROKEN = {  # entry point target, module source: the three ways a plugin package fails to import
+    "missing module": ("lab_gone.generator:LabGenerator", None),
+    "missing class": ("lab_broken_class:LabGenerator", "class Other:\n    pass\n"),
+    "exception at import": ("lab_raises:LabGenerator", "raise RuntimeError('no GPU driver on this machine')\n"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+@pytest.mark.parametrize("command", [["weights", "list"], ["evolve", "--generator", "lab-gen", "--generations", "1"]])
+def test_a_plugin_that_cannot_be_imported_is_one_line_naming_package_entry_point_and_error(
+        case, command, tmp_path, monkeypatch, capsys):
+    """``xdream weights list`` loads every generator; ``xdream evolve`` the one it is given: a
+    broken package is one line (exit 2) naming it, its entry point and the error; nothing is written."""
+    from xdream.cli.main import main
+
+    target, source = BROKEN[case]
+    install_distribution(tmp_path, "lab-plugins", {"xdream.generators": {"lab-gen": target}})
+    if source is not None:
+        (tmp_path / f"{target.split(':')[0]}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--output", "out"] if command[0] == "evolve" else command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for part in ("lab-plugins 1.0", f"lab-gen = {target}", "xdream.generators",
+                 {"missing module": "ModuleNotFoundError: No module named 'lab_gone'",
+                  "missing class": "AttributeError", "exception at import": "RuntimeError: no GPU driver"}[case]):
+        assert part in err, f"{part!r} not in {err!r}"
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from xdream.report import REPORT, watch, write_report
 
 @pytest.fixture
 def evolution(fast_job, tmp_path):
+    fast_job["generations"] = 3  # the pages need a run that starts, goes on and ends, not a long one
     experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
     yield experiment
     experiment.close()
@@ -27,13 +28,14 @@ def test_live_page_refreshes_until_the_run_ends(evolution):
     assert page.count("data:image/png;base64,") >= 4  # best, trajectory, montage, per-generation bests
     evolution.run(progress=False)
     page = write_report(evolution.run_dir.path).read_text()
-    assert "http-equiv" not in page and "finished: 6 generations" in page
+    assert "http-equiv" not in page and "finished: 3 generations" in page
     assert (evolution.run_dir.path / "trajectory.png").is_file()
 
 
-def test_watch_returns_when_the_run_has_finished(evolution):
-    evolution.run(progress=False)
-    assert watch(evolution.run_dir.path, interval=0.01) == evolution.run_dir.path / REPORT
+def test_watch_returns_when_the_run_has_finished(layout_copy):
+    run = layout_copy("run")  # a finished run (tests/fixtures/layouts)
+    assert watch(run, interval=0.01) == run / REPORT
+    assert "finished: 2 generations" in (run / REPORT).read_text()
 
 
 def test_report_opens_in_headless_chromium_without_errors(evolution, tmp_path, browser_check):
@@ -55,13 +57,14 @@ def test_not_a_run_folder(tmp_path):
 
 
 def test_evolve_live_report_is_written_every_generation(fast_job, tmp_path):
+    fast_job["generations"] = 3
     pages = []
     experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "live")
     experiment.run(progress=False, on_generation=lambda r: pages.append(write_report(experiment.run_dir.path).read_text()))
     experiment.close()
-    assert len(pages) == 6
+    assert len(pages) == 3
     assert all("http-equiv=\"refresh\"" in p for p in pages)
-    assert [f"running: generation {g} done" in p for g, p in enumerate(pages)] == [True] * 6
+    assert [f"running: generation {g} done" in p for g, p in enumerate(pages)] == [True] * 3
 
 
 def test_evolve_cli_live_report_flag(fast_job, tmp_path):

@@ -15,11 +15,11 @@ from scipy.stats import wilcoxon
 from xdream.cli import main
 from xdream import Session
 from xdream.report import REPORT, watch, write_report
-from xdream.report import session as session_page
+from xdream.report import evolution as session_page
 from xdream.report.writer import CLOCK_SLACK
 from xdream.runs.lock import RunLock
 from xdream.runs.rundir import RunDir
-from xdream.runs.session import SessionState
+from xdream.runs.rundir import RunState as SessionState
 
 
 def thread_log(run, name):

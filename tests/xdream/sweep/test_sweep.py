@@ -113,34 +113,31 @@ def test_sweep_refuses_a_changed_or_smaller_grid_in_the_same_directory(fast_job,
         assert (out / "sweep.json").read_text() == plan
 
 
-def test_sweep_grown_by_new_grid_values_keeps_its_finished_runs(fast_job, tmp_path):
-    out = tmp_path / "out"
-    first = run_sweep(write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0]), out), backend="process",
-                      workers=1, log=lambda line: None)
-    assert first["failures"] == {} and len((out / "results.jsonl").read_text().splitlines()) == 1
-    finished = out / "runs" / "seed=0" / "summary.json"
-    before = finished.stat().st_mtime_ns
-    lines = []
-    grown = run_sweep(write_sweep(tmp_path / "b.toml", sweep_data(fast_job, seed=[0, 1]), out), backend="process",
-                      workers=1, log=lines.append)
-    assert grown["failures"] == {}
-    assert "2 runs, 1 complete (skipped), 1 to run" in lines[0]
-    assert finished.stat().st_mtime_ns == before  # not run again
-    names = [json.loads(line)["name"] for line in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(names) == ["seed=0", "seed=1"]
-
-
-def test_process_pool_backend_runs_and_skips(fast_job, tmp_path):
+def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path):
+    """Two runs on two pool workers; the same sweep again skips both; the grid grown by a value
+    runs only the new run and leaves the finished ones untouched."""
     job = {**fast_job, "generations": 2}
-    path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0, 1]), tmp_path / "out")
+    out = tmp_path / "out"
+    path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0, 1]), out)
     lines = []
     first = run_sweep(path, backend="process", workers=2, log=lines.append)
     assert first["ran"] == 2 and first["skipped"] == 0 and not first["failures"]
-    records = [json.loads(l) for l in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
     assert [r["seed"] for r in records] == ["0", "1"]
     assert all(r["evaluations"] == 16 and np.isfinite(r["clean_best"]) for r in records)
     again = run_sweep(path, backend="process", workers=2, log=lines.append)
     assert again["skipped"] == 2 and again["ran"] == 0
+
+    finished = {name: (out / "runs" / name / "summary.json").stat().st_mtime_ns for name in ("seed=0", "seed=1")}
+    lines = []
+    grown = run_sweep(write_sweep(tmp_path / "b.toml", sweep_data(job, seed=[0, 1, 2]), out), backend="process",
+                      workers=1, log=lines.append)
+    assert grown["failures"] == {} and grown["ran"] == 1
+    assert "3 runs, 2 complete (skipped), 1 to run" in lines[0]
+    assert {name: (out / "runs" / name / "summary.json").stat().st_mtime_ns for name in finished} == finished
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["name"] for r in records) == ["seed=0", "seed=1", "seed=2"]
+    assert all(r["evaluations"] == 16 for r in records)
 
 
 def _kill_session(sid: int) -> None:
