@@ -44,7 +44,8 @@ def test_catalog_has_every_deepsim_variant_with_published_facts():
     variants = ["norm1", "norm2", "conv3", "conv4", "pool5", "fc6", "fc6-eucl", "fc7", "fc8"]
     assert {f"deepsim-{v}" for v in variants} <= set(CATALOG)
     fc6 = CATALOG["deepsim-fc6"]
-    assert fc6.url == "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/upconvGAN_fc6.pt"
+    assert fc6.url == ("https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/"
+                       "a815407b56ac4c6643faff6a67ca25d60962991b/upconvGAN_fc6.pt")
     assert fc6.size == 224_398_749 and fc6.licence == "MIT"
     for entry in CATALOG.values():
         assert entry.sha256 is None or (len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0)
