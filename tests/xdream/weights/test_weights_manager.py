@@ -224,3 +224,14 @@ def test_local_file_is_verified_unless_told_not_to(tmp_path, payload):
     assert store.resolve("test-net", local, sha256=hashlib.sha256(payload).hexdigest()) == local
     with pytest.raises(WeightsError, match="not found"):
         store.resolve("test-net", tmp_path / "nope.pt")
+
+
+def test_every_hub_url_is_pinned_to_a_commit():
+    """resolve/main follows the branch; every catalogued Hugging Face file names its commit."""
+    hub = [entry for entry in CATALOG.values() if entry.url.startswith("https://huggingface.co/")]
+    assert len(hub) >= 11  # nine DeePSiM variants, BigGAN-deep 128's Hub copy, CaffeNet
+    assert all(entry.pinned for entry in hub), [entry.url for entry in hub if not entry.pinned]
+    base = dict(name="x", file_name="f.pt", sha256=None, size=None, licence="MIT", description="")
+    assert not WeightsEntry(url="https://huggingface.co/a/b/resolve/main/f.pt", **base).pinned
+    assert not WeightsEntry(url="https://huggingface.co/a/b/resolve/a815407/f.pt", **base).pinned  # short: a prefix
+    assert not WeightsEntry(url="https://example.org/resolve/" + "0" * 40 + "/f.pt", **base).pinned
