@@ -48,15 +48,18 @@ __all__ = ["CONFIGS", "RESOLUTIONS", "BigGANDeepNet", "StatsBatchNorm", "expecte
 # s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-{128,256,512}-pytorch_model.bin, for
 # which no hash is published. The 128 file is also on the Hugging Face Hub (uploaded by HF staff
 # with the package's 630-byte config.json), where its LFS SHA-256 is shown: the entry points at
-# that copy so that the hash belongs to the file downloaded. 256 and 512: no published hash or exact
-# size found; those files are checked by their keys and shapes at load. Rounded sizes: the package
-# README's (MiB).
+# that copy, pinned to the commit whose file page shows the hash (af0640a), so that the hash
+# belongs to the file downloaded. 256 and 512: no public record of a hash or an exact byte size was
+# found (the package README gives 224 / 225 MiB; no Hub copy with an LFS pointer), and the object
+# store has no revision to pin; those files are checked by their size (to the README's MiB, +-0.5)
+# before loading and by their exact keys and shapes at load.
 _S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan/"
+_HUB_128_COMMIT = "af0640a119a2486b24eed0985d6d54e734890bff"
 _PUBLISHED = (
-    (128, "https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/main/pytorch_model.bin",
-     "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9", "201 MiB"),
-    (256, f"{_S3}biggan-deep-256-pytorch_model.bin", None, "224 MiB"),
-    (512, f"{_S3}biggan-deep-512-pytorch_model.bin", None, "225 MiB"),
+    (128, f"https://huggingface.co/osanseviero/BigGAN-deep-128/resolve/{_HUB_128_COMMIT}/pytorch_model.bin",
+     "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9", 201),
+    (256, f"{_S3}biggan-deep-256-pytorch_model.bin", None, 224),
+    (512, f"{_S3}biggan-deep-512-pytorch_model.bin", None, 225),
 )
 # resolution -> its published file
 WEIGHTS: dict[int, WeightsEntry] = {
@@ -68,11 +71,12 @@ WEIGHTS: dict[int, WeightsEntry] = {
         size=None,
         licence="Apache-2.0",
         description=f"BigGAN-deep {res}px (Brock et al. 2019), weights of pytorch-pretrained-biggan",
-        size_text=size_text,
+        size_text=f"{mib} MiB",
+        size_mib=mib,
         citation="Brock, Donahue & Simonyan (2019), Large scale GAN training for high fidelity natural image "
                  "synthesis, ICLR; files: github.com/huggingface/pytorch-pretrained-BigGAN",
     )
-    for res, url, sha, size_text in _PUBLISHED
+    for res, url, sha, mib in _PUBLISHED
 }
 
 
@@ -85,13 +89,16 @@ def read_state_dict(path: Path, resolution: int, what: str) -> OrderedDict:
     return state
 
 
-def init_state_dict(resolution: int, seed: int = 0, calibration_batch: int = 2) -> OrderedDict:
+def init_state_dict(resolution: int, seed: int = 0, calibration_batch: int = 2,
+                    config: dict | None = None) -> OrderedDict:
     """Random weights with the official keys and shapes, in the official order. Singular
     vectors come from power iteration and the batch-norm statistics from a forward pass (with
-    small differences between the truncation rows), so images are well-scaled. For tests and
-    benchmarks; the published weights come through :class:`BigGANDeep`."""
+    small differences between the truncation rows), so images are well-scaled. ``config``
+    replaces ``CONFIGS[resolution]`` (e.g. a reduced ``channel_width`` for a cheap test). For
+    tests and benchmarks; the published weights come through :class:`BigGANDeep`."""
     g = torch.Generator().manual_seed(seed)
-    net = BigGANDeepNet(CONFIGS[resolution])
+    config = CONFIGS[resolution] if config is None else config
+    net = BigGANDeepNet(config)
     with torch.no_grad():
         for name, tensor in net.state_dict(keep_vars=True).items():
             kind = name.rsplit(".", 1)[-1]
@@ -108,7 +115,7 @@ def init_state_dict(resolution: int, seed: int = 0, calibration_batch: int = 2) 
         for module in net.modules():
             if isinstance(module, SpectralWeight):
                 _power_iteration(module, g)
-        _calibrate(net, resolution, g, calibration_batch)
+        _calibrate(net, config, g, calibration_batch)
     return OrderedDict((k, v.detach().clone()) for k, v in net.state_dict().items())
 
 
@@ -122,7 +129,7 @@ def _power_iteration(module: SpectralWeight, g: torch.Generator, steps: int = 10
     module.weight_v.copy_(v)
 
 
-def _calibrate(net: BigGANDeepNet, resolution: int, g: torch.Generator, batch: int) -> None:
+def _calibrate(net: BigGANDeepNet, config: dict, g: torch.Generator, batch: int) -> None:
     """Set every batch norm's statistics from one forward pass of random conditioning vectors."""
 
     def set_stats(module, args):
@@ -133,8 +140,8 @@ def _calibrate(net: BigGANDeepNet, resolution: int, g: torch.Generator, batch: i
         module.running_vars.copy_(var * torch.exp(0.05 * torch.randn(n, len(var), generator=g)))
 
     hooks = [m.register_forward_pre_hook(set_stats) for m in net.modules() if isinstance(m, StatsBatchNorm)]
-    z_dim = CONFIGS[resolution]["z_dim"]
-    classes = torch.randint(0, CONFIGS[resolution]["num_classes"], (batch,), generator=g)
+    z_dim = config["z_dim"]
+    classes = torch.randint(0, config["num_classes"], (batch,), generator=g)
     cond = torch.cat([0.7 * torch.randn(batch, z_dim, generator=g), net.embeddings.weight[:, classes].t()], 1)
     try:
         net(cond, 0.7)

@@ -114,7 +114,12 @@ LATENT_SHAPES = {
 TANH_OUTPUT = {"norm1", "norm2", "conv3", "conv4"}  # their last layer is tanh * 255
 IMAGE_SIZES = {v: 240 if v.startswith("norm") else 256 for v in LAYERS}
 
-_URL = "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/"
+# Pinned to commit a815407 of the host repository, the last of the nine upload commits (923c123 fc8,
+# db8eea9 fc7, 74eb894 fc6, 231dffb fc6_eucl, bace46d pool5, e98a3c2 conv4, 1cae907 conv3, f8c8f96 norm2,
+# a815407 norm1; each adds one file, none changes another), so every file is there as uploaded and
+# its file page at a815407 shows the SHA-256 below; ``resolve/main`` would follow later changes.
+UPLOAD_COMMIT = "a815407b56ac4c6643faff6a67ca25d60962991b"
+_URL = f"https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/{UPLOAD_COMMIT}/"
 _PUBLISHED = (
     # variant, SHA-256 and exact size as published on the Hugging Face file / commit pages
     # (None: not found in public sources), and the size as the file page rounds it

@@ -54,10 +54,11 @@ class TorchLayer(TorchUnit):
         batch_size: int = 32,
         input_size: int | None = None,
         device: str = "cpu",
+        weights_variant: str | None = None,
     ):
         parse_target(layer_target(target))  # a malformed spec fails before the model loads
         super().__init__(layer_target(target), readout="center", weights=weights, batch_size=batch_size,
-                         input_size=input_size, device=device)
+                         input_size=input_size, device=device, weights_variant=weights_variant)
 
     @classmethod
     def from_module(cls, module: nn.Module, layer: str, y: int | None = None, x: int | None = None,

@@ -1,12 +1,22 @@
 """One unit of a pretrained CNN as a responder: the in-silico stand-in for a recorded neuron.
 
-A target ``MODEL:LAYER:CHANNEL[:Y:X]`` names a model (the embedded ``efficientnet_lite0`` or a
-torchvision classifier), a layer by its module path (as in ``model.named_modules()``), a
+A target ``MODEL:LAYER:CHANNEL[:Y:X]`` names a model (the embedded ``efficientnet_lite0``,
+``caffenet`` -- the Caffe reference AlexNet XDREAM scores, :mod:`responders.models.caffenet` -- or
+a torchvision classifier), a layer by its module path (as in ``model.named_modules()``), a
 channel, and optionally a position on the layer's feature map. The layer is read with a
 forward hook that stops the forward pass right after it, so early layers cost little.
+torchvision's ``alexnet`` is not CaffeNet: it has other channel counts, no LRN and no groups.
 
-Weights are never downloaded: torchvision weights must already be in the torch hub cache, or
-be given as a local state-dict file (option ``weights``).
+Weights are never downloaded: torchvision weights must already be in the torch hub cache,
+CaffeNet's published file in the xdream weights cache (``xdream weights download caffenet``), or
+either is given as a local state-dict file (option ``weights``). A torchvision model means its
+``DEFAULT`` weights unless ``weights_variant`` names another of its published sets (e.g.
+``"IMAGENET1K_V1"``, what ``pretrained=True`` loaded in older lab code, where ``DEFAULT`` is
+``IMAGENET1K_V2`` for resnet50); the option is recorded in the run's config like any other.
+
+``input_size`` (default: the model's own, 224 for torchvision, 227 for CaffeNet) is the size the
+whole image is resized to, without cropping. The Ponce lab's in-silico scorers resize whole
+images to 227 px for every network; ``input_size = 227`` reproduces that convention.
 """
 
 from __future__ import annotations
@@ -25,9 +35,12 @@ from xdream.core.errors import ConfigError, UnknownNameError, WeightsError, choi
 from xdream.core.responder import Responder
 from xdream.weights.store import verify_file
 
+from .models.caffenet import WEIGHTS as CAFFENET_WEIGHTS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 EMBEDDED = "efficientnet_lite0"
+CAFFENET = "caffenet"
 TARGET_FORM = "MODEL:LAYER:CHANNEL[:Y:X], e.g. efficientnet_lite0:_blocks.4:3 or alexnet:features.8:0:6:6"
 
 
@@ -69,7 +82,9 @@ def parse_target(spec: str) -> Target:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build a named model: architecture only, or with its default pretrained weights."""
+    """How to build a named model: architecture only, or with its pretrained weights; which
+    weights those are (``weights_name``, recorded in the run); and how a local weights file is
+    loaded (``load_file``; None: a strict ``load_state_dict`` into ``build()``)."""
 
     name: str
     build: Callable[[], nn.Module]
@@ -77,35 +92,62 @@ class ModelSpec:
     input_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    weights_name: str = ""
+    load_file: Callable[[str | Path], nn.Module] | None = None
 
 
 def model_names() -> list[str]:
-    """Valid MODEL names: the embedded EfficientNet-Lite0, then torchvision's classifiers."""
+    """Valid MODEL names: the embedded EfficientNet-Lite0, CaffeNet, then torchvision's classifiers."""
     import torchvision
 
-    return [EMBEDDED, *torchvision.models.list_models(module=torchvision.models)]
+    return [EMBEDDED, CAFFENET, *torchvision.models.list_models(module=torchvision.models)]
 
 
-def model_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` for a model name; UnknownNameError lists the valid names."""
+def model_spec(name: str, weights_variant: str | None = None) -> ModelSpec:
+    """The :class:`ModelSpec` for a model name and (torchvision only) one of its published weight
+    sets; UnknownNameError lists the valid names."""
+    if name in (EMBEDDED, CAFFENET) and weights_variant is not None:
+        raise ConfigError(f"weights_variant {weights_variant!r}: {name} has one published set of weights; "
+                          "weights_variant picks among a torchvision model's (e.g. resnet50: IMAGENET1K_V1)")
     if name == EMBEDDED:
         from .models import efficientnet_lite as lite
 
         return ModelSpec(
-            name, lite.EfficientNetLite0, lite.load_efficientnet_lite0, lite.INPUT_SIZE, lite.MEAN, lite.STD
+            name, lite.EfficientNetLite0, lite.load_efficientnet_lite0, lite.INPUT_SIZE, lite.MEAN, lite.STD,
+            weights_name=f"{lite.PACKAGE}/{lite.WEIGHTS_FILE}",
         )
+    if name == CAFFENET:
+        from .models import caffenet
+
+        return ModelSpec(name, caffenet.CaffeNet, caffenet.load_caffenet, caffenet.INPUT_SIZE, caffenet.MEAN,
+                         caffenet.STD, weights_name=f"{caffenet.WEIGHTS.url} (SHA-256 {caffenet.WEIGHTS.sha256})",
+                         load_file=caffenet.load_caffenet)
     names = model_names()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise UnknownNameError(f"unknown model {name!r}; {hint}valid: {choices_text(names)}")
-    return _torchvision_spec(name)
+    return _torchvision_spec(name, weights_variant)
 
 
-def _torchvision_spec(name: str) -> ModelSpec:
+def _torchvision_weights(name: str, variant: str | None):
+    """torchvision's weights enum member for ``name``: ``variant`` (e.g. ``IMAGENET1K_V1``) or DEFAULT."""
     import torchvision
 
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    enum = torchvision.models.get_model_weights(name)
+    if variant is None:
+        return enum.DEFAULT
+    valid = [member.name for member in enum]
+    if variant not in valid:
+        raise ConfigError(f"weights_variant {variant!r} is not one of {name}'s published weights; valid: "
+                          f"{', '.join(valid)} (DEFAULT is {enum.DEFAULT.name})")
+    return enum[variant]
+
+
+def _torchvision_spec(name: str, variant: str | None = None) -> ModelSpec:
+    import torchvision
+
+    weights = _torchvision_weights(name, variant)
     transform = weights.transforms()
 
     def build() -> nn.Module:
@@ -123,7 +165,8 @@ def _torchvision_spec(name: str) -> ModelSpec:
             )
         return torchvision.models.get_model(name, weights=weights)  # cached: loads, no download
 
-    return ModelSpec(name, build, pretrained, int(transform.crop_size[0]), tuple(transform.mean), tuple(transform.std))
+    return ModelSpec(name, build, pretrained, int(transform.crop_size[0]), tuple(transform.mean), tuple(transform.std),
+                     weights_name=str(weights))
 
 
 def load_state_file(model: nn.Module, path: str | Path, what: str) -> nn.Module:
@@ -152,12 +195,23 @@ def load_state_file(model: nn.Module, path: str | Path, what: str) -> nn.Module:
     return model
 
 
-def load_model(name: str, weights: str | Path | None = None) -> tuple[nn.Module, ModelSpec]:
-    """A named model with its default pretrained weights, or with a local state-dict file."""
-    spec = model_spec(name)
+def load_model(name: str, weights: str | Path | None = None,
+               weights_variant: str | None = None) -> tuple[nn.Module, ModelSpec]:
+    """A named model with its pretrained weights (torchvision: ``weights_variant`` or DEFAULT),
+    or with a local state-dict file."""
+    if weights is not None and weights_variant is not None:
+        raise ConfigError(f"give weights (a local file) or weights_variant ({weights_variant!r}, torchvision's "
+                          f"published set), not both: {name}'s weights would be ambiguous")
+    spec = model_spec(name, weights_variant)
     if weights is None:
         return spec.pretrained(), spec
-    return load_state_file(spec.build(), weights, name), spec
+    return _load_file(spec, weights), spec
+
+
+def _load_file(spec: ModelSpec, weights: str | Path) -> nn.Module:
+    if spec.load_file is not None:
+        return spec.load_file(weights)
+    return load_state_file(spec.build(), weights, spec.name)
 
 
 def layer_names(model: nn.Module) -> list[str]:
@@ -173,9 +227,7 @@ def list_layers(
     whose output is not a tensor are left out. Weights are not needed for shapes; a
     ``weights`` file is checked to fit. Backs ``xdream layers MODEL``."""
     spec = model_spec(model_name)
-    model = spec.build().eval()
-    if weights is not None:
-        load_state_file(model, weights, model_name)
+    model = (spec.build() if weights is None else _load_file(spec, weights)).eval()
     size = input_size or spec.input_size
     shapes: dict[str, tuple[int, ...]] = {}
 
@@ -290,6 +342,9 @@ class TorchModelResponder(Responder):
     Images ``[B, 3, H, W]`` in [0, 1] are resized (bilinear, differentiable) to the model's
     input size and normalised as the model was trained."""
 
+    weights_files = (CAFFENET_WEIGHTS,)  # torchvision's files live in torch's hub cache, not xdream's
+    weights_name = ""  # which weights the model holds (a torchvision enum, a file), for the run's record
+
     def _setup_model(self, model: nn.Module, model_name: str, layers: list[str], *, readout, input_size, mean, std,
                      batch_size, device) -> dict[str, tuple[int, ...]]:
         """Check the options, find ``layers`` and probe them; returns each layer's output
@@ -387,10 +442,12 @@ class TorchUnit(TorchModelResponder):
         batch_size: int = 32,
         input_size: int | None = None,
         device: str = "cpu",
+        weights_variant: str | None = None,
     ):
         t = parse_target(target)
         dev = torch_device(device)
-        model, spec = load_model(t.model, weights)
+        model, spec = load_model(t.model, weights, weights_variant)
+        self.weights_name = f"file {weights}" if weights is not None else spec.weights_name
         self._setup(
             model, t, readout=readout, input_size=input_size or spec.input_size,
             mean=spec.mean, std=spec.std, batch_size=batch_size, device=dev,
@@ -455,6 +512,7 @@ class TorchUnit(TorchModelResponder):
             "unit": self.unit,
             "layer_shape": list(self.layer_shape),
             "input_size": self.input_size,
+            "weights": self.weights_name,
             "device": str(self.device),
         }
 

@@ -26,8 +26,8 @@ from .torch_unit import (TARGET_FORM, TorchModelResponder, TorchUnit, check_unit
 
 class TorchUnits(TorchModelResponder):
     """Every unit of ``targets`` (one model) from one forward pass per batch of ``batch_size``
-    images. ``readout``, ``weights``, ``input_size`` and ``device`` mean what they mean for
-    ``torch-unit`` and apply to every target."""
+    images. ``readout``, ``weights``, ``weights_variant``, ``input_size`` and ``device`` mean what
+    they mean for ``torch-unit`` and apply to every target."""
 
     name = "torch-units"
 
@@ -46,6 +46,7 @@ class TorchUnits(TorchModelResponder):
         batch_size: int = 32,
         input_size: int | None = None,
         device: str = "cpu",
+        weights_variant: str | None = None,
     ):
         if not isinstance(targets, (list, tuple)) or not targets:
             raise ConfigError(f"torch-units needs a non-empty list of targets, got {targets!r}; "
@@ -62,7 +63,8 @@ class TorchUnits(TorchModelResponder):
             raise ConfigError(f"targets name {len(models)} models ({', '.join(models)}); torch-units records units "
                               f"of one model: give every target the model {models[0]!r}, or use one responder per model")
         dev = torch_device(device)
-        model, spec = load_model(models[0], weights)
+        model, spec = load_model(models[0], weights, weights_variant)
+        self.weights_name = f"file {weights}" if weights is not None else spec.weights_name
         layers = list(dict.fromkeys(t.layer for t in parsed))
         shapes = self._setup_model(model, models[0], layers, readout=readout, input_size=input_size or spec.input_size,
                                    mean=spec.mean, std=spec.std, batch_size=batch_size, device=dev)
@@ -116,6 +118,7 @@ class TorchUnits(TorchModelResponder):
             "units": [unit_position(t, self.layer_shapes[t.layer], self.readout) for t in self.targets],
             "layer_shapes": {layer: list(shape) for layer, shape in self.layer_shapes.items()},
             "input_size": self.input_size,
+            "weights": self.weights_name,
             "device": str(self.device),
         }
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from generators import biggan
+from generators import biggan, biggan_net
 from xdream.core import registry
 from xdream.cli import build_parser, config_from_args
 from xdream.core.errors import ConfigError, WeightsError
@@ -34,9 +34,14 @@ def test_every_size_is_registered_and_catalogued():
     assert names <= set(registry.available("generator")) and names <= set(CATALOG)
     for r in SIZES:
         assert CATALOG[f"biggan-deep-{r}"].licence == "Apache-2.0"
-    # the one hash found in public sources (the Hub copy of the 128 file); none is invented
+    # the one hash found in public sources (the Hub copy of the 128 file, pinned to the commit whose
+    # page shows it); none is invented. 256 and 512: the package's object-store URLs, no revision to pin
     assert CATALOG["biggan-deep-128"].sha256 == "b86146a8cfcde4cda135adba4b2806f78b3abe2dac9d0fd090cc3ab318604ad9"
+    assert CATALOG["biggan-deep-128"].pinned and "/resolve/af0640a119a2486b24eed0985d6d54e734890bff/" in \
+        CATALOG["biggan-deep-128"].url
     assert CATALOG["biggan-deep-256"].sha256 is None and CATALOG["biggan-deep-512"].sha256 is None
+    assert not CATALOG["biggan-deep-256"].pinned and not CATALOG["biggan-deep-512"].pinned
+    assert [CATALOG[f"biggan-deep-{r}"].size_mib for r in SIZES] == [201, 224, 225]
 
 
 def test_128_config_is_the_published_config_json():
@@ -151,6 +156,17 @@ def test_cached_file_under_xdream_home_is_used(biggan_file, tmp_path, monkeypatc
     assert gen.weights_path == tmp_path / "weights" / "biggan-deep-128-pytorch_model.bin"
 
 
+def test_unhashed_sizes_are_checked_against_the_published_mib(biggan_file, tmp_path):
+    """256/512 have no published hash: a file whose size is not the README's MiB is refused unread."""
+    path, _ = biggan_file(256)
+    short = tmp_path / "short.bin"
+    with open(path, "rb") as f:
+        short.write_bytes(f.read(2**20))
+    with pytest.raises(WeightsError, match=r"has 1048576 bytes \(1.0 MiB\), expected 224 MiB as published") as info:
+        make(256, short)
+    assert "\n" not in str(info.value)
+
+
 def test_wrong_size_is_named_and_nothing_is_overwritten(biggan_file):
     path, sha = biggan_file(256)
     with pytest.raises(WeightsError, match="holds the weights of biggan-deep-256, not of biggan-deep-512"):
@@ -197,16 +213,42 @@ def test_init_class_flag_sets_the_generator_option():
     assert config.generator.options["init_class"] == 207 and config.generator.options["weights"] == "w.bin"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytorch_pretrained_biggan") is None,
-                    reason="the optional extra xdream[biggan] (pytorch-pretrained-biggan) is not installed")
+needs_package = pytest.mark.skipif(
+    importlib.util.find_spec("pytorch_pretrained_biggan") is None,
+    reason="the optional extra xdream[biggan] (pytorch-pretrained-biggan) is not installed")
+
+
+def package_configs() -> dict:
+    """The package's own published configs: ``BigGANConfig()``'s defaults (the 128 model, per its
+    docstring) and ``BigGAN128/256/512`` of ``convert_tf_to_pytorch.py``, the script that wrote the
+    published files (importing it needs no TensorFlow)."""
+    from pytorch_pretrained_biggan import BigGANConfig
+    from pytorch_pretrained_biggan.convert_tf_to_pytorch import BigGAN128, BigGAN256, BigGAN512
+
+    assert BigGANConfig().to_dict() == BigGAN128.to_dict()
+    return {128: BigGAN128, 256: BigGAN256, 512: BigGAN512}
+
+
+def as_data(config: dict) -> dict:
+    return {**config, "layers": [tuple(layer) for layer in config["layers"]]}
+
+
+@needs_package
+@pytest.mark.parametrize("resolution", SIZES)
+def test_configs_are_the_package_published_configs(resolution):
+    assert as_data(package_configs()[resolution].to_dict()) == as_data(biggan.CONFIGS[resolution])
+
+
+@needs_package
 @pytest.mark.parametrize("resolution, truncation", [(128, 0.7), (128, 0.43), (256, 0.55)])
 def test_same_images_as_the_package(resolution, truncation, biggan_file):
-    """The package's own module, loading the same file strictly, makes the same images: from
-    our codes through its generator, and from (noise, one-hot class) through its full model."""
-    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+    """The package's own module, built from its own published config and loading the same file
+    strictly, makes the same images: from our codes through its generator, and from (noise,
+    one-hot class) through its full model."""
+    from pytorch_pretrained_biggan import BigGAN
 
     path, sha = biggan_file(resolution)
-    theirs = BigGAN(BigGANConfig.from_dict(biggan.CONFIGS[resolution]))
+    theirs = BigGAN(package_configs()[resolution])
     theirs.load_state_dict(torch.load(path, weights_only=True), strict=True)
     theirs.eval()
     ours = make(resolution, path, sha256=sha, truncation=truncation, init_class=207)
@@ -220,6 +262,31 @@ def test_same_images_as_the_package(resolution, truncation, biggan_file):
             one_hot[:, 207] = 1
             via_model = (theirs(torch.from_numpy(codes[:, :128]), one_hot, truncation) + 1) / 2
             torch.testing.assert_close(mine, via_model, rtol=0, atol=1e-5)
+
+
+@needs_package
+def test_512_architecture_matches_the_package_at_reduced_width():
+    """512 (14 blocks, two more 1x-width blocks than 256) from the package's published config with
+    only ``channel_width`` reduced 128 -> 8, which the config allows: the package's module with
+    random weights and statistics (calibrated), loading the same state dict strictly as ours, gives
+    the same 512 px image."""
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+
+    config = BigGANConfig.from_dict({**package_configs()[512].to_dict(), "channel_width": 8})
+    state = biggan.init_state_dict(512, seed=5, calibration_batch=1, config=config.to_dict())
+    theirs = BigGAN(config).eval()
+    theirs.load_state_dict(state, strict=True)
+    ours = biggan.BigGANDeepNet(config.to_dict()).eval()
+    ours.load_state_dict(state, strict=True)
+    for module in ours.modules():
+        if isinstance(module, biggan_net.SpectralWeight):
+            module.freeze()
+    g = torch.Generator().manual_seed(6)
+    cond = torch.cat([0.7 * torch.randn(1, 128, generator=g), state["embeddings.weight"][:, [207]].t()], 1)
+    with torch.no_grad():
+        theirs_image, our_image = theirs.generator(cond, 0.6), ours(cond, 0.6)
+    assert our_image.shape == (1, 3, 512, 512) and our_image.std() > 1e-3
+    torch.testing.assert_close(our_image, theirs_image, rtol=0, atol=1e-5)
 
 
 def test_init_class_starts_every_optimiser_in_that_class(biggan_file, tmp_path):

@@ -1,6 +1,6 @@
-"""DeePSiM: the layer table matches the public port's files (keys, shapes, and the published
-file sizes), every variant loads a file in the official format through the users' path with
-its hash checked, decodes to RGB [0, 1] by the Caffe BGR convention, and every bad file is one
+"""DeePSiM: the layer table is the public port's definition (every key and shape, against a table
+transcribed from circuit_toolkit's ``upconvGAN``), every variant loads a file in the official
+format through the users' path with its hash checked, decodes to RGB [0, 1] by the Caffe BGR convention, and every bad file is one
 clear WeightsError."""
 
 import io
@@ -39,18 +39,56 @@ def test_fc6_table_matches_the_reference_description():
     assert sum(int(np.prod(s)) for s in shapes.values()) == 56_097_891  # ~56.1M parameters
 
 
-@pytest.mark.parametrize("variant", ["norm1", "norm2", "conv4", "fc6"])
-def test_table_accounts_for_every_byte_of_the_published_files(variant, deepsim_file):
-    """Saved in the official format, our tables give files the size of the published ones
-    (to under 1 kB of zip headers): no tensor is missing, extra or mis-shaped."""
-    if variant == "fc6":
-        size = deepsim_file("fc6")[0].stat().st_size  # the session's 224 MB file, not a second one
-    else:
-        buffer = io.BytesIO()
-        torch.save(deepsim.init_state_dict(variant), buffer)
-        size = len(buffer.getvalue())
-    published = CATALOG[NAMES[variant]].size
-    assert abs(size - published) < 1000  # zip headers vary with the archive name; tensors are exact
+# The public definition, transcribed from circuit_toolkit/GAN_utils.py, class upconvGAN
+# (PonceLab/circuit_toolkit, commit 2e0a2ce): each variant's ``self.G`` children with a weight, in
+# order, as (name, module, in, out, kernel); L = nn.Linear, C = nn.Conv2d, T = nn.ConvTranspose2d.
+# Every one has a bias. fc6, fc7 and fc6_eucl share one branch; conv3 and conv4 have identical ones.
+_FC_TAIL = [("deconv5", "T", 256, 256, 4), ("conv5_1", "T", 256, 512, 3), ("deconv4", "T", 512, 256, 4),
+            ("conv4_1", "T", 256, 256, 3), ("deconv3", "T", 256, 128, 4), ("conv3_1", "T", 128, 128, 3),
+            ("deconv2", "T", 128, 64, 4), ("deconv1", "T", 64, 32, 4), ("deconv0", "T", 32, 3, 4)]
+_FC = [("defc7", "L", 4096, 4096, 0), ("defc6", "L", 4096, 4096, 0), ("defc5", "L", 4096, 4096, 0), *_FC_TAIL]
+_CONV34 = [("Rconv6", "C", 384, 384, 3), ("Rconv7", "C", 384, 512, 3), ("Rconv8", "C", 512, 512, 2),
+           ("deconv5", "T", 512, 256, 4), ("conv5_1", "T", 256, 256, 3), ("deconv4", "T", 256, 128, 4),
+           ("conv4_1", "T", 128, 128, 3), ("deconv3", "T", 128, 128, 4), ("conv3_1", "T", 128, 128, 3),
+           ("deconv2", "T", 128, 64, 4), ("conv2_1", "C", 64, 32, 3), ("deconv1", "T", 32, 16, 4),
+           ("conv1_1", "C", 16, 3, 3)]
+_NORM_TAIL = [("deconv4", "T", 128, 128, 4), ("conv4_1", "C", 128, 128, 3), ("deconv3", "T", 128, 64, 4),
+              ("conv3_1", "C", 64, 64, 3), ("deconv2", "T", 64, 32, 4), ("conv2_1", "C", 32, 32, 3),
+              ("deconv1", "T", 32, 16, 4), ("conv1_1", "C", 16, 3, 3)]
+PUBLIC_LAYERS = {
+    "fc6": _FC, "fc7": _FC, "fc6_eucl": _FC,
+    "fc8": [("defc7", "L", 1000, 4096, 0), *_FC[1:]],
+    "pool5": [("Rconv6", "C", 256, 512, 3), ("Rconv7", "C", 512, 512, 3), ("Rconv8", "C", 512, 512, 3),
+              ("deconv5", "T", 512, 256, 4), *_FC_TAIL[1:]],
+    "conv4": _CONV34, "conv3": _CONV34,
+    "norm2": [("Rconv6", "C", 256, 256, 3), ("Rconv7", "C", 256, 128, 3), ("Rconv8", "C", 128, 128, 3), *_NORM_TAIL],
+    "norm1": [("Rconv6", "C", 96, 128, 3), ("Rconv7", "C", 128, 128, 3), ("Rconv8", "C", 128, 128, 3), *_NORM_TAIL],
+}
+
+
+def public_key_table(variant):
+    """Key -> shape of the state dict of the public ``self.G``, by PyTorch's parameter layouts."""
+    table = {}
+    for name, module, cin, cout, k in PUBLIC_LAYERS[variant]:
+        table[f"{name}.weight"] = {"L": (cout, cin), "C": (cout, cin, k, k), "T": (cin, cout, k, k)}[module]
+        table[f"{name}.bias"] = (cout,)
+    return list(table.items())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_tensor_is_the_public_definitions(variant):
+    """Each key, in order, with exactly the public definition's shape: a missing bias, an extra
+    layer or a transposed kernel fails here (a file-size tolerance would let some through)."""
+    assert list(deepsim.expected_shapes(variant).items()) == public_key_table(variant)
+
+
+def test_published_sizes_are_the_tables_bytes():
+    """The exact published sizes (norm1, norm2, conv4, fc6) are the tables' float32 bytes plus the
+    few kB of pickle and zip records: a missing or extra layer would show here (a missing bias is
+    too small for sizes: the key table above is the check for it)."""
+    overheads = {v: CATALOG[NAMES[v]].size - 4 * sum(int(np.prod(s)) for _, s in public_key_table(v))
+                 for v in ("norm1", "norm2", "conv4", "fc6")}
+    assert all(0 < overhead < 8192 for overhead in overheads.values()), overheads
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

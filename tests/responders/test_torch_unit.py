@@ -250,6 +250,36 @@ def test_torchvision_model_from_weights_file_and_cache(monkeypatch, tmp_path, im
     np.testing.assert_allclose(cached.respond(images), manual.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_weights_variant_names_which_published_weights(monkeypatch, tmp_path, images, capsys):
+    """mobilenet_v2 has two published sets (DEFAULT: IMAGENET1K_V2); weights_variant picks V1 --
+    what ``pretrained=True`` meant -- from the hub cache, and the run records it."""
+    from xdream.cli import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    v1 = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    net = torchvision.models.get_model("mobilenet_v2", weights=None).eval()
+    cache = tmp_path / "home" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(net.state_dict(), cache / v1.url.rsplit("/", 1)[-1])
+    with pytest.raises(WeightsError, match="mobilenet_v2-7ebf99e0.pth"):  # DEFAULT is V2: not cached, not fetched
+        TorchUnit("mobilenet_v2:features.2:3")
+    unit = registry.create("responder", "torch-unit",
+                           {"target": "mobilenet_v2:features.2:3", "weights_variant": "IMAGENET1K_V1"})
+    assert unit.describe()["weights"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    torch.testing.assert_close(unit.model.features[2].conv[0][0].weight, net.features[2].conv[0][0].weight)
+    with pytest.raises(ConfigError, match=r"'IMAGENET1K_V3' is not one of mobilenet_v2's published weights; "
+                                          r"valid: IMAGENET1K_V1, IMAGENET1K_V2 \(DEFAULT is IMAGENET1K_V2\)"):
+        TorchUnit("mobilenet_v2:features.2:3", weights_variant="IMAGENET1K_V3")
+    with pytest.raises(ConfigError, match="not both"):
+        TorchUnit("mobilenet_v2:features.2:3", weights="w.pth", weights_variant="IMAGENET1K_V1")
+    out = tmp_path / "run"
+    code = main(["evolve", "--generator", "fourier", "--target", "mobilenet_v2:features.2:3", "--set",
+                 'responder.weights_variant="IMAGENET1K_V1"', "--set", "responder.input_size=64",
+                 "--population", "4", "--generations", "1", "--output", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert 'weights_variant = "IMAGENET1K_V1"' in (out / "config.toml").read_text()
+
+
 def test_wrong_weights_files(tmp_path):
     wrong = tmp_path / "lite.pt"
     torch.save(lite.EfficientNetLite0().state_dict(), wrong)

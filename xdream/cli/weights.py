@@ -3,7 +3,8 @@
 The catalogue is whatever the registered plugins declare (:mod:`xdream.weights.catalogue`); the
 store comes from the environment: ``$XDREAM_HOME`` (cache) and ``$XDREAM_WEIGHTS_MIRROR``.
 ``list`` prints each file's expected SHA-256 in full, in ``sha256sum``'s ``HASH  FILE`` form, so a
-file copied to an offline rig PC can be checked by hand.
+file copied to an offline rig PC can be checked by hand, and its URL with what is fixed about it
+(pinned to a commit or not, hash and exact size published or not).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def run(args) -> int:
         for name, entry in store.catalog.items():
             print(f"{name:18s} {store.status(name):8s} {entry.size_text:>8s}  {entry.licence:10s} {entry.description}")
             print(f"    {entry.sha256 or '(no published SHA-256)':64s}  {entry.file_name}")
+            print(f"    {entry.url}  [{entry.provenance_text()}]")
         return 0
     if command == "path":
         print(store.path(args.name))

@@ -91,6 +91,9 @@ class WeightsStore:
         size = path.stat().st_size
         if sha256 is None and entry.size is not None and size != entry.size:
             return f"{path} has {size} bytes, expected {entry.size}"
+        if sha256 is None and entry.size is None and entry.size_mib is not None and \
+                abs(size / 2**20 - entry.size_mib) > 0.5:
+            return f"{path} has {size} bytes ({size / 2**20:.1f} MiB), expected {entry.size_mib} MiB as published"
         if expected is not None:
             actual = sha256_file(path)
             if actual != expected:

@@ -82,3 +82,13 @@ def test_list_shows_every_expected_sha256_in_full(home, capsys):
             assert f"{entry.sha256}  {entry.file_name}\n" in out
         else:
             assert "(no published SHA-256)" in out and entry.file_name in out
+
+
+def test_list_says_what_is_pinned_hashed_and_sized(home, capsys):
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    fc6, deep512 = CATALOG["deepsim-fc6"], CATALOG["biggan-deep-512"]
+    assert f"    {fc6.url}  [pinned to a commit, SHA-256 published, 224398749 bytes]\n" in out
+    assert (f"    {deep512.url}  [NOT pinned (the host has no revision to pin), NO published SHA-256, "
+            "exact size not published, 225 MiB checked]\n") in out
+    assert f"    {CATALOG['deepsim-pool5'].url}  [pinned to a commit, NO published SHA-256, size not published]" in out

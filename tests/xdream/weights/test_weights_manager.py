@@ -44,7 +44,8 @@ def test_catalog_has_every_deepsim_variant_with_published_facts():
     variants = ["norm1", "norm2", "conv3", "conv4", "pool5", "fc6", "fc6-eucl", "fc7", "fc8"]
     assert {f"deepsim-{v}" for v in variants} <= set(CATALOG)
     fc6 = CATALOG["deepsim-fc6"]
-    assert fc6.url == "https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/main/upconvGAN_fc6.pt"
+    assert fc6.url == ("https://huggingface.co/binxu/DeePSim_DosovitskiyBrox2016/resolve/"
+                       "a815407b56ac4c6643faff6a67ca25d60962991b/upconvGAN_fc6.pt")
     assert fc6.size == 224_398_749 and fc6.licence == "MIT"
     for entry in CATALOG.values():
         assert entry.sha256 is None or (len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0)
@@ -223,3 +224,14 @@ def test_local_file_is_verified_unless_told_not_to(tmp_path, payload):
     assert store.resolve("test-net", local, sha256=hashlib.sha256(payload).hexdigest()) == local
     with pytest.raises(WeightsError, match="not found"):
         store.resolve("test-net", tmp_path / "nope.pt")
+
+
+def test_every_hub_url_is_pinned_to_a_commit():
+    """resolve/main follows the branch; every catalogued Hugging Face file names its commit."""
+    hub = [entry for entry in CATALOG.values() if entry.url.startswith("https://huggingface.co/")]
+    assert len(hub) >= 11  # nine DeePSiM variants, BigGAN-deep 128's Hub copy, CaffeNet
+    assert all(entry.pinned for entry in hub), [entry.url for entry in hub if not entry.pinned]
+    base = dict(name="x", file_name="f.pt", sha256=None, size=None, licence="MIT", description="")
+    assert not WeightsEntry(url="https://huggingface.co/a/b/resolve/main/f.pt", **base).pinned
+    assert not WeightsEntry(url="https://huggingface.co/a/b/resolve/a815407/f.pt", **base).pinned  # short: a prefix
+    assert not WeightsEntry(url="https://example.org/resolve/" + "0" * 40 + "/f.pt", **base).pinned
