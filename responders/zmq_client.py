@@ -38,7 +38,8 @@ from xdream.core.errors import ConfigError, XDreamError
 from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.keys import load_keypair, load_public, secure_client
-from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
+from xdream.rig.protocol import (MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES, Limits, ProtocolError, RigError, decode,
+                                 encode, image_frames)
 
 from .rig_journal import RequestJournal
 
@@ -126,7 +127,7 @@ class ZmqResponder(Responder):
         self.encoding, self.dtype = encoding, dtype
         self.heartbeat, self.liveness, self.deadline, self.timeout, self.retries = (
             heartbeat, liveness, deadline, timeout, retries)
-        self.limits = Limits()
+        self.limits = Limits(max_header_bytes=MAX_RESULT_HEADER_BYTES)  # a result header may reach 64 MiB (§3)
         self.session = uuid.uuid4().hex
         self.stats = {"requests": 0, "resends": 0, "reconnects": 0, "stale": 0, "malformed": 0, "resumed": 0}
         self.malformed_kinds: collections.Counter = collections.Counter()  # of the request in flight
@@ -323,6 +324,11 @@ class ZmqResponder(Responder):
         """Refuse, before sending, a request above the limits the rig advertised (§3, §4.1):
         images, each frame, the whole message and the decoded size of the images."""
         limits, sizes = self.send_limits, [len(f) for f in frames]
+        values = n * self.repeats * len(self.welcome["channels"])
+        if values > MAX_RESULT_VALUES:
+            raise RigError(f"generation {self.generation} asks for {n} images x {self.repeats} repeats x "
+                           f"{len(self.welcome['channels'])} rig channels = {values} values in one result; the limit is "
+                           f"{MAX_RESULT_VALUES} (docs/protocol.md §3): use fewer images or repeats", "too-large")
         for name, value, top in (("max_images", n, limits.max_images),
                                  ("max_frame_bytes", max(sizes), limits.max_frame_bytes),
                                  ("max_message_bytes", max(sum(sizes), n * image_bytes), limits.max_message_bytes)):
