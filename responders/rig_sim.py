@@ -123,9 +123,9 @@ class Job:
     envelope: list
     clean: np.ndarray  # the neurons' noise-free responses to each image [images, neurons] (probe: [images, channels])
     deadline: float
-    probe: bool = False  # answer with the content probe's values (docs/protocol.md §4.5)
     pending: list = field(default_factory=list)
     next_at: float = 0.0
+    probe: bool = False  # answer with the content probe's values (docs/protocol.md §4.5)
 
 
 class RigSimulator:
@@ -243,7 +243,7 @@ class RigSimulator:
                               "progress": len(self.log.trials.get(rid, ()))})
 
     def _on_present(self, msg, envelope) -> None:
-        h, rid = msg.header, msg.request_id
+        h, rid, received = msg.header, msg.request_id, time.monotonic()
         if h["session"] not in self.sessions:
             raise ProtocolError(f"session {h['session']!r} unknown to this rig; send hello first",
                                 "unknown-session", rid)
@@ -277,7 +277,7 @@ class RigSimulator:
         shown = {(r["image_id"], r["repeat"]) for r in self.log.trials.get(rid, ())}
         pending = [(i, k) for k in range(h["repeats"]) for i in range(len(h["image_ids"]))
                    if (h["image_ids"][i], k) not in shown]  # resumed after a crash: only what is missing
-        deadline = time.monotonic() + h.get("deadline_ms", DEFAULT_DEADLINE_MS) / 1000  # from this receipt
+        deadline = received + h.get("deadline_ms", DEFAULT_DEADLINE_MS) / 1000  # from this receipt
         self.queue.append(Job(h, envelope, clean, deadline, pending, probe=probe))
 
     def _job(self, rid: str) -> Job | None:
