@@ -37,7 +37,7 @@ from responders.torch_unit import TorchUnit
 from xdream.core.errors import ConfigError, XDreamError
 from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
-from xdream.rig.keys import load_keypair, load_public, secure_client
+from xdream.rig.keys import handshake_failure, load_keypair, load_public, secure_client
 from xdream.rig.protocol import (MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES, Limits, ProtocolError, RigError, decode,
                                  encode, image_frames)
 
@@ -139,6 +139,7 @@ class ZmqResponder(Responder):
         self.last_records: list[dict] = []
         self._context = zmq.Context()
         self._socket = None
+        self._monitor = None  # the socket's handshake events, for a precise error when the rig is silent
         self.welcome: dict | None = None
         self.send_limits = self.limits  # lowered to the rig's advertised limits by the handshake
         try:
@@ -151,13 +152,15 @@ class ZmqResponder(Responder):
     def _connect(self) -> None:
         """A fresh DEALER socket and a hello/welcome handshake (retried like any request)."""
         if self._socket is not None:
-            self._socket.close(linger=0)
+            self._close_socket()
             self.stats["reconnects"] += 1
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_header_bytes)
         if self.server_key is not None:
             secure_client(sock, self.client_key, self.server_key)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(self.target)
         self._socket = sock
         rid = uuid.uuid4().hex
@@ -195,6 +198,10 @@ class ZmqResponder(Responder):
         return max(self.heartbeat * self.liveness, rig)
 
     def _curve_hint(self) -> str:
+        """Why the handshake failed, when libzmq said (see :func:`xdream.rig.keys.handshake_failure`)."""
+        reason = handshake_failure(self._monitor, self.server_key is not None) if self._monitor else None
+        if reason is not None:
+            return f": {reason}"
         if self.server_key is None:
             return ""
         return ("; the link is encrypted (CURVE): the rig may have refused this client's key - check the rig's "
@@ -436,10 +443,17 @@ class ZmqResponder(Responder):
             f.flush()
             os.fsync(f.fileno())
 
+    def _close_socket(self) -> None:
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
+        self._socket.close(linger=0)
+        self._socket = None
+
     def close(self) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+            self._close_socket()
         if not self._context.closed:
             self._context.term()
         if self._example_rig is not None:

@@ -51,6 +51,33 @@ def secure_client(sock: zmq.Socket, client_secret: str | Path, server_public: st
     sock.curve_serverkey = load_public(server_public, "rig public key")
 
 
+def handshake_failure(monitor: zmq.Socket, encrypted: bool) -> str | None:
+    """What a client socket's monitor (``socket.get_monitor_socket()``) says went wrong in its
+    ZMTP handshakes so far, in words, or None. libzmq reports a plaintext/CURVE mismatch as a
+    protocol error (mechanism mismatch), a key refused by the rig's allow-list as an
+    authentication failure (ZAP status 400), and a CURVE hello the rig cannot decrypt (a
+    server key that is not the rig's) as a failure without detail."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    reason = None
+    while monitor.poll(0):
+        event = recv_monitor_message(monitor)["event"]
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            reason = ("the rig's link is plaintext but this client encrypts (CURVE): leave server_key and "
+                      "client_key unset, or start the rig with CURVE" if encrypted else
+                      "the rig's link is encrypted (CURVE) but this client is plaintext: set server_key (the rig's "
+                      "public NAME.key) and client_key (this client's NAME.key_secret)")
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            reason = ("the rig refused this client's key (CURVE): add this client's public NAME.key to the rig's "
+                      "allow-list")
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and encrypted:
+            reason = ("the rig dropped the encrypted handshake: server_key is not the rig's public key (check that "
+                      "it is the rig's NAME.key)")
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            reason = None
+    return reason
+
+
 class RefusalReportingAuthenticator(ThreadAuthenticator):
     """pyzmq's ZAP authenticator thread that also reports each refused CURVE handshake
     (``on_refused(client public key in Z85, reason)``): the refused client only sees silence,
