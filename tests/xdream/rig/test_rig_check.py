@@ -197,7 +197,7 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     print(table)
     assert outcomes[failing].status == "FAIL", table
     assert section in outcomes[failing].section or section in outcomes[failing].detail
-    assert re.search(rf"^FAIL  {re.escape(failing)} ", table, flags=re.M)
+    assert re.search(rf"^FAIL +{re.escape(failing)}  ", table, flags=re.M)
     if rig is not WelcomeWithoutChannels:  # (without a handshake nothing else can be checked)
         assert outcomes["handshake"].status == "PASS"
 

@@ -123,8 +123,38 @@ def test_png_of_the_wrong_size_is_refused_before_decoding():
     with pytest.raises(ProtocolError, match="png image 1 is RGB 4x5"):
         decode_images(msg)
     msg = decode([frames[0], frames[1], b"\x89PNG garbage", frames[3]], SMALL)
-    with pytest.raises(ProtocolError, match="png image 1 cannot be decoded"):
+    with pytest.raises(ProtocolError, match="png image 1 is not a whole PNG file: no PNG signature"):
         decode_images(msg)
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda png: png[:-12], "no IEND chunk"),  # cut before IEND (the simulator's old failure)
+    (lambda png: png[:-20], "cut short"),
+    (lambda png: png[:30] + bytes([png[30] ^ 0xFF]) + png[31:], "wrong CRC"),
+    (lambda png: png + b"junk", "data after IEND"),
+])
+def test_a_png_must_be_whole(damage, words):
+    _, frames = present(encoding="png")
+    msg = decode([frames[0], frames[1], damage(bytes(frames[2])), frames[3]], SMALL)
+    with pytest.raises(ProtocolError, match=f"png image 1 is not a whole PNG file: .*{words}") as info:
+        decode_images(msg)
+    assert info.value.code == "bad-message"
+
+
+def test_the_content_probe_rule():
+    """docs/protocol.md §4.5 computed by hand for a 1x2x3 image, and told apart per image and channel."""
+    from xdream.rig.probe import matches, probe_values
+
+    image = np.array([[[0, 51, 102], [153, 204, 255]]], dtype=np.uint8)  # x = 0, .2, .4, .6, .8, 1
+    x = np.array([0, .2, .4, .6, .8, 1.0])
+    for k in range(3):
+        weights = [((i + 3 * k) % 7) - 3 for i in range(6)]
+        assert probe_values(image, 3)[k] == pytest.approx(float(x @ weights) / 6, abs=1e-15)
+    assert probe_values(image.astype(np.float32) / 255, 2) == pytest.approx(probe_values(image, 2), abs=1e-7)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    assert matches(probe_values(a, 2), probe_values(a, 2)) and not matches(probe_values(b, 2), probe_values(a, 2))
+    assert not matches(probe_values(a, 2)[::-1], probe_values(a, 2)) and not matches([None, 0.0], [0.0, 0.0])
 
 
 def test_error_reply_is_one_valid_line():
