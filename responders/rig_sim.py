@@ -320,14 +320,17 @@ class RigSimulator:
         return np.concatenate(out)
 
     def _respond(self, images: list, dtype: str) -> np.ndarray:
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-        x = x.float() / 255 if dtype == "uint8" else x.float()
+        # one float copy of the chunk, made in place: [N, C, H, W] contiguous, then scaled (the
+        # model's own resizing follows); a 4096x4096 PNG costs its float32 pixels, not 4 copies
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().float()
+        if dtype == "uint8":
+            x.div_(255)
         if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
+            x = x.expand(-1, 3, -1, -1).contiguous()
         with torch.no_grad():
             if len(self.units) > 1:
-                return np.asarray(self.neuron.respond_units(x.contiguous()), dtype=np.float64)
-            return np.asarray(self.neuron.respond(x.contiguous()), dtype=np.float64)[:, None]
+                return np.asarray(self.neuron.respond_units(x), dtype=np.float64)
+            return np.asarray(self.neuron.respond(x), dtype=np.float64)[:, None]
 
     def _present(self, job: Job, index: int, repeat: int) -> None:
         h = job.header

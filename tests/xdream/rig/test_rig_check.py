@@ -234,3 +234,33 @@ def test_a_failing_restart_command_is_a_fail_row(tmp_path):
         sim.close()
     assert type(failure).__name__ == "CheckFailed"
     assert str(failure) == "the restart command exited with status 7: cannot restart"
+
+
+def test_the_simulator_takes_a_present_without_generation(tmp_path):
+    """`generation` is optional (§4.2): the simulator presents such a request and stays up."""
+    import zmq
+
+    from xdream.rig.check import Client, _images, _present
+    from xdream.rig.protocol import encode
+
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    context = zmq.Context()
+    try:
+        client = Client(context, sim.endpoint, timeout=10)
+        client.hello()
+        frames = _present(client.session, "no-generation", _images(2))
+        header = json.loads(frames[0])
+        del header["generation"]
+        reply = client.ask(encode({k: v for k, v in header.items() if k != "protocol"}, frames[1:]), "no-generation")
+        assert reply.type == "result" and len(reply.header["records"]) == 4
+        assert client.ping("after").type == "pong"
+        logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+        assert {e["generation"] for e in logged if e["event"] == "trial"} == {None}
+    finally:
+        context.destroy(linger=0)
+        stop.set()
+        thread.join(10)
+        sim.close()

@@ -1,4 +1,5 @@
-"""Mutation tests of `xdream rig check`: the minimal rig with one defect each (mutant_rig.py),
+"""Mutation tests of `xdream rig check`: the minimal rig with one defect each
+(experiments/rig_minimal/mutants.py),
 every one failed on the check (and spec section) it breaks, while the unchanged rig and a
 conformant variant (channels listed in another order) pass, content verified.
 
@@ -18,7 +19,7 @@ import pytest
 
 from xdream.rig.check import Conformance, format_table, verdict
 
-HERE = Path(__file__).resolve().parent
+MUTANTS = Path(__file__).resolve().parents[3] / "experiments" / "rig_minimal" / "mutants.py"
 EXPECTED = {  # defect -> (the check that must fail, its section)
     "session_keyed_cache": ("resend, new session", "§5"),
     "ids_swapped": ("content probe", "§4.5"),
@@ -70,7 +71,7 @@ class MutantRig:
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.pid, self.out = folder / "pid", folder / "out"
         start = folder / "start.sh"
-        start.write_text(f"{sys.executable} {HERE / 'mutant_rig.py'} {defect} {self.endpoint} --log {folder / 'log'} "
+        start.write_text(f"{sys.executable} {MUTANTS} {defect} {self.endpoint} --log {folder / 'log'} "
                          f"--trial-ms 5 >>{self.out} 2>&1 &\necho $! > {self.pid}\n")
         self.restart = f"kill -9 $(cat {self.pid}); sleep 0.2; sh {start}"
         subprocess.run(["sh", str(start)], check=True)

@@ -288,3 +288,26 @@ def test_png_with_alpha_or_a_palette_is_refused_from_its_header():
         image.save(buffer, format="PNG")
         with pytest.raises(ProtocolError, match="colour type [36]; allowed: 8-bit RGB"):
             decode_images(decode([frames[0], buffer.getvalue()], SMALL))
+
+
+def test_a_png_is_decoded_within_about_its_decoded_size(tmp_path):
+    """A 2048x2048 RGB PNG of ~60 KB: decoding it raises the peak memory by about its 12 MB of
+    pixels (one buffer of the checked size), measured in a fresh process."""
+    script = tmp_path / "peak.py"
+    script.write_text(
+        "import resource, numpy as np\n"
+        "from xdream.rig.protocol import decode, encode, image_frames, iter_images\n"
+        "img = np.zeros((1, 2048, 2048, 3), np.uint8); img[0, ::7, ::5] = 200\n"
+        "frames = image_frames(img, 'png'); del img\n"
+        "msg = decode(encode({'type': 'present', 'session': 's', 'request_id': 'r', 'image_ids': ['a'],"
+        " 'encoding': 'png', 'dtype': 'uint8', 'shape': [2048, 2048, 3], 'repeats': 1}, frames))\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "images = [im.sum() for im in iter_images(msg)]\n"
+        "print(len(frames[0]), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    png_bytes, rise = map(int, out.stdout.split())
+    decoded = 2048 * 2048 * 3
+    assert png_bytes < decoded / 50 and rise < 1.5 * decoded, (png_bytes, rise)

@@ -1,7 +1,8 @@
-"""Deliberately non-conformant rigs for the mutation tests of ``xdream rig check``: the minimal
-rig (experiments/rig_minimal/rig.py) with one defect each, chosen by name on the command line.
+"""Deliberately non-conformant rigs for the mutation tests of ``xdream rig check``
+(tests/xdream/rig/test_rig_mutants.py) and harmful_defects.py: the minimal rig (rig.py) with
+one defect each, chosen by name on the command line.
 
-    python mutant_rig.py DEFECT ENDPOINT [--log FILE] [--trial-ms MS]
+    python mutants.py DEFECT ENDPOINT [--log FILE] [--trial-ms MS]
 
 Each defect is a small patch of the rig's module (its functions and globals are looked up at
 call time), so the rest of the rig stays the reference one. ``none`` is the rig unchanged.
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-RIG = Path(__file__).resolve().parents[3] / "experiments" / "rig_minimal" / "rig.py"
+RIG = Path(__file__).resolve().parent / "rig.py"
 
 
 def load_rig():
