@@ -48,6 +48,7 @@ from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
 from xdream.core.seeding import derive_rngs
 from xdream.rig.probe import probe_values
+from xdream.rig.usage import OneLineParser
 from xdream.rig.protocol import (DTYPES, ENCODINGS, MAX_RESULT_VALUES, Limits, ProtocolError, decode, encode,
                                  error_reply, iter_images)
 
@@ -420,7 +421,7 @@ class ServingThread:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xdream rig simulate",
+    p = OneLineParser(prog="xdream rig simulate",
                                 description="A simulated rig speaking xdream-rig/1 (docs/protocol.md).")
     p.add_argument("--target", required=True, action="append", metavar="MODEL:LAYER:CHANNEL[:Y:X]",
                    help="a simulated neuron (a torch-unit target); repeat for several neurons of one model, "

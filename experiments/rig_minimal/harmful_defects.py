@@ -11,7 +11,7 @@ interrupted by a crash started over from its first image), this script
    presentations beyond the 48 the run needs (re-presented) and, from the run's saved scores
    against the rig's stand-in neuron computed from the same images, the wrong scores.
 
-    python experiments/rig_minimal/harmful_defects.py [--trial-ms 20]
+    python experiments/rig_minimal/harmful_defects.py [--trial-ms 100]
 
 It takes about a minute per rig on a 2-core machine.
 """
@@ -97,7 +97,7 @@ def evolve(rig, run, *extra):
                  str(POPULATION), "--generations", str(GENERATIONS), "--seed", "4", "--set", 'responder.name="zmq"',
                  "--set", f'responder.target="{rig.endpoint}"', "--set", f"responder.repeats={REPEATS}",
                  "--set", "responder.heartbeat=0.2", "--set", 'responder.channels=["ch0"]', "--output", str(run)]
-    return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def wait_until(condition, limit=120):
@@ -122,6 +122,8 @@ def evolution(rig, run):
     in_request = lambda k: (len(requests_started(rig)) > k and sum(  # noqa: E731
         t["request_id"] == requests_started(rig)[k] for t in rig.trials()) >= 5)
     wait_until(lambda: in_request(1))
+    if proc.poll() is not None:
+        raise RuntimeError("the run ended before the client could be killed mid-generation: raise --trial-ms")
     proc.send_signal(signal.SIGKILL)
     proc.wait(60)
     resumed = evolve(rig, run, "--resume", str(run))
@@ -146,7 +148,7 @@ def evolution(rig, run):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trial-ms", type=float, default=20.0)
+    parser.add_argument("--trial-ms", type=float, default=100.0, help="the rigs' presentation time")
     args = parser.parse_args()
     needed = GENERATIONS * POPULATION * REPEATS
     print(f"{'rig':<22} {'rig check':<48} {'presented':>9} {'re-presented':>12} {'wrong scores':>12}")
@@ -155,7 +157,7 @@ def main():
             folder = Path(tmp) / defect
             folder.mkdir()
             (folder / "check").mkdir()
-            rig = Rig(defect, folder / "check", args.trial_ms)
+            rig = Rig(defect, folder / "check", 10.0)
             try:
                 code, failed = check(rig)
             finally:

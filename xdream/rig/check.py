@@ -16,7 +16,6 @@ and the verdict says so. Every image is presented: run it with the rig in a test
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import re
@@ -32,6 +31,7 @@ import zmq
 from xdream.core.errors import ConfigError
 from xdream.rig.probe import matches, probe_values
 from xdream.rig.protocol import PROTOCOL, Limits, ProtocolError, decode, encode, image_frames
+from xdream.rig.usage import OneLineParser
 
 EXIT_PASS, EXIT_FAIL, EXIT_INCOMPLETE = 0, 1, 3
 RESULT_LIMITS = Limits(max_header_bytes=64 << 20)  # a result header may reach 64 MiB (§3)
@@ -713,13 +713,6 @@ def verdict(outcomes: list[Outcome]) -> tuple[int, str]:
     return EXIT_PASS, "verdict: PASS (every MUST checked, content verified)"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line (a ConfigError: the CLI prints it and exits 2)."""
-
-    def error(self, message):
-        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
 def check_endpoint(endpoint: str) -> None:
     """A one-line error now for an endpoint ZeroMQ cannot connect to."""
     m = re.fullmatch(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s]+):(\d+)", endpoint)
@@ -732,7 +725,7 @@ def check_endpoint(endpoint: str) -> None:
 
 def main(argv: list[str]) -> int:
     """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD] [--no-content]``."""
-    parser = _OneLineParser(prog="xdream rig check", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="xdream rig check", description=__doc__.splitlines()[0])
     parser.add_argument("endpoint", help="the rig's endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
     parser.add_argument("--restart-command", metavar="CMD", help="a shell command that kills and restarts the rig "

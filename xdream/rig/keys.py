@@ -8,7 +8,6 @@ key. A client whose key is not in the allow-list never gets past the handshake.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from xdream.core.errors import ConfigError
+from xdream.rig.usage import OneLineParser
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:
@@ -113,7 +113,7 @@ def secure_server(context: zmq.Context, sock: zmq.Socket, server_secret: str | P
 
 def main(argv: list[str]) -> int:
     """``xdream rig keygen NAME [--dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="xdream rig keygen", description="Create a CURVE key pair.")
+    parser = OneLineParser(prog="xdream rig keygen", description="Create a CURVE key pair.")
     parser.add_argument("name", help="key name: writes NAME.key (public) and NAME.key_secret")
     parser.add_argument("--dir", default=".", help="directory for the key files")
     args = parser.parse_args(argv)
