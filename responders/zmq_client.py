@@ -174,7 +174,7 @@ class ZmqResponder(Responder):
                 break
             if time.monotonic() >= give_up:
                 raise RigUnavailableError(f"no rig answers at {self.target} (hello unanswered for {self.timeout:g} s"
-                                          f"{self._malformed_note()}){self._curve_hint()}")
+                                          f"{self._malformed_note()}){self._curve_hint() or self._rep_hint(hello)}")
         if reply.type == "error":
             raise RigError(f"rig at {self.target} refused the handshake: {reply.header['message']}",
                            reply.header["code"], rid)
@@ -196,6 +196,15 @@ class ZmqResponder(Responder):
         longest the rig said it may take to answer a ping (``heartbeat_ms``)."""
         rig = 2 * self.welcome["heartbeat_ms"] / 1000 if self.welcome and "heartbeat_ms" in self.welcome else 0
         return max(self.heartbeat * self.liveness, rig)
+
+    def _rep_hint(self, hello: list) -> str:
+        """A REP rig drops a DEALER's messages (no empty delimiter frame) but answers a
+        delimited one: try one, so the error can say what is wrong (docs/protocol.md §1)."""
+        self._send([b"", *hello])
+        if self._socket.poll(500, zmq.POLLIN) and self._socket.recv_multipart()[0] == b"":
+            return ("; it answers only messages with an empty delimiter frame: the rig binds a REP socket, which "
+                    "xdream-rig/1 does not allow - bind a ROUTER socket (docs/protocol.md §1)")
+        return ""
 
     def _curve_hint(self) -> str:
         """Why the handshake failed, when libzmq said (see :func:`xdream.rig.keys.handshake_failure`)."""

@@ -128,3 +128,16 @@ def test_a_broken_rig_fails_on_the_section_it_breaks(verdicts, defect):
     assert outcomes[name].status == "FAIL", table
     assert section in outcomes[name].section or section in outcomes[name].detail, table
     assert verdict(list(outcomes.values()))[0] == 1 and "verdict: FAIL" in table
+
+
+def test_the_client_names_a_rep_rig(tmp_path):
+    """The `zmq` responder's handshake error says that a REP rig must bind ROUTER (§1)."""
+    from responders.zmq_client import RigUnavailableError, ZmqResponder
+
+    rig = MutantRig("rep_socket", tmp_path / "rep")
+    try:
+        rig.wait()
+        with pytest.raises(RigUnavailableError, match="the rig binds a REP socket.*bind a ROUTER socket"):
+            ZmqResponder(rig.endpoint, heartbeat=0.1, liveness=2, timeout=1.0)
+    finally:
+        rig.stop()
