@@ -311,3 +311,19 @@ def test_a_png_is_decoded_within_about_its_decoded_size(tmp_path):
     png_bytes, rise = map(int, out.stdout.split())
     decoded = 2048 * 2048 * 3
     assert png_bytes < decoded / 50 and rise < 1.5 * decoded, (png_bytes, rise)
+
+
+def test_a_large_result_within_every_limit_reaches_the_client():
+    """4000 records x 256 channels (the issue's 11.6 MB result) is below the 64 MiB a result
+    header may take (§3) and below 2^20 values; the 8 MiB of other headers would refuse it."""
+    from xdream.rig.protocol import MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES
+
+    channels = [f"ch{i}" for i in range(256)]
+    records = [{"image_id": f"g0-{i % 1000}", "repeat": i // 1000, "trial_id": i, "onset": 1234.567891 + i,
+                "values": [12.345678 + k for k in range(256)], "valid": True} for i in range(4000)]
+    frames = encode({"type": "result", "request_id": "r1", "complete": True, "channels": channels,
+                     "records": records})
+    assert 8 << 20 < len(frames[0]) < MAX_RESULT_HEADER_BYTES and 4000 * 256 <= MAX_RESULT_VALUES
+    assert len(decode(frames, Limits(max_header_bytes=MAX_RESULT_HEADER_BYTES)).header["records"]) == 4000
+    with pytest.raises(ProtocolError, match="exceeds the limit of 8388608"):
+        decode(frames)
