@@ -163,6 +163,7 @@ class ZmqResponder(Responder):
                                                 | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(self.target)
         self._socket = sock
+        self._pings_out = self._stale_pongs = 0  # pings unanswered on this socket; pongs known to be stale
         rid = uuid.uuid4().hex
         hello = encode({"type": "hello", "session": self.session, "request_id": rid, "client": "xdream",
                         "encodings": [self.encoding], "dtypes": [self.dtype]})
@@ -273,10 +274,15 @@ class ZmqResponder(Responder):
                 last_heard = time.monotonic()
                 if msg.type != "pong":
                     return msg
+                self._pings_out = max(0, self._pings_out - 1)
                 if msg.header["state"] in ("unknown", "done"):  # the rig lost the request (a restart), or
+                    if self._stale_pongs:  # (an answer to a ping sent before the last resend: already acted on)
+                        self._stale_pongs -= 1
+                        continue
                     return msg  # answered it and the result was lost: resend, answered from its cache
             elif ping and time.monotonic() >= next_ping:
                 self._send(encode({"type": "ping", "session": self.session, "request_id": rid}))
+                self._pings_out += 1
                 next_ping = time.monotonic() + self.heartbeat
 
     # -- requests ---------------------------------------------------------------------------
@@ -386,7 +392,10 @@ class ZmqResponder(Responder):
                 continue
             if reply.type == "result":
                 return reply
-            if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend
+            if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend. The pings
+                # still unanswered were sent before that resend, so their pongs (ZeroMQ keeps the order on a
+                # connection) say the same and must not each cost a retry (queued while the rig was down)
+                self._stale_pongs = self._pings_out
                 continue
             if reply.header["code"] == "unknown-session":
                 self._reconnect()

@@ -61,14 +61,17 @@ def persist(event):
 
 def load(path):
     try:
-        lines = open(path).read().splitlines()
+        text = open(path).read()
     except FileNotFoundError:
         return
+    lines = text.splitlines()
+    if text and not text.endswith("\n"):
+        persist({})  # end the torn line of a crash, so the next event starts a line of its own
     for line in lines:
         try:
             e = json.loads(line)
         except ValueError:
-            break  # the torn last line of a crash
+            continue  # a line torn by a crash
         entry = cache.setdefault(e["request_id"], {"payload": e.get("payload"), "records": [], "result": None})
         if "record" in e:
             entry["records"].append(e["record"])

@@ -66,7 +66,8 @@ def free_port():
 class MutantRig:
     """One mutant as a background process restartable by a shell command (kill -9, start again)."""
 
-    def __init__(self, defect: str, folder: Path):
+    def __init__(self, defect: str, folder: Path, content: bool = True):
+        self.content = content
         folder.mkdir()
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.pid, self.out = folder / "pid", folder / "out"
@@ -84,7 +85,7 @@ class MutantRig:
 
     def check(self):
         self.wait()
-        checker = Conformance(self.endpoint, timeout=2.0, restart_command=self.restart)
+        checker = Conformance(self.endpoint, timeout=2.0, restart_command=self.restart, content=self.content)
         try:
             return checker.run()
         finally:
@@ -99,6 +100,7 @@ def verdicts(tmp_path_factory):
     """Every rig checked once: defect -> (outcomes by check name, the printed table)."""
     root = tmp_path_factory.mktemp("mutants")
     rigs = {d: MutantRig(d, root / d) for d in (*CONFORMANT, *EXPECTED)}
+    rigs["no_probe --no-content"] = MutantRig("no_probe", root / "no_probe_waived", content=False)
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -118,6 +120,15 @@ def test_a_conformant_rig_passes_with_content_verified(verdicts, defect):
     assert {o.status for o in outcomes.values()} == {"PASS", "SKIP"} and outcomes["png"].status == "SKIP"
     assert "PASS (every MUST checked, content verified)" in table
     assert "killed at" in outcomes["restart mid-request"].detail
+
+
+def test_no_content_waives_the_probe_and_the_verdict_says_so(verdicts):
+    outcomes, table = verdicts["no_probe --no-content"]
+    print(table)
+    assert outcomes["content probe"].status == "WAIVED"
+    assert {o.status for name, o in outcomes.items() if name != "content probe"} == {"PASS", "SKIP"}
+    assert verdict(list(outcomes.values())) == (0, "verdict: PASS WITHOUT CONTENT PROBE (--no-content: records were "
+                                                   "not checked to belong to the images they name)")
 
 
 @pytest.mark.parametrize("defect", sorted(EXPECTED))
