@@ -151,7 +151,7 @@ def main():
     parser.add_argument("--trial-ms", type=float, default=100.0, help="the rigs' presentation time")
     args = parser.parse_args()
     needed = GENERATIONS * POPULATION * REPEATS
-    print(f"{'rig':<22} {'rig check':<48} {'presented':>9} {'re-presented':>12} {'wrong scores':>12}")
+    print(f"{'rig':<22} {'presented':>9} {'re-presented':>12} {'wrong scores':>12}  rig check")
     with tempfile.TemporaryDirectory() as tmp:
         for defect in DEFECTS:
             folder = Path(tmp) / defect
@@ -169,7 +169,7 @@ def main():
             finally:
                 rig.stop()
             said = "PASS" if code == 0 else f"exit {code}: FAIL " + ", ".join(failed)
-            print(f"{defect:<22} {said[:48]:<48} {presented:>9} {presented - needed:>12} {wrong:>12}", flush=True)
+            print(f"{defect:<22} {presented:>9} {presented - needed:>12} {wrong:>12}  {said}", flush=True)
     print(f"(the run needs {needed} presentations: {GENERATIONS} generations x {POPULATION} images x {REPEATS} repeats; "
           "client killed in generation 1 and resumed, rig killed and restarted in generation 2)")
 
