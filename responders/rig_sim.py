@@ -47,14 +47,16 @@ from xdream.core.errors import ConfigError
 from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
 from xdream.core.seeding import derive_rngs
-from xdream.rig.protocol import (DTYPES, ENCODINGS, Limits, ProtocolError, decode, encode, error_reply,
-                                 iter_images)
+from xdream.rig.probe import probe_values
+from xdream.rig.usage import OneLineParser
+from xdream.rig.protocol import (DTYPES, ENCODINGS, MAX_RESULT_VALUES, Limits, ProtocolError, decode, encode,
+                                 error_reply, iter_images)
 
 CRASH_EXIT = 75  # exit status of an injected crash; the supervisor restarts on it
 MAX_QUEUE = 16
 DEFAULT_DEADLINE_MS = 600_000  # docs/protocol.md §4.2
 CHUNK_BYTES = 64 << 20  # the most float32 pixels the neuron sees at once
-PAYLOAD = ("image_ids", "encoding", "dtype", "shape", "repeats")  # a resend must match these (§5)
+PAYLOAD = ("image_ids", "encoding", "dtype", "shape", "repeats", "probe")  # a resend must match these (§5)
 
 
 @dataclass
@@ -120,10 +122,11 @@ class Job:
 
     header: dict
     envelope: list
-    clean: np.ndarray  # the neurons' noise-free responses to each image [images, neurons]
+    clean: np.ndarray  # the neurons' noise-free responses to each image [images, neurons] (probe: [images, channels])
     deadline: float
     pending: list = field(default_factory=list)
     next_at: float = 0.0
+    probe: bool = False  # answer with the content probe's values (docs/protocol.md §4.5)
 
 
 class RigSimulator:
@@ -228,7 +231,7 @@ class RigSimulator:
                               "encodings": list(ENCODINGS), "dtypes": list(DTYPES), "channels": self.channels,
                               "max_images": self.limits.max_images, "max_frame_bytes": self.limits.max_frame_bytes,
                               "max_message_bytes": self.limits.max_message_bytes,
-                              "heartbeat_ms": self.heartbeat_ms})
+                              "heartbeat_ms": self.heartbeat_ms, "probe": True})
 
     def _on_ping(self, msg, envelope) -> None:
         rid = msg.request_id
@@ -241,14 +244,15 @@ class RigSimulator:
                               "progress": len(self.log.trials.get(rid, ()))})
 
     def _on_present(self, msg, envelope) -> None:
-        h, rid = msg.header, msg.request_id
+        h, rid, received = msg.header, msg.request_id, time.monotonic()
         if h["session"] not in self.sessions:
             raise ProtocolError(f"session {h['session']!r} unknown to this rig; send hello first",
                                 "unknown-session", rid)
-        payload = {k: h[k] for k in PAYLOAD}
-        if self.log.payloads.get(rid, payload) != payload:
+        payload = {k: h.get(k, False) for k in PAYLOAD}
+        known = {"probe": False, **self.log.payloads.get(rid, payload)}  # logs written before the probe lack it
+        if known != payload:
             raise ProtocolError(f"request id {rid!r} was used for another request (other "
-                                f"{', '.join(k for k in PAYLOAD if self.log.payloads[rid][k] != payload[k])}); "
+                                f"{', '.join(k for k in PAYLOAD if known[k] != payload[k])}); "
                                 "a new request needs a new id", "bad-message", rid)
         if rid in self.log.done:  # a resend: answer from the cache, present nothing
             self._send(envelope, self._result(rid, self.log.done[rid]))
@@ -259,15 +263,23 @@ class RigSimulator:
             return
         if len(self.queue) >= MAX_QUEUE:
             raise ProtocolError(f"rig queue full ({MAX_QUEUE} requests)", "busy", rid)
-        clean = self._clean_responses(msg)
+        values = len(h["image_ids"]) * h["repeats"] * len(self.channels)
+        if values > MAX_RESULT_VALUES:
+            raise ProtocolError(f"{len(h['image_ids'])} images x {h['repeats']} repeats x {len(self.channels)} channels "
+                                f"are {values} values; the limit is {MAX_RESULT_VALUES} per result", "too-large", rid)
+        probe = bool(h.get("probe"))
+        if probe:  # validates every image too, one at a time
+            clean = np.array([probe_values(image, len(self.channels)) for image in iter_images(msg)])
+        else:
+            clean = self._clean_responses(msg)
         if rid not in self.log.payloads:
             self.log.payloads[rid] = payload
             self.log.write({"event": "request", "request_id": rid, "payload": payload})
         shown = {(r["image_id"], r["repeat"]) for r in self.log.trials.get(rid, ())}
         pending = [(i, k) for k in range(h["repeats"]) for i in range(len(h["image_ids"]))
                    if (h["image_ids"][i], k) not in shown]  # resumed after a crash: only what is missing
-        deadline = time.monotonic() + h.get("deadline_ms", DEFAULT_DEADLINE_MS) / 1000  # from this receipt
-        self.queue.append(Job(h, envelope, clean, deadline, pending))
+        deadline = received + h.get("deadline_ms", DEFAULT_DEADLINE_MS) / 1000  # from this receipt
+        self.queue.append(Job(h, envelope, clean, deadline, pending, probe=probe))
 
     def _job(self, rid: str) -> Job | None:
         for job in ([self.current] if self.current else []) + list(self.queue):
@@ -309,24 +321,30 @@ class RigSimulator:
         return np.concatenate(out)
 
     def _respond(self, images: list, dtype: str) -> np.ndarray:
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
-        x = x.float() / 255 if dtype == "uint8" else x.float()
+        # one float copy of the chunk, made in place: [N, C, H, W] contiguous, then scaled (the
+        # model's own resizing follows); a 4096x4096 PNG costs its float32 pixels, not 4 copies
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().float()
+        if dtype == "uint8":
+            x.div_(255)
         if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
+            x = x.expand(-1, 3, -1, -1).contiguous()
         with torch.no_grad():
             if len(self.units) > 1:
-                return np.asarray(self.neuron.respond_units(x.contiguous()), dtype=np.float64)
-            return np.asarray(self.neuron.respond(x.contiguous()), dtype=np.float64)[:, None]
+                return np.asarray(self.neuron.respond_units(x), dtype=np.float64)
+            return np.asarray(self.neuron.respond(x), dtype=np.float64)[:, None]
 
     def _present(self, job: Job, index: int, repeat: int) -> None:
         h = job.header
-        clean = np.repeat(job.clean[index], self.copies)  # neuron by neuron, each on its channels
-        values = self.noise(clean, self.noise_rng) if self.noise is not None else clean
-        valid = bool(self.fault_rng.random() >= self.faults.invalid) if self.faults.invalid else True
+        if job.probe:  # the probe's exact values, every trial valid (§4.5)
+            values, valid = job.clean[index], True
+        else:
+            clean = np.repeat(job.clean[index], self.copies)  # neuron by neuron, each on its channels
+            values = self.noise(clean, self.noise_rng) if self.noise is not None else clean
+            valid = bool(self.fault_rng.random() >= self.faults.invalid) if self.faults.invalid else True
         record = {"image_id": h["image_ids"][index], "repeat": repeat, "trial_id": self.log.count,
                   "onset": round(time.monotonic() - self.t0, 6),
                   "values": [float(v) if np.isfinite(v) else None for v in values], "valid": valid}
-        self.log.write({"event": "trial", "request_id": h["request_id"], "generation": h["generation"],
+        self.log.write({"event": "trial", "request_id": h["request_id"], "generation": h.get("generation"),
                         "record": record})
         self.log.trials[h["request_id"]].append(record)
         self.log.count += 1
@@ -403,7 +421,7 @@ class ServingThread:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xdream rig simulate", allow_abbrev=False,
+    p = OneLineParser(prog="xdream rig simulate",
                                 description="A simulated rig speaking xdream-rig/1 (docs/protocol.md).")
     p.add_argument("--target", required=True, action="append", metavar="MODEL:LAYER:CHANNEL[:Y:X]",
                    help="a simulated neuron (a torch-unit target); repeat for several neurons of one model, "

@@ -36,8 +36,9 @@ from responders.torch_unit import TorchUnit
 from xdream.core.errors import ConfigError, XDreamError
 from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
-from xdream.rig.keys import load_keypair, load_public, secure_client
-from xdream.rig.protocol import Limits, ProtocolError, RigError, decode, encode, image_frames
+from xdream.rig.keys import handshake_failure, load_keypair, load_public, secure_client
+from xdream.rig.protocol import (MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES, Limits, ProtocolError, RigError, decode,
+                                 encode, image_frames)
 from xdream.runs.rundir import append_line
 
 from .rig_journal import RequestJournal
@@ -126,7 +127,7 @@ class ZmqResponder(Responder):
         self.encoding, self.dtype = encoding, dtype
         self.heartbeat, self.liveness, self.deadline, self.timeout, self.retries = (
             heartbeat, liveness, deadline, timeout, retries)
-        self.limits = Limits()
+        self.limits = Limits(max_header_bytes=MAX_RESULT_HEADER_BYTES)  # a result header may reach 64 MiB (§3)
         self.session = uuid.uuid4().hex
         self.stats = {"requests": 0, "resends": 0, "reconnects": 0, "stale": 0, "malformed": 0, "resumed": 0}
         self.malformed_kinds: collections.Counter = collections.Counter()  # of the request in flight
@@ -138,6 +139,7 @@ class ZmqResponder(Responder):
         self.last_records: list[dict] = []
         self._context = zmq.Context()
         self._socket = None
+        self._monitor = None  # the socket's handshake events, for a precise error when the rig is silent
         self.welcome: dict | None = None
         self.send_limits = self.limits  # lowered to the rig's advertised limits by the handshake
         try:
@@ -150,15 +152,18 @@ class ZmqResponder(Responder):
     def _connect(self) -> None:
         """A fresh DEALER socket and a hello/welcome handshake (retried like any request)."""
         if self._socket is not None:
-            self._socket.close(linger=0)
+            self._close_socket()
             self.stats["reconnects"] += 1
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_header_bytes)
         if self.server_key is not None:
             secure_client(sock, self.client_key, self.server_key)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(self.target)
         self._socket = sock
+        self._pings_out = self._stale_pongs = 0  # pings unanswered on this socket; pongs known to be stale
         rid = uuid.uuid4().hex
         hello = encode({"type": "hello", "session": self.session, "request_id": rid, "client": "xdream",
                         "encodings": [self.encoding], "dtypes": [self.dtype]})
@@ -170,7 +175,7 @@ class ZmqResponder(Responder):
                 break
             if time.monotonic() >= give_up:
                 raise RigUnavailableError(f"no rig answers at {self.target} (hello unanswered for {self.timeout:g} s"
-                                          f"{self._malformed_note()}){self._curve_hint()}")
+                                          f"{self._malformed_note()}){self._curve_hint() or self._rep_hint(hello)}")
         if reply.type == "error":
             raise RigError(f"rig at {self.target} refused the handshake: {reply.header['message']}",
                            reply.header["code"], rid)
@@ -193,7 +198,20 @@ class ZmqResponder(Responder):
         rig = 2 * self.welcome["heartbeat_ms"] / 1000 if self.welcome and "heartbeat_ms" in self.welcome else 0
         return max(self.heartbeat * self.liveness, rig)
 
+    def _rep_hint(self, hello: list) -> str:
+        """A REP rig drops a DEALER's messages (no empty delimiter frame) but answers a
+        delimited one: try one, so the error can say what is wrong (docs/protocol.md §1)."""
+        self._send([b"", *hello])
+        if self._socket.poll(500, zmq.POLLIN) and self._socket.recv_multipart()[0] == b"":
+            return ("; it answers only messages with an empty delimiter frame: the rig binds a REP socket, which "
+                    "xdream-rig/1 does not allow - bind a ROUTER socket (docs/protocol.md §1)")
+        return ""
+
     def _curve_hint(self) -> str:
+        """Why the handshake failed, when libzmq said (see :func:`xdream.rig.keys.handshake_failure`)."""
+        reason = handshake_failure(self._monitor, self.server_key is not None) if self._monitor else None
+        if reason is not None:
+            return f": {reason}"
         if self.server_key is None:
             return ""
         return ("; the link is encrypted (CURVE): the rig may have refused this client's key - check the rig's "
@@ -256,10 +274,15 @@ class ZmqResponder(Responder):
                 last_heard = time.monotonic()
                 if msg.type != "pong":
                     return msg
+                self._pings_out = max(0, self._pings_out - 1)
                 if msg.header["state"] in ("unknown", "done"):  # the rig lost the request (a restart), or
+                    if self._stale_pongs:  # (an answer to a ping sent before the last resend: already acted on)
+                        self._stale_pongs -= 1
+                        continue
                     return msg  # answered it and the result was lost: resend, answered from its cache
             elif ping and time.monotonic() >= next_ping:
                 self._send(encode({"type": "ping", "session": self.session, "request_id": rid}))
+                self._pings_out += 1
                 next_ping = time.monotonic() + self.heartbeat
 
     # -- requests ---------------------------------------------------------------------------
@@ -323,6 +346,11 @@ class ZmqResponder(Responder):
         """Refuse, before sending, a request above the limits the rig advertised (§3, §4.1):
         images, each frame, the whole message and the decoded size of the images."""
         limits, sizes = self.send_limits, [len(f) for f in frames]
+        values = n * self.repeats * len(self.welcome["channels"])
+        if values > MAX_RESULT_VALUES:
+            raise RigError(f"generation {self.generation} asks for {n} images x {self.repeats} repeats x "
+                           f"{len(self.welcome['channels'])} rig channels = {values} values in one result; the limit is "
+                           f"{MAX_RESULT_VALUES} (docs/protocol.md §3): use fewer images or repeats", "too-large")
         for name, value, top in (("max_images", n, limits.max_images),
                                  ("max_frame_bytes", max(sizes), limits.max_frame_bytes),
                                  ("max_message_bytes", max(sum(sizes), n * image_bytes), limits.max_message_bytes)):
@@ -364,7 +392,10 @@ class ZmqResponder(Responder):
                 continue
             if reply.type == "result":
                 return reply
-            if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend
+            if reply.type == "pong":  # state unknown (rig restarted) or done (result lost): resend. The pings
+                # still unanswered were sent before that resend, so their pongs (ZeroMQ keeps the order on a
+                # connection) say the same and must not each cost a retry (queued while the rig was down)
+                self._stale_pongs = self._pings_out
                 continue
             if reply.header["code"] == "unknown-session":
                 self._reconnect()
@@ -427,10 +458,17 @@ class ZmqResponder(Responder):
                         + "\n" for r in records)
         append_line(self.run_dir / TRIALS_FILE, lines)  # the run folder's writer: a full disk is one line
 
+    def _close_socket(self) -> None:
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
+        self._socket.close(linger=0)
+        self._socket = None
+
     def close(self) -> None:
         if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+            self._close_socket()
         if not self._context.closed:
             self._context.term()
         if self._example_rig is not None:

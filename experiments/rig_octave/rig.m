@@ -13,7 +13,7 @@ function rig(endpoint, cache_file)
 if nargin < 1, endpoint = 'tcp://127.0.0.1:5555'; end
 if nargin < 2, cache_file = ''; end
 state.sock = rig_socket('open', endpoint);
-state.cache = load_cache(cache_file);  % request id -> {payload text, result text}
+[state.cache, state.partial] = load_cache(cache_file);  % request id -> {payload text, result text}; -> trials
 state.cache_file = cache_file;
 state.sessions = containers.Map();
 state.clock = tic;
@@ -44,10 +44,19 @@ onset = toc(clock);
 valid = true;
 end
 
+function value = probe(image)
+% The content probe (docs/protocol.md section 4.5) of channel 0: the mean of x_i * (mod(i, 7) - 3)
+% over the pixels x_i / 255 in row-major [H, W, C] order, i = 0..L-1.
+x = double(reshape(permute(image, [3, 2, 1]), [], 1)) / 255;
+i = (0:numel(x) - 1)';
+value = sum(x .* (mod(i, 7) - 3)) / numel(x);
+end
+
 function [job, current] = handle(state, frames, current)
 % Answer one message; returns a new request to present (only when none is in progress) and
 % the request in progress with its newest sender.
 job = [];
+received = tic;  % the deadline runs from the receipt of the request (docs/protocol.md section 6)
 [envelope, h, data, code, message, rid] = parse(frames, state.png);
 if ~isempty(code)
   reply(state, envelope, struct('type', 'error', 'request_id', rid, 'code', code, 'message', message));
@@ -59,6 +68,7 @@ switch h.type
     w = struct('type', 'welcome', 'request_id', h.request_id, 'rig', 'rig_octave');
     w.encodings = state.encodings; w.dtypes = {'uint8'}; w.channels = {'ch0'};
     w.max_images = 1024; w.max_frame_bytes = 16 * 2^20; w.max_message_bytes = MAX_MESSAGE; w.heartbeat_ms = 1000;
+    w.probe = true;  % the content probe (docs/protocol.md section 4.5)
     reply(state, envelope, w);
   case 'ping'
     if ~isempty(current) && strcmp(h.request_id, current.rid)
@@ -87,7 +97,7 @@ switch h.type
     else
       [images, problem] = decode_images(h, data);
       if isempty(problem)
-        job = struct('header', h, 'images', {images}, 'envelope', {envelope});
+        job = struct('header', h, 'images', {images}, 'envelope', {envelope}, 'received', received);
       else
         reply(state, envelope, refusal(rid, 'bad-message', problem));
       end
@@ -100,18 +110,26 @@ function present(state, job)
 h = job.header;
 deadline = 600;
 if isfield(h, 'deadline_ms'), deadline = h.deadline_ms / 1000; end
-started = tic;
-current = struct('rid', h.request_id, 'envelope', {{job.envelope}}, 'progress', 0);
-records = {};
+started = job.received;
+records = {};  % a request interrupted by a crash continues with what is missing (section 5)
+if isKey(state.partial, h.request_id), records = state.partial(h.request_id); end
+current = struct('rid', h.request_id, 'envelope', {{job.envelope}}, 'progress', numel(records));
 for repeat = 0:h.repeats - 1
   for k = 1:numel(h.image_ids)
     if toc(started) > deadline, break; end
+    if any(cellfun(@(r) strcmp(r.image_id, h.image_ids{k}) && r.repeat == repeat, records)), continue; end
     [onset, value, valid] = show_and_record(job.images{k}, state.clock);
+    if isfield(h, 'probe') && h.probe, value = probe(job.images{k}); valid = true; end
     count = state.trials('count');
     state.trials('count') = count + 1;
     records{end + 1} = struct('image_id', h.image_ids{k}, 'repeat', repeat, 'trial_id', count, ...
                               'onset', onset, 'values', {{value}}, 'valid', valid); %#ok<AGROW>
     current.progress = numel(records);
+    if ~isempty(state.cache_file)  % each trial persisted when recorded
+      f = fopen(state.cache_file, 'a');
+      fprintf(f, '%s\ttrial\t%s\n', h.request_id, encode(records{end}));
+      fclose(f);
+    end
     frames = rig_socket('recv', state.sock, 0);
     while ~isempty(frames)  % pings and resends between presentations
       [~, current] = handle(state, frames, current);
@@ -143,6 +161,9 @@ h = []; data = body(2:end); code = ''; message = ''; rid = NaN;  % NaN is writte
 if isempty(body)
   code = 'bad-message'; message = 'empty message'; return;
 end
+if numel(body{1}) > 8 * 2^20  % checked before parsing (docs/protocol.md section 3)
+  code = 'too-large'; message = 'a header has at most 8 MiB'; return;
+end
 text = text_of(body{1});
 problem = strict_json_problem(text);
 if isempty(problem)
@@ -170,7 +191,7 @@ code = ''; message = '';
 allowed.hello = {'session', 'request_id', 'client', 'encodings', 'dtypes'};
 allowed.ping = {'session', 'request_id'};
 allowed.present = {'session', 'request_id', 'generation', 'image_ids', 'encoding', 'dtype', 'shape', ...
-                   'repeats', 'deadline_ms'};
+                   'repeats', 'deadline_ms', 'probe'};
 if ~isfield(h, 'type') || ~ischar(h.type) || ~isfield(allowed, h.type)
   code = 'bad-message'; message = 'type must be hello, ping or present'; return;
 end
@@ -178,6 +199,13 @@ names = fieldnames(h);
 extra = setdiff(names, [allowed.(h.type), {'protocol', 'type'}]);
 if ~isempty(extra)
   code = 'bad-message'; message = sprintf('unknown field %s', extra{1}); return;
+end
+if isfield(h, 'client') && ischar(h.client) && numel(h.client) > 1000
+  code = 'too-large'; message = 'client has at most 1000 characters'; return;
+end
+if (isfield(h, 'session') && ischar(h.session) && numel(h.session) > 64) || ...
+   (isfield(h, 'request_id') && ischar(h.request_id) && numel(h.request_id) > 64)
+  code = 'too-large'; message = 'an id has at most 64 characters'; return;
 end
 if ~isfield(h, 'session') || ~is_id(h.session) || ~isfield(h, 'request_id') || ~is_id(h.request_id)
   code = 'bad-message'; message = 'session and request_id must be 1-64 characters of A-Z a-z 0-9 _ . : -'; return;
@@ -191,6 +219,9 @@ for k = 1:numel(required)
 end
 ids = h.image_ids;
 if ischar(ids), ids = {ids}; end
+if iscell(ids) && any(cellfun(@(v) ischar(v) && numel(v) > 64, ids))
+  code = 'too-large'; message = 'an id has at most 64 characters'; return;
+end
 if ~iscell(ids) || isempty(ids) || ~all(cellfun(@is_id, ids)) || numel(unique(ids)) < numel(ids)
   code = 'bad-message'; message = 'image_ids must be a list of unique ids'; return;
 end
@@ -203,6 +234,9 @@ for k = 1:size(limits, 1)
 end
 if numel(ids) > 1024
   code = 'too-large'; message = 'at most 1024 images'; return;
+end
+if isfield(h, 'probe') && ~(islogical(h.probe) && isscalar(h.probe))
+  code = 'bad-message'; message = 'probe must be true or false'; return;
 end
 shape = h.shape;
 if ~isnumeric(shape) || numel(shape) ~= 3
@@ -372,7 +406,8 @@ function text = payload(h)
 ids = h.image_ids;
 if ischar(ids), ids = {ids}; end
 text = encode(struct('image_ids', {ids}, 'encoding', h.encoding, 'dtype', h.dtype, ...
-                     'shape', {num2cell(reshape(h.shape, 1, []))}, 'repeats', h.repeats));
+                     'shape', {num2cell(reshape(h.shape, 1, []))}, 'repeats', h.repeats, ...
+                     'probe', isfield(h, 'probe') && h.probe));
 end
 
 function m = pong(rid, state, progress)
@@ -393,13 +428,25 @@ text = jsonencode(message);
 text = ['{"protocol":"xdream-rig/1",', text(2:end)];
 end
 
-function cache = load_cache(file)
+function [cache, partial] = load_cache(file)
+% The answered requests, and the trials of requests a crash interrupted (request id -> records).
 cache = containers.Map();
+partial = containers.Map();
 if isempty(file) || ~exist(file, 'file'), return; end
 lines = strsplit(fileread(file), sprintf('\n'));
 for k = 1:numel(lines)
   parts = strsplit(lines{k}, sprintf('\t'));
-  if numel(parts) == 3
+  if numel(parts) == 3 && strcmp(parts{2}, 'trial')
+    try
+      r = jsondecode(parts{3});
+    catch
+      continue;  % the torn last line of a crash
+    end
+    if isfield(r, 'protocol'), r = rmfield(r, 'protocol'); end  % written by encode()
+    r.values = num2cell(reshape(r.values, 1, []));
+    if ~isKey(partial, parts{1}), partial(parts{1}) = {}; end
+    partial(parts{1}) = [partial(parts{1}), {r}];
+  elseif numel(parts) == 3
     cache(parts{1}) = {parts{2}, parts{3}};
   end
 end

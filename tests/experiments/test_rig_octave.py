@@ -4,6 +4,7 @@ from the pixels, passes `xdream rig check` with its png checks, across a restart
 advertises png only where imread decodes it. Skipped, saying why, where Octave
 or its zeromq package is missing (`make test` installs both where it can: Makefile `octave`)."""
 
+import re
 import shutil
 import socket
 import subprocess
@@ -40,6 +41,9 @@ PROBLEM = _octave_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 
 
+ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,7 +59,7 @@ class OctaveRig:
         self.script = tmp_path / "start.sh"
         self.script.write_text(f"(cd {RIG_DIR} && exec {OCTAVE} --no-gui --quiet --eval \"{first}rig('{self.endpoint}', "
                                f"'{tmp_path / 'cache.tsv'}')\") >>{self.out} 2>&1 &\necho $! > {self.pid}\n")
-        self.restart_command = f"kill $(cat {self.pid}); sleep 1; sh {self.script}"
+        self.restart_command = f"kill -9 $(cat {self.pid}); sleep 0.5; sh {self.script}"  # a crash
         self.start()
 
     def start(self):
@@ -110,10 +114,12 @@ def test_rig_check_passes_against_the_octave_rig(octave_rig, xdream_cmd):
                          capture_output=True, text=True, timeout=600)
     print(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
-    rows = {line[6:].split("  ")[0].strip(): line[:4] for line in out.stdout.splitlines()
-            if line[:4] in ("PASS", "FAIL", "SKIP")}
-    assert set(rows.values()) == {"PASS"} and "greetings forgotten, cache kept" in out.stdout
-    assert rows["present/result png"] == "PASS" and "a png of another size refused" in out.stdout
+    rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, out.stdout.splitlines()) if m}
+    assert set(rows.values()) == {"PASS"} and len(rows) == 16, out.stdout
+    assert "verdict: PASS (every MUST checked, content verified)" in out.stdout
+    assert "raw/uint8/C3, raw/uint8/C1, png/uint8/C3, png/uint8/C1" in out.stdout  # the content probe (§4.5)
+    assert re.search(r"killed at \d+/128; resumed from a new session: 0 re-presented, cache kept", out.stdout)
+    assert "7 broken pngs refused" in out.stdout
 
 
 def test_png_is_advertised_only_where_imread_decodes_it(tmp_path):

@@ -97,7 +97,7 @@ def test_curve_link(tmp_path, keys, secure):
         plaintext = b"xdream-rig/1" in relay.seen or b'"present"' in relay.seen
         assert plaintext is not secure  # encrypted with CURVE, readable without (the relay works)
         if secure:  # a client whose key is not allowed: told the link may have refused it; the rig logs it
-            with pytest.raises(RigUnavailableError, match="no rig answers.*CURVE.*refused this client's key"):
+            with pytest.raises(RigUnavailableError, match="no rig answers.*the rig refused this client's key \\(CURVE\\)"):
                 ZmqResponder(sim.endpoint, heartbeat=0.1, liveness=2, timeout=1.0,
                              server_key=str(folder / "rig.key"), client_key=str(folder / "stranger.key_secret"))
             stranger = zmq.auth.load_certificate(folder / "stranger.key")[0].decode()
@@ -128,3 +128,27 @@ def test_secret_keys_are_owner_only(keys):
     for name in ("rig", "lab", "stranger"):
         assert stat.S_IMODE((folder / f"{name}.key_secret").stat().st_mode) == 0o600
         assert stat.S_IMODE((folder / f"{name}.key").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("rig_curve,client,words", [
+    (True, None, "the rig's link is encrypted (CURVE) but this client is plaintext: set server_key"),
+    (True, ("stranger.key", "lab.key_secret"), "server_key is not the rig's public key"),
+    (True, ("rig.key", "stranger.key_secret"), "the rig refused this client's key (CURVE)"),
+    (False, ("rig.key", "lab.key_secret"), "the rig's link is plaintext but this client encrypts (CURVE)"),
+])
+def test_a_failed_handshake_says_which_side_is_wrong(tmp_path, keys, rig_curve, client, words):
+    folder, allow = keys
+    curve = {"curve_secret": folder / "rig.key_secret", "allow_dir": allow} if rig_curve else {}
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log", **curve)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(sim, stop), daemon=True)
+    thread.start()
+    options = {"server_key": str(folder / client[0]), "client_key": str(folder / client[1])} if client else {}
+    try:
+        with pytest.raises(RigUnavailableError) as raised:
+            ZmqResponder(sim.endpoint, heartbeat=0.1, liveness=2, timeout=1.0, **options)
+        assert words in str(raised.value) and "\n" not in str(raised.value)
+    finally:
+        stop.set()
+        thread.join(10)
+        sim.close()

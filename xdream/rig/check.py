@@ -1,34 +1,46 @@
 """``xdream rig check ENDPOINT``: does a rig implement ``xdream-rig/1`` (docs/protocol.md)?
 
-A conformance checker a lab runs against its own rig before an animal is in: it connects as a
-client and exercises the handshake, presentations (raw and, if the rig takes it, png),
-repeats, the idempotent resend, sessions, limits and error codes, deadlines, pings and
-malformed input, then prints a pass/fail table in which each failure names the section of the
-spec it breaks; the exit status is 0 when nothing failed, 1 otherwise. With
-``--restart-command CMD`` it also restarts the rig (CMD is run by the shell) and checks that
-greetings are forgotten and the reply cache is not (§5). Every image is presented: run it with
-the rig in a test mode, or accept a few dozen presentations.
+A conformance checker a lab runs against its own rig before an animal is in. It connects as a
+client and exercises every MUST it can reach from outside: the handshake, presentations, the
+content probe (§4.5: every record carries the values computed from the pixels of the image
+whose id it names, in every encoding and dtype the rig takes), repeats, idempotent resends
+from a new session and while presenting, the deadline, every row of the limits table, PNG
+integrity, malformed input and, with ``--restart-command``, a restart *during* a request
+resumed from a new session (nothing presented again, the cached answer kept).
+
+The verdict is honest: exit 0 only when every MUST passed; 1 when one failed; 3 ("incomplete")
+when one could not be run (no ``--restart-command``, a rig too fast to be caught presenting),
+with a line saying how to complete the run. ``--no-content`` accepts a rig without the probe,
+and the verdict says so. Every image is presented: run it with the rig in a test mode.
 """
 
 from __future__ import annotations
 
-import argparse
+import io
 import json
+import re
 import subprocess
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import zmq
 
 from xdream.core.errors import ConfigError
+from xdream.rig.probe import matches, probe_values
 from xdream.rig.protocol import PROTOCOL, Limits, ProtocolError, decode, encode, image_frames
+from xdream.rig.usage import OneLineParser
+
+EXIT_PASS, EXIT_FAIL, EXIT_INCOMPLETE = 0, 1, 3
+RESULT_LIMITS = Limits(max_header_bytes=64 << 20)  # a result header may reach 64 MiB (§3)
+STATUSES = ("PASS", "FAIL", "SKIP", "NOT RUN", "WAIVED")
 
 
 @dataclass
 class Outcome:
-    """One line of the table: the check, its spec section, PASS / FAIL / SKIP and why."""
+    """One line of the table: the check, its spec section, its status and why."""
 
     name: str
     section: str
@@ -41,7 +53,15 @@ class CheckFailed(Exception):
 
 
 class Skip(Exception):
-    """A check that does not apply to this rig."""
+    """A check that does not apply to this rig (e.g. png checks for a rig that takes no png)."""
+
+
+class NotRun(Exception):
+    """A MUST that could not be checked; the message says how to make it run."""
+
+
+class Waived(Exception):
+    """A MUST the user chose not to check (``--no-content``)."""
 
 
 def _require(condition: bool, message: str) -> None:
@@ -50,15 +70,17 @@ def _require(condition: bool, message: str) -> None:
 
 
 class Client:
-    """A DEALER connection to the rig that sends raw frames and decodes what comes back."""
+    """A DEALER connection to the rig, in one client session, that sends raw frames and decodes
+    what comes back."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, timeout: float):
+    def __init__(self, context: zmq.Context, endpoint: str, timeout: float, session: str | None = None):
         self.context, self.endpoint, self.timeout = context, endpoint, timeout
-        self.session = "check-" + uuid.uuid4().hex[:12]
+        self.session = session or "check-" + uuid.uuid4().hex[:12]
         self.socket = None
         self.reopen()
 
     def reopen(self) -> None:
+        """A new socket (a new identity at the rig), as a client does after a timeout."""
         if self.socket is not None:
             self.socket.close(linger=0)
         self.socket = self.context.socket(zmq.DEALER)
@@ -74,8 +96,11 @@ class Client:
         if not self.socket.poll(int(1000 * (self.timeout if timeout is None else timeout))):
             return None
         frames = self.socket.recv_multipart()
+        if frames and frames[0] == b"" and len(frames) > 1:
+            raise CheckFailed("the rig's reply starts with an empty delimiter frame: its socket is REP (or it echoes "
+                              "a REQ envelope to a DEALER); xdream-rig/1 rigs bind ROUTER (§1)")
         try:
-            return decode(frames, expect=("welcome", "result", "pong", "error"))
+            return decode(frames, RESULT_LIMITS, expect=("welcome", "result", "pong", "error"))
         except ProtocolError as e:
             raise CheckFailed(f"the rig sent a malformed reply: {e} (§2, §4)") from None
 
@@ -83,6 +108,9 @@ class Client:
         """Send ``frames`` and return the reply naming ``rid`` (errors with a null id count),
         skipping replies to earlier messages; None when none comes within the timeout."""
         self.send(frames)
+        return self.wait(rid, timeout)
+
+    def wait(self, rid: str | None, timeout: float | None = None):
         end = time.monotonic() + (self.timeout if timeout is None else timeout)
         while (left := end - time.monotonic()) > 0:
             msg = self.receive(left)
@@ -92,13 +120,19 @@ class Client:
                 return msg
         return None
 
+    def hello_frames(self, rid: str, **extra) -> list:
+        return encode({"type": "hello", "session": self.session, "request_id": rid, "client": "xdream rig check",
+                       "encodings": ["raw", "png"], "dtypes": ["uint8", "float32"], **extra})
+
     def hello(self, **extra) -> dict:
         rid = _id("h")
-        reply = self.ask(encode({"type": "hello", "session": self.session, "request_id": rid, "client": "xdream rig check",
-                                 "encodings": ["raw", "png"], "dtypes": ["uint8"], **extra}), rid)
+        reply = self.ask(self.hello_frames(rid, **extra), rid)
         _require(reply is not None, f"no answer to hello within {self.timeout:g} s (§4.1)")
         _require(reply.type == "welcome", f"hello answered with {_said(reply)}; expected welcome (§4.1)")
         return reply.header
+
+    def ping(self, rid: str, timeout: float | None = None):
+        return self.ask(encode({"type": "ping", "session": self.session, "request_id": rid}), rid, timeout)
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -112,51 +146,73 @@ def _said(msg) -> str:
     return f"error {msg.header['code']} ({msg.header['message']})" if msg.type == "error" else repr(msg.type)
 
 
-def _images(n: int, side: int = 8, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+def _images(n: int, side: int = 8, seed: int = 0, channels: int = 3, dtype: str = "uint8") -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == "float32":
+        return rng.random((n, side, side, channels), dtype=np.float32)
+    return rng.integers(0, 256, (n, side, side, channels), dtype=np.uint8)
 
 
 def _present(session: str, rid: str, images: np.ndarray, *, encoding="raw", repeats=2, ids=None, frames=None,
              **header) -> list:
     ids = ids or [f"c{i}" for i in range(len(images))]
+    dtype = "float32" if images.dtype == np.float32 else "uint8"
     h = {"type": "present", "session": session, "request_id": rid, "generation": 0, "image_ids": ids,
-         "encoding": encoding, "dtype": "uint8", "shape": list(images.shape[1:]), "repeats": repeats,
+         "encoding": encoding, "dtype": dtype, "shape": list(images.shape[1:]), "repeats": repeats,
          "deadline_ms": 60_000, **header}
     return encode(h, image_frames(images, encoding) if frames is None else frames)
+
+
+def _png(array: np.ndarray, mode: str | None = None, **save) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    (Image.fromarray(array, mode) if mode else Image.fromarray(array)).save(buffer, format="PNG", **save)
+    return buffer.getvalue()
+
+
+def _order(header: dict) -> list[str]:
+    return sorted(json.dumps(r, sort_keys=True) for r in header["records"])
 
 
 class Conformance:
     """The checks, in order; :meth:`run` returns their outcomes."""
 
-    def __init__(self, endpoint: str, timeout: float = 10.0, restart_command: str | None = None):
-        self.endpoint, self.timeout, self.restart_command = endpoint, timeout, restart_command
+    def __init__(self, endpoint: str, timeout: float = 10.0, restart_command: str | None = None,
+                 content: bool = True):
+        self.endpoint, self.timeout, self.restart_command, self.content = endpoint, timeout, restart_command, content
         self.context = zmq.Context()
         self.client = Client(self.context, endpoint, timeout)
         self.welcome: dict | None = None
         self.answered: tuple[list, dict] | None = None  # (request frames, result header) of a finished request
+        self.pace = 0.0  # the rig's seconds per presentation, measured
 
     CHECKS = (
-        ("handshake", "§4.1"), ("open value sets", "§2"), ("unknown session", "§4.2, §5"),
-        ("present/result raw", "§4.2"), ("present/result png", "§4.2"), ("repeats", "§4.2"),
-        ("idempotent resend", "§5"), ("resend with another payload", "§5"), ("pings", "§4.3"),
-        ("deadline", "§6"), ("limits and error codes", "§3"), ("malformed input", "§2, §4.4"),
-        ("restart", "§5"),
+        ("handshake", "§1, §4.1"), ("open value sets", "§2"), ("unknown session", "§4.2, §5"),
+        ("present/result", "§4.2"), ("content probe", "§4.5"), ("repeats", "§4.2"),
+        ("resend, new session", "§5"), ("resend with another payload", "§5"), ("pings", "§4.3"),
+        ("resend while presenting", "§5"), ("deadline", "§6"), ("limits and error codes", "§3"),
+        ("png", "§4.2"), ("float32", "§4.2"), ("malformed input", "§2, §4.4"),
+        ("restart mid-request", "§5, §6"),
     )
 
     def run(self) -> list[Outcome]:
         outcomes = []
         for name, section in self.CHECKS:
-            method = getattr(self, "check_" + name.replace(" ", "_").replace("/", "_").replace("-", "_"))
+            method = getattr(self, "check_" + re.sub(r"\W+", "_", name).strip("_"))
             try:
-                detail = method() or ""
-                outcomes.append(Outcome(name, section, "PASS", detail))
+                outcomes.append(Outcome(name, section, "PASS", method() or ""))
             except Skip as e:
                 outcomes.append(Outcome(name, section, "SKIP", str(e)))
+            except NotRun as e:
+                outcomes.append(Outcome(name, section, "NOT RUN", str(e)))
+            except Waived as e:
+                outcomes.append(Outcome(name, section, "WAIVED", str(e)))
             except CheckFailed as e:
                 outcomes.append(Outcome(name, section, "FAIL", str(e)))
                 self.client.reopen()  # a fresh connection for the next check
             if name == "handshake" and outcomes[-1].status == "FAIL":
-                outcomes += [Outcome(n, s, "SKIP", "no handshake") for n, s in self.CHECKS[1:]]
+                outcomes += [Outcome(n, s, "NOT RUN", "no handshake") for n, s in self.CHECKS[1:]]
                 break
         return outcomes
 
@@ -165,24 +221,27 @@ class Conformance:
         self.context.destroy(linger=0)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _result(self, frames: list, rid: str, timeout: float | None = None) -> dict:
-        reply = self.client.ask(frames, rid, timeout or self.timeout * 3)
-        _require(reply is not None, "no result (nor pong-able progress) within the timeout (§4.2)")
+    def _result(self, frames: list, rid: str, timeout: float | None = None, client: Client | None = None) -> dict:
+        client = client or self.client
+        reply = client.ask(frames, rid, timeout or self.timeout * 3)
+        while reply is not None and reply.type == "pong":  # a late answer to an earlier ping
+            reply = client.wait(rid, timeout or self.timeout * 3)
+        _require(reply is not None, "no result within the timeout (§4.2)")
         _require(reply.type == "result", f"present answered with {_said(reply)}; expected result (§4.2)")
         return reply.header
 
-    def _error(self, frames: list, rid: str | None, code: str, what: str) -> None:
+    def _error(self, frames: list, rid: str | None, code: str, what: str, section: str = "§3") -> None:
         reply = self.client.ask(frames, rid)
-        _require(reply is not None, f"{what}: no answer; expected error {code}")
+        _require(reply is not None, f"{what}: no answer; expected error {code} ({section})")
         _require(reply.type == "error" and reply.header["code"] == code,
-                 f"{what}: answered {_said(reply)}; expected error {code}")
+                 f"{what}: answered {_said(reply)}; expected error {code} ({section})")
         if rid is not None and reply.request_id != rid:
             raise CheckFailed(f"{what}: the error names request {reply.request_id!r}; expected {rid!r} (§4.4)")
 
     def _records_ok(self, result: dict, ids: list[str], repeats: int, complete: bool = True) -> None:
         channels = self.welcome["channels"]
-        _require(result["channels"] == channels, f"result channels {result['channels']} differ from the welcome's "
-                                                 f"{channels} (§4.2)")
+        _require(sorted(result["channels"]) == sorted(channels),
+                 f"result channels {result['channels']} are not the welcome's {channels} (§4.2)")
         keys = [(r["image_id"], r["repeat"]) for r in result["records"]]
         _require(len(set(keys)) == len(keys), "a result holds two records for one (image, repeat) (§4.2)")
         _require(all(i in ids and 0 <= k < repeats for i, k in keys), "a record names an image or repeat not in "
@@ -192,12 +251,63 @@ class Conformance:
                      f"{len(keys)} records for {len(ids)} images x {repeats} repeats (complete: "
                      f"{result['complete']}); expected one per presentation (§4.2)")
 
+    def _content_ok(self, result: dict, ids: list[str], images) -> int:
+        """Every record's values are the probe of the image its id names (§4.5); the number of
+        records verified. A record carrying another image's values is named as such."""
+        order = self.welcome["channels"]
+        expected = {i: probe_values(im, len(order)) for i, im in zip(ids, images)}
+        column = [result["channels"].index(c) for c in order]  # the rig's order, mapped by name
+        wrong, swapped = 0, []
+        for r in result["records"]:
+            values = [r["values"][c] for c in column]
+            if not r["valid"] or not matches(values, expected[r["image_id"]]):
+                wrong += 1
+                other = [i for i in ids if i != r["image_id"] and matches(values, expected[i])]
+                if other:
+                    swapped.append(f"{r['image_id']} carries {other[0]}'s")
+        _require(not wrong, f"{wrong} of {len(result['records'])} records do not carry the probe values of their "
+                            f"image{' (' + ', '.join(swapped[:3]) + ')' if swapped else ''}: the rig scores images "
+                            "under the wrong id or from the wrong pixels (§4.5)")
+        return len(result["records"])
+
+    def _probe(self) -> bool:
+        return bool(self.welcome.get("probe")) and self.content
+
+    def _track(self, client: Client, rid: str, limit: float) -> tuple[list[dict], dict | None]:
+        """Ping ``rid`` until its result arrives on ``client``: the pongs' headers and the result."""
+        pongs, end = [], time.monotonic() + limit
+        while time.monotonic() < end:
+            client.send(encode({"type": "ping", "session": client.session, "request_id": rid}))
+            msg = client.receive(self.timeout)
+            _require(msg is not None, f"silence for {self.timeout:g} s while presenting: pings must be answered at "
+                                      "once (§4.3)")
+            if msg.request_id != rid:
+                continue
+            if msg.type == "result":
+                return pongs, msg.header
+            _require(msg.type == "pong", f"present answered with {_said(msg)} (§4.2)")
+            pongs.append(msg.header)
+            time.sleep(0.01)
+        return pongs, None
+
     # -- the checks ---------------------------------------------------------------------------
     def check_handshake(self) -> str:
+        rid = _id("h")
+        if self.client.ask(self.client.hello_frames(rid), rid) is None:  # silence: is it a REP socket?
+            self.client.reopen()
+            self.client.send([b"", *self.client.hello_frames(rid)])
+            if self.client.socket.poll(int(1000 * min(self.timeout, 2.0))):
+                frames = self.client.socket.recv_multipart()
+                if frames and frames[0] == b"":
+                    raise CheckFailed("the rig answers only messages that start with an empty delimiter frame: its "
+                                      "socket is REP, which drops every message of a DEALER client; bind a ROUTER "
+                                      "socket (§1)")
+            self.client.reopen()
         self.welcome = self.client.hello()
         _require("raw" in self.welcome["encodings"] and "uint8" in self.welcome["dtypes"],
                  f"the rig takes {self.welcome['encodings']}/{self.welcome['dtypes']}; raw uint8 is required (§4.2)")
-        return f"{self.welcome.get('rig', 'a rig')}: channels {self.welcome['channels']}"
+        return f"{self.welcome.get('rig', 'a rig')}: channels {self.welcome['channels']}" + (
+            ", content probe" if self.welcome.get("probe") else "")
 
     def check_open_value_sets(self) -> None:
         self.client.hello(encodings=["raw", "jpeg"], dtypes=["uint8", "float16"])
@@ -205,55 +315,73 @@ class Conformance:
     def check_unknown_session(self) -> None:
         rid = _id("u")
         self._error(_present("never-greeted-" + uuid.uuid4().hex[:8], rid, _images(1)), rid, "unknown-session",
-                    "a present from a session never greeted")
+                    "a present from a session never greeted", "§5")
 
-    def check_present_result_raw(self) -> str:
+    def check_present_result(self) -> str:
         images, rid = _images(3), _id("raw")
-        frames = _present(self.client.session, rid, images)
+        frames = _present(self.client.session, rid, images, **({"probe": True} if self._probe() else {}))
         result = self._result(frames, rid)
         self._records_ok(result, ["c0", "c1", "c2"], 2)
+        if self._probe():
+            self._content_ok(result, ["c0", "c1", "c2"], images)
         self.answered = (frames, result)
         return f"{len(result['records'])} records"
 
-    def check_present_result_png(self) -> str:
-        if "png" not in self.welcome["encodings"]:
-            raise Skip("the rig does not take png")
-        rid = _id("png")
-        self._records_ok(self._result(_present(self.client.session, rid, _images(2, seed=1), encoding="png",
-                                               repeats=1), rid), ["c0", "c1"], 1)
-        rid = _id("png-size")  # 8x8 in the header, a 4x4 PNG in the frame: refused before anything is shown
-        self._error(_present(self.client.session, rid, _images(1), encoding="png",
-                             frames=image_frames(_images(1, side=4), "png")), rid, "bad-message",
-                    "a png of another size than the header's shape (§4.2)")
-        return "2 records; a png of another size refused"
+    def check_content_probe(self) -> str:
+        if not self.content:
+            raise Waived("content not verified (--no-content): nothing shows that records carry the right image")
+        _require(bool(self.welcome.get("probe")), "the rig does not offer the content probe (welcome without "
+                                                  "\"probe\": true), so nothing shows that each record belongs to "
+                                                  "the image it names; implement §4.5, or pass --no-content")
+        kinds = [("raw", "uint8", 3), ("raw", "uint8", 1)]
+        if "float32" in self.welcome["dtypes"]:
+            kinds += [("raw", "float32", 3), ("raw", "float32", 1)]
+        if "png" in self.welcome["encodings"]:
+            kinds += [("png", "uint8", 3), ("png", "uint8", 1)]
+        verified = 0
+        for seed, (encoding, dtype, c) in enumerate(kinds):
+            images, rid, ids = _images(4, seed=10 + seed, channels=c, dtype=dtype), _id("probe"), ["p0", "p1", "p2", "p3"]
+            result = self._result(_present(self.client.session, rid, images, encoding=encoding, ids=ids, probe=True),
+                                  rid)
+            try:
+                self._records_ok(result, ids, 2)
+                verified += self._content_ok(result, ids, images)
+            except CheckFailed as e:
+                raise CheckFailed(f"{encoding} {dtype} C={c}: {e}") from None
+        return f"{verified} records verified: " + ", ".join(f"{e}/{d}/C{c}" for e, d, c in kinds)
 
     def check_repeats(self) -> None:
         rid = _id("rep")
         self._records_ok(self._result(_present(self.client.session, rid, _images(2, seed=2), repeats=3), rid),
                          ["c0", "c1"], 3)
 
-    def check_idempotent_resend(self) -> None:
+    def check_resend_new_session(self) -> str:
         if self.answered is None:
             raise Skip("no request was answered")
         frames, first = self.answered
         rid = first["request_id"]
-        self.client.reopen()  # as a client does after a timeout: another identity
-        self.client.hello()
-        again = self._result(frames, rid)
-        order = lambda h: sorted(json.dumps(r, sort_keys=True) for r in h["records"])  # noqa: E731
-        _require(order(again) == order(first), "a resend of an answered request got other records: the rig "
-                                               "presented it again (§5: answer from the cache)")
+        other = Client(self.context, self.endpoint, self.timeout)  # a resumed client: new session, new identity
+        try:
+            other.hello()
+            header = json.loads(frames[0])
+            again = self._result(encode({**header, "session": other.session}, frames[1:]), rid, client=other)
+        finally:
+            other.close()
+        _require(_order(again) == _order(first), "a resend from a new session got other records: the rig presented "
+                                                 "it again (§5: the cache is keyed by request id alone and answers "
+                                                 "any session)")
+        return "answered from the cache"
 
     def check_resend_with_another_payload(self) -> None:
         if self.answered is None:
             raise Skip("no request was answered")
         rid = self.answered[1]["request_id"]
         self._error(_present(self.client.session, rid, _images(2), ids=["other0", "other1"]), rid, "bad-message",
-                    "a known request id with other image ids")
+                    "a known request id with other image ids", "§5")
 
     def check_pings(self) -> str:
         rid = _id("p")
-        reply = self.client.ask(encode({"type": "ping", "session": self.client.session, "request_id": rid}), rid)
+        reply = self.client.ping(rid)
         _require(reply is not None and reply.type == "pong", f"a ping was answered with "
                                                               f"{'nothing' if reply is None else _said(reply)} (§4.3)")
         _require(reply.header["state"] == "unknown", f"a ping for a request never sent is {reply.header['state']!r}; "
@@ -262,52 +390,112 @@ class Conformance:
         _require(reply is not None and reply.type == "pong", "a ping from a session never greeted must get a pong "
                                                               "(§4.3)")
         images, rid = _images(6, seed=3), _id("pp")
+        start = time.monotonic()
         self.client.send(_present(self.client.session, rid, images, repeats=2))
-        pongs, result, end = [], None, time.monotonic() + 3 * self.timeout
-        while result is None and time.monotonic() < end:
-            self.client.send(encode({"type": "ping", "session": self.client.session, "request_id": rid}))
-            msg = self.client.receive(self.timeout)
-            _require(msg is not None, f"silence for {self.timeout:g} s while presenting: pings must be answered "
-                                      "at once (§4.3)")
-            if msg.request_id != rid:
-                continue
-            if msg.type == "pong":
-                pongs.append(msg.header["state"])
-            elif msg.type == "result":
-                result = msg.header
-            else:
-                raise CheckFailed(f"present answered with {_said(msg)} (§4.2)")
-            time.sleep(0.02)
+        pongs, result = self._track(self.client, rid, 3 * self.timeout)
+        self.pace = (time.monotonic() - start) / 12
         _require(result is not None, "no result while pinging (§4.2, §4.3)")
-        _require(all(s in ("queued", "presenting", "done") for s in pongs),
-                 f"pongs during a request said {sorted(set(pongs))}; expected queued, presenting or done (§4.3)")
-        reply = self.client.ask(encode({"type": "ping", "session": self.client.session, "request_id": rid}), rid)
+        states = {p["state"] for p in pongs}
+        _require(states <= {"queued", "presenting", "done"}, f"pongs during a request said {sorted(states)}; expected "
+                                                             "queued, presenting or done (§4.3)")
+        reply = self.client.ping(rid)
         _require(reply is not None and reply.type == "pong" and reply.header["state"] == "done",
                  "a ping for an answered request must get state 'done' (§4.3)")
         return f"{len(pongs)} pongs while presenting"
 
-    def check_deadline(self) -> str:
-        images, rid = _images(8, seed=4), _id("d")
-        frames = _present(self.client.session, rid, images, repeats=2, deadline_ms=1)
+    def check_resend_while_presenting(self) -> str:
+        n, repeats = 32, 2
+        images, rid, total = _images(n, seed=5), _id("rwp"), n * repeats
+        frames = _present(self.client.session, rid, images, repeats=repeats)
         start = time.monotonic()
-        result = self._result(frames, rid, timeout=self.timeout)
+        self.client.send(frames)
+        first = None
+        while first is None and time.monotonic() - start < 3 * self.timeout:
+            reply = self.client.ping(rid)
+            _require(reply is not None, "a ping while presenting was not answered (§4.3)")
+            if reply.type == "result":
+                raise NotRun(f"the rig answered {total} presentations in {time.monotonic() - start:.2f} s, before a "
+                             "resend could reach it; give it a presentation time in its test mode (e.g. 10 ms)")
+            if reply.type == "pong" and reply.header["state"] == "presenting" and reply.header["progress"] >= 1:
+                first = reply.header["progress"]
+        _require(first is not None, "no pong said 'presenting' with progress during a request (§4.3)")
+        newer = Client(self.context, self.endpoint, self.timeout, self.client.session)  # same session, new identity
+        try:
+            newer.hello()
+            newer.send(frames)
+            pongs, result = self._track(newer, rid, 3 * self.timeout + total * max(self.pace, 0.01) * 2)
+            _require(result is not None, "a resend while presenting: the newest sender got no result (§5: the rig "
+                                         "answers the newest sender)")
+            progress = [first] + [p["progress"] for p in pongs if p["state"] in ("presenting", "queued")]
+            _require(all(b >= a for a, b in zip(progress, progress[1:])) and max(progress) <= total,
+                     f"a resend while presenting restarted the request: progress went {progress[:8]} (of {total}); "
+                     "a request being presented is never started twice (§5)")
+            self._records_ok(result, [f"c{i}" for i in range(n)], repeats)
+            trials = [r["trial_id"] for r in result["records"]]
+            _require(len(set(trials)) == len(trials), "the result repeats trial ids (§4.2)")
+        finally:
+            newer.close()
+        self.pace = max(self.pace, (time.monotonic() - start) / total)
+        return f"caught at {first}/{total} presentations; one presentation each"
+
+    def check_deadline(self) -> str:
+        n, repeats, deadline_ms = 40, 2, 100
+        images, rid = _images(n, seed=4), _id("d")
+        frames = _present(self.client.session, rid, images, repeats=repeats, deadline_ms=deadline_ms)
+        start = time.monotonic()
+        self.client.send(frames)
+        after, result, end = None, None, start + 3 * self.timeout + n * repeats * max(self.pace, 0.01) * 2
+        known = None  # when a pong first showed the rig had the request: its deadline is over D later
+        while result is None and time.monotonic() < end:  # the rig's progress once the deadline has passed:
+            sent = time.monotonic()  # one ping at a time, so a pong answers a ping sent at `sent`
+            msg = self.client.ping(rid)
+            _require(msg is not None, f"silence for {self.timeout:g} s while presenting (§4.3)")
+            if msg.type == "result":
+                result = msg.header
+            elif msg.type == "pong":
+                if known is None and msg.header["state"] in ("queued", "presenting"):
+                    known = time.monotonic()
+                if after is None and known is not None and sent >= known + deadline_ms / 1000:
+                    after = msg.header["progress"]
+                time.sleep(0.005)
+            else:
+                raise CheckFailed(f"present answered with {_said(msg)} (§4.2)")
         took = time.monotonic() - start
-        ids = [f"c{i}" for i in range(8)]
-        self._records_ok(result, ids, 2, complete=False)
-        _require(result["complete"] == (len(result["records"]) == 16),
-                 f"complete is {result['complete']} with {len(result['records'])} of 16 records (§4.2, §6)")
+        _require(result is not None, "no result within the timeout (§4.2, §6)")
+        self._records_ok(result, [f"c{i}" for i in range(n)], repeats, complete=False)
+        count = len(result["records"])
+        _require(result["complete"] == (count == n * repeats),
+                 f"complete is {result['complete']} with {count} of {n * repeats} records (§4.2, §6)")
+        if after is not None and count > after + 2:
+            raise CheckFailed(f"deadline {deadline_ms} ms ignored: the rig had presented {after} when it was over and "
+                              f"went on to {count}, answered after {took:.2f} s (§6: at the deadline the rig stops "
+                              "and sends what it has)")
+        _require(took <= deadline_ms / 1000 + self.timeout, f"deadline {deadline_ms} ms ignored: answered after "
+                                                           f"{took:.2f} s (§6)")
         again = self._result(frames, rid)
         _require(again["records"] == result["records"] and again["complete"] == result["complete"],
                  "a resend after the deadline got another result; a partial result is final (§6)")
-        return f"deadline 1 ms: {len(result['records'])}/16 records, answered in {took:.2f} s"
+        return f"deadline {deadline_ms} ms: {count}/{n * repeats} records in {took:.2f} s"
 
     def check_limits_and_error_codes(self) -> str:
-        s, img = self.client.session, _images(1)
-        limits = Limits()
+        s, img, limits = self.client.session, _images(1), Limits()
+        long_id = "x" * 65
         cases = [
             ("repeats 0", _present(s, "lim-r0", img, repeats=0), "lim-r0", "bad-message"),
             ("repeats 101", _present(s, "lim-r101", img, repeats=limits.max_repeats + 1), "lim-r101", "too-large"),
             ("side 4097", _present(s, "lim-side", img, shape=[4097, 8, 3], frames=[b"\0"]), "lim-side", "too-large"),
+            ("side 0", _present(s, "lim-side0", img, shape=[0, 8, 3], frames=[b"\0"]), "lim-side0", "bad-message"),
+            ("2 colour channels", _present(s, "lim-c2", img, shape=[8, 8, 2], frames=[b"\0" * 128]), "lim-c2",
+             "bad-message"),
+            ("deadline_ms 0", _present(s, "lim-d0", img, deadline_ms=0), "lim-d0", "bad-message"),
+            ("deadline_ms 86400001", _present(s, "lim-dmax", img, deadline_ms=86_400_001), "lim-dmax", "too-large"),
+            ("a 65-character request id", _present(s, long_id, img), None, "too-large"),
+            ("a 65-character image id", _present(s, "lim-imid", img, ids=[long_id]), "lim-imid", "too-large"),
+            ("a 1001-character client text", self.client.hello_frames("lim-text", client="x" * 1001), "lim-text",
+             "too-large"),
+            ("1025 images", _present(s, "lim-n", _images(1025, side=1)), "lim-n", "too-large"),
+            ("a request decoding to 855 MB", _present(s, "lim-dec", _images(17, side=1), shape=[4096, 4096, 3],
+                                                      frames=[b"\0"] * 17), "lim-dec", "too-large"),
             ("encoding jpeg", _present(s, "lim-jpeg", img, encoding="jpeg", frames=[b"\0"]), "lim-jpeg", "unsupported"),
             ("a frame too short", _present(s, "lim-short", img, frames=[b"\0" * 10]), "lim-short", "bad-message"),
             ("a frame missing", _present(s, "lim-count", _images(2), frames=[b"\0" * 192]), "lim-count",
@@ -319,17 +507,71 @@ class Conformance:
              "lim-noproto", "version"),
         ]
         max_frame = self.welcome.get("max_frame_bytes", limits.max_frame_bytes)
-        if max_frame < 1 << 20:  # a rig with a small frame limit: one frame above it must get too-large
-            side = int(np.ceil(np.sqrt(max_frame / 3))) + 1
-            cases.append(("a frame above max_frame_bytes", _present(s, "lim-frame", _images(1, side=side)),
-                          "lim-frame", "too-large"))
-        if "png" in self.welcome["encodings"]:
-            cases.append(("png decoding to 805 MB", _present(s, "lim-png", img, encoding="png", frames=[b"\0"] * 16,
-                                                            ids=[f"c{i}" for i in range(16)], shape=[4096, 4096, 3]),
-                          "lim-png", "too-large"))
+        header = encode({"type": "ping", "session": s, "request_id": "lim-head"})[0]
+        if max_frame > limits.max_header_bytes:  # else the rig's MAXMSGSIZE may drop it unread
+            cases.append(("a header above 8 MiB", [header + b" " * limits.max_header_bytes], None, "too-large"))
+        # a frame of exactly the advertised limit is read (here: the wrong length for its shape)
+        cases.append((f"a frame of exactly max_frame_bytes ({max_frame})",
+                      _present(s, "lim-at", img, frames=[bytes(max_frame)]), "lim-at", "bad-message"))
+        max_message = self.welcome.get("max_message_bytes", limits.max_message_bytes)
+        noted = ""
+        if max_message <= 64 << 20:
+            side = int(np.sqrt(min(max_frame, 1 << 20) // 3))
+            n = max_message // (side * side * 3) + 1
+            if n <= self.welcome.get("max_images", 1024):
+                cases.append((f"a message above max_message_bytes ({max_message})",
+                              _present(s, "lim-msg", _images(n, side=side)), "lim-msg", "too-large"))
+        else:
+            noted = f"; a whole message above {max_message} bytes not sent (the decoded-size row covers it)"
         for what, frames, rid, code in cases:
             self._error(frames, rid, code, what)
-        return f"{len(cases)} refusals with the right code"
+        reply = self.client.ping(_id("alive"))
+        _require(reply is not None, "the rig stopped answering after the limit checks (§3)")
+        return f"{len(cases)} refusals with the right code{noted}"
+
+    def check_png(self) -> str:
+        if "png" not in self.welcome["encodings"]:
+            raise Skip("the rig does not take png")
+        s, rgb = self.client.session, _images(1, seed=7)[0]
+        whole = _png(rgb)
+        cut = whole[:-12]  # IEND missing
+        crc = bytearray(whole)
+        crc[40] ^= 0xFF  # a byte inside IHDR/IDAT: its CRC no longer matches
+        grey16 = _png(np.full((8, 8), 40000, dtype=np.uint16))
+        cases = [
+            ("a png of another size than the header's", [_png(_images(1, side=4)[0])]),
+            ("an RGBA png", [_png(np.dstack([rgb, rgb[..., :1]]))]),
+            ("a palette png", [_palette(rgb)]),
+            ("a 16-bit png", [grey16]),
+            ("a png cut before IEND", [cut]),
+            ("a png with a wrong CRC", [bytes(crc)]),
+            ("a greyscale png for C=3", [_png(rgb[..., 0])]),
+        ]
+        for what, frames in cases:
+            rid = _id("png")
+            shape = [8, 8, 1] if what == "a 16-bit png" else [8, 8, 3]
+            self._error(_present(s, rid, _images(1), encoding="png", frames=frames, shape=shape), rid, "bad-message",
+                        what, "§4.2")
+        rid = _id("png-ok")
+        images = _images(2, seed=8)
+        interlaced = [_interlaced(im) for im in images]
+        self._records_ok(self._result(_present(s, rid, images, encoding="png", frames=interlaced, repeats=1), rid),
+                         ["c0", "c1"], 1)
+        return f"{len(cases)} broken pngs refused; interlaced RGB taken"
+
+    def check_float32(self) -> str:
+        s, rid = self.client.session, _id("f32")
+        images = _images(1, dtype="float32")
+        if "float32" not in self.welcome["dtypes"]:
+            self._error(_present(s, rid, images), rid, "unsupported", "a float32 request to a rig without float32",
+                        "§4.2")
+            return "refused as unsupported"
+        images[0, 0, 0, 0] = np.nan
+        self._error(_present(s, rid, images), rid, "bad-message", "a float32 image with a NaN pixel", "§4.2")
+        rid = _id("f32")
+        wide = _images(2, seed=9, dtype="float32") * 3 - 1  # values outside 0..1 are allowed
+        self._records_ok(self._result(_present(s, rid, wide, repeats=1), rid), ["c0", "c1"], 1)
+        return "NaN refused; values outside 0..1 taken"
 
     def check_malformed_input(self) -> None:
         for what, frames in (("random bytes", [bytes(range(7, 40))]), ("a JSON list", [b"[1, 2]"]),
@@ -341,64 +583,166 @@ class Conformance:
             _require(reply is not None and reply.type == "error" and reply.header["code"] == "bad-message",
                      f"{what}: answered {'nothing' if reply is None else _said(reply)}; expected error bad-message "
                      "(§2, §4.4)")
-        rid = _id("alive")
-        reply = self.client.ask(encode({"type": "ping", "session": self.client.session, "request_id": rid}), rid)
+        reply = self.client.ping(_id("alive"))
         _require(reply is not None and reply.type == "pong", "the rig stopped answering after malformed input")
 
-    def check_restart(self) -> str:
+    def check_restart_mid_request(self) -> str:
         if self.restart_command is None:
-            raise Skip("give --restart-command to check what survives a restart")
-        if self.answered is None:
-            raise Skip("no request was answered")
-        subprocess.run(self.restart_command, shell=True, check=True, timeout=120)
+            raise NotRun("give --restart-command CMD (a shell command that kills and restarts the rig) to check "
+                         "what survives a crash")
+        n, repeats = 32, 4
+        total, ids = n * repeats, [f"c{i}" for i in range(n)]
+        images, rid = _images(n, seed=6), _id("crash")
+        probe = {"probe": True} if self._probe() else {}
+        frames = _present(self.client.session, rid, images, repeats=repeats, **probe)
+        self.client.send(frames)
+        before, caught, end = 0, False, time.monotonic() + 3 * self.timeout
+        while not caught:
+            _require(time.monotonic() < end, f"no pong said 'presenting' with progress within {3 * self.timeout:g} s "
+                                             "of a request (§4.3)")
+            reply = self.client.ping(rid)
+            _require(reply is not None, "a ping while presenting was not answered (§4.3)")
+            if reply.type == "result":
+                break
+            if reply.type == "pong" and reply.header["state"] == "presenting" and reply.header["progress"] >= total // 8:
+                before, caught = reply.header["progress"], True  # far enough in that starting over shows
+        try:
+            run = subprocess.run(self.restart_command, shell=True, timeout=120, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed("the restart command did not finish within 120 s") from None
+        if run.returncode != 0:
+            last = (run.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            raise CheckFailed(f"the restart command exited with status {run.returncode}: {last}")
+        finished = caught and self.client.wait(rid, 0.2) is not None  # it answered before it was killed
+        self._wait_for_rig()
+        old = self.client
+        self._error(frames, rid, "unknown-session", "after a restart, a present from the old session (greetings "
+                                                    "must not persist)", "§5")
+        resumed = Client(self.context, self.endpoint, self.timeout)  # a resumed client: a new session
+        try:
+            resumed.hello()
+            resend = encode({**json.loads(frames[0]), "session": resumed.session}, frames[1:])
+            resumed.send(resend)
+            pongs, result = self._track(resumed, rid, 3 * self.timeout + total * max(self.pace, 0.01) * 2)
+            _require(result is not None, "after a restart, the resumed request got no result (§5)")
+            self._records_ok(result, ids, repeats)
+            if probe:
+                self._content_ok(result, ids, images)
+            progress = [p["progress"] for p in pongs]
+            back = [p for p in progress if p < before]
+            if back:
+                raise CheckFailed(f"after a crash at {before}/{total} presentations the resumed request reported "
+                                  f"progress {back[0]}: the rig started it over (§5: a resend continues with the "
+                                  "presentations still missing)")
+            final = resumed.ping(rid)
+            _require(final is not None and final.type == "pong" and final.header["state"] == "done",
+                     "after the resumed result, a ping must say 'done' (§4.3)")
+            extra = final.header["progress"] - total
+            _require(extra <= 0, f"the rig presented {final.header['progress']} times for {total} presentations: "
+                                 f"{extra} re-presented after the crash (§5)")
+            if self.answered is not None:
+                old_frames, first = self.answered
+                again = self._result(encode({**json.loads(old_frames[0]), "session": resumed.session},
+                                            old_frames[1:]), first["request_id"], client=resumed)
+                _require(_order(again) == _order(first), "after a restart, a resend of an answered request got "
+                                                         "other records: the reply cache must persist (§5)")
+        finally:
+            resumed.close()
+            old.reopen()
+            old.hello()
+        if not caught or finished:
+            raise NotRun(f"the rig answered all {total} presentations before the restart; cache and sessions passed, "
+                         "but a crash during a request was not tested: give the rig a presentation time (e.g. 10 ms)")
+        return f"killed at {before}/{total}; resumed from a new session: 0 re-presented, cache kept"
+
+    def _wait_for_rig(self) -> None:
         end, rid = time.monotonic() + 120, _id("back")
         self.client.reopen()
-        while True:  # until the restarted rig answers
-            reply = self.client.ask(encode({"type": "ping", "session": self.client.session, "request_id": rid}),
-                                    rid, timeout=1.0)
-            if reply is not None:
-                break
+        probe = encode({"type": "hello", "session": "check-wait-" + uuid.uuid4().hex[:8], "request_id": rid})
+        while True:  # until the restarted rig answers (a hello from another session: this one stays ungreeted)
+            if self.client.ask(probe, rid, timeout=1.0) is not None:
+                return
             _require(time.monotonic() < end, "the rig did not come back within 120 s of the restart command")
             self.client.reopen()
-        frames, first = self.answered
-        rid = first["request_id"]
-        self._error(frames, rid, "unknown-session", "after a restart, a present from the old session (greetings must "
-                                                    "not persist)")
-        self.client.hello()
-        again = self._result(frames, rid)
-        order = lambda h: sorted(json.dumps(r, sort_keys=True) for r in h["records"])  # noqa: E731
-        _require(order(again) == order(first), "after a restart, a resend of an answered request got other records: "
-                                               "the reply cache must persist (§5)")
-        return "greetings forgotten, cache kept"
 
 
-def format_table(endpoint: str, outcomes: list[Outcome]) -> str:
+def _palette(rgb: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert("P").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _interlaced(image: np.ndarray) -> bytes:
+    """An Adam7-interlaced 8-bit PNG of ``image`` (PIL writes none): written by hand, zlib only."""
+    h, w, c = image.shape
+    passes = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+    raw = b"".join(b"".join(b"\0" + image[y, x0::dx].tobytes() for y in range(y0, h, dy))
+                   for y0, x0, dy, dx in passes if x0 < w and y0 < h)
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 2 if c == 3 else 0, 0, 0, 1])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def format_table(endpoint: str, outcomes: list[Outcome], content: bool = True) -> str:
     width = max(len(o.name) for o in outcomes)
     lines = [f"xdream rig check {endpoint} ({PROTOCOL}, docs/protocol.md)", ""]
     for o in outcomes:
-        lines.append(f"{o.status:4}  {o.name:<{width}}  {o.section:<9}  {o.detail}".rstrip())
-    failed = sum(o.status == "FAIL" for o in outcomes)
-    passed = sum(o.status == "PASS" for o in outcomes)
-    skipped = len(outcomes) - failed - passed
-    lines += ["", f"{passed} passed, {failed} failed, {skipped} skipped"]
+        lines.append(f"{o.status:<7}  {o.name:<{width}}  {o.section:<8}  {o.detail}".rstrip())
+    count = {s: sum(o.status == s for o in outcomes) for s in STATUSES}
+    lines += ["", ", ".join(f"{n} {s.lower()}" for s, n in count.items() if n or s in ("PASS", "FAIL"))]
+    lines.append(verdict(outcomes)[1])
     return "\n".join(lines)
 
 
+def verdict(outcomes: list[Outcome]) -> tuple[int, str]:
+    """(exit status, verdict line): FAIL wins, then NOT RUN (incomplete, with how to complete it)."""
+    failed = [o.name for o in outcomes if o.status == "FAIL"]
+    if failed:
+        return EXIT_FAIL, f"verdict: FAIL ({', '.join(failed)}): this rig breaks xdream-rig/1"
+    missing = [o for o in outcomes if o.status == "NOT RUN"]
+    if missing:
+        how = "; ".join(f"{o.name}: {o.detail}" for o in missing)
+        return EXIT_INCOMPLETE, f"verdict: INCOMPLETE ({len(missing)} MUST not run). To complete: {how}"
+    waived = [o.name for o in outcomes if o.status == "WAIVED"]
+    if waived:
+        return EXIT_PASS, (f"verdict: PASS WITHOUT {', '.join(waived).upper()} (--no-content: records were not "
+                           "checked to belong to the images they name)")
+    return EXIT_PASS, "verdict: PASS (every MUST checked, content verified)"
+
+
+def check_endpoint(endpoint: str) -> None:
+    """A one-line error now for an endpoint ZeroMQ cannot connect to."""
+    m = re.fullmatch(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^:/\s]+):(\d+)", endpoint)
+    if endpoint.startswith("ipc://") and len(endpoint) > 6:
+        return
+    if m is None or not 1 <= int(m.group(2)) <= 65535:
+        raise ConfigError(f"rig endpoint {endpoint!r} is not an endpoint; expected tcp://HOST:PORT (port 1..65535) "
+                          "or ipc://PATH")
+
+
 def main(argv: list[str]) -> int:
-    """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD]``."""
-    parser = argparse.ArgumentParser(prog="xdream rig check", description=__doc__.splitlines()[0], allow_abbrev=False)
+    """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD] [--no-content]``."""
+    parser = OneLineParser(prog="xdream rig check", description=__doc__.splitlines()[0])
     parser.add_argument("endpoint", help="the rig's endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
-    parser.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts the rig")
+    parser.add_argument("--restart-command", metavar="CMD", help="a shell command that kills and restarts the rig "
+                        "(run while a request is being presented)")
+    parser.add_argument("--no-content", action="store_true", help="accept a rig without the content probe (§4.5); "
+                        "the verdict says that content was not verified")
     args = parser.parse_args(argv)
-    if not args.endpoint.startswith(("tcp://", "ipc://")):
-        raise ConfigError(f"rig endpoint {args.endpoint!r} is not an endpoint; expected tcp://HOST:PORT or ipc://PATH")
+    check_endpoint(args.endpoint)
     if not args.timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    checker = Conformance(args.endpoint, args.timeout, args.restart_command)
+    try:
+        checker = Conformance(args.endpoint, args.timeout, args.restart_command, content=not args.no_content)
+    except zmq.ZMQError as e:
+        raise ConfigError(f"rig endpoint {args.endpoint!r} cannot be connected to: {e}") from None
     try:
         outcomes = checker.run()
     finally:
         checker.close()
     print(format_table(args.endpoint, outcomes))
-    return 1 if any(o.status == "FAIL" for o in outcomes) else 0
+    return verdict(outcomes)[0]

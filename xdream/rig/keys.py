@@ -8,7 +8,6 @@ key. A client whose key is not in the allow-list never gets past the handshake.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from xdream.core.errors import ConfigError
+from xdream.rig.usage import OneLineParser
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:
@@ -49,6 +49,33 @@ def secure_client(sock: zmq.Socket, client_secret: str | Path, server_public: st
     public, secret = load_keypair(client_secret, "client key")
     sock.curve_publickey, sock.curve_secretkey = public, secret
     sock.curve_serverkey = load_public(server_public, "rig public key")
+
+
+def handshake_failure(monitor: zmq.Socket, encrypted: bool) -> str | None:
+    """What a client socket's monitor (``socket.get_monitor_socket()``) says went wrong in its
+    ZMTP handshakes so far, in words, or None. libzmq reports a plaintext/CURVE mismatch as a
+    protocol error (mechanism mismatch), a key refused by the rig's allow-list as an
+    authentication failure (ZAP status 400), and a CURVE hello the rig cannot decrypt (a
+    server key that is not the rig's) as a failure without detail."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    reason = None
+    while monitor.poll(0):
+        event = recv_monitor_message(monitor)["event"]
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            reason = ("the rig's link is plaintext but this client encrypts (CURVE): leave server_key and "
+                      "client_key unset, or start the rig with CURVE" if encrypted else
+                      "the rig's link is encrypted (CURVE) but this client is plaintext: set server_key (the rig's "
+                      "public NAME.key) and client_key (this client's NAME.key_secret)")
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            reason = ("the rig refused this client's key (CURVE): add this client's public NAME.key to the rig's "
+                      "allow-list")
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and encrypted:
+            reason = ("the rig dropped the encrypted handshake: server_key is not the rig's public key (check that "
+                      "it is the rig's NAME.key)")
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            reason = None
+    return reason
 
 
 class RefusalReportingAuthenticator(ThreadAuthenticator):
@@ -86,7 +113,7 @@ def secure_server(context: zmq.Context, sock: zmq.Socket, server_secret: str | P
 
 def main(argv: list[str]) -> int:
     """``xdream rig keygen NAME [--dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="xdream rig keygen", description="Create a CURVE key pair.", allow_abbrev=False)
+    parser = OneLineParser(prog="xdream rig keygen", description="Create a CURVE key pair.")
     parser.add_argument("name", help="key name: writes NAME.key (public) and NAME.key_secret")
     parser.add_argument("--dir", default=".", help="directory for the key files")
     args = parser.parse_args(argv)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +28,8 @@ ENCODINGS = ("raw", "png")  # the ones this codec decodes; the protocol's set is
 DTYPES = {"uint8": np.uint8, "float32": np.float32}
 ERROR_CODES = ("bad-message", "version", "too-large", "unsupported", "unknown-session", "busy", "internal")
 STATES = ("unknown", "queued", "presenting", "done")
+MAX_RESULT_VALUES = 1 << 20  # images x repeats x channels of one result (§3): its header stays below 64 MiB
+MAX_RESULT_HEADER_BYTES = 64 << 20  # the header limit for a result (other headers: 8 MiB)
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}\Z")
 
 
@@ -225,6 +229,29 @@ def image_frames(images: np.ndarray, encoding: str = "raw") -> list[bytes]:
     return out
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_integrity_problem(frame) -> str | None:
+    """Why a PNG file is not whole (§4.2: every chunk's CRC correct, IEND last, nothing after
+    it), or None. Walks the chunk headers only: no pixel is decoded."""
+    data = memoryview(frame)
+    if bytes(data[:8]) != PNG_SIGNATURE:
+        return "no PNG signature"
+    at = 8
+    while at + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        end = at + 12 + length
+        if end > len(data):
+            return f"chunk {kind!r} cut short"
+        if zlib.crc32(data[at + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+            return f"chunk {kind.decode('latin-1')} has a wrong CRC"
+        if kind == b"IEND":
+            return None if end == len(data) else "data after IEND"
+        at = end
+    return "no IEND chunk (the file is cut short)"
+
+
 def iter_images(message: Message):
     """The images ``[H, W, C]`` of a validated ``present`` message, one at a time: raw frames
     as zero-copy views, PNG files decoded each into a buffer of the checked size (the size and
@@ -245,6 +272,10 @@ def iter_images(message: Message):
     mode = "RGB" if shape[2] == 3 else "L"
     colour_type = 2 if shape[2] == 3 else 0  # PNG IHDR: truecolour / greyscale
     for i, f in enumerate(message.frames):
+        problem = png_integrity_problem(f)
+        if problem:
+            raise ProtocolError(f"png image {i} is not a whole PNG file: {problem}; allowed: a PNG with every "
+                                "chunk's CRC correct and IEND last", "bad-message", rid)
         head = bytes(f[:26])
         if len(head) == 26 and head[12:16] == b"IHDR" and (head[24] != 8 or head[25] != colour_type):
             raise ProtocolError(f"png image {i} has bit depth {head[24]} and colour type {head[25]}; allowed: 8-bit "

@@ -29,11 +29,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")
+
+
 def check_cli(xdream_cmd, endpoint, *extra):
     out = subprocess.run([*xdream_cmd, "rig", "check", endpoint, "--timeout", "5", *extra], capture_output=True,
                          text=True, timeout=600)
-    rows = {line[6:].split("  ")[0].strip(): line[:4] for line in out.stdout.splitlines()
-            if line[:4] in ("PASS", "FAIL", "SKIP")}
+    rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, out.stdout.splitlines()) if m}
     return out, rows
 
 
@@ -57,13 +59,13 @@ def wait_for_answer(endpoint):
         context.destroy(linger=0)
 
 
-def test_the_simulator_passes_every_check_across_a_restart(tmp_path, xdream_cmd):
+def test_the_simulator_passes_every_check_across_a_crash_mid_request(tmp_path, xdream_cmd):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     start = tmp_path / "start.sh"
     start.write_text(f"{sys.executable} -m xdream.cli rig simulate --target {TARGET} --input-size 64 --endpoint "
-                     f"{endpoint} --log {tmp_path / 'log.jsonl'} --channels 2 --max-seconds 300 "
+                     f"{endpoint} --log {tmp_path / 'log.jsonl'} --channels 2 --presentation-ms 5 --max-seconds 300 "
                      f">/dev/null 2>&1 &\necho $! > {tmp_path / 'pid'}\n")
-    restart = f"kill $(cat {tmp_path / 'pid'}); sleep 1; sh {start}"
+    restart = f"kill -9 $(cat {tmp_path / 'pid'}); sleep 0.3; sh {start}"
     subprocess.run(["sh", str(start)], check=True)
     try:
         wait_for_answer(endpoint)
@@ -71,21 +73,25 @@ def test_the_simulator_passes_every_check_across_a_restart(tmp_path, xdream_cmd)
         print(out.stdout)
         assert out.returncode == 0, out.stdout + out.stderr
         assert set(rows.values()) == {"PASS"} and len(rows) == len(Conformance.CHECKS)
-        assert "greetings forgotten, cache kept" in out.stdout
+        assert "raw/float32/C1, png/uint8/C3, png/uint8/C1" in out.stdout  # every kind it advertises
+        assert re.search(r"killed at \d+/128; resumed from a new session: 0 re-presented, cache kept", out.stdout)
+        assert "verdict: PASS (every MUST checked, content verified)" in out.stdout
     finally:
         subprocess.run(f"kill $(cat {tmp_path / 'pid'})", shell=True)
 
 
-def test_the_minimal_rig_passes(xdream_cmd):
-    proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "rig_minimal" / "rig.py"), "tcp://127.0.0.1:*"],
-                            stdout=subprocess.PIPE, text=True)
+def test_without_a_restart_command_the_verdict_is_incomplete(xdream_cmd):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "rig_minimal" / "rig.py"), "tcp://127.0.0.1:*",
+                             "--trial-ms", "5"], stdout=subprocess.PIPE, text=True)
     try:
         endpoint = proc.stdout.readline().split()[-1]
         out, rows = check_cli(xdream_cmd, endpoint)
         print(out.stdout)
-        assert out.returncode == 0, out.stdout
-        assert rows["present/result png"] == "SKIP" and rows["restart"] == "SKIP"  # raw only, cache in memory
-        assert set(rows.values()) == {"PASS", "SKIP"} and list(rows.values()).count("PASS") == len(rows) - 2
+        assert out.returncode == 3, out.stdout
+        assert rows.pop("restart mid-request") == "NOT RUN" and rows.pop("png") == "SKIP"
+        assert set(rows.values()) == {"PASS"}
+        assert "verdict: INCOMPLETE (1 MUST not run). To complete: restart mid-request: give --restart-command CMD" \
+            in out.stdout
     finally:
         proc.terminate()
         proc.wait(10)
@@ -165,14 +171,14 @@ class PngSizeUnchecked(RigSimulator):
 
 
 @pytest.mark.parametrize("rig,failing,section", [
-    (NoCache, "idempotent resend", "§5"),
+    (NoCache, "resend, new session", "§5"),
     (WelcomeWithoutChannels, "handshake", "§4"),
     (NoSessions, "unknown session", "§4.2, §5"),
-    (NaNValues, "present/result raw", "§2"),
+    (NaNValues, "present/result", "§2"),
     (WrongLimitCode, "limits and error codes", "§3"),
     (DeafToPings, "pings", "§4.3"),
     (SilentOnGarbage, "malformed input", "§2, §4.4"),
-    (PngSizeUnchecked, "present/result png", "§4.2"),
+    (PngSizeUnchecked, "png", "§4.2"),
 ])
 def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     sim = rig(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")
@@ -191,14 +197,70 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     print(table)
     assert outcomes[failing].status == "FAIL", table
     assert section in outcomes[failing].section or section in outcomes[failing].detail
-    assert re.search(rf"^FAIL  {re.escape(failing)} ", table, flags=re.M)
+    assert re.search(rf"^FAIL +{re.escape(failing)}  ", table, flags=re.M)
     if rig is not WelcomeWithoutChannels:  # (without a handshake nothing else can be checked)
         assert outcomes["handshake"].status == "PASS"
 
 
-def test_no_rig_fails_the_handshake_and_a_bad_endpoint_is_a_one_line_error(xdream_cmd):
+def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_cmd):
     out, rows = check_cli(xdream_cmd, f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.5")
-    assert out.returncode == 1 and rows.pop("handshake") == "FAIL" and set(rows.values()) == {"SKIP"}
+    assert out.returncode == 1 and rows.pop("handshake") == "FAIL" and set(rows.values()) == {"NOT RUN"}
     assert "no answer to hello within 0.5 s (§4.1)" in out.stdout
-    out = subprocess.run([*xdream_cmd, "rig", "check", "localhost:5555"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "is not an endpoint" in out.stderr
+    for argv, words in ((["localhost:5555"], "is not an endpoint"), (["tcp://127.0.0.1:99999"], "port 1..65535"),
+                        (["tcp://127.0.0.1:5555", "--timeout"], "expected one argument"),
+                        (["tcp://127.0.0.1:5555", "--bogus"], "unrecognized arguments: --bogus")):
+        started = time.monotonic()
+        out = subprocess.run([*xdream_cmd, "rig", "check", *argv], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and words in out.stderr, out.stderr
+        assert out.stdout == "" and time.monotonic() - started < 60
+
+
+def test_a_failing_restart_command_is_a_fail_row(tmp_path):
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
+                       presentation_ms=5)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    checker = Conformance(sim.endpoint, timeout=2.0, restart_command="echo cannot restart >&2; exit 7")
+    try:
+        checker.welcome = checker.client.hello()
+        checker.check_restart_mid_request()
+    except Exception as e:
+        failure = e
+    finally:
+        checker.close()
+        stop.set()
+        thread.join(10)
+        sim.close()
+    assert type(failure).__name__ == "CheckFailed"
+    assert str(failure) == "the restart command exited with status 7: cannot restart"
+
+
+def test_the_simulator_takes_a_present_without_generation(tmp_path):
+    """`generation` is optional (§4.2): the simulator presents such a request and stays up."""
+    import zmq
+
+    from xdream.rig.check import Client, _images, _present
+    from xdream.rig.protocol import encode
+
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    context = zmq.Context()
+    try:
+        client = Client(context, sim.endpoint, timeout=10)
+        client.hello()
+        frames = _present(client.session, "no-generation", _images(2))
+        header = json.loads(frames[0])
+        del header["generation"]
+        reply = client.ask(encode({k: v for k, v in header.items() if k != "protocol"}, frames[1:]), "no-generation")
+        assert reply.type == "result" and len(reply.header["records"]) == 4
+        assert client.ping("after").type == "pong"
+        logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+        assert {e["generation"] for e in logged if e["event"] == "trial"} == {None}
+    finally:
+        context.destroy(linger=0)
+        stop.set()
+        thread.join(10)
+        sim.close()

@@ -123,8 +123,38 @@ def test_png_of_the_wrong_size_is_refused_before_decoding():
     with pytest.raises(ProtocolError, match="png image 1 is RGB 4x5"):
         decode_images(msg)
     msg = decode([frames[0], frames[1], b"\x89PNG garbage", frames[3]], SMALL)
-    with pytest.raises(ProtocolError, match="png image 1 cannot be decoded"):
+    with pytest.raises(ProtocolError, match="png image 1 is not a whole PNG file: no PNG signature"):
         decode_images(msg)
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda png: png[:-12], "no IEND chunk"),  # cut before IEND (the simulator's old failure)
+    (lambda png: png[:-20], "cut short"),
+    (lambda png: png[:30] + bytes([png[30] ^ 0xFF]) + png[31:], "wrong CRC"),
+    (lambda png: png + b"junk", "data after IEND"),
+])
+def test_a_png_must_be_whole(damage, words):
+    _, frames = present(encoding="png")
+    msg = decode([frames[0], frames[1], damage(bytes(frames[2])), frames[3]], SMALL)
+    with pytest.raises(ProtocolError, match=f"png image 1 is not a whole PNG file: .*{words}") as info:
+        decode_images(msg)
+    assert info.value.code == "bad-message"
+
+
+def test_the_content_probe_rule():
+    """docs/protocol.md §4.5 computed by hand for a 1x2x3 image, and told apart per image and channel."""
+    from xdream.rig.probe import matches, probe_values
+
+    image = np.array([[[0, 51, 102], [153, 204, 255]]], dtype=np.uint8)  # x = 0, .2, .4, .6, .8, 1
+    x = np.array([0, .2, .4, .6, .8, 1.0])
+    for k in range(3):
+        weights = [((i + 3 * k) % 7) - 3 for i in range(6)]
+        assert probe_values(image, 3)[k] == pytest.approx(float(x @ weights) / 6, abs=1e-15)
+    assert probe_values(image.astype(np.float32) / 255, 2) == pytest.approx(probe_values(image, 2), abs=1e-7)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    assert matches(probe_values(a, 2), probe_values(a, 2)) and not matches(probe_values(b, 2), probe_values(a, 2))
+    assert not matches(probe_values(a, 2)[::-1], probe_values(a, 2)) and not matches([None, 0.0], [0.0, 0.0])
 
 
 def test_error_reply_is_one_valid_line():
@@ -258,3 +288,42 @@ def test_png_with_alpha_or_a_palette_is_refused_from_its_header():
         image.save(buffer, format="PNG")
         with pytest.raises(ProtocolError, match="colour type [36]; allowed: 8-bit RGB"):
             decode_images(decode([frames[0], buffer.getvalue()], SMALL))
+
+
+def test_a_png_is_decoded_within_about_its_decoded_size(tmp_path):
+    """A 2048x2048 RGB PNG of ~60 KB: decoding it raises the peak memory by about its 12 MB of
+    pixels (one buffer of the checked size), measured in a fresh process."""
+    script = tmp_path / "peak.py"
+    script.write_text(
+        "import resource, numpy as np\n"
+        "from xdream.rig.protocol import decode, encode, image_frames, iter_images\n"
+        "img = np.zeros((1, 2048, 2048, 3), np.uint8); img[0, ::7, ::5] = 200\n"
+        "frames = image_frames(img, 'png'); del img\n"
+        "msg = decode(encode({'type': 'present', 'session': 's', 'request_id': 'r', 'image_ids': ['a'],"
+        " 'encoding': 'png', 'dtype': 'uint8', 'shape': [2048, 2048, 3], 'repeats': 1}, frames))\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "images = [im.sum() for im in iter_images(msg)]\n"
+        "print(len(frames[0]), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    png_bytes, rise = map(int, out.stdout.split())
+    decoded = 2048 * 2048 * 3
+    assert png_bytes < decoded / 50 and rise < 1.5 * decoded, (png_bytes, rise)
+
+
+def test_a_large_result_within_every_limit_reaches_the_client():
+    """4000 records x 256 channels (the issue's 11.6 MB result) is below the 64 MiB a result
+    header may take (§3) and below 2^20 values; the 8 MiB of other headers would refuse it."""
+    from xdream.rig.protocol import MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES
+
+    channels = [f"ch{i}" for i in range(256)]
+    records = [{"image_id": f"g0-{i % 1000}", "repeat": i // 1000, "trial_id": i, "onset": 1234.567891 + i,
+                "values": [12.345678 + k for k in range(256)], "valid": True} for i in range(4000)]
+    frames = encode({"type": "result", "request_id": "r1", "complete": True, "channels": channels,
+                     "records": records})
+    assert 8 << 20 < len(frames[0]) < MAX_RESULT_HEADER_BYTES and 4000 * 256 <= MAX_RESULT_VALUES
+    assert len(decode(frames, Limits(max_header_bytes=MAX_RESULT_HEADER_BYTES)).header["records"]) == 4000
+    with pytest.raises(ProtocolError, match="exceeds the limit of 8388608"):
+        decode(frames)
