@@ -46,11 +46,7 @@ switch action
     out('io') = []; out('peer') = []; out('buffer') = uint8([]); out('peers') = 0; out('next_dial') = 0;
     out('clock') = tic;
     if ~dial
-      if octave
-        out('server') = tcpserver(host, out('port'), 'Timeout', 0);
-      else
-        out('server') = tcpserver(host, out('port'), 'Timeout', 10);
-      end
+      out('server') = listen(host, out('port'), octave);
     end
   case 'recv'
     [sock, wait_ms] = varargin{:};
@@ -80,6 +76,29 @@ switch action
     if ~sock('dial'), clear_io(sock('server')); end
   otherwise
     error('zmtp_socket: unknown action %s', action);
+end
+end
+
+function server = listen(host, port, octave)
+% A tcpserver on HOST:PORT. Octave's does not set SO_REUSEADDR, so right after a restart the
+% port is held by the last run's closed connections (TIME_WAIT, 60 s on Linux): retried for
+% up to 120 s.
+started = tic;
+while true
+  try
+    if octave
+      server = tcpserver(host, port, 'Timeout', 0);
+    else
+      server = tcpserver(host, port, 'Timeout', 10);
+    end
+    return;
+  catch err
+    if toc(started) > 120, rethrow(err); end
+    if toc(started) < 1
+      fprintf('zmtp_socket: port %d is busy (%s); retrying for up to 120 s\n', port, strtok(err.message, sprintf('\n')));
+    end
+    pause(1);
+  end
 end
 end
 

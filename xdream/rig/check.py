@@ -23,6 +23,7 @@ import numpy as np
 import zmq
 
 from xdream.core.errors import ConfigError
+from xdream.rig.attach import attach, wait_for_peer
 from xdream.rig.protocol import PROTOCOL, Limits, ProtocolError, decode, encode, image_frames
 
 
@@ -52,8 +53,8 @@ def _require(condition: bool, message: str) -> None:
 class Client:
     """A DEALER connection to the rig that sends raw frames and decodes what comes back."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, timeout: float):
-        self.context, self.endpoint, self.timeout = context, endpoint, timeout
+    def __init__(self, context: zmq.Context, endpoint: str, timeout: float, bind: bool = False):
+        self.context, self.endpoint, self.timeout, self.bind = context, endpoint, timeout, bind
         self.session = "check-" + uuid.uuid4().hex[:12]
         self.socket = None
         self.reopen()
@@ -63,9 +64,12 @@ class Client:
             self.socket.close(linger=0)
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(self.endpoint)
+        attach(self.socket, self.endpoint, self.bind)
 
     def send(self, frames: list) -> None:
+        if self.bind:
+            _require(wait_for_peer(self.socket, self.timeout), f"no rig dialled in to {self.endpoint} within "
+                                                               f"{self.timeout:g} s (§1)")
         self.socket.send_multipart(frames, copy=False)
 
     def receive(self, timeout: float | None = None):
@@ -128,10 +132,10 @@ def _present(session: str, rid: str, images: np.ndarray, *, encoding="raw", repe
 class Conformance:
     """The checks, in order; :meth:`run` returns their outcomes."""
 
-    def __init__(self, endpoint: str, timeout: float = 10.0, restart_command: str | None = None):
+    def __init__(self, endpoint: str, timeout: float = 10.0, restart_command: str | None = None, bind: bool = False):
         self.endpoint, self.timeout, self.restart_command = endpoint, timeout, restart_command
         self.context = zmq.Context()
-        self.client = Client(self.context, endpoint, timeout)
+        self.client = Client(self.context, endpoint, timeout, bind)
         self.welcome: dict | None = None
         self.answered: tuple[list, dict] | None = None  # (request frames, result header) of a finished request
 
@@ -390,12 +394,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("endpoint", help="the rig's endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
     parser.add_argument("--restart-command", metavar="CMD", help="a shell command that restarts the rig")
+    parser.add_argument("--bind", action="store_true",
+                        help="bind ENDPOINT and let the rig dial in (a rig behind a firewall that allows outbound only)")
     args = parser.parse_args(argv)
     if not args.endpoint.startswith(("tcp://", "ipc://")):
         raise ConfigError(f"rig endpoint {args.endpoint!r} is not an endpoint; expected tcp://HOST:PORT or ipc://PATH")
     if not args.timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    checker = Conformance(args.endpoint, args.timeout, args.restart_command)
+    checker = Conformance(args.endpoint, args.timeout, args.restart_command, args.bind)
     try:
         outcomes = checker.run()
     finally:
