@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours;
 	# [peers]: nevergrad, the benchmark's off-the-shelf peers (and their contract tests)
-	$(PIP) -e '.[test,biggan,peers]'
+	# [lsl]: pylsl, rigkit's Lab Streaming Layer source (spike counts from the acquisition system)
+	$(PIP) -e '.[test,biggan,peers,lsl]'
 	# The DCGAN face weights ship inside gan-face-generate; its own dependencies
 	# (wandb, rdkit, moviepy, ...) are never used, so it is installed without them.
 	$(PIP) --no-deps gan-face-generate
