@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# [biggan]: the pytorch-pretrained-biggan package, only for the test that compares its images with ours;
 	# [peers]: nevergrad, the benchmark's off-the-shelf peers (and their contract tests)
-	$(PIP) -e '.[test,biggan,peers]'
+	# [lsl]: pylsl, rigkit's Lab Streaming Layer source (spike counts from the acquisition system)
+	$(PIP) -e '.[test,biggan,peers,lsl]'
 	# The DCGAN face weights ship inside gan-face-generate; its own dependencies
 	# (wandb, rdkit, moviepy, ...) are never used, so it is installed without them.
 	$(PIP) --no-deps gan-face-generate
@@ -34,13 +35,14 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; } || \
 	  echo "chromium-headless-shell not installed: the report's browser test will be skipped"
 
-# GNU Octave with its ZeroMQ package for the MATLAB-language rig's tests (experiments/rig_octave;
-# Debian packages; skipped where they cannot be installed).
+# GNU Octave with its ZeroMQ package (experiments/rig_octave) and its instrument-control package
+# (TCP sockets for the binding-free ZeroMQ link, experiments/rig_matlab) for the MATLAB-language
+# rigs' tests (Debian packages; skipped where they cannot be installed).
 octave:
-	@{ command -v octave-cli >/dev/null && octave-cli --eval "pkg load zeromq" >/dev/null 2>&1; } || \
+	@{ command -v octave-cli >/dev/null && octave-cli --eval "pkg load zeromq; pkg load instrument-control" >/dev/null 2>&1; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq octave octave-zeromq >/dev/null; } || \
-	  echo "octave + octave-zeromq not installed: the Octave rig's tests will be skipped"
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq octave octave-zeromq octave-instrument-control >/dev/null; } || \
+	  echo "octave + octave-zeromq + octave-instrument-control not installed: the Octave rigs' tests will be skipped"
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_loop.py

@@ -36,6 +36,7 @@ from responders.torch_unit import TorchUnit
 from xdream.core.errors import ConfigError, XDreamError
 from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
+from xdream.rig.attach import attach, wait_for_peer
 from xdream.rig.keys import handshake_failure, load_keypair, load_public, secure_client
 from xdream.rig.protocol import (MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES, Limits, ProtocolError, RigError, decode,
                                  encode, image_frames)
@@ -106,7 +107,9 @@ class ZmqResponder(Responder):
         server_key: str | None = None,
         client_key: str | None = None,
         device: str = "cpu",
+        bind: bool = False,
     ):
+        self.bind = bool(bind)  # xdream binds ``target`` and the rig dials in (xdream.rig.attach)
         if not isinstance(target, str) or not target.startswith(("tcp://", "ipc://")) or ":" not in target[6:]:
             raise ConfigError(f"zmq target {target!r} is not an endpoint; expected tcp://HOST:PORT or ipc://PATH")
         for name, value, low in (("repeats", repeats, 1), ("liveness", liveness, 1), ("retries", retries, 0)):
@@ -161,7 +164,7 @@ class ZmqResponder(Responder):
             secure_client(sock, self.client_key, self.server_key)
         self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
                                                 | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        sock.connect(self.target)
+        attach(sock, self.target, self.bind)
         self._socket = sock
         self._pings_out = self._stale_pongs = 0  # pings unanswered on this socket; pongs known to be stale
         rid = uuid.uuid4().hex
@@ -243,7 +246,10 @@ class ZmqResponder(Responder):
 
     def _send(self, frames: list) -> None:
         """Send without blocking: with no rig to take it (a refused CURVE handshake leaves the
-        socket mute) the message is dropped and the silence is handled like any other."""
+        socket mute) the message is dropped and the silence is handled like any other. Bound
+        (``bind``), it first waits up to a heartbeat for a rig to dial in."""
+        if self.bind:
+            wait_for_peer(self._socket, self.heartbeat)
         try:
             self._socket.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:

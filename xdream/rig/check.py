@@ -29,6 +29,7 @@ import numpy as np
 import zmq
 
 from xdream.core.errors import ConfigError
+from xdream.rig.attach import attach, wait_for_peer
 from xdream.rig.probe import matches, probe_values
 from xdream.rig.protocol import PROTOCOL, Limits, ProtocolError, decode, encode, image_frames
 from xdream.rig.usage import OneLineParser
@@ -73,8 +74,9 @@ class Client:
     """A DEALER connection to the rig, in one client session, that sends raw frames and decodes
     what comes back."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, timeout: float, session: str | None = None):
-        self.context, self.endpoint, self.timeout = context, endpoint, timeout
+    def __init__(self, context: zmq.Context, endpoint: str, timeout: float, session: str | None = None,
+                 bind: bool = False):
+        self.context, self.endpoint, self.timeout, self.bind = context, endpoint, timeout, bind
         self.session = session or "check-" + uuid.uuid4().hex[:12]
         self.socket = None
         self.reopen()
@@ -85,9 +87,12 @@ class Client:
             self.socket.close(linger=0)
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(self.endpoint)
+        attach(self.socket, self.endpoint, self.bind)
 
     def send(self, frames: list) -> None:
+        if self.bind:
+            _require(wait_for_peer(self.socket, self.timeout), f"no rig dialled in to {self.endpoint} within "
+                                                               f"{self.timeout:g} s (§1)")
         self.socket.send_multipart(frames, copy=False)
 
     def receive(self, timeout: float | None = None):
@@ -179,10 +184,11 @@ class Conformance:
     """The checks, in order; :meth:`run` returns their outcomes."""
 
     def __init__(self, endpoint: str, timeout: float = 10.0, restart_command: str | None = None,
-                 content: bool = True):
+                 content: bool = True, bind: bool = False):
         self.endpoint, self.timeout, self.restart_command, self.content = endpoint, timeout, restart_command, content
+        self.bind = bind  # the checker binds ENDPOINT and the rig dials in (xdream.rig.attach)
         self.context = zmq.Context()
-        self.client = Client(self.context, endpoint, timeout)
+        self.client = Client(self.context, endpoint, timeout, bind=bind)
         self.welcome: dict | None = None
         self.answered: tuple[list, dict] | None = None  # (request frames, result header) of a finished request
         self.pace = 0.0  # the rig's seconds per presentation, measured
@@ -219,6 +225,20 @@ class Conformance:
     def close(self) -> None:
         self.client.close()
         self.context.destroy(linger=0)
+
+    def _another_client(self, session: str | None = None) -> Client:
+        """A second client: a resumed one (new session) or a newer identity of this session. Bound
+        (``--bind``), the rig dials one endpoint, so this client's socket is closed first (the rig's
+        connection moves to the new socket, as after a client restart) and reopened by
+        :meth:`_done_with`."""
+        if self.bind:
+            self.client.close()
+        return Client(self.context, self.endpoint, self.timeout, session, bind=self.bind)
+
+    def _done_with(self, other: Client) -> None:
+        other.close()
+        if self.bind:
+            self.client.reopen()
 
     # -- helpers ----------------------------------------------------------------------------
     def _result(self, frames: list, rid: str, timeout: float | None = None, client: Client | None = None) -> dict:
@@ -360,13 +380,13 @@ class Conformance:
             raise Skip("no request was answered")
         frames, first = self.answered
         rid = first["request_id"]
-        other = Client(self.context, self.endpoint, self.timeout)  # a resumed client: new session, new identity
+        other = self._another_client()  # a resumed client: new session, new identity
         try:
             other.hello()
             header = json.loads(frames[0])
             again = self._result(encode({**header, "session": other.session}, frames[1:]), rid, client=other)
         finally:
-            other.close()
+            self._done_with(other)
         _require(_order(again) == _order(first), "a resend from a new session got other records: the rig presented "
                                                  "it again (§5: the cache is keyed by request id alone and answers "
                                                  "any session)")
@@ -419,7 +439,7 @@ class Conformance:
             if reply.type == "pong" and reply.header["state"] == "presenting" and reply.header["progress"] >= 1:
                 first = reply.header["progress"]
         _require(first is not None, "no pong said 'presenting' with progress during a request (§4.3)")
-        newer = Client(self.context, self.endpoint, self.timeout, self.client.session)  # same session, new identity
+        newer = self._another_client(self.client.session)  # same session, new identity
         try:
             newer.hello()
             newer.send(frames)
@@ -434,7 +454,7 @@ class Conformance:
             trials = [r["trial_id"] for r in result["records"]]
             _require(len(set(trials)) == len(trials), "the result repeats trial ids (§4.2)")
         finally:
-            newer.close()
+            self._done_with(newer)
         self.pace = max(self.pace, (time.monotonic() - start) / total)
         return f"caught at {first}/{total} presentations; one presentation each"
 
@@ -618,7 +638,7 @@ class Conformance:
         old = self.client
         self._error(frames, rid, "unknown-session", "after a restart, a present from the old session (greetings "
                                                     "must not persist)", "§5")
-        resumed = Client(self.context, self.endpoint, self.timeout)  # a resumed client: a new session
+        resumed = self._another_client()  # a resumed client: a new session
         try:
             resumed.hello()
             resend = encode({**json.loads(frames[0]), "session": resumed.session}, frames[1:])
@@ -647,8 +667,9 @@ class Conformance:
                 _require(_order(again) == _order(first), "after a restart, a resend of an answered request got "
                                                          "other records: the reply cache must persist (§5)")
         finally:
-            resumed.close()
-            old.reopen()
+            self._done_with(resumed)
+            if not self.bind:
+                old.reopen()
             old.hello()
         if not caught or finished:
             raise NotRun(f"the rig answered all {total} presentations before the restart; cache and sessions passed, "
@@ -732,12 +753,15 @@ def main(argv: list[str]) -> int:
                         "(run while a request is being presented)")
     parser.add_argument("--no-content", action="store_true", help="accept a rig without the content probe (§4.5); "
                         "the verdict says that content was not verified")
+    parser.add_argument("--bind", action="store_true",
+                        help="bind ENDPOINT and let the rig dial in (a rig behind a firewall that allows outbound only)")
     args = parser.parse_args(argv)
     check_endpoint(args.endpoint)
     if not args.timeout > 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     try:
-        checker = Conformance(args.endpoint, args.timeout, args.restart_command, content=not args.no_content)
+        checker = Conformance(args.endpoint, args.timeout, args.restart_command, content=not args.no_content,
+                              bind=args.bind)
     except zmq.ZMQError as e:
         raise ConfigError(f"rig endpoint {args.endpoint!r} cannot be connected to: {e}") from None
     try:

@@ -56,7 +56,7 @@ def test_nothing_imports_the_cli_or_the_plugin_packages():
         name = module_name(path)
         for target in imported_modules(path):
             top = target.split(".")[0]
-            assert top not in ("generators", "responders"), f"{name} imports {target}"
+            assert top not in ("generators", "responders", "rigkit"), f"{name} imports {target}"
             if target.startswith("xdream.cli") and not name.startswith("xdream.cli"):
                 assert name in ("xdream", "xdream.__main__"), f"{name} imports {target}"
 
@@ -129,8 +129,11 @@ def test_the_defaults_are_data_naming_registered_plugins():
         registry.responder_for_target(spec)  # some registered responder records it
 
 
-@pytest.mark.parametrize("package, other", [("generators", "responders"), ("responders", "generators")])
+@pytest.mark.parametrize("package, other", [("generators", "responders"), ("responders", "generators"),
+                                            ("generators", "rigkit"), ("responders", "rigkit"),
+                                            ("rigkit", "generators"), ("rigkit", "responders")])
 def test_plugin_packages_depend_on_the_core_only(package, other):
+    """generators, responders and rigkit (the rig-side kit) depend on xdream only, not on each other."""
     for path in (PACKAGE.parent / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

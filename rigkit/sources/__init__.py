@@ -1,0 +1,1 @@
+"""Readers of acquisition-system streams; each fills an :class:`~rigkit.acquired.Acquired`."""

@@ -1,0 +1,134 @@
+"""experiments/rig_monkeylogic: the MonkeyLogic 2 userloop, driven under GNU Octave by
+driver/ml_driver.m the way MonkeyLogic calls it (twice before the first trial, then after each
+trial with TrialRecord updated, fixation errors included), serves a real `xdream evolve` over
+the MATLAB-language ZeroMQ link: every image's response is recorded exactly `repeats` times,
+the images of aborted trials are shown again later in the same request, and the scores are
+the stand-in neuron's. What only MonkeyLogic itself can check (xdream_timing.m, pic() loading,
+eye tracking, event markers) is listed in the folder's README. Skipped, saying why, where
+Octave or its instrument-control package is missing."""
+
+import collections
+import json
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xdream.core import registry
+from xdream.images.io import to_uint8
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
+ABORTED = {2: 3, 5: 4, 6: 3, 8: 3}  # trial -> ML trial error (3: fixation break, 4: no fixation); >= 8 trials run
+REPEATS, POPULATION, GENERATIONS = 2, 6, 2
+
+
+def _octave_problem():
+    if OCTAVE is None:
+        return "GNU Octave is not installed (Debian: apt-get install octave octave-instrument-control; or `make octave`)"
+    out = subprocess.run([OCTAVE, "--no-gui", "--quiet", "--eval", "pkg load instrument-control; disp(exist('tcpserver') > 0)"],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0 or out.stdout.strip() != "1":
+        return f"Octave's instrument-control package (>= 0.8) does not load: {out.stderr.strip()[:200]}"
+    return None
+
+
+PROBLEM = _octave_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stand_in_neuron(images):
+    """xdream_source_standin.m: the mean of the image centre, from the uint8 pixels."""
+    pixels = to_uint8(images).astype(np.float64)
+    h, w = pixels.shape[1:3]
+    return pixels[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(axis=(1, 2, 3))
+
+
+def start_driver(tmp_path, aborted: dict):
+    """ml_driver.m in an Octave process (zeromq package unloaded), the userloop serving on a
+    free port; returns the process, its endpoint, the trial log and its output file."""
+    port = free_port()
+    (tmp_path / "xdream_config.m").write_text(  # the lab's copy of the settings, first on the path
+        "function cfg = xdream_config()\n"
+        f"cfg.endpoint = 'tcp://127.0.0.1:{port}'; cfg.channels = {{'ch0'}}; cfg.images_per_trial = 3;\n"
+        f"cfg.max_attempts = 10; cfg.image_dir = '{tmp_path / 'images'}'; cfg.source = @xdream_source_standin;\nend\n")
+    log, out = tmp_path / "trials.log", tmp_path / "octave.out"
+    errors = "containers.Map({%s}, {%s})" % (", ".join(map(str, aborted)), ", ".join(map(str, aborted.values()))) \
+        if aborted else "containers.Map('KeyType', 'double', 'ValueType', 'double')"
+    paths = "".join(f"addpath('{EXPERIMENTS / p}'); " for p in ("rig_matlab", "rig_monkeylogic", "rig_monkeylogic/driver"))
+    octave = subprocess.Popen([OCTAVE, "--no-gui", "--quiet", "--eval",
+                               f"pkg('unload', 'zeromq'); {paths}ml_driver('{log}', {errors})"],
+                              cwd=tmp_path, stdout=out.open("w"), stderr=subprocess.STDOUT)
+    end = time.monotonic() + 120
+    while not (out.exists() and "serving xdream-rig/1" in out.read_text()):
+        if octave.poll() is not None or time.monotonic() > end:
+            octave.kill()
+            raise AssertionError(out.read_text())
+        time.sleep(0.1)
+    return octave, f"tcp://127.0.0.1:{port}", log, out
+
+
+def test_userloop_passes_rig_check(tmp_path, xdream_cmd):
+    octave, endpoint, _, out = start_driver(tmp_path, {})
+    try:
+        result = subprocess.run([*xdream_cmd, "rig", "check", endpoint, "--timeout", "10"],
+                                capture_output=True, text=True, timeout=600)
+    finally:
+        octave.kill()
+        octave.wait()
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr + out.read_text()
+    rows = {line[6:].split("  ")[0].strip(): line[:4] for line in result.stdout.splitlines()
+            if line[:4] in ("PASS", "FAIL", "SKIP")}
+    skipped = {"present/result png", "restart"}  # raw uint8 only; a cache in memory (no --restart-command given)
+    assert rows == {name: "SKIP" if name in skipped else "PASS" for name in rows} and len(rows) == 13
+
+
+def test_userloop_driven_like_monkeylogic_serves_an_evolution(tmp_path, xdream_cmd):
+    octave, endpoint, log, out = start_driver(tmp_path, ABORTED)
+    try:
+        run = tmp_path / "run"
+        result = subprocess.run([*xdream_cmd, "evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
+                                 "--optimizer", "genetic", "--population", str(POPULATION), "--generations",
+                                 str(GENERATIONS), "--seed", "5", "--set", 'responder.name="zmq"',
+                                 "--set", f'responder.target="{endpoint}"',
+                                 "--set", f"responder.repeats={REPEATS}", "--set", "responder.heartbeat=0.2",
+                                 "--output", str(run)], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr + out.read_text()
+    finally:
+        octave.kill()
+        octave.wait()
+    generator = registry.create("generator", "pixel", {"size": 16}, device="cpu")
+    for g in range(GENERATIONS):
+        with np.load(run / "generations" / f"gen_{g:04d}.npz") as data:
+            with torch.no_grad():
+                images = generator.decode(data["codes"])
+            np.testing.assert_allclose(data["scores"], stand_in_neuron(images), rtol=1e-12)
+
+    records = [json.loads(line) for line in (run / "rig_trials.jsonl").read_text().splitlines()]
+    per_image = collections.Counter(r["image_id"] for r in records if r["valid"])
+    assert per_image == {f"g{g}-{i}": REPEATS for g in range(GENERATIONS) for i in range(POPULATION)}
+    assert all(r["valid"] for r in records) and not {r["trial_id"] for r in records} & set(ABORTED)
+
+    trials = [line.split("\t") for line in log.read_text().splitlines()]
+    shown = [(int(n), int(err), ids.split(",")) for n, err, ids in trials]
+    assert all(len(set(ids)) == len(ids) <= 3 for _, _, ids in shown)  # different images within a trial
+    correct = collections.Counter(i for _, err, ids in shown if err == 0 for i in ids)
+    assert correct == per_image  # each image recorded once per correct show
+    hit = [(n, err) for n, err, _ in shown if n in ABORTED]
+    assert hit == sorted(ABORTED.items())  # the driver's fixation errors all happened during the run
+    for n, err, ids in shown:
+        if err:  # every image of an aborted trial is shown again, later, in the same generation's request
+            later = {i for m, e, other in shown if m > n for i in other}
+            assert set(ids) <= later, (n, ids)

@@ -1,0 +1,81 @@
+"""experiments/rig_psychopy, headless (no window: PsychoPy itself is not installed here): the
+rig presents each request's images with its flip timing, announces every onset as a marker on
+its LSL outlet, reads back a spike stream that a simulated neuron (this test) writes in answer
+to those markers, counts each image's spikes with rigkit and answers xdream's `zmq` client:
+the scores are exactly the constructed counts (spikes outside the response window included in
+the stream and left out of the counts)."""
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from responders.zmq_client import ZmqResponder
+from xdream.images.io import to_uint8
+
+pylsl = pytest.importorskip("pylsl", reason="pylsl is installed by `make install` (pyproject extra 'lsl')")
+RIG = Path(__file__).resolve().parents[2] / "experiments" / "rig_psychopy" / "rig.py"
+
+
+class Neuron(threading.Thread):
+    """Answers each onset marker "onset g0-I rR" with COUNTS[I] spikes inside the response
+    window [5, 45) ms after it and two just after the window."""
+
+    def __init__(self, marker_id: str, outlet, counts, rng):
+        super().__init__(daemon=True)
+        self.marker_id, self.outlet, self.counts, self.rng = marker_id, outlet, counts, rng
+        self.stop, self.ready, self.answered = threading.Event(), threading.Event(), 0
+
+    def run(self):
+        found = []
+        while not found and not self.stop.is_set():
+            found = pylsl.resolve_byprop("source_id", self.marker_id, timeout=0.5)
+        if self.stop.is_set():
+            return
+        inlet = pylsl.StreamInlet(found[0], processing_flags=pylsl.proc_clocksync)
+        inlet.open_stream(timeout=5)
+        self.ready.set()
+        while not self.stop.is_set():
+            markers, stamps = inlet.pull_chunk(timeout=0.005)
+            for (text,), t in zip(markers, stamps):
+                image = int(text.split()[1].split("-")[1])
+                inside = self.rng.uniform(t + 0.006, t + 0.044, self.counts[image])
+                outside = self.rng.uniform(t + 0.046, t + 0.049, 2)
+                for s in np.sort(np.concatenate([inside, outside])):
+                    self.outlet.push_sample([0], float(s))
+                self.answered += 1
+
+
+def test_headless_psychopy_rig_answers_spike_counts_over_lsl():
+    tag = uuid.uuid4().hex[:8]
+    spike_id, marker_id = f"test-spikes-{tag}", f"test-markers-{tag}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo("spikes", "Spikes", 1, pylsl.IRREGULAR_RATE, "int32", spike_id))
+    images = torch.rand(5, 3, 16, 16)
+    pixels = to_uint8(images).astype(np.float64)
+    counts = np.round(pixels[:, 4:12, 4:12].mean(axis=(1, 2, 3)) / 16).astype(int)  # a stand-in tuning
+    neuron = Neuron(marker_id, outlet, counts, np.random.default_rng(0))
+    neuron.start()
+    rig = subprocess.Popen([sys.executable, str(RIG), "tcp://127.0.0.1:*", "--spike-source", spike_id,
+                            "--marker-id", marker_id, "--headless", "--on-ms", "20", "--off-ms", "30",
+                            "--latency-ms", "5", "--window-ms", "40"], stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = rig.stdout.readline().split()[-1]
+        assert neuron.ready.wait(60), "the neuron never found the rig's marker outlet"
+        time.sleep(0.5)  # its inlet's connection is up before the first marker
+        with ZmqResponder(endpoint, repeats=2, heartbeat=0.5) as client:
+            scores = client.respond(images)
+            records = client.last_records
+    finally:
+        rig.kill()
+        rig.wait()
+        neuron.stop.set()
+        neuron.join()
+    np.testing.assert_array_equal(scores, counts)
+    assert len(records) == 10 and all(r["valid"] for r in records) and neuron.answered == 10
+    assert all(r["onset"] is not None for r in records)
