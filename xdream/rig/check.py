@@ -227,18 +227,18 @@ class Conformance:
         self.context.destroy(linger=0)
 
     def _another_client(self, session: str | None = None) -> Client:
-        """A second client: a resumed one (new session) or a newer identity of this session. Bound
-        (``--bind``), the rig dials one endpoint, so this client's socket is closed first (the rig's
-        connection moves to the new socket, as after a client restart) and reopened by
-        :meth:`_done_with`."""
-        if self.bind:
-            self.client.close()
+        """A second client: a resumed one (new session) or a newer identity of this session. This
+        client's socket is closed first, as a client that restarts or reconnects closes its old one
+        (xdream's does, LINGER 0): a rig needs to serve one connection at a time (a rig on a
+        one-connection TCP link, experiments/rig_matlab; a bound checker, ``--bind``, whose
+        endpoint the rig dials). :meth:`_done_with` reopens it and greets again."""
+        self.client.close()
         return Client(self.context, self.endpoint, self.timeout, session, bind=self.bind)
 
     def _done_with(self, other: Client) -> None:
         other.close()
-        if self.bind:
-            self.client.reopen()
+        self.client.reopen()
+        self.client.hello()
 
     # -- helpers ----------------------------------------------------------------------------
     def _result(self, frames: list, rid: str, timeout: float | None = None, client: Client | None = None) -> dict:
@@ -668,9 +668,6 @@ class Conformance:
                                                          "other records: the reply cache must persist (§5)")
         finally:
             self._done_with(resumed)
-            if not self.bind:
-                old.reopen()
-            old.hello()
         if not caught or finished:
             raise NotRun(f"the rig answered all {total} presentations before the restart; cache and sessions passed, "
                          "but a crash during a request was not tested: give the rig a presentation time (e.g. 10 ms)")
