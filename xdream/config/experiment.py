@@ -294,21 +294,14 @@ class ExperimentConfig:
         out = {k: getattr(self, k) for k in SCALARS if getattr(self, k) is not None}
         if self.budget is not None:
             out.pop("generations")
-        if self.thread is not None:
-            for kind in ("responder", "noise"):
-                if getattr(self, kind) is not None:
-                    out[kind] = getattr(self, kind).to_dict()
-            if self.reference is not None:
-                out["reference"] = self.reference.to_dict()
-            out.update(copy.deepcopy(self.defaults))
-            out["thread"] = [t.to_dict() for t in self.thread]
-            return out
-        for kind in PLUGINS:
-            plugin = getattr(self, kind)
-            if plugin is not None:
-                out[kind] = plugin.to_dict()
+        for kind in PLUGINS if self.thread is None else ("responder", "noise"):  # a session's: as given
+            if getattr(self, kind) is not None:
+                out[kind] = getattr(self, kind).to_dict()
         if self.reference is not None:
             out["reference"] = self.reference.to_dict()
+        if self.thread is not None:
+            out.update(copy.deepcopy(self.defaults))
+            out["thread"] = [t.to_dict() for t in self.thread]
         return out
 
 

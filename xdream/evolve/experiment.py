@@ -407,7 +407,8 @@ class Experiment:
                               f"({change}); restore the folder to resume")
         new = self.changes[len(state.get("changes", [])):]
         if new:  # recorded now that every check passed; config.toml stays the config the run started with
-            self.run_dir.record_changes(self.changes, _started_toml(self.run_dir, state, self.changes),
+            self.run_dir.record_changes(self.changes, _custom_note(self.custom, self.components)
+                                        + _started_toml(self.run_dir, state, self.changes),
                                         SESSION_KIND if self.session else "evolution")
         self._rewind()
         if not self.done:  # the completion mark of an earlier end no longer holds
