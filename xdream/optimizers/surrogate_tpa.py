@@ -47,6 +47,8 @@ NOISE_TERMS = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0)  # GP noise variance / kernel var
 
 class SurrogateTPA(TPAES):
     name = "surrogate-tpa"
+    nan_policy = "rank-last-unmodelled"
+    model_state_keys = ("archive_codes", "archive_scores", "model")
     summary = ("tpa-es with a GP model of the run's last `memory` responses (code space) that pre-screens "
                "candidates and denoises the ranking; ~0.1-0.3 s CPU per generation at d=4096, lambda=40")
 
