@@ -103,7 +103,9 @@ def median_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
 
 
 def _fmt(x: float) -> str:
-    return "cens." if x == math.inf else f"{x:.2f}"
+    """A ratio; ``cens.``: the optimiser never reached the level; ``0 (ref. cens.)``: the
+    reference never did and the optimiser did."""
+    return "cens." if x == math.inf else "0 (ref. cens.)" if x == 0 else f"{x:.2f}"
 
 
 def levels_markdown(records: list[dict], reference: str, peer_prefix: str) -> str:
@@ -120,7 +122,8 @@ def levels_markdown(records: list[dict], reference: str, peer_prefix: str) -> st
     lines = ["", "## Evaluations to a level", "",
              f"Median ratio of evaluations to the level, optimiser / {reference}, paired on unit, seed and noise, "
              "[95% bootstrap CI over the pairs]; `cens.`: the median or bound falls on a run that never reached "
-             "the level within its budget (censored, never counted as its budget); n = pairs, and the pairs "
+             "the level within its budget (censored, never counted as its budget); `0 (ref. cens.)`: on a pair "
+             f"where the optimiser reached it and {reference} did not; n = pairs, and the pairs "
              f"censored for the optimiser / for {reference} / for both (left out). Below 1: fewer images than the GA.",
              ""]
     summary = {}
@@ -174,9 +177,10 @@ def decision_lines(evals: dict, optimisers: list[str], reference: str, peer_pref
             ok = False
         else:
             vs_peer = median_ci(paired_ratios(evals, opt, best_peer, level, noise)[0])
-            gain = 1 / vs_peer[0] if vs_peer[0] > 0 else math.inf
+            gain = (f"{1 / vs_peer[0]:.2f}x" if 0 < vs_peer[0] < math.inf else
+                    "the peer never reached it" if vs_peer[0] == 0 else "the optimiser never reached it")
             text += (f"; vs the best peer {best_peer}: ratio {_fmt(vs_peer[0])} [{_fmt(vs_peer[1])}, "
-                     f"{_fmt(vs_peer[2])}], i.e. {gain:.2f}x")
+                     f"{_fmt(vs_peer[2])}] ({gain} in the median pair)")
             ok = ok and vs_peer[0] <= 1 / DECISION["vs best peer"]
         lines.append(text + (": **rule met**" if ok else ": rule NOT met"))
     return lines
