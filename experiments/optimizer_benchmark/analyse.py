@@ -333,7 +333,8 @@ def analyse(sweep_dir: Path, output: Path | None = None, more: tuple[Path, ...] 
              + levels_markdown(records, REFERENCE_GA, PEER_PREFIX))
     (output / "table.md").write_text(table)
     write_csv([{k: v for k, v in r.items() if k != "trajectory"} for r in records], output / "records.csv")
-    trajectories = [json.dumps({"name": r["name"], "trajectory": r["trajectory"]}) for r in records if r.get("trajectory")]
+    trajectories = [json.dumps({"name": r["name"], "trajectory": r["trajectory"]})
+                    for r in records if r.get("trajectory")]
     if trajectories:  # compact: [evaluations, best-so-far clean score] per generation
         (output / TRAJECTORIES).write_text("\n".join(trajectories) + "\n")
     plot(optimisers, noises, means, output / "figure.png")
