@@ -190,6 +190,13 @@ def test_pipeline_smoke_run_with_a_peer(tmp_path):
     assert len(records) == 8 * 3 and {r["optimizer"] for r in records} == {"ga-xdream", "sphere-cma",
                                                                              "peer-diagonalcma"}
     assert all(0 < float(r["normalised"]) <= 1 for r in records)
+    # every run's trajectory was read from its log: best-so-far per generation, non-decreasing
+    trajectories = [json.loads(line) for line in (ours_dir / "trajectories.jsonl").read_text().splitlines()]
+    assert len(trajectories) == len(records)
+    for t in trajectories:
+        bests = [b for _, b in t["trajectory"]]
+        assert bests == sorted(bests) and t["trajectory"][-1][0] == 8 * len(bests)
+    assert "## Evaluations to a level" in table and "| sphere-cma | " in table.split("**GA final**")[1]
 
 
 def load_levels():
