@@ -6,8 +6,10 @@ over all noise levels and repeats (Wang & Ponce, GECCO 2022). Writes, into the s
 (or ``--output``): ``table.md`` (mean normalised score per optimiser x noise, the anchors
 beside, and the ratio of each optimiser to the XDREAM GA; then the statistics: each mean with
 its 95% confidence interval, a paired test of each optimiser against the GA, and the ratios
-best / GA and best xdream / best peer against the goals), ``records.csv`` (one raw row per
-run, normalised score included) and ``figure.png``.
+best / GA and best xdream / best peer against the goals; then the evaluations each optimiser
+needed to reach fixed levels, against the GA's: ``levels.py``), ``records.csv`` (one raw row per
+run, normalised score included), ``trajectories.jsonl`` (each run's best-so-far clean score per
+generation, where the run directories are there) and ``figure.png``.
 
 Several sweep directories (the ``power`` preset and its peers) are analysed as one: the
 per-unit best is taken over all of them. A run that failed (recorded by ``run.py`` in
@@ -34,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from levels import levels_markdown  # noqa: E402
+
 # Wang & Ponce (GECCO 2022), normalised means on AlexNet units with DeePSiM fc6
 ANCHORS = {
     "ga-wang-ponce": {"all": 0.333, "0": 0.37},
@@ -45,16 +50,23 @@ ANCHORS = {
 REFERENCE_GA = "ga-xdream"
 PEER_PREFIX = "peer-"
 GOALS = {"best / GA": 1.3, "best xdream / best peer": 1.1}
+TRAJECTORIES = "trajectories.jsonl"  # per run: [[evaluations, best-so-far clean score], ...]
 FAILURES = "failures.json"  # run name -> error, written by run.py when runs of a sweep failed
 
 
 def load_records(sweep_dir: Path) -> list[dict]:
-    """Per-run records: ``results.jsonl`` (written when every run of the sweep completed), or,
-    where runs failed, the plan's runs, the complete ones with their record and the failed ones
-    with their error (``failures.json``) and no score."""
+    """Per-run records (with each run's ``trajectory`` where its directory is there, see
+    :func:`run_trajectory`): ``results.jsonl`` (written when every run of the sweep
+    completed), or, where runs failed, the plan's runs, the complete ones with their record
+    and the failed ones with their error (``failures.json``) and no score."""
     path = sweep_dir / "results.jsonl"
     if path.is_file():
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for r in records:
+            trajectory = run_trajectory(sweep_dir / "runs" / r["name"])
+            if trajectory is not None:
+                r["trajectory"] = trajectory
+        return records
     if not (sweep_dir / FAILURES).is_file():
         sys.exit(f"analyse: {path} not found: run the sweep to completion first")
     from xdream.sweep.runner import PLAN, is_complete, run_record
@@ -64,11 +76,32 @@ def load_records(sweep_dir: Path) -> list[dict]:
     for run in json.loads((sweep_dir / PLAN).read_text())["runs"]:
         run_dir = sweep_dir / "runs" / run["name"]
         if is_complete(run_dir):
-            records.append({"name": run["name"], **run["labels"], **run_record(run_dir)})
+            trajectory = run_trajectory(run_dir)
+            extra = {} if trajectory is None else {"trajectory": trajectory}
+            records.append({"name": run["name"], **run["labels"], **run_record(run_dir), **extra})
         else:
             error = failures.get(run["name"], "incomplete")
             records.append({"name": run["name"], **run["labels"], "clean_best": None, "failed": error})
     return records
+
+
+def run_trajectory(run_dir: Path) -> list[list[float]] | None:
+    """A run's best-so-far noise-free score after each generation, compactly:
+    ``[[evaluations, best so far], ...]`` (the log's ``clean_best``, or ``best`` for a run
+    without noise); None when the run's directory or log is not there."""
+    if not (run_dir / "log.jsonl").is_file():
+        return None
+    from xdream.runs.rundir import RunDir
+
+    log = RunDir(run_dir).read_log()
+    key = "clean_best" if any("clean_best" in r for r in log) else "best"
+    out, best = [], -math.inf
+    for r in log:
+        value = r.get(key)
+        if value is not None and math.isfinite(value):
+            best = max(best, value)
+        out.append([int(r["evaluations"]), best if math.isfinite(best) else None])
+    return out
 
 
 def normalise(records: list[dict]) -> list[dict]:
@@ -296,9 +329,14 @@ def analyse(sweep_dir: Path, output: Path | None = None, more: tuple[Path, ...] 
     output.mkdir(parents=True, exist_ok=True)
     records = normalise([r for d in (sweep_dir, *more) for r in load_records(Path(d))])
     optimisers, noises, means = summarise(records)
-    table = table_markdown(optimisers, noises, means) + statistics_markdown(run_statistics(records))
+    table = (table_markdown(optimisers, noises, means) + statistics_markdown(run_statistics(records))
+             + levels_markdown(records, REFERENCE_GA, PEER_PREFIX))
     (output / "table.md").write_text(table)
-    write_csv(records, output / "records.csv")
+    write_csv([{k: v for k, v in r.items() if k != "trajectory"} for r in records], output / "records.csv")
+    trajectories = [json.dumps({"name": r["name"], "trajectory": r["trajectory"]})
+                    for r in records if r.get("trajectory")]
+    if trajectories:  # compact: [evaluations, best-so-far clean score] per generation
+        (output / TRAJECTORIES).write_text("\n".join(trajectories) + "\n")
     plot(optimisers, noises, means, output / "figure.png")
     return table
 

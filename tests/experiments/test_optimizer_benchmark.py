@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xdream.sweep.grid import load_sweep
@@ -189,3 +190,68 @@ def test_pipeline_smoke_run_with_a_peer(tmp_path):
     assert len(records) == 8 * 3 and {r["optimizer"] for r in records} == {"ga-xdream", "sphere-cma",
                                                                              "peer-diagonalcma"}
     assert all(0 < float(r["normalised"]) <= 1 for r in records)
+    # every run's trajectory was read from its log: best-so-far per generation, non-decreasing
+    trajectories = [json.loads(line) for line in (ours_dir / "trajectories.jsonl").read_text().splitlines()]
+    assert len(trajectories) == len(records)
+    for t in trajectories:
+        bests = [b for _, b in t["trajectory"]]
+        assert bests == sorted(bests) and t["trajectory"][-1][0] == 8 * len(bests)
+    assert "## Evaluations to a level" in table and "| sphere-cma | " in table.split("**GA final**")[1]
+
+
+def load_levels():
+    spec = importlib.util.spec_from_file_location("bench_levels", BENCH / "levels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluations_to_a_level_counts_a_run_that_never_reached_it_as_censored():
+    levels = load_levels()
+    trajectory = [[40, 1.0], [80, None], [120, 5.0], [160, 9.0]]
+    assert levels.evaluations_to(trajectory, 5.0) == 120
+    assert levels.evaluations_to(trajectory, 0.5) == 40
+    assert levels.evaluations_to(trajectory, 9.5) is None  # censored, not 160
+
+
+def test_level_table_pairs_with_the_ga_and_orders_censored_pairs(tmp_path):
+    """Constructed trajectories on two units: the ratios, the GA-final level and the censoring
+    come out as computed by hand."""
+    levels = load_levels()
+    ga = [[100, 2.0], [200, 6.0], [300, 8.0]]  # final 8.0; reaches 8 (GA final) at 300
+    fast = [[100, 8.0], [200, 10.0], [300, 10.0]]  # reaches 8 at 100: ratio 1/3
+    slow = [[100, 1.0], [200, 3.0], [300, 4.0]]  # never reaches 8: censored
+    records = []
+    for unit, arm_trajectory in (("u1", fast), ("u2", slow)):
+        for opt, trajectory in (("ga-xdream", ga), ("model", arm_trajectory), ("peer-x", ga)):
+            records.append({"name": f"{unit}-{opt}", "unit": unit, "optimizer": opt, "seed": "0", "noise": "0.2",
+                            "clean_best": trajectory[-1][1], "trajectory": trajectory})
+    evals = levels.level_evaluations(records, "ga-xdream")
+    assert evals[("model", "u1", "0", "0.2", "GA final")] == 100
+    assert evals[("model", "u2", "0", "0.2", "GA final")] is None
+    # unit u1's best ever is 10 (the model's): 0.9 of it = 9, which the GA never reaches
+    assert evals[("ga-xdream", "u1", "0", "0.2", "0.9 of best")] is None
+    ratios, arm_cens, ref_cens, both = levels.paired_ratios(evals, "model", "ga-xdream", "GA final", "0.2")
+    assert sorted(ratios.tolist()) == [pytest.approx(1 / 3), math.inf] and (arm_cens, ref_cens, both) == (1, 0, 0)
+    ratios, arm_cens, ref_cens, both = levels.paired_ratios(evals, "model", "ga-xdream", "0.9 of best", "0.2")
+    # u1: the GA never reaches 9 (0 for the pair); u2 (best 8): the GA reaches 7.2, the model never
+    assert ratios.tolist() == [0.0, math.inf] and (arm_cens, ref_cens, both) == (1, 1, 0)
+    median, lo, hi = levels.median_ci(np.array([0.2, 0.4, math.inf]))
+    assert median == 0.4 and lo == 0.2 and hi == math.inf
+    table = levels.levels_markdown(records, "ga-xdream", "peer-")
+    # one of two pairs censored: the median depends on it, so it is beyond the budget
+    assert "| model | cens. [0.33, cens.] (n=2; cens. 1/0/0)" in table
+    assert "- model: cens. of the GA's evaluations" in table and "rule NOT met" in table
+    fast_only = [r for r in records if r["unit"] == "u1"]
+    assert "- model: 0.33 of the GA's evaluations [0.33, 0.33]; vs the best peer peer-x: ratio 0.33" in \
+        levels.levels_markdown(fast_only, "ga-xdream", "peer-")
+
+
+def test_surrogate_presets_pair_every_arm_on_the_same_cells():
+    for preset, units, budget in (("surrogate-power", 4, 2000), ("surrogate-dcgan", 3, 1200)):
+        _, runs = load_sweep(BENCH / f"{preset}.toml")
+        arms = {r.labels["optimizer"] for r in runs}
+        assert arms == {"ga-xdream", "tpa-es", "peer-pycma", "surrogate-tpa", "surrogate-tpa-denoise"}
+        cells = {(r.labels["target"], r.labels["seed"], r.labels["noise"]) for r in runs}
+        assert len(cells) == units * 3 and len(runs) == len(cells) * len(arms)
+        assert all(r.config["budget"] == budget for r in runs)

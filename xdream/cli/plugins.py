@@ -16,8 +16,13 @@ def add_parser(commands) -> None:
 
 
 def list_plugins(args) -> int:
+    """Every registered plugin by kind; then the optimisers that state their cost (``summary``)."""
     for kind in registry.GROUPS:
         print(f"{kind + 's':12s} {', '.join(registry.available(kind))}")
+    for name in registry.available("optimizer"):
+        summary = getattr(registry.load("optimizer", name), "summary", None)
+        if summary:
+            print(f"  {name}: {summary}")
     return 0
 
 

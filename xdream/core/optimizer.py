@@ -37,6 +37,9 @@ NaN scores mean "no valid response". Each optimiser states what it does with the
 - ``"rank-last"``: an unscored sample ranks below every scored one, so it never pulls the
   search towards itself; a generation with no scored sample leaves the state unchanged.
 - ``"ignore"``: scores never change what the optimiser asks (random search, the floor).
+- ``"rank-last-unmodelled"``: as ``"rank-last"`` in the strategy's own update, and an unscored
+  sample is left out of the optimiser's model of the responses (a missing response says
+  nothing about the neuron); the keys of ``model_state_keys`` hold that model's state.
 
 **Generator geometry (a capability).** An optimiser that searches in the generator's own
 geometry (e.g. the top eigenvectors of its image-space metric, computed once by autograd) sets

@@ -20,7 +20,7 @@ from xdream.core import registry
 from xdream.core.errors import ConfigError
 from xdream.core.optimizer import Optimizer
 
-NAN_POLICIES = {"carry-over", "rank-last", "ignore"}
+NAN_POLICIES = {"carry-over", "rank-last", "ignore", "rank-last-unmodelled"}
 NAMES = registry.available("optimizer")
 
 # Extra option sets of known optimisers; used only when that optimiser is registered.
@@ -28,6 +28,7 @@ EXTRA_OPTIONS = {
     "cmaes": [{"diagonal": True}, {"population": 4}],
     "csa-es": [{"population": 6, "sigma0": 0.5}],
     "tpa-es": [{"population": 6, "sigma0": 0.5}],
+    "surrogate-tpa": [{"population": 6, "screen": 2, "memory": 12, "denoise": True}, {"screen": 1}],
     "genetic": [
         {"n_conserve": 3},
         {"population": 9, "heritability": 0.8, "mutation_rate": 0.25},
@@ -352,6 +353,8 @@ def test_nan_policy_some_unscored(name, options):
         _check_carry_over(name, options)
     elif policy == "rank-last":
         _check_rank_last(name, options)
+    elif policy == "rank-last-unmodelled":
+        _check_rank_last_unmodelled(name, options)
     elif policy == "ignore":
         _check_ignore(name, options)
     else:  # pragma: no cover - policy_of fails first
@@ -424,6 +427,34 @@ def _check_rank_last(name, options):
         assert_same_sequence(a, b, generations=3)
 
 
+def _check_rank_last_unmodelled(name, options):
+    """Unscored samples never enter the model; in the strategy's own state (everything but
+    ``model_state_keys``) a NaN acts exactly like a score below every finite one, when the
+    strategy is told the observed scores (a denoised ranking is the model's, so it differs)."""
+    a, b = make(name, options, seed=4), make(name, options, seed=4)
+    for opt in (a, b):
+        run(opt, 2)
+    xa, xb = a.ask(), b.ask()
+    np.testing.assert_array_equal(xa, xb)
+    s = sphere(xa)
+    idx = [int(np.argmax(s)), int(np.argsort(s)[len(s) // 2])]
+    s_nan, s_low = s.copy(), s.copy()
+    s_nan[idx] = np.nan
+    s_low[idx] = s.min() - 1.0
+    modelled = len(a.state_dict()[a.model_state_keys[1]])
+    a.tell(xa, s_nan)
+    b.tell(xb, s_low)
+    sa, sb = a.state_dict(), b.state_dict()
+    archive = sa[a.model_state_keys[0]]
+    assert not any(rows_equal(archive, xa[i]).any() for i in idx), "an unscored code entered the model"
+    assert len(sa[a.model_state_keys[1]]) == min(modelled + len(s) - len(idx), a.memory)  # the scored ones
+    if options.get("denoise", False):
+        return
+    for key in sa:
+        if key not in a.model_state_keys:
+            np.testing.assert_equal(sa[key], sb[key], err_msg=f"state {key!r} differs for NaN and a low score")
+
+
 @pytest.mark.parametrize("name, options", CASES)
 def test_nan_policy_all_unscored_generation(name, options):
     """With no score, only the RNG and the generation counter may change: the next ask equals
@@ -440,7 +471,7 @@ def test_nan_policy_all_unscored_generation(name, options):
     b.load_state_dict({**before, "rng": after["rng"], "generation": after["generation"]})
     if policy == "carry-over":  # the whole population is kept
         np.testing.assert_array_equal(a.ask(), x)
-    elif policy not in ("rank-last", "ignore"):  # pragma: no cover - policy_of fails first
+    elif policy not in ("rank-last", "ignore", "rank-last-unmodelled"):  # pragma: no cover - policy_of fails first
         pytest.fail(f"untested nan_policy {policy!r}")
     assert_same_sequence(a, b, generations=4)
 
