@@ -12,6 +12,11 @@ function out = xdream_requests(action, varargin)
 %   xdream_requests('close', link)
 %
 % It takes raw uint8 images; anything else is refused with the protocol's error code.
+% It offers the content probe (docs/protocol.md §4.5): a present with "probe": true is still
+% scheduled as trials, but each record's values are xdream_requests('probe', image, channels),
+% computed from the pixels received, instead of the response source's.
+%
+%   values = xdream_requests('probe', image, nchannels)  1 x nchannels double
 switch action
   case 'open'
     [endpoint, channels] = varargin{:};
@@ -31,7 +36,10 @@ switch action
     frames = zmtp_socket('recv', link('sock'), wait_ms);
     while ~isempty(frames)
       job = handle(link, frames, progress);
-      if ~isempty(job), out = job; end
+      if ~isempty(job)
+        out = job;
+        progress = 0;  % a ping later in this batch asks about the new request: nothing shown yet
+      end
       frames = zmtp_socket('recv', link('sock'), 0);
     end
   case 'result'
@@ -43,6 +51,8 @@ switch action
     cache = link('cache'); cache(job.id) = {link('payload'), text};
     link('current') = '';
     zmtp_socket('send', link('sock'), [link('envelope'), {uint8(text)}]);
+  case 'probe'
+    out = probe(varargin{:});
   case 'close'
     zmtp_socket('close', varargin{1}('sock'));
   otherwise
@@ -55,6 +65,9 @@ job = [];
 n = 1 + (numel(frames) > 2 && isempty(frames{2}));  % a REQ client's empty delimiter
 envelope = frames(1:n);
 body = frames(n + 1:end);
+if ~isempty(body) && numel(body{1}) > 8 * 2^20  % checked before parsing (docs/protocol.md §3)
+  reply(link, envelope, refusal(NaN, 'too-large', 'a header has at most 8 MiB')); return;
+end
 text = '';
 if ~isempty(body), text = char(body{1}); end
 [h, problem] = parse_header(text);
@@ -69,13 +82,20 @@ end
 allowed = struct('hello', {{'session', 'request_id', 'client', 'encodings', 'dtypes'}}, ...
                  'ping', {{'session', 'request_id'}}, ...
                  'present', {{'session', 'request_id', 'generation', 'image_ids', 'encoding', 'dtype', 'shape', ...
-                              'repeats', 'deadline_ms'}});
+                              'repeats', 'deadline_ms', 'probe'}});
 if ~isfield(h, 'type') || ~ischar(h.type) || ~isfield(allowed, h.type)
   reply(link, envelope, refusal(rid, 'bad-message', 'type must be hello, ping or present')); return;
 end
 extra = setdiff(fieldnames(h), [allowed.(h.type), {'protocol', 'type'}]);
 if ~isempty(extra)
   reply(link, envelope, refusal(rid, 'bad-message', sprintf('unknown field %s', extra{1}))); return;
+end
+if isfield(h, 'client') && ischar(h.client) && numel(h.client) > 1000
+  reply(link, envelope, refusal(rid, 'too-large', 'client has at most 1000 characters')); return;
+end
+if (isfield(h, 'session') && ischar(h.session) && numel(h.session) > 64) || ...
+   (isfield(h, 'request_id') && ischar(h.request_id) && numel(h.request_id) > 64)
+  reply(link, envelope, refusal(rid, 'too-large', 'an id has at most 64 characters')); return;
 end
 if ~ischar(rid) || ~isfield(h, 'session') || ~is_id(h.session)
   reply(link, envelope, refusal(rid, 'bad-message', 'session and request_id must be ids (docs/protocol.md §2)')); return;
@@ -87,6 +107,7 @@ switch h.type
     w = struct('protocol', 'xdream-rig/1', 'type', 'welcome', 'request_id', rid, 'rig', 'rig_monkeylogic');
     w.encodings = {'raw'}; w.dtypes = {'uint8'}; w.channels = link('channels');
     w.heartbeat_ms = 30000;  % a pong may wait for the trial in progress to end
+    w.probe = true;  % the content probe (docs/protocol.md §4.5)
     reply(link, envelope, w);
   case 'ping'
     if strcmp(rid, link('current'))
@@ -136,6 +157,9 @@ for k = 1:numel(need)
 end
 ids = h.image_ids;
 if ischar(ids), ids = {ids}; end
+if iscell(ids) && any(cellfun(@(v) ischar(v) && numel(v) > 64, ids))
+  code = 'too-large'; message = 'an id has at most 64 characters'; return;
+end
 if ~iscell(ids) || isempty(ids) || ~all(cellfun(@is_id, ids)) || numel(unique(ids)) < numel(ids)
   code = 'bad-message'; message = 'image_ids must be a list of unique ids'; return;
 end
@@ -144,6 +168,9 @@ if isempty(code) && isfield(h, 'deadline_ms'), [code, message] = in_range(h.dead
 if ~isempty(code), return; end
 if numel(ids) > 1024
   code = 'too-large'; message = 'at most 1024 images'; return;
+end
+if isfield(h, 'probe') && ~(islogical(h.probe) && isscalar(h.probe))
+  code = 'bad-message'; message = 'probe must be true or false'; return;
 end
 shape = reshape(double(h.shape), 1, []);
 if ~isnumeric(h.shape) || numel(shape) ~= 3 || ~any(shape(3) == [1, 3])
@@ -207,7 +234,20 @@ function text = payload(h)
 % What a resend under the same request id must repeat (docs/protocol.md §5).
 ids = h.image_ids;
 if ischar(ids), ids = {ids}; end
-text = jsonencode(struct('image_ids', {ids}, 'shape', {num2cell(reshape(h.shape, 1, []))}, 'repeats', h.repeats));
+text = jsonencode(struct('image_ids', {ids}, 'shape', {num2cell(reshape(h.shape, 1, []))}, 'repeats', h.repeats, ...
+                         'probe', isfield(h, 'probe') && h.probe));
+end
+
+function values = probe(image, channels)
+% The content probe (docs/protocol.md §4.5), the rule of experiments/rig_octave/rig.m for every
+% channel k = 0..channels-1: the mean of x_i * (mod(i + 3k, 7) - 3) over the pixels x_i / 255
+% in row-major [H, W, C] order, i = 0..L-1.
+x = double(reshape(permute(image, [3, 2, 1]), [], 1)) / 255;
+i = (0:numel(x) - 1)';
+values = zeros(1, channels);
+for k = 0:channels - 1
+  values(k + 1) = sum(x .* (mod(i + 3 * k, 7) - 3)) / numel(x);
+end
 end
 
 function reply(link, envelope, message)

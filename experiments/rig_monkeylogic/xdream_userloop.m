@@ -12,7 +12,9 @@ function [C, timingfile, userdefined_trialholder] = xdream_userloop(MLConfig, Tr
 %     one pic() TaskObject per image, shown in turn by xdream_timing.m;
 %   - after a correct trial asks the response source (cfg.source, a function the lab writes:
 %     spike counts from its acquisition system) for one value per image and channel and
-%     records them; the images of an aborted trial go back into the queue at a random place
+%     records them; for a content-probe request ("probe": true, docs/protocol.md §4.5, sent by
+%     `xdream rig check`) the trials run the same way but the values are the probe's, computed
+%     from the pixels received (xdream_requests('probe', ...)); the images of an aborted trial go back into the queue at a random place
 %     later in the same request, up to cfg.max_attempts shows each, after which the record
 %     says valid = false (docs/protocol.md §4.2: one record per (image, repeat), the first counts);
 %   - answers the request with its trial records once the queue is empty or its deadline has
@@ -79,6 +81,7 @@ end
 function S = begin_request(S, job)
 h = job.header;
 S.job = job; S.ids = job.image_ids; S.started = tic; S.progress = 0;
+S.probe = isfield(h, 'probe') && h.probe; S.images = job.images;
 S.deadline = 600;
 if isfield(h, 'deadline_ms'), S.deadline = h.deadline_ms / 1000; end
 S.files = cell(1, numel(S.ids));
@@ -101,7 +104,12 @@ trial = S.trial;
 if err == 0
   info = struct('trial_number', S.trial_number, 'image_ids', {arrayfun(@(s) S.ids{s.image}, trial, 'UniformOutput', false)}, ...
                 'files', {arrayfun(@(s) S.files{s.image}, trial, 'UniformOutput', false)}, 'TrialRecord', TrialRecord);
-  values = S.cfg.source(info);
+  if S.probe  % the content probe (docs/protocol.md §4.5): values from the pixels received
+    values = cell2mat(arrayfun(@(k) xdream_requests('probe', S.images{k}, numel(S.cfg.channels)), ...
+                               reshape([trial.image], [], 1), 'UniformOutput', false));
+  else
+    values = S.cfg.source(info);
+  end
   for k = 1:numel(trial)
     S_out.records{end + 1} = record(S, trial(k), S.trial_number, num2cell(values(k, :)), true);
   end

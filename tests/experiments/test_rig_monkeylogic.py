@@ -9,6 +9,7 @@ Octave or its instrument-control package is missing."""
 
 import collections
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -21,11 +22,13 @@ import torch
 
 from xdream.core import registry
 from xdream.images.io import to_uint8
+from xdream.rig.check import Conformance
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
 ABORTED = {2: 3, 5: 4, 6: 3, 8: 3}  # trial -> ML trial error (3: fixation break, 4: no fixation); >= 8 trials run
 REPEATS, POPULATION, GENERATIONS = 2, 6, 2
+ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")  # a row of `xdream rig check`'s table
 
 
 def _octave_problem():
@@ -88,12 +91,16 @@ def test_userloop_passes_rig_check(tmp_path, xdream_cmd):
         octave.kill()
         octave.wait()
     print(result.stdout)
-    assert result.returncode == 0, result.stdout + result.stderr + out.read_text()
-    rows = {line[6:].split("  ")[0].strip(): line[:4] for line in result.stdout.splitlines()
-            if line[:4] in ("PASS", "FAIL", "SKIP")}
-    skipped = {"present/result png", "restart"}  # raw uint8 only; a cache in memory (no --restart-command given)
-    assert rows == {name: "SKIP" if name in skipped else "PASS" for name in rows} and len(rows) == 13
-
+    # the handler's cache is in memory, so without --restart-command the one MUST left is the
+    # restart: INCOMPLETE (exit 3); png is SKIP (raw uint8 only); every other row, the content
+    # probe and the resend while presenting included, passes
+    assert result.returncode == 3, result.stdout + result.stderr + out.read_text()
+    rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, result.stdout.splitlines()) if m}
+    assert len(rows) == len(Conformance.CHECKS), result.stdout
+    assert rows.pop("restart mid-request") == "NOT RUN" and rows.pop("png") == "SKIP", result.stdout
+    assert set(rows.values()) == {"PASS"}, result.stdout
+    assert "verdict: INCOMPLETE (1 MUST not run). To complete: restart mid-request: give --restart-command CMD" \
+        in result.stdout
 
 def test_userloop_driven_like_monkeylogic_serves_an_evolution(tmp_path, xdream_cmd):
     octave, endpoint, log, out = start_driver(tmp_path, ABORTED)
