@@ -7,48 +7,22 @@ xdream that binds (`--bind`, `responder.bind`). Octave runs with the zeromq pack
 Skipped, saying why, where Octave or instrument-control >= 0.8 is missing (`make octave`
 installs both where it can)."""
 
-import shutil
-import socket
 import subprocess
 import time
-from pathlib import Path
-
-import re
 
 import numpy as np
 import pytest
 import torch
 
+from octave_link import EXPERIMENTS, OCTAVE, ROW, free_port, octave_link_problem, stand_in_neuron  # same folder
 from xdream.core import registry
-from xdream.images.io import to_uint8
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 LINK = EXPERIMENTS / "rig_matlab" / "zmtp_socket.m"
-OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
-ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")  # a row of the checker's table
 NO_ZEROMQ = "pkg('unload', 'zeromq'); assert(exist('zmq_socket') == 0, 'the zeromq package is loaded'); "
 
 
-def _octave_problem():
-    if OCTAVE is None:
-        return "GNU Octave is not installed (Debian: apt-get install octave octave-instrument-control; or `make octave`)"
-    out = subprocess.run([OCTAVE, "--no-gui", "--quiet", "--eval",
-                          "pkg load instrument-control; disp(exist('tcpserver') > 0 && exist('tcpclient') > 0)"],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0 or out.stdout.strip() != "1":
-        return ("Octave's instrument-control package (>= 0.8, tcpserver/tcpclient) does not load "
-                f"(Debian: octave-instrument-control): {out.stderr.strip()[:200]}")
-    return None
-
-
-PROBLEM = _octave_problem()
+PROBLEM = octave_link_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LinkRig:
@@ -70,13 +44,6 @@ class LinkRig:
 
     def stop(self):
         subprocess.run(f"kill $(cat {self.pid})", shell=True)
-
-
-def stand_in_neuron(images):
-    """rig.m's show_and_record(): the mean of the image centre, from the uint8 pixels."""
-    pixels = to_uint8(images).astype(np.float64)
-    h, w = pixels.shape[1:3]
-    return pixels[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(axis=(1, 2, 3))
 
 
 def test_the_link_is_plain_matlab_language():

@@ -9,53 +9,23 @@ Octave or its instrument-control package is missing."""
 
 import collections
 import json
-import re
-import shutil
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from octave_link import EXPERIMENTS, OCTAVE, ROW, free_port, octave_link_problem, stand_in_neuron  # same folder
 from xdream.core import registry
-from xdream.images.io import to_uint8
 from xdream.rig.check import Conformance
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
 ABORTED = {2: 3, 5: 4, 6: 3, 8: 3}  # trial -> ML trial error (3: fixation break, 4: no fixation); >= 8 trials run
 REPEATS, POPULATION, GENERATIONS = 2, 6, 2
-ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")  # a row of `xdream rig check`'s table
 
 
-def _octave_problem():
-    if OCTAVE is None:
-        return "GNU Octave is not installed (Debian: apt-get install octave octave-instrument-control; or `make octave`)"
-    out = subprocess.run([OCTAVE, "--no-gui", "--quiet", "--eval", "pkg load instrument-control; disp(exist('tcpserver') > 0)"],
-                         capture_output=True, text=True, timeout=120)
-    if out.returncode != 0 or out.stdout.strip() != "1":
-        return f"Octave's instrument-control package (>= 0.8) does not load: {out.stderr.strip()[:200]}"
-    return None
-
-
-PROBLEM = _octave_problem()
+PROBLEM = octave_link_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stand_in_neuron(images):
-    """xdream_source_standin.m: the mean of the image centre, from the uint8 pixels."""
-    pixels = to_uint8(images).astype(np.float64)
-    h, w = pixels.shape[1:3]
-    return pixels[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean(axis=(1, 2, 3))
 
 
 def start_driver(tmp_path, aborted: dict):

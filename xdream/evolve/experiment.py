@@ -673,15 +673,26 @@ def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
                               f"Experiment.resume({str(run.path)!r}, {kind}=...)")
 
 
+def _as_recorded(then, now) -> bool:
+    """Whether a component ``now`` is the one recorded ``then``. Keys the record lacks are not
+    compared: an earlier xdream described its components with fewer keys (``describe()`` grows);
+    what the component holds is compared all the same (``weights_sha256``)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return all(_as_recorded(value, now.get(key)) for key, value in then.items())
+    if isinstance(then, list) and isinstance(now, list):
+        return len(then) == len(now) and all(map(_as_recorded, then, now))
+    return then == now
+
+
 def _check_components(run: RunDir, then: dict, now: dict, allow: tuple[str, ...]) -> None:
     for kind in now:
-        if kind in allow or then.get(kind) == now[kind]:
+        if kind in allow or _as_recorded(then.get(kind), now[kind]):
             continue
         if kind == "generators":
             raise RunDirError(f"the generators of {run.path} differ from the ones its checkpoint records; resume "
                               "with the run's own generators, or pass --allow-changed generators to continue anyway")
         old, new = then.get(kind) or {}, now[kind]
-        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        keys = sorted(k for k in (set(old) or set(new)) if not _as_recorded(old.get(k), new.get(k)))
         shown = "; ".join(f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:2])
         raise RunDirError(f"the {kind} of {run.path} differs from the one its checkpoint records ({shown}); "
                           f"resume with the run's own {kind}, or pass --allow-changed {kind} to continue anyway")
