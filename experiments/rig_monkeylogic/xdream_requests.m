@@ -7,7 +7,8 @@ function out = xdream_requests(action, varargin)
 %
 %   link = xdream_requests('open', endpoint, channels)  'tcp://HOST:PORT' binds; '>tcp://...' dials xdream
 %   job  = xdream_requests('poll', link, wait_ms, progress)  [] or a new request: .header, .images
-%                                                          ({H x W x C uint8}), .id
+%                                                          ({H x W x C uint8}), .id, .received (tic
+%                                                          at receipt: the deadline's start)
 %   xdream_requests('result', link, job, records, complete)
 %   xdream_requests('close', link)
 %
@@ -133,6 +134,7 @@ switch h.type
     elseif ~isempty(link('current'))
       reply(link, envelope, refusal(rid, 'busy', 'presenting another request'));
     else
+      received = tic;  % the deadline runs from receipt: decoding and writing the images count (§6)
       [images, code, message] = decode(h, body(2:end));
       if ~isempty(code)
         reply(link, envelope, refusal(rid, code, message)); return;
@@ -140,7 +142,8 @@ switch h.type
       ids = h.image_ids;
       if ischar(ids), ids = {ids}; end
       link('current') = rid; link('envelope') = envelope; link('payload') = payload(h);
-      job = struct('id', rid, 'header', h, 'image_ids', {reshape(ids, 1, [])}, 'images', {images});
+      job = struct('id', rid, 'header', h, 'image_ids', {reshape(ids, 1, [])}, 'images', {images}, ...
+                   'received', received);
     end
   otherwise
     reply(link, envelope, refusal(rid, 'bad-message', 'type must be hello, ping or present'));

@@ -17,8 +17,9 @@ function [C, timingfile, userdefined_trialholder] = xdream_userloop(MLConfig, Tr
 %     from the pixels received (xdream_requests('probe', ...)); the images of an aborted trial go back into the queue at a random place
 %     later in the same request, up to cfg.max_attempts shows each, after which the record
 %     says valid = false (docs/protocol.md §4.2: one record per (image, repeat), the first counts);
-%   - answers the request with its trial records once the queue is empty or its deadline has
-%     passed (complete = false), and answers pings between trials.
+%   - answers the request with its trial records once the queue is empty or its deadline (from
+%     the request's receipt) has passed (complete = false): at the first trial boundary after
+%     it, since a trial in progress is not cut; answers pings between trials.
 % Settings come from xdream_config.m (a lab's copy first on the path wins).
 C = [];
 timingfile = 'xdream_timing.m';
@@ -80,7 +81,7 @@ end
 
 function S = begin_request(S, job)
 h = job.header;
-S.job = job; S.ids = job.image_ids; S.started = tic; S.progress = 0;
+S.job = job; S.ids = job.image_ids; S.started = job.received; S.progress = 0;  % deadline from receipt (§6)
 S.probe = isfield(h, 'probe') && h.probe; S.images = job.images;
 S.deadline = 600;
 if isfield(h, 'deadline_ms'), S.deadline = h.deadline_ms / 1000; end
