@@ -3,7 +3,6 @@ transcribed from circuit_toolkit's ``upconvGAN``), every variant loads a file in
 format through the users' path with its hash checked, decodes to RGB [0, 1] by the Caffe BGR convention, and every bad file is one
 clear WeightsError."""
 
-import io
 
 import numpy as np
 import pytest

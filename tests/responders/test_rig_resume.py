@@ -23,7 +23,7 @@ SIM = ("--noise", "poisson", "--presentation-ms", "25", "--seed", "3")
 
 def config(path, endpoint, **client):
     responder = {"name": "zmq", "target": endpoint, "repeats": REPEATS, "heartbeat": 0.1, **client}
-    lines = [f"seed = 3", f"generations = {GENERATIONS}", "[generator]", 'name = "pixel"', "size = 16",
+    lines = ["seed = 3", f"generations = {GENERATIONS}", "[generator]", 'name = "pixel"', "size = 16",
              "[optimizer]", 'name = "genetic"', f"population = {POPULATION}", "[responder]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in responder.items()]
     path.write_text("\n".join(lines) + "\n")

@@ -18,7 +18,6 @@ from responders.torch_unit import TorchUnit, find_layers, layer_outputs
 from xdream.core import registry
 from xdream.core.errors import ConfigError, WeightsError
 from xdream.weights.catalogue import registered
-from xdream.weights.store import sha256_file
 
 # circuit_toolkit/GAN_utils.py, class Caffenet (PonceLab/circuit_toolkit, commit 2e0a2ce): its
 # ``self.net`` children, so the state dict the file holds. Conv weights are (out, in / groups, k, k):

@@ -7,7 +7,6 @@ included), and a missing onset, a clock offset or a reset acquisition clock is n
 
 import json
 import socket
-import struct
 import threading
 import time
 

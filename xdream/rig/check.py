@@ -639,7 +639,6 @@ class Conformance:
             raise CheckFailed(f"the restart command exited with status {run.returncode}: {last}")
         finished = caught and self.client.wait(rid, 0.2) is not None  # it answered before it was killed
         self._wait_for_rig()
-        old = self.client
         self._error(frames, rid, "unknown-session", "after a restart, a present from the old session (greetings "
                                                     "must not persist)", "§5")
         resumed = self._another_client()  # a resumed client: a new session

@@ -8,7 +8,6 @@ import tomllib
 
 import pytest
 
-from responders.torch_layer import TorchLayer
 from xdream import Experiment, ExperimentConfig, Session, SessionConfig
 from xdream.cli.main import main
 from xdream.core.errors import ConfigError, RunDirError

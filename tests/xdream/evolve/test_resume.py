@@ -8,7 +8,6 @@ import re
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xdream.config import SessionConfig, read_toml
-from xdream.core.errors import ConfigError, RunDirError
+from xdream.core.errors import ConfigError
 from xdream import Session
 from xdream.evolve.presentation import interleaving
 from xdream.runs.rundir import RunDir
