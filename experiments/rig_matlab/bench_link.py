@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -22,19 +21,15 @@ from pathlib import Path
 import torch
 
 from responders.zmq_client import ZmqResponder
+from xdream.rig.ports import free_loopback_port
 
 EXPERIMENTS = Path(__file__).resolve().parents[1]
 OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start(link: str, workdir: Path) -> tuple[subprocess.Popen, str]:
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = f"tcp://127.0.0.1:{free_loopback_port()}"
     if link == "zmtp":
         cwd, first = workdir, (f"pkg('unload', 'zeromq'); addpath('{EXPERIMENTS / 'rig_octave'}'); "
                                f"addpath('{EXPERIMENTS / 'rig_octave' / 'zmtp'}'); ")

@@ -19,7 +19,6 @@ It takes about a minute per rig on a 2-core machine.
 import argparse
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,20 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xdream.rig.ports import free_loopback_port
+
 HERE = Path(__file__).resolve().parent
 GENERATIONS, POPULATION, REPEATS = 3, 8, 2
 DEFECTS = ("none", "session_keyed_cache", "ids_swapped", "restart_from_first")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Rig:
     def __init__(self, defect, folder, trial_ms):
-        self.endpoint, self.log, self.out = f"tcp://127.0.0.1:{free_port()}", folder / "rig.jsonl", folder / "rig.out"
+        self.endpoint, self.log, self.out = f"tcp://127.0.0.1:{free_loopback_port()}", folder / "rig.jsonl", folder / "rig.out"
         self.argv = [sys.executable, str(HERE / "mutants.py"), defect, self.endpoint, "--log", str(self.log),
                      "--trial-ms", str(trial_ms)]
         self.pidfile = folder / "pid"

@@ -4,7 +4,6 @@ would be skipped, a free loopback port, the stand-in neuron and a row of `xdream
 
 import re
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -29,11 +28,6 @@ def octave_link_problem() -> str | None:
                 f"(Debian: octave-instrument-control): {out.stderr.strip()[:200]}")
     return None
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stand_in_neuron(images) -> np.ndarray:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from octave_link import EXPERIMENTS, OCTAVE, ROW, free_port, octave_link_problem, stand_in_neuron  # same folder
+from octave_link import EXPERIMENTS, OCTAVE, ROW, octave_link_problem, stand_in_neuron  # same folder
+from xdream.rig.ports import free_loopback_port
 from xdream.core import registry
 
 LINK = EXPERIMENTS / "rig_matlab" / "zmtp_socket.m"
@@ -56,7 +57,7 @@ def test_the_link_is_plain_matlab_language():
 
 @pytest.mark.parametrize("mode", ["rig binds", "rig dials in"])
 def test_rig_check_and_evolution_over_the_matlab_link(tmp_path, xdream_cmd, mode):
-    port = free_port()
+    port = free_loopback_port()
     dial = mode == "rig dials in"
     rig = LinkRig(tmp_path, f">tcp://127.0.0.1:{port}" if dial else f"tcp://127.0.0.1:{port}")
     endpoint = f"tcp://127.0.0.1:{port}"

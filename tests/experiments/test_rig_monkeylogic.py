@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from octave_link import EXPERIMENTS, OCTAVE, ROW, free_port, octave_link_problem, stand_in_neuron  # same folder
+from octave_link import EXPERIMENTS, OCTAVE, ROW, octave_link_problem, stand_in_neuron  # same folder
+from xdream.rig.ports import free_loopback_port
 from xdream.core import registry
 from xdream.rig.check import Conformance
 
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 def start_driver(tmp_path, aborted: dict):
     """ml_driver.m in an Octave process (zeromq package unloaded), the userloop serving on a
     free port; returns the process, its endpoint, the trial log and its output file."""
-    port = free_port()
+    port = free_loopback_port()
     (tmp_path / "xdream_config.m").write_text(  # the lab's copy of the settings, first on the path
         "function cfg = xdream_config()\n"
         f"cfg.endpoint = 'tcp://127.0.0.1:{port}'; cfg.channels = {{'ch0'}}; cfg.images_per_trial = 3;\n"

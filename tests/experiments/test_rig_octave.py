@@ -6,7 +6,6 @@ or its zeromq package is missing (`make test` installs both where it can: Makefi
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import zmq
 from xdream.core import registry
 from xdream.images.io import to_uint8
 from xdream.rig.check import Client
+from xdream.rig.ports import free_loopback_port
 
 RIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "rig_octave"
 OCTAVE = shutil.which("octave-cli") or shutil.which("octave")
@@ -43,17 +43,12 @@ pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=str(PROBLEM))
 ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class OctaveRig:
     """The rig as a background Octave process (a shell script, so a restart command can start it again)."""
 
     def __init__(self, tmp_path, first=""):
-        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.endpoint = f"tcp://127.0.0.1:{free_loopback_port()}"
         self.out, self.pid = tmp_path / "octave.out", tmp_path / "octave.pid"
         self.script = tmp_path / "start.sh"
         self.script.write_text(f"(cd {RIG_DIR} && exec {OCTAVE} --no-gui --quiet --eval \"{first}rig('{self.endpoint}', "

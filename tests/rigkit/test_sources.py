@@ -27,11 +27,6 @@ def _records(s, onsets, spikes, subtract=True):
     return SpikeCounter(WINDOWS, BASELINE, subtract=subtract).records(s.presentations, onsets, spikes)
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_lsl_spikes_and_markers():
     pylsl = pytest.importorskip("pylsl", reason="pylsl is installed by `make install` (pyproject extra 'lsl')")

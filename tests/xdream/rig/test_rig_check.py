@@ -4,7 +4,6 @@ section, against deliberately broken rigs (the simulator with one behaviour brok
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -17,16 +16,12 @@ import pytest
 from responders.rig_sim import RigSimulator
 from responders.torch_unit import TorchUnit
 from xdream.rig.check import Conformance, format_table
+from xdream.rig.ports import free_loopback_port
 from xdream.rig.protocol import ProtocolError, decode, error_reply
 
 ROOT = Path(__file__).resolve().parents[3]
 TARGET = "efficientnet_lite0:_blocks.2:5"
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")
@@ -60,7 +55,7 @@ def wait_for_answer(endpoint):
 
 
 def test_the_simulator_passes_every_check_across_a_crash_mid_request(tmp_path, xdream_cmd):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = f"tcp://127.0.0.1:{free_loopback_port()}"
     start = tmp_path / "start.sh"
     start.write_text(f"{sys.executable} -m xdream.cli rig simulate --target {TARGET} --input-size 64 --endpoint "
                      f"{endpoint} --log {tmp_path / 'log.jsonl'} --channels 2 --presentation-ms 5 --max-seconds 300 "
@@ -203,7 +198,7 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
 
 
 def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_cmd):
-    out, rows = check_cli(xdream_cmd, f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.5")
+    out, rows = check_cli(xdream_cmd, f"tcp://127.0.0.1:{free_loopback_port()}", "--timeout", "0.5")
     assert out.returncode == 1 and rows.pop("handshake") == "FAIL" and set(rows.values()) == {"NOT RUN"}
     assert "no answer to hello within 0.5 s (§4.1)" in out.stdout
     for argv, words in ((["localhost:5555"], "is not an endpoint"), (["tcp://127.0.0.1:99999"], "port 1..65535"),

@@ -8,7 +8,6 @@ persisted log and a restart command, and are checked in parallel threads (the ch
 waits): one shared session-scoped fixture, so the whole module costs about one slow check.
 """
 
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from xdream.rig.check import Conformance, format_table, verdict
+from xdream.rig.ports import free_loopback_port, free_loopback_ports
 
 MUTANTS = Path(__file__).resolve().parents[3] / "experiments" / "rig_minimal" / "mutants.py"
 EXPECTED = {  # defect -> (the check that must fail, its section)
@@ -57,19 +57,14 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
 CONFORMANT = ("none", "channels_reordered")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class MutantRig:
     """One mutant as a background process restartable by a shell command (kill -9, start again)."""
 
-    def __init__(self, defect: str, folder: Path, content: bool = True):
+    def __init__(self, defect: str, folder: Path, content: bool = True, port: int | None = None):
         self.content = content
         folder.mkdir()
-        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.endpoint = f"tcp://127.0.0.1:{port or free_loopback_port()}"
         self.pid, self.out = folder / "pid", folder / "out"
         start = folder / "start.sh"
         start.write_text(f"{sys.executable} {MUTANTS} {defect} {self.endpoint} --log {folder / 'log'} "
@@ -99,8 +94,10 @@ class MutantRig:
 def verdicts(tmp_path_factory):
     """Every rig checked once: defect -> (outcomes by check name, the printed table)."""
     root = tmp_path_factory.mktemp("mutants")
-    rigs = {d: MutantRig(d, root / d) for d in (*CONFORMANT, *EXPECTED)}
-    rigs["no_probe --no-content"] = MutantRig("no_probe", root / "no_probe_waived", content=False)
+    defects = (*CONFORMANT, *EXPECTED)
+    ports = free_loopback_ports(len(defects) + 1)  # distinct: the rigs start before any of them binds
+    rigs = {d: MutantRig(d, root / d, port=port) for d, port in zip(defects, ports)}
+    rigs["no_probe --no-content"] = MutantRig("no_probe", root / "no_probe_waived", content=False, port=ports[-1])
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(8) as pool:

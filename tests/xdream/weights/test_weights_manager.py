@@ -3,7 +3,6 @@ connection, hash and size checks with quarantine, atomic placement, and the offl
 
 import hashlib
 import io
-import socket
 from collections import OrderedDict
 from types import MappingProxyType
 
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from xdream.core.errors import UnknownNameError, WeightsError
+from xdream.rig.ports import free_loopback_port
 from xdream.weights.cache import WeightsStore, default_home
 from xdream.weights.catalogue import registered
 from xdream.weights.entry import WeightsEntry
@@ -179,9 +179,7 @@ def test_mirror_replaces_the_publisher_url(tmp_path, file_server, payload):
 
 
 def test_offline_error_names_url_hash_and_destination(tmp_path, payload):
-    with socket.socket() as s:  # a port with nothing listening: connection refused
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_loopback_port()  # nothing listens there: connection refused
     entry = WeightsEntry("test-net", f"http://127.0.0.1:{port}/test.pt", "test.pt",
                          hashlib.sha256(payload).hexdigest(), len(payload), "MIT", "")
     store = WeightsStore(tmp_path / "home", {"test-net": entry})
