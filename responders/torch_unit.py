@@ -161,7 +161,7 @@ def _torchvision_spec(name: str, variant: str | None = None) -> ModelSpec:
         if not cached.is_file():
             raise WeightsError(
                 f"{name}: pretrained weights {cached} not found (xdream never downloads); "
-                f"fetch {weights.url} into that file, or pass a local state-dict file with --weights FILE"
+                f"fetch {weights.url} into that file, or pass a local state-dict file with --target-weights FILE"
             )
         return torchvision.models.get_model(name, weights=weights)  # cached: loads, no download
 

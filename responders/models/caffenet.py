@@ -164,7 +164,7 @@ def load_caffenet(weights: str | Path | None = None) -> CaffeNet:
     size; ``xdream weights download caffenet``), or from a local ``weights`` file (keys and shapes
     checked). Nothing is downloaded here."""
     if weights is None:
-        weights = WeightsStore.from_environment(catalog=by_name((WEIGHTS,))).resolve(NAME)
+        weights = WeightsStore.from_environment(catalog=by_name((WEIGHTS,))).resolve(NAME, option="--target-weights")
     state = read_state_dict(weights)
     with torch.device("meta"):
         model = CaffeNet()

@@ -148,12 +148,12 @@ def test_evolve_end_to_end_through_the_cli(env, downloaded, tmp_path, in_process
     assert json.loads((tmp_path / "again" / "summary.json").read_text())["final_best"] == summary["final_best"]
 
 
-def test_weights_flag_goes_to_a_generator_that_declares_files(tmp_path, in_process, monkeypatch):
+def test_generator_weights_flag_goes_to_the_generator(tmp_path, in_process, monkeypatch):
     (tmp_path / "job.toml").write_text(CONFIG.replace("generations = 4", "generations = 1"))
     monkeypatch.chdir(tmp_path)
     empty = tmp_path / "empty-home"
-    code, _, err = in_process("evolve", "job.toml", "--weights", str(SHIPPED), "--output", "run", "--quiet", home=empty)
-    assert code == 0, err  # loaded from --weights FILE, not the (empty) cache
+    code, _, err = in_process("evolve", "job.toml", "--generator-weights", str(SHIPPED), "--output", "run", "--quiet", home=empty)
+    assert code == 0, err  # loaded from --generator-weights FILE, not the (empty) cache
     saved = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
     assert saved["generator"]["weights"] == str(SHIPPED) and "weights" not in saved["responder"]
     code, _, err = in_process("evolve", "job.toml", "--output", "run2", home=empty)

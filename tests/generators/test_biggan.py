@@ -138,7 +138,7 @@ def test_bad_options_are_one_line(options, message, biggan_file):
 
 def test_published_hash_is_checked_where_there_is_one(biggan_file):
     path, sha = biggan_file(128)
-    with pytest.raises(WeightsError, match="expected b86146a8.*not the published one; pass --no-verify"):
+    with pytest.raises(WeightsError, match="expected b86146a8.*not the published one; to use weights of your own add --no-verify"):
         make(128, path)
     assert make(128, path, verify=False).weights_path == path
     path, _ = biggan_file(256)  # no published hash: keys and shapes are the check
@@ -208,7 +208,7 @@ def test_truncated_file_is_refused(biggan_file, tmp_path):
 
 def test_init_class_flag_sets_the_generator_option():
     args = build_parser().parse_args(["evolve", "--generator", "biggan-deep-256", "--init-class", "207",
-                                      "--weights", "w.bin"])
+                                      "--generator-weights", "w.bin"])
     config = config_from_args(args)
     assert config.generator.options["init_class"] == 207 and config.generator.options["weights"] == "w.bin"
 
@@ -318,7 +318,7 @@ def test_evolve_with_biggan_weights_file(biggan_file, tmp_path, capsys):
 
     path, sha = biggan_file(128)
     out = tmp_path / "run"
-    code = main(["evolve", "--generator", "biggan-deep-128", "--weights", str(path), "--set",
+    code = main(["evolve", "--generator", "biggan-deep-128", "--generator-weights", str(path), "--set",
                  f'generator.sha256="{sha}"', "--init-class", "1", "--optimizer", "cmaes", "--set",
                  "optimizer.sigma0=0.3", "--target", "efficientnet_lite0:_blocks.2:5", "--set",
                  "responder.input_size=64", "--population", "4", "--generations", "2", "--output", str(out),

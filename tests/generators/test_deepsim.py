@@ -122,7 +122,7 @@ def test_output_is_rgb_from_caffe_bgr(variant, deepsim_file):
 
 def test_published_hash_is_checked_by_default(deepsim_file):
     path, _ = deepsim_file("norm1")
-    with pytest.raises(WeightsError, match="not the published one; pass --no-verify"):
+    with pytest.raises(WeightsError, match="not the published one; to use weights of your own add --no-verify to --generator-weights FILE"):
         registry.create("generator", "deepsim-norm1", {"weights": str(path)}, device="cpu")
     gen = registry.create("generator", "deepsim-norm1", {"weights": str(path), "verify": False}, device="cpu")
     assert gen.weights_path == path

@@ -222,7 +222,7 @@ def test_unknown_model_lists_valid_names():
 
 def test_torchvision_model_without_cached_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(WeightsError, match="--weights FILE") as info:
+    with pytest.raises(WeightsError, match="--target-weights FILE") as info:
         TorchUnit("squeezenet1_0:features.3:5")
     message = str(info.value)
     assert str(tmp_path) in message and "https://download.pytorch.org/models/squeezenet1_0" in message

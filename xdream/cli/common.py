@@ -40,8 +40,11 @@ def add_generator(parser, help: str = "generator name (xdream list)", default: s
     parser.add_argument("--generator", default=default, help=help)
 
 
-def add_weights(parser, help: str = "local weights file for a torchvision model") -> None:
-    parser.add_argument("--weights", metavar="FILE", help=help)
+def add_weights(parser, help: str = "the target network's local weights file (a torchvision state dict, "
+                                   "caffenet.pt); --weights is the same flag here, where only the target loads one") -> None:
+    """``--target-weights FILE`` for commands whose only weights are the target's (``--weights``
+    there is unambiguous and kept; ``xdream evolve`` takes the generator's file separately)."""
+    parser.add_argument("--target-weights", "--weights", dest="weights", metavar="FILE", help=help)
 
 
 def add_noise(parser, help: str = "simulated response noise") -> None:

@@ -13,6 +13,7 @@ a config file and flags.
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -29,7 +30,8 @@ from xdream.core.threads import default_threads
 FLAG_KEYS = {
     "generator": "generator.name",
     "target": "responder.target",
-    "weights": "responder.weights",
+    "generator_weights": "generator.weights",
+    "target_weights": "responder.weights",
     "optimizer": "optimizer.name",
     "population": "optimizer.population",
     "noise": "noise.name",
@@ -63,10 +65,15 @@ def add_parser(commands) -> None:
                         help="with --resume: move the run's results into RUN_DIR/discarded-<time>/ and start over")
     common.add_generator(evolve)
     common.add_target(evolve, help="responder target, e.g. MODEL:LAYER:CHANNEL[:Y:X]")
-    common.add_weights(evolve, help="local weights file: the generator's if it declares weights files (see "
-                                    "xdream weights list), else the target model's")
+    evolve.add_argument("--generator-weights", metavar="FILE",
+                        help="the generator's local weights file (config: [generator] weights), e.g. DeePSiM's "
+                             "upconvGAN_fc6.pt; verified against the published SHA-256 unless --no-verify")
+    evolve.add_argument("--target-weights", metavar="FILE",
+                        help="the target network's local weights file (config: [responder] weights), e.g. a "
+                             "torchvision state dict or caffenet.pt; its keys and shapes are checked")
+    evolve.add_argument("--weights", metavar="FILE", help=argparse.SUPPRESS)  # refused: names the two above
     evolve.add_argument("--no-verify", action="store_true",
-                        help="load the generator's --weights FILE without checking its SHA-256")
+                        help="load --generator-weights FILE without checking its SHA-256 (weights of your own)")
     evolve.add_argument("--init-image", metavar="FILE",
                         help="start the optimiser from this image's code (gradient inversion)")
     evolve.add_argument("--init-from-characterisation", metavar="RUN",
@@ -109,7 +116,19 @@ def add_parser(commands) -> None:
                         help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
 
 
+WEIGHTS_MOVED = ("--weights is ambiguous in xdream evolve (a run loads a generator and a target network); give "
+                 "--generator-weights FILE (config: [generator] weights) or --target-weights FILE (config: "
+                 "[responder] weights)")
+
+
+def refuse_weights(args) -> None:
+    """The old ``--weights FILE``: one line naming the two options that replaced it."""
+    if getattr(args, "weights", None) is not None:
+        raise ConfigError(f"{WEIGHTS_MOVED}; got --weights {args.weights}")
+
+
 def config_from_args(args) -> ExperimentConfig:
+    refuse_weights(args)
     data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
     if args.budget is not None and args.generations is not None:
         raise ConfigError(f"--generations {args.generations} and --budget {args.budget} are mutually exclusive; "
@@ -120,8 +139,6 @@ def config_from_args(args) -> ExperimentConfig:
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
         if value is not None:
-            if flag == "weights":
-                key = _weights_key(data)
             if key.startswith("noise.") and "noise" not in data:
                 data["noise"] = {}
             set_dotted(data, key, value)
@@ -130,14 +147,6 @@ def config_from_args(args) -> ExperimentConfig:
     for key, value in common.parse_set(args.set):
         set_dotted(data, key, value)
     return ExperimentConfig.from_dict(data)
-
-
-def _weights_key(data: dict) -> str:
-    """``--weights`` belongs to the generator when it declares weights files (the capability
-    ``Generator.weights_files``), else to the responder (e.g. a torchvision model's file)."""
-    generator = data.get("generator", {})
-    name = generator.get("name") if isinstance(generator, dict) else generator
-    return "generator.weights" if registry.load("generator", name).weights_files else "responder.weights"
 
 
 #: Flags that set a session's shared settings (flag -> top-level key).
@@ -202,6 +211,7 @@ def layer_units(target: str | None, units: list[int]) -> list[dict]:
 
 def session_config(args) -> ExperimentConfig:
     """The session the config file and the flags describe."""
+    refuse_weights(args)
     for flag in ONE_THREAD_ONLY:
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag.replace('_', '-')} starts a one-thread run; a session of several threads "
@@ -231,8 +241,10 @@ def session_config(args) -> ExperimentConfig:
         data.pop("budget", None)
     if args.noise is not None:
         data["noise"] = {**_table(data.get("noise")), "name": args.noise}
-    if args.weights is not None:
-        data["responder"] = {**_table(data.get("responder")), "weights": args.weights}
+    if args.target_weights is not None:
+        data["responder"] = {**_table(data.get("responder")), "weights": args.target_weights}
+    if args.generator_weights is not None:  # the threads' default generator's file
+        data["generator"] = {**_table(data.get("generator")), "weights": args.generator_weights}
     for key, value in common.parse_set(args.set):
         table = key.split(".")[0]
         if "." in key and table in ("responder", "noise", "generator", "optimizer") and table not in data:
@@ -258,6 +270,7 @@ def _table(value) -> dict:
 def run(args) -> int:
     from xdream.evolve.experiment import Experiment
 
+    refuse_weights(args)
     if args.resume:
         others = [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
         others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])

@@ -101,9 +101,10 @@ class WeightsStore:
         return None
 
     def resolve(self, name: str, weights: str | Path | None = None, *, verify: bool = True,
-                sha256: str | None = None) -> Path:
+                sha256: str | None = None, option: str = "--generator-weights") -> Path:
         """The verified file to load for ``name``: the local ``weights`` file if given, else
-        the cached one. Never downloads; a missing or wrong file is one WeightsError."""
+        the cached one. Never downloads; a missing or wrong file is one WeightsError whose hint
+        names ``option``, the ``xdream evolve`` flag that passes this plugin a local file."""
         entry = self.entry(name)
         if weights is not None:
             path = Path(weights).expanduser()
@@ -114,13 +115,14 @@ class WeightsStore:
             if not path.is_file():
                 raise WeightsError(
                     f"{name}: weights not found at {path}; run `xdream weights download {name}` or fetch "
-                    f"{self.url(name)} ({entry.hash_text()}) and put it there, or pass --weights FILE"
+                    f"{self.url(name)} ({entry.hash_text()}) and put it there, or pass {option} FILE"
                 )
         if verify:
             reason = self.problem(name, path, sha256)
             if reason is not None:
                 hint = (f"; replace it with `xdream weights download {name}`" if weights is None
-                        else "; pass --no-verify to use weights of your own")
+                        else f"; to use weights of your own add --no-verify to {option} FILE (config: "
+                             "verify = false, or sha256 = \"HASH\" to pin yours)")
                 raise WeightsError(f"{name}: {reason}; the file is corrupt or not the published one{hint}")
         return path
 
