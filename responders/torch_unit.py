@@ -345,6 +345,34 @@ class TorchModelResponder(Responder):
     weights_files = (CAFFENET_WEIGHTS,)  # torchvision's files live in torch's hub cache, not xdream's
     weights_name = ""  # which weights the model holds (a torchvision enum, a file), for the run's record
 
+    @classmethod
+    def needed_files(cls, options: dict) -> list:
+        """The weights file the target's model loads (:mod:`xdream.weights.needed`): a local
+        ``weights`` file; CaffeNet's published file in the xdream cache; a torchvision model's
+        in torch's hub cache (fetched, hash-prefix checked, by torchvision's own download); none
+        for the embedded EfficientNet-Lite0 (its file ships in a package)."""
+        from xdream.weights.cache import WeightsStore
+        from xdream.weights.needed import NeededFile
+
+        specs = options.get("targets") or [options.get("target") or ""]
+        model = str(specs[0]).split(":")[0]
+        if options.get("weights"):
+            return [NeededFile(f"{model} (your file)", Path(options["weights"]).expanduser(), "check the path given")]
+        if model == CAFFENET:
+            path = WeightsStore.from_environment().path(CAFFENET_WEIGHTS.name)
+            return [NeededFile(CAFFENET, path, f"xdream weights download {CAFFENET}", CAFFENET)]
+        if model == EMBEDDED or model not in model_names():
+            return []
+        weights = _torchvision_weights(model, options.get("weights_variant"))
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+        def fetch():  # torchvision's download: into the hub cache, the file name's hash prefix checked
+            weights.get_state_dict(progress=True, check_hash=True)
+            return path
+
+        return [NeededFile(f"{model} {weights.name} (torchvision)", path, f"fetch {weights.url} into that file",
+                           fetch=fetch)]
+
     def _setup_model(self, model: nn.Module, model_name: str, layers: list[str], *, readout, input_size, mean, std,
                      batch_size, device) -> dict[str, tuple[int, ...]]:
         """Check the options, find ``layers`` and probe them; returns each layer's output

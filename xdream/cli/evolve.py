@@ -6,6 +6,7 @@ a config file and flags.
     xdream evolve --target T --init-from-characterisation RUN   start from T's preferred grating / hue
     xdream evolve SESSION.toml                                   [[thread]] tables (xdream.config)
     xdream evolve --target MODEL:LAYER --units 0:64              one thread per channel, one job
+    xdream evolve --preset xdream | wang-ponce | wang-ponce-sphere | wang-ponce-ga   a published setup
     xdream evolve --set responder.name=zmq --target tcp://HOST:PORT \\
         --thread name=faces,generator=dcgan-faces,optimizer=genetic,target=ch0 \\
         --thread name=fourier,generator=fourier,optimizer=cmaes,target=ch1+ch2
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 from xdream.cli import common
-from xdream.config import ExperimentConfig, defaults, is_session, read_toml, set_dotted
+from xdream.config import ExperimentConfig, defaults, is_session, presets, read_toml, set_dotted
 from xdream.config.experiment import THREAD_KEYS
 from xdream.core import registry
 from xdream.core.errors import ConfigError
@@ -56,6 +57,9 @@ def add_parser(commands) -> None:
     evolve.set_defaults(handler=run)
     evolve.add_argument("config", nargs="?", help="TOML config file (defaults: the embedded demo job)")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
+    evolve.add_argument("--preset", metavar="NAME",
+                        help=f"a published setup ({', '.join(presets.names())}; README 'Published setups'): its "
+                             "generator, target, optimiser and length; flags and --set override them")
     evolve.add_argument("--allow-changed", action="append", default=[], metavar="KEY",
                         help="with --resume: continue although config KEY (e.g. generations) differs from the "
                              "checkpoint's (repeatable)")
@@ -129,7 +133,12 @@ def refuse_weights(args) -> None:
 
 def config_from_args(args) -> ExperimentConfig:
     refuse_weights(args)
-    data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
+    if getattr(args, "preset", None) and args.config:
+        raise ConfigError(f"--preset {args.preset} and the config file {args.config} both describe the run; give one")
+    if getattr(args, "preset", None):
+        data = presets.preset_config(args.preset)
+    else:
+        data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
     if args.budget is not None and args.generations is not None:
         raise ConfigError(f"--generations {args.generations} and --budget {args.budget} are mutually exclusive; "
                           "give one")
@@ -212,6 +221,9 @@ def layer_units(target: str | None, units: list[int]) -> list[dict]:
 def session_config(args) -> ExperimentConfig:
     """The session the config file and the flags describe."""
     refuse_weights(args)
+    if args.preset:
+        raise ConfigError(f"--preset {args.preset} describes a one-thread run; drop --thread / --units and the "
+                          "config's [[thread]] tables")
     for flag in ONE_THREAD_ONLY:
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag.replace('_', '-')} starts a one-thread run; a session of several threads "
@@ -275,6 +287,7 @@ def run(args) -> int:
         others = [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
         others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])
         others += (["--thread"] if args.thread else []) + (["--units"] if args.units else [])
+        others += [f"--preset {args.preset}"] if args.preset else []
         if args.config or others:
             raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others) or args.config}")
         if args.restart and (args.repair or args.allow_changed):
@@ -287,6 +300,8 @@ def run(args) -> int:
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --resume RUN_DIR")
         config = session_config(args) if wants_session(args) else config_from_args(args)
+        if args.preset:
+            presets.check_files(args.preset, config)
         if config.threads is None:
             config.threads = default_threads()
         if args.config:
