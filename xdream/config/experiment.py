@@ -81,6 +81,9 @@ SCALARS = {  # top-level key -> (type, default, description)
     "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
                  "or reshow (shown again in the same generation before the optimiser is told)"),
     "reshow_attempts": (int, 1, "with unscored = reshow: how many more times an unscored image may be shown"),
+    "deterministic": (bool, True, "on CUDA: deterministic cuDNN and torch algorithms, TF32 off, a fixed cuBLAS "
+                                  "workspace, so a run and its resume repeat bit for bit (xdream.core.device); no "
+                                  "effect on the CPU"),
 }
 SAVE_IMAGES = ("all", "best", "none")
 UNSCORED = ("nan-policy", "reshow")
@@ -200,6 +203,7 @@ class ExperimentConfig:
     save_images: str = "all"
     unscored: str = "nan-policy"
     reshow_attempts: int = 1
+    deterministic: bool = True
     reference: ReferenceConfig | None = None
     thread: list[ThreadConfig] | None = None
     defaults: dict = field(default_factory=dict)
@@ -218,7 +222,7 @@ class ExperimentConfig:
         for key, (typ, _default, _doc) in SCALARS.items():
             if key in data:
                 value = data[key]
-                if not isinstance(value, typ) or isinstance(value, bool):
+                if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                     raise ConfigError(f"config key {key!r} must be {typ.__name__}, got {value!r}")
                 kwargs[key] = value
         for key in ("generations", "budget", "threads"):

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.config.experiment import check_device, comparable
 from xdream.core import registry
+from xdream.core.device import decode_chunk, free_memory, use_determinism
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
@@ -69,7 +70,8 @@ from xdream.runs.rundir import CONFIG, LOG, RESULTS, SESSION_KIND, SUMMARY, THRE
 FIXED_ON_RESUME = {"seed": "the run's random state is in its checkpoint",
                    "optimizer.name": "the checkpoint holds the state of the run's optimiser",
                    "generator.name": "the checkpoint's codes are in the run's generator's latent space"}
-#: Decoding works on at most this many codes at a time (the decoder's activations stay small).
+#: Decoding works on at most this many codes at a time (the decoder's activations stay small)
+#: unless the generator declares its memory per image on a CUDA device (xdream.core.device).
 DECODE_CHUNK = 64
 TIMINGS = ("ask", "decode", "respond", "tell", "save")
 
@@ -217,6 +219,8 @@ class Experiment:
         if _state is not None:
             _check_custom(_resume, _state, self.custom)
         check_device(config.device)
+        use_determinism(config.device, config.deterministic)  # before any model reaches the device
+        self._decode_chunks: dict[int, int] = {}
         generators = self._generators(generator)
         self.image_size = max(g.image_size for g in generators.values())
         # Reference images are read and counted before the responder connects or anything is written.
@@ -451,6 +455,15 @@ class Experiment:
     def evaluations(self) -> int:
         return sum(t.evaluations for t in self.threads)
 
+    def _decode(self, generator: Generator, codes: np.ndarray) -> torch.Tensor:
+        """``codes`` decoded in chunks: the generator's declared ``memory_per_image`` against the
+        device's free memory at the run's first decode (CUDA), else :data:`DECODE_CHUNK` codes."""
+        chunk = self._decode_chunks.get(id(generator))
+        if chunk is None:
+            chunk = self._decode_chunks[id(generator)] = decode_chunk(
+                getattr(generator, "memory_per_image", None), free_memory(self.config.device), DECODE_CHUNK)
+        return torch.cat([generator.decode(codes[i:i + chunk]) for i in range(0, len(codes), chunk)])
+
     def step(self) -> dict:
         """One generation of every live thread, in one responder call; returns its log record
         (a one-thread run's generation record, or the session's)."""
@@ -461,8 +474,7 @@ class Experiment:
         codes = {t.name: asked[t.name][: t.remaining(len(asked[t.name]))] for t in live}  # a budget's last is trimmed
         clock.append(time.perf_counter())
         with torch.no_grad():
-            images = {t.name: torch.cat([t.generator.decode(codes[t.name][i:i + DECODE_CHUNK])
-                                         for i in range(0, len(codes[t.name]), DECODE_CHUNK)]) for t in live}
+            images = {t.name: self._decode(t.generator, codes[t.name]) for t in live}
         clock.append(time.perf_counter())
         outcomes, session_record = self._present(g, live, codes, images)
         clock.append(time.perf_counter())

@@ -1,0 +1,85 @@
+"""What a run sets on its torch device: deterministic kernels, and how many images to decode at once.
+
+**Determinism** (PyTorch's "Reproducibility" notes): on CUDA, cuDNN picks among convolution
+algorithms by timing them (``cudnn.benchmark``) and several of them, like ``ConvTranspose2d``'s
+backward, ``index_add`` and atomics-based reductions, are nondeterministic; TF32 matmuls and
+convolutions round differently from float32; cuBLAS needs a fixed workspace
+(``CUBLAS_WORKSPACE_CONFIG=:4096:8``, set before CUDA starts) to repeat its results. With
+``deterministic = true`` (a run's config key, the default) a CUDA run sets
+``cudnn.deterministic``, turns ``cudnn.benchmark`` and TF32 off and calls
+``torch.use_deterministic_algorithms(True)``, so an op without a deterministic kernel raises
+instead of silently differing. The cost: cuDNN may not use its fastest (autotuned or TF32)
+kernels; on Ampere and later TF32 alone is worth up to several times on large matmuls. On the
+CPU torch's kernels are deterministic already and nothing is changed.
+
+**Decode chunk.** A generator may declare ``memory_per_image`` (bytes of activations decoding one
+image needs); on CUDA the chunk is then as many images as half the free device memory holds, so
+BigGAN-deep-512 decodes a few at a time where DeePSiM fc6 decodes a whole population. Without a
+declaration, or on the CPU, the chunk stays :data:`DECODE_CHUNK`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+CUBLAS_ENV = "CUBLAS_WORKSPACE_CONFIG"
+CUBLAS_WORKSPACE = ":4096:8"
+DECODE_CHUNK = 64  # images decoded at once where nothing better is known (and always on the CPU)
+MEMORY_SHARE = 0.5  # the part of the free device memory a decode chunk may take
+
+
+def is_cuda(device: str | torch.device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def determinism_settings(deterministic: bool) -> dict:
+    """The torch settings a CUDA run gets, for the run's record and for :func:`use_determinism`."""
+    return {
+        "cudnn.deterministic": deterministic,
+        "cudnn.benchmark": not deterministic,
+        "use_deterministic_algorithms": deterministic,
+        "cuda.matmul.allow_tf32": not deterministic,
+        "cudnn.allow_tf32": not deterministic,
+        CUBLAS_ENV: CUBLAS_WORKSPACE if deterministic else os.environ.get(CUBLAS_ENV),
+    }
+
+
+def use_determinism(device: str | torch.device, deterministic: bool) -> dict:
+    """Apply :func:`determinism_settings` when ``device`` is CUDA (process-wide, before any model
+    is built); returns the settings applied ({} on other devices). ``CUBLAS_WORKSPACE_CONFIG`` only
+    takes effect if CUDA has not started in this process: set here when the run is built, before
+    its models reach the device (a user's own value is kept)."""
+    if not is_cuda(device):
+        return {}
+    settings = determinism_settings(deterministic)
+    if deterministic:
+        os.environ.setdefault(CUBLAS_ENV, CUBLAS_WORKSPACE)
+        settings[CUBLAS_ENV] = os.environ[CUBLAS_ENV]
+    torch.backends.cudnn.deterministic = settings["cudnn.deterministic"]
+    torch.backends.cudnn.benchmark = settings["cudnn.benchmark"]
+    torch.backends.cuda.matmul.allow_tf32 = settings["cuda.matmul.allow_tf32"]
+    torch.backends.cudnn.allow_tf32 = settings["cudnn.allow_tf32"]
+    torch.use_deterministic_algorithms(deterministic)
+    return settings
+
+
+def decode_chunk(memory_per_image: int | None, free_bytes: int | None, fallback: int = DECODE_CHUNK) -> int:
+    """How many images to decode at once: as many as :data:`MEMORY_SHARE` of ``free_bytes``
+    holds at ``memory_per_image`` each, rounded down to a power of two (at least 1), so that a
+    small change in free memory between a run and its resume rarely changes the batch shapes
+    the kernels see; ``fallback`` when either is unknown (the CPU, or a generator that declares
+    no cost)."""
+    if not memory_per_image or free_bytes is None:
+        return max(1, fallback)
+    fits = int(free_bytes * MEMORY_SHARE) // int(memory_per_image)
+    return 1 << max(0, fits.bit_length() - 1) if fits >= 1 else 1
+
+
+def free_memory(device: str | torch.device) -> int | None:
+    """Free bytes on a CUDA device (None elsewhere)."""
+    if not is_cuda(device):
+        return None
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
