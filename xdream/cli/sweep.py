@@ -14,7 +14,11 @@ def add_parser(commands) -> None:
     common.add_output(sweep, help="sweep directory (overrides the file's output)")
     sweep.add_argument("--backend", default="auto", help="auto (Ray if installed), ray or process")
     sweep.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
-    sweep.add_argument("--workers", type=int, help="parallel runs (default: CPU count)")
+    sweep.add_argument("--workers", type=int,
+                       help="parallel runs (default: CPU count; runs on device cuda: one per visible GPU)")
+    sweep.add_argument("--gpu-per-run", type=float, metavar="FRACTION",
+                       help="runs on device cuda, Ray backend: the GPU share each run asks for, in (0, 1] (default 1: "
+                            "one run per card; 0.25: four)")
 
 
 def run(args) -> int:
@@ -24,7 +28,7 @@ def run(args) -> int:
         print(line, file=sys.stderr, flush=True)
 
     result = run_sweep(args.sweep_file, output=args.output, backend=args.backend, address=args.address,
-                       workers=args.workers, log=log)
+                       workers=args.workers, log=log, gpu_per_run=args.gpu_per_run)
     if result["failures"]:
         print(f"{len(result['failures'])} of {result['runs']} runs failed; rerun the same command to retry them",
               file=sys.stderr)

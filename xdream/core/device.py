@@ -12,16 +12,17 @@ instead of silently differing. The cost: cuDNN may not use its fastest (autotune
 kernels; on Ampere and later TF32 alone is worth up to several times on large matmuls. On the
 CPU torch's kernels are deterministic already and nothing is changed.
 
-**Decode chunk.** A generator may declare ``memory_per_image`` (bytes of activations decoding one
-image needs); on CUDA the chunk is then as many images as half the free device memory holds, so
-BigGAN-deep-512 decodes a few at a time where DeePSiM fc6 decodes a whole population. Without a
-declaration, or on the CPU, the chunk stays :data:`DECODE_CHUNK`.
+**Decode chunk.** On CUDA the chunk is as many images as half the free device memory holds at
+the generator's cost per image -- its declared ``memory_per_image``, else the peak memory of
+decoding one code, measured once -- so BigGAN-deep-512 decodes a few at a time where DeePSiM fc6
+decodes a whole population. On the CPU the chunk stays :data:`DECODE_CHUNK` (today's behaviour).
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 
 CUBLAS_ENV = "CUBLAS_WORKSPACE_CONFIG"
@@ -83,3 +84,20 @@ def free_memory(device: str | torch.device) -> int | None:
         return None
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     return int(free)
+
+
+def bytes_per_image(generator, device: str | torch.device) -> int | None:
+    """The device memory one decoded image takes: the generator's declared ``memory_per_image``,
+    else (CUDA) the peak allocation of decoding one code of its own prior (its own RNG: the
+    run's random streams are untouched); None on other devices."""
+    declared = getattr(generator, "memory_per_image", None)
+    if declared or not is_cuda(device):
+        return declared or None
+    dev = torch.device(device)
+    torch.cuda.synchronize(dev)
+    before = torch.cuda.memory_allocated(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    with torch.no_grad():
+        generator.decode(generator.sample(1, np.random.default_rng(0)))
+    torch.cuda.synchronize(dev)
+    return max(1, torch.cuda.max_memory_allocated(dev) - before)

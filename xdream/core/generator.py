@@ -23,10 +23,14 @@ class Generator(ABC):
     :class:`~xdream.weights.entry.WeightsEntry` s (url, file name, size, SHA-256, licence,
     citation), declared on the class beside its code as torchvision's ``Weights`` enums are.
     ``xdream weights list/download/verify/path`` works over what registered plugins declare, and
-    ``xdream evolve --weights FILE`` goes to the generator when it declares files (else to the
-    responder). The plugin loads its file with
+    ``xdream evolve --generator-weights FILE`` (``[generator] weights``) passes a local file. The
+    plugin loads its file with
     ``WeightsStore.from_environment(catalog=by_name(self.weights_files)).resolve(NAME, ...)``.
     Default: none.
+
+    **Memory (a capability).** ``memory_per_image``: the device bytes decoding one image takes
+    (activations), from which a CUDA run sizes its decode chunks (:mod:`xdream.core.device`).
+    Default None: measured on the device by decoding one code (CUDA), or 64 images a chunk (CPU).
 
     **Contract test.** ``tests/generators/test_generator_contract.py`` builds every registered
     generator with no options (its declared weights from the cache: ``xdream weights download``
@@ -37,6 +41,7 @@ class Generator(ABC):
     latent_shape: tuple[int, ...]
     image_size: int
     weights_files: tuple = ()  # of xdream.weights.entry.WeightsEntry (the core imports nothing else)
+    memory_per_image: int | None = None  # device bytes one decoded image takes; None: measured on CUDA
 
     def __init__(self, *, device: str = "cpu"):
         self.device = torch.device(device)

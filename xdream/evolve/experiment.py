@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.config.experiment import check_device, comparable
 from xdream.core import registry
-from xdream.core.device import decode_chunk, free_memory, use_determinism
+from xdream.core.device import bytes_per_image, decode_chunk, free_memory, use_determinism
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
@@ -456,12 +456,12 @@ class Experiment:
         return sum(t.evaluations for t in self.threads)
 
     def _decode(self, generator: Generator, codes: np.ndarray) -> torch.Tensor:
-        """``codes`` decoded in chunks: the generator's declared ``memory_per_image`` against the
-        device's free memory at the run's first decode (CUDA), else :data:`DECODE_CHUNK` codes."""
+        """``codes`` decoded in chunks: the generator's memory per image against the device's free
+        memory at the run's first decode (CUDA), else :data:`DECODE_CHUNK` codes."""
         chunk = self._decode_chunks.get(id(generator))
         if chunk is None:
             chunk = self._decode_chunks[id(generator)] = decode_chunk(
-                getattr(generator, "memory_per_image", None), free_memory(self.config.device), DECODE_CHUNK)
+                bytes_per_image(generator, self.config.device), free_memory(self.config.device), DECODE_CHUNK)
         return torch.cat([generator.decode(codes[i:i + chunk]) for i in range(0, len(codes), chunk)])
 
     def step(self) -> dict:

@@ -62,8 +62,10 @@ def save_png(image: torch.Tensor, path: str | Path) -> None:
 
 
 def montage(images: torch.Tensor, tile: int = 128, padding: int = 2) -> torch.Tensor:
-    """All images of a batch in a near-square grid, each resized to at most ``tile`` px."""
-    images = images.detach().float().cpu()
+    """All images of a batch in a near-square grid, each resized to at most ``tile`` px, on the
+    images' own device: a CUDA batch is tiled there and only the montage (then, through
+    :func:`to_uint8`, its uint8 bytes) crosses to the host, not the whole float batch."""
+    images = images.detach().float()
     if images.shape[-1] > tile:
         images = F.interpolate(images, size=(tile, tile), mode="bilinear", antialias=True, align_corners=False)
     nrow = math.ceil(math.sqrt(len(images)))

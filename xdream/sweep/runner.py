@@ -15,6 +15,13 @@ straggling worker of a killed sweep and a rerun never write the same run: the se
 one-line error and the run is reported failed (rerun to retry it). Process-pool workers ask
 Linux to kill them when their driver dies (``PR_SET_PDEATHSIG``), so ``kill -9`` of the
 driver leaves no worker behind; Ray ends a dead driver's tasks itself.
+
+**GPUs.** When the runs' ``device`` is CUDA, a Ray task asks for ``gpu_per_run`` of a GPU
+(default 1: one run per card; 0.25 packs four runs on each) and Ray sets each task's
+``CUDA_VISIBLE_DEVICES``; the process pool starts one worker per visible GPU (``--workers N``:
+N workers, given the GPUs in turn), each worker seeing only its own card through
+``CUDA_VISIBLE_DEVICES``, so no two workers open contexts and model copies on the same card
+unasked. Runs on CUDA name ``device = "cuda"`` (each worker's card is its ``cuda:0``).
 """
 
 from __future__ import annotations
@@ -112,9 +119,12 @@ def run_one(path: str, config: dict, threads: int) -> dict:
     return run_record(run_dir)
 
 
-def prepare(sweep_file, output: str | None) -> tuple[Path, list[RunSpec]]:
-    """Validate the sweep and create (or re-open) its directory with the plan."""
+def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunSpec]]:
+    """Validate the sweep (and ``check(runs)``, before anything is written) and create (or
+    re-open) its directory with the plan."""
     file_output, runs = load_sweep(sweep_file)
+    if check is not None:
+        check(runs)
     out = output or file_output
     if not out:
         raise ConfigError(f"sweep {sweep_file} has no output directory; set output = \"DIR\" or pass --output")
@@ -148,8 +158,37 @@ def _grows(recorded: list[dict], planned: list[dict]) -> bool:
     return all(planned_by_name.get(entry["name"]) == entry for entry in recorded)
 
 
-def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=None, log=print) -> dict:
-    """Run every incomplete grid point; returns counts and failures. ``log`` gets progress lines."""
+def uses_cuda(runs: list[RunSpec]) -> bool:
+    """Whether any run of the sweep runs on a CUDA device."""
+    return any(str(r.config.get("device", "cpu")).startswith("cuda") for r in runs)
+
+
+def task_resources(cuda: bool, gpu_per_run: float | None) -> dict:
+    """What one Ray task asks for: one CPU, and ``gpu_per_run`` of a GPU (default 1) on CUDA."""
+    if gpu_per_run is not None and not (isinstance(gpu_per_run, (int, float)) and 0 < gpu_per_run <= 1):
+        raise ConfigError(f"gpu_per_run must be a fraction of one GPU in (0, 1], got {gpu_per_run!r}")
+    if gpu_per_run is not None and not cuda:
+        raise ConfigError(f"gpu_per_run {gpu_per_run} needs runs on a CUDA device (device = \"cuda\" in the "
+                          "sweep's [base]); these runs use none")
+    return {"num_cpus": 1, "num_gpus": (gpu_per_run or 1.0) if cuda else 0}
+
+
+def visible_gpus(environ=None) -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries: that variable's list
+    when set, else every device torch counts."""
+    environ = os.environ if environ is None else environ
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip() and not d.strip().startswith("-")]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=None, log=print,
+              gpu_per_run: float | None = None) -> dict:
+    """Run every incomplete grid point; returns counts and failures. ``log`` gets progress lines.
+    Runs on CUDA: Ray tasks ask for ``gpu_per_run`` of a GPU; pool workers get one GPU each."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown sweep backend {backend!r}; valid: {choices_text(BACKENDS)}")
     if workers is not None and workers < 1:
@@ -161,8 +200,19 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
         raise ConfigError("backend 'ray' needs Ray: pip install 'xdream[ray]' (or use --backend process)")
     if address and backend != "ray":
         raise ConfigError(f"--address {address} needs the ray backend, got {backend!r}")
-    sweep_dir, runs = prepare(sweep_file, output)
-    workers = workers or os.cpu_count() or 1
+    placement = {}
+
+    def check_gpus(runs):
+        cuda = uses_cuda(runs)
+        placement["resources"] = task_resources(cuda, gpu_per_run)
+        placement["gpus"] = visible_gpus() if cuda and backend == "process" else None
+        if placement["gpus"] == []:
+            raise ConfigError("the sweep's runs use device cuda but no GPU is visible here (CUDA_VISIBLE_DEVICES, "
+                              "torch.cuda.device_count()); use device = \"cpu\"")
+
+    sweep_dir, runs = prepare(sweep_file, output, check=check_gpus)
+    resources, gpus = placement["resources"], placement["gpus"]
+    workers = workers or (len(gpus) if gpus else os.cpu_count() or 1)
     threads = fair_share(workers)
     done = {r.name for r in runs if is_complete(sweep_dir / "runs" / r.name)}
     pending = [r for r in runs if r.name not in done]
@@ -170,8 +220,11 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
         f"on {backend} with {workers} workers")
     jobs = [(str(sweep_dir / "runs" / r.name), r.config, threads) for r in pending]
     failures = {}
-    execute = _run_ray if backend == "ray" else _run_pool
-    for k, (name, outcome) in enumerate(execute(jobs, workers, address, worker_threads_env(threads)), start=1):
+    if backend == "ray":
+        outcomes = _run_ray(jobs, workers, address, worker_threads_env(threads), resources)
+    else:
+        outcomes = _run_pool(jobs, workers, address, worker_threads_env(threads), gpus)
+    for k, (name, outcome) in enumerate(outcomes, start=1):
         if isinstance(outcome, BaseException):
             failures[name] = f"{type(outcome).__name__}: {outcome}"
             log(f"[{k}/{len(jobs)}] {name}: FAILED {failures[name]}")
@@ -200,23 +253,42 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _run_pool(jobs, workers, address, env):
-    """Local process pool (spawned workers: no forked torch state)."""
+def start_worker(parent: int, gpus=None) -> None:
+    """Process-pool worker initialiser: :func:`die_with_parent`, and with ``gpus`` (a queue of
+    ``CUDA_VISIBLE_DEVICES`` values, one per worker) this worker's own GPU, set before anything
+    in it starts CUDA."""
+    die_with_parent(parent)
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get(timeout=60)
+
+
+def _run_pool(jobs, workers, address, env, gpus=None, task=None):
+    """Local process pool (spawned workers: no forked torch state); with ``gpus``, worker k sees
+    only ``gpus[k % len(gpus)]``. ``task`` (default :func:`run_one`) runs each job."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with _environment(env), ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_one, *job): Path(job[0]).name for job in jobs}
+    context = multiprocessing.get_context("spawn")
+    with contextlib.ExitStack() as stack:
+        queue = None
+        if gpus:
+            queue = stack.enter_context(context.Manager()).Queue()
+            for k in range(workers):
+                queue.put(gpus[k % len(gpus)])
+        stack.enter_context(_environment(env))
+        pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                       initializer=start_worker, initargs=(os.getpid(), queue)))
+        futures = {pool.submit(task or run_one, *job): Path(job[0]).name for job in jobs}
         for future in as_completed(futures):
             exc = future.exception()
             yield futures[future], exc if exc is not None else future.result()
 
 
-def _run_ray(jobs, workers, address, env):
-    """Ray tasks, one CPU each: a local instance with ``workers`` CPUs, or the cluster at
+def _run_ray(jobs, workers, address, env, resources=None):
+    """Ray tasks, one CPU each (and ``resources['num_gpus']`` of a GPU on CUDA, Ray setting each
+    task's CUDA_VISIBLE_DEVICES): a local instance with ``workers`` CPUs, or the cluster at
     ``address``. (Ray sets a task's OMP_NUM_THREADS to its CPUs itself; ``env`` is unused.)"""
+    resources = resources or {"num_cpus": 1, "num_gpus": 0}
     import ray
 
     if address:
@@ -225,7 +297,9 @@ def _run_ray(jobs, workers, address, env):
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  object_store_memory=200 * 1024**2)
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(run_one)
+        if resources["num_gpus"] and not ray.cluster_resources().get("GPU"):
+            raise ConfigError("the sweep's runs use device cuda but the Ray cluster has no GPU; use device = \"cpu\"")
+        task = ray.remote(**resources, max_retries=0)(run_one)
         refs = {task.remote(*job): Path(job[0]).name for job in jobs}
         while refs:
             (ref,), _ = ray.wait(list(refs), num_returns=1)

@@ -1,0 +1,46 @@
+"""Sweeps on GPUs, checked without one: what a Ray task asks for, which GPUs are visible, and a
+real spawned process pool in which each worker sees only its own CUDA_VISIBLE_DEVICES."""
+
+import os
+
+import pytest
+
+from xdream.cli import main
+from xdream.core.errors import ConfigError
+from xdream.sweep.runner import _run_pool, task_resources, uses_cuda, visible_gpus
+from xdream.sweep.grid import RunSpec
+
+
+def test_ray_tasks_ask_for_a_gpu_share_only_on_cuda():
+    assert task_resources(False, None) == {"num_cpus": 1, "num_gpus": 0}
+    assert task_resources(True, None) == {"num_cpus": 1, "num_gpus": 1.0}
+    assert task_resources(True, 0.25) == {"num_cpus": 1, "num_gpus": 0.25}
+    with pytest.raises(ConfigError, match=r"gpu_per_run must be a fraction of one GPU in \(0, 1\], got 2"):
+        task_resources(True, 2)
+    with pytest.raises(ConfigError, match="needs runs on a CUDA device"):
+        task_resources(False, 0.5)
+    assert uses_cuda([RunSpec("a", {}, {"device": "cpu"}), RunSpec("b", {}, {"device": "cuda"})])
+    assert not uses_cuda([RunSpec("a", {}, {})])
+
+
+def test_visible_gpus_follow_cuda_visible_devices():
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2, 5"}) == ["2", "5"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == [] == visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"})
+
+
+def test_each_pool_worker_sees_only_its_gpu():
+    """Two spawned workers, GPUs "3" and "5": every job reads its worker's variable."""
+    jobs = [("CUDA_VISIBLE_DEVICES",)] * 6
+    seen = [value for _, value in _run_pool(jobs, 2, None, {}, gpus=["3", "5"], task=os.getenv)]
+    assert len(seen) == 6 and set(seen) <= {"3", "5"}
+    plain = [value for _, value in _run_pool([("XDREAM_NO_SUCH_VARIABLE",)], 1, None, {}, task=os.getenv)]
+    assert plain == [None]
+
+
+def test_a_cpu_sweep_refuses_a_gpu_share(fast_job, tmp_path, capsys):
+    (tmp_path / "sweep.toml").write_text('output = "s"\n[base]\ngenerations = 1\n[grid]\nseed = [0]\n')
+    code = main(["sweep", str(tmp_path / "sweep.toml"), "--output", str(tmp_path / "s"), "--backend", "process",
+                 "--gpu-per-run", "0.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "gpu_per_run 0.5 needs runs on a CUDA device" in err
+    assert not (tmp_path / "s").exists()  # refused before the sweep's folder is made
