@@ -26,6 +26,7 @@ from xdream.config.experiment import THREAD_KEYS
 from xdream.core import registry
 from xdream.core.errors import ConfigError
 from xdream.core.threads import default_threads
+from xdream.weights.needed import check_preset_files
 
 # CLI flag -> dotted config key it sets
 FLAG_KEYS = {
@@ -301,7 +302,7 @@ def run(args) -> int:
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --resume RUN_DIR")
         config = session_config(args) if wants_session(args) else config_from_args(args)
         if args.preset:
-            presets.check_files(args.preset, config)
+            check_preset_files(args.preset, config)
         if config.threads is None:
             config.threads = default_threads()
         if args.config:

@@ -4,7 +4,7 @@ the ``conventions`` it fixes. Data, not code: the core names no plugin in its co
 
 A preset runs only where the weights files its generator and target load are present; otherwise
 it is refused before anything is written, in one line naming every missing file and the command
-that fetches it (:func:`check_files`).
+that fetches it (:func:`xdream.weights.needed.check_preset_files`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 from importlib.resources import files
 
-from xdream.core.errors import UnknownNameError, WeightsError, choices_text
+from xdream.core.errors import UnknownNameError, choices_text
 
 META = ("source", "conventions")  # a preset's keys that are documentation, not config
 
@@ -37,15 +37,3 @@ def preset_config(name: str) -> dict:
     """Preset ``name`` as a config dict (as parsed from a config file), for flags to override."""
     return {k: v for k, v in preset(name).items() if k not in META}
 
-
-def check_files(name: str, config) -> None:
-    """Refuse preset ``name`` (built into ``config``) when a weights file it loads is missing:
-    one WeightsError naming each missing file, where it is expected and how to get it."""
-    from xdream.weights.needed import missing_text, run_files
-
-    needed = run_files(config)
-    if all(f.present for f in needed):
-        return
-    raise WeightsError(f"preset {name} needs weights files missing here: {missing_text(needed)}; "
-                       f"`xdream weights download --preset {name}` fetches them, or pass local files with "
-                       "--generator-weights FILE / --target-weights FILE")
