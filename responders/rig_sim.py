@@ -426,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, action="append", metavar="MODEL:LAYER:CHANNEL[:Y:X]",
                    help="a simulated neuron (a torch-unit target); repeat for several neurons of one model, "
                         "scored in one forward pass, one channel each (ch0, ch1, ... in this order)")
-    p.add_argument("--weights", help="local weights file for a torchvision model")
+    p.add_argument("--target-weights", "--weights", dest="weights", metavar="FILE",
+                   help="the target network's local weights file (a torchvision state dict, caffenet.pt)")
     p.add_argument("--readout", default="center", help="center or mean")
     p.add_argument("--input-size", type=int, help="model input size (default the model's)")
     p.add_argument("--noise", help="trial noise: poisson or gaussian")
