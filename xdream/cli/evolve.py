@@ -303,6 +303,7 @@ def run(args) -> int:
         config = session_config(args) if wants_session(args) else config_from_args(args)
         if args.preset:
             check_preset_files(args.preset, config)
+            print(f"preset {args.preset}: {presets.preset(args.preset)['source']}", file=sys.stderr)
         if config.threads is None:
             config.threads = default_threads()
         if args.config:

@@ -94,7 +94,9 @@ def test_presets_run_from_local_files(made_files, empty_caches, capsys):
         assert (out / "best.png").is_file()
 
 
-def test_preset_with_a_config_file_is_refused(tmp_path, capsys):
+def test_preset_with_a_config_file_or_a_session_is_refused(tmp_path, capsys):
     (tmp_path / "job.toml").write_text("seed = 1\n")
     assert main(["evolve", str(tmp_path / "job.toml"), "--preset", "xdream"]) == 2
     assert "--preset xdream and the config file" in capsys.readouterr().err
+    assert main(["evolve", "--preset", "wang-ponce", "--target", "alexnet:features.10", "--units", "0:2"]) == 2
+    assert "--preset wang-ponce describes a one-thread run" in capsys.readouterr().err
