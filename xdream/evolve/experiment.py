@@ -657,10 +657,6 @@ class Experiment:
             self.run_dir.lock.release()
 
 
-#: A session is a run of several threads: the same class.
-Session = Experiment
-
-
 # -- resume checks -------------------------------------------------------------------------------
 def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
     """A run started with custom component objects resumes only with objects again."""
