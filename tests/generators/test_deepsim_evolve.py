@@ -86,11 +86,9 @@ def test_weights_flags_set_their_plugin_table(flag, key):
 
 
 def test_weights_flags_reach_a_sessions_tables():
-    from xdream.cli.evolve import session_config
-
     args = build_parser().parse_args(["evolve", "--target", "efficientnet_lite0:_blocks.2", "--units", "0:2",
                                       "--generator", "deepsim-norm1", "--generator-weights", "g.pt",
                                       "--target-weights", "t.pt"])
-    config = session_config(args)
+    config = config_from_args(args)
     assert config.responder.options["weights"] == "t.pt"
     assert [t.generator.to_dict() for t in config.thread] == [{"name": "deepsim-norm1", "weights": "g.pt"}] * 2
