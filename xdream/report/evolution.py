@@ -89,32 +89,58 @@ def _trajectory(state: RunState, caption: str) -> str:
 
 
 # -- one thread -------------------------------------------------------------------------------------
+MAX_TABLE_ROWS = 20  # generations listed in the table (spread over the run, first and last included)
+
+
 def _one_thread(state: RunState) -> list[str]:
     path, thread, records = state.path, state.threads[0], state.records
     references = any("reference_mean" in r for r in records)
     caption = "best and mean score per generation" + (", natural references' mean" if references else "")
     body = [f'<p class="status">{html.escape(_status(state))}</p>', '<div class="grid">',
-            figure_html(path / "best.png", "best image so far"), _trajectory(state, caption)]
+            figure_html(path / "best.png", best_caption(state)), _trajectory(state, caption)]
     if records:
         last = records[-1]["generation"]
         body.append(figure_html(thread.run.image_file("montage", last), f"generation {last}: all images"))
-    body.append("</div>" + _start(path) + "<h2>Best image of recent generations</h2><div class='grid'>")
-    for r in records[-12:]:
-        body.append(figure_html(thread.run.image_file("best", r["generation"]), f"gen {r['generation']}: {fmt(r['best'])}"))
-    body.append("</div><h2>Generations</h2>")
+    shown = [records[i] for i in grid_columns(len(records))]
+    body.append("</div>" + _start(path) + "<h2>Best image per generation</h2>" + _spread_note(len(shown), len(records))
+                + "<div class='grid'>")
+    for r in shown:
+        body.append(figure_html(thread.run.image_file("best", r["generation"]),
+                                f"generation {r['generation']}: its best, score {fmt(r['best'])}"))
+    listed = [records[i] for i in grid_columns(len(records), MAX_TABLE_ROWS)]
+    body.append("</div><h2>Generations</h2>" + _spread_note(len(listed), len(records)))
     header = ["generation", "evaluations", "best", "mean", "no response"]
-    rows = [[r["generation"], r["evaluations"], fmt(r["best"]), fmt(r["mean"]), r.get("n_nan", 0)] for r in records[-20:]]
+    rows = [[r["generation"], r["evaluations"], fmt(r["best"]), fmt(r["mean"]), r.get("n_nan", 0)] for r in listed]
     if any(r.get("reshown") for r in records):
         header.append("re-shown")
-        for row, r in zip(rows, records[-20:]):
+        for row, r in zip(rows, listed):
             row.append(r.get("reshown", 0))
     if references:
         header += ["reference mean", "reference images"]
-        for row, r in zip(rows, records[-20:]):
+        for row, r in zip(rows, listed):
             mean = r.get("reference_mean")
             row += ["-" if mean is None else fmt(mean), ", ".join(r.get("reference_names", []))]
     body.append(table_html(header, rows))
     return body
+
+
+def best_caption(state: RunState) -> str:
+    """What ``best.png`` shows: the best image of an ended run, the best so far of one that goes
+    on (or was killed), with the generation and score it came from."""
+    scored = [r for r in state.records if r.get("best") is not None and math.isfinite(r["best"])]
+    if state.summary is not None:
+        summary = state.summary
+        return (f"best image of the run (generation {summary['best_generation']}, score "
+                f"{fmt(summary['final_best'])})")
+    if not scored:
+        return "best image so far"
+    best = max(scored, key=lambda r: r["best"])
+    return f"best image so far (generation {best['generation']}, score {fmt(best['best'])})"
+
+
+def _spread_note(shown: int, generations: int) -> str:
+    return (f"<p>{shown} of {generations} generations shown: the first, the last and evenly spread between.</p>"
+            if shown < generations else "")
 
 
 def _start(path: Path) -> str:
