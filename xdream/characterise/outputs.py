@@ -102,7 +102,7 @@ def unit_records(results: list[UnitResult]) -> list[dict]:
         {"unit": r.unit, "group": r.group, "baseline": r.baseline, "baseline_sd": r.baseline_sd,
          "double_opponent": r.double_opponent,
          "sweeps": {name: {"label": v.label, "category": v.category, "method": v.method, "preferred": v.preferred,
-                           "least_preferred": v.least_preferred, "max": v.max, "min": v.min}
+                           "least_preferred": v.least_preferred, "max": v.max, "min": v.min, "notes": v.notes}
                     for name, v in r.sweeps.items()}}
         for r in results
     ]

@@ -82,16 +82,19 @@ def _unit_table(units: list[dict]) -> str:
         double = "" if u["double_opponent"] is None else "yes" if u["double_opponent"] else "no"
         rows.append([Html(f'<span id="{anchor(u["unit"])}">{html.escape(u["unit"])}</span>'), fmt(u["baseline"]),
                      *(verdicts[s]["label"] if s in verdicts else "" for s in sweeps), double,
-                     _stimulus(verdicts[best]["preferred"], verdicts[best]["max"]) if best else "",
+                     _stimulus(verdicts[best]["preferred"], verdicts[best]["max"], verdicts[best].get("notes", []))
+                     if best else "",
                      _stimulus(verdicts[worst]["least_preferred"], verdicts[worst]["min"]) if worst else ""])
     return table_html(["unit", "baseline", *sweeps, "double opponent", "preferred stimulus", "least preferred"], rows)
 
 
-def _stimulus(described: dict, response: float) -> Html:
-    """A thumbnail of the stimulus with its sweep, parameters and mean response."""
+def _stimulus(described: dict, response: float, notes: list[str] = ()) -> Html:
+    """A thumbnail of the stimulus with its sweep, parameters and mean response, and the notes
+    that qualify a preference (ties, the edge of the tested range; xdream.characterise.record)."""
     text = f"{described['sweep']}: {params_text(described)} \u2192 {fmt(response)}"
     thumbnail = image_html(png_bytes(render_described(described, THUMBNAIL)), text)
-    return Html(f"{thumbnail}<br><small>{html.escape(text)}</small>")
+    flagged = "".join(f'<br><small class="note">\u26a0 {html.escape(n)}</small>' for n in notes)
+    return Html(f"{thumbnail}<br><small>{html.escape(text)}</small>{flagged}")
 
 
 def _draw_missing(run: CharacterisationRun, shown: list[str]) -> None:
