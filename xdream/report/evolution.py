@@ -149,12 +149,16 @@ def _start(path: Path) -> str:
     tuning plot and a link to the characterisation's report row of the unit."""
     if not (path / "init.json").is_file():
         return ""
+    from xdream.evolve.start import inversion_warning
+
     init = json.loads((path / "init.json").read_text())
     figures = [figure_html(path / "init_target.png", "start image (at the generator's size)"),
                figure_html(path / "init_reconstruction.png", f"its code's image (pixel MSE {fmt(init['inversion_mse'])})")]
+    failed = inversion_warning(init)
+    warning = f'<p class="warning">\u26a0 {html.escape(failed)}</p>' if failed else ""
     if init["source"] != "characterisation":
         return (f"<h2>Start</h2><p>From the code of the image {html.escape(init['path'])} (gradient inversion).</p>"
-                f"<div class='grid'>{''.join(figures)}</div>")
+                f"{warning}<div class='grid'>{''.join(figures)}</div>")
 
     stimulus, char = init["stimulus"], Path(init["resolved"])
     target = char / REPORT
@@ -167,7 +171,7 @@ def _start(path: Path) -> str:
              fmt(init["response"]), fmt(init["baseline"])]]
     figures.append(figure_html(path / "init_unit_plot.png", f"{init['unit']}: tuning in the characterisation"))
     return (f"<h2>Start: the unit's preferred parametric stimulus</h2><p>From the characterisation run "
-            f"{html.escape(init['path'])}; see {link}.</p>"
+            f"{html.escape(init['path'])}; see {link}.</p>" + warning
             + table_html(["unit", "characterised in", "classes", "preferred stimulus", "response", "baseline"], rows)
             + f"<div class='grid'>{''.join(figures)}</div>")
 
