@@ -38,8 +38,8 @@ def integer_ticks(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-TRAJECTORY_LINES = (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":"),
-                    ("reference_mean", "natural references (mean)", "-."))
+TRAJECTORY_LINES = (("best", "best of the generation", "-"), ("mean", "mean of the generation", "--"),
+                    ("clean_best", "best (noise-free)", ":"), ("reference_mean", "natural references (mean)", "-."))
 
 
 def plot_trajectory(history: list[dict], path: str | Path | None, title: str = "") -> bytes:
@@ -78,7 +78,7 @@ def plot_threads(histories: dict[str, list[dict]], path: str | Path | None, titl
                     color=colour, alpha=0.6, label=f"{name}: natural references")
     ax.set_xlabel("generation")
     integer_ticks(ax)
-    ax.set_ylabel("best score")
+    ax.set_ylabel("best score of the generation")
     ax.set_title(title, fontsize=9)
     if len(histories) <= 10:
         ax.legend(fontsize=7)

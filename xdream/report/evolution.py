@@ -109,7 +109,7 @@ def _one_thread(state: RunState) -> list[str]:
                                 f"generation {r['generation']}: its best, score {fmt(r['best'])}"))
     listed = [records[i] for i in grid_columns(len(records), MAX_TABLE_ROWS)]
     body.append("</div><h2>Generations</h2>" + _spread_note(len(listed), len(records)))
-    header = ["generation", "evaluations", "best", "mean", "no response"]
+    header = ["generation", "evaluations", "best of the generation", "mean of the generation", "no response"]
     rows = [[r["generation"], r["evaluations"], fmt(r["best"]), fmt(r["mean"]), r.get("n_nan", 0)] for r in listed]
     if any(r.get("reshown") for r in records):
         header.append("re-shown")
@@ -182,7 +182,9 @@ def _threads(state: RunState) -> list[str]:
     references = any(t.best_reference is not None for t in state.threads)
     caption = ("best score per generation, one colour per thread" + (
         "; dash-dot: the natural references' mean on its target" if references else "")
-        + (f" (no legend for {n} threads)" if n > LEGEND_THREADS else ""))
+        + (f" (no legend for {n} threads)" if n > LEGEND_THREADS else "")
+        + ("; the threads' targets differ: a score compares only with those of the same target"
+           if len({t.target_text for t in state.threads}) > 1 else ""))
     body = [f'<p class="status">{html.escape(_status(state))}</p>', _trajectory(state, caption),
             "<h2>Threads</h2>", _table(state)]
     pairs = state.pairs()
@@ -285,8 +287,9 @@ def _grid(threads: list[ThreadState]) -> str:
             else:
                 row.append("")
         rows.append(row)
-    note = ("" if len(shown) == len(threads) else
-            f"<p>The {len(shown)} threads of {len(threads)} with the highest final best.</p>")
+    note = "<p>Under each image: its score, the best of its thread's generation.</p>" + (
+        "" if len(shown) == len(threads) else
+        f"<p>The {len(shown)} threads of {len(threads)} with the highest final best.</p>")
     if len(columns) < generations:
         note += f"<p>{len(columns)} of {generations} generations shown, spread over the run.</p>"
     return note + table_html(["thread", *(f"gen {g}" for g in columns)], rows, "thumbs")

@@ -4,6 +4,7 @@ lie beyond it); summary.json keeps the notes and the report page shows them."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -59,3 +60,19 @@ def test_the_page_shows_the_notes_summary_json_keeps(unit_run, tmp_path):
     copy = shutil.copytree(unit_run, tmp_path / "unit")  # the shared run stays without a page
     page = write_report(copy).read_text()
     assert "\u26a0 frequency 4 is the highest tested: the optimum may lie above the tested range" in page
+    with open(unit_run / "classification.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert row["spatial_notes"] == spatial["notes"][0] and row["spectral_notes"] == "; ".join(unit["sweeps"]["spectral"]["notes"])
+
+
+def test_the_notes_of_a_sweep_whose_stimulus_is_not_shown_stand_by_its_class(unit_run):
+    """The unit table shows one preferred stimulus (of the sweep that drove the unit most); the
+    other sweep's notes (e.g. 18 hues tied at zero under Poisson noise) stand by its class."""
+    from xdream.report.characterise import _unit_table
+
+    (unit,) = json.loads((unit_run / "summary.json").read_text())["unit_results"]
+    unit["sweeps"]["spectral"]["notes"] = ["tied: 18 stimuli share the maximum mean 0; this one is an arbitrary pick"]
+    table = _unit_table([unit])
+    assert "its preferred stimulus: tied: 18 stimuli share the maximum mean 0" in table
+    assert "its preferred stimulus: frequency 4" not in table  # shown once, with the stimulus itself
+    assert table.count("frequency 4 is the highest tested") == 1

@@ -36,3 +36,11 @@ def test_captions_and_the_generations_a_long_run_shows(fast_job, tmp_path, monke
     listed = [int(g) for g in re.findall(r"<tr><td>(\d+)</td>", table)]
     assert len(listed) == 6 and listed[0] == 0 and listed[-1] == 8 and listed == sorted(set(listed))
     assert "4 of 9 generations shown" in page and "6 of 9 generations shown" in page
+
+
+def test_a_session_on_different_targets_says_its_scores_compare_only_within_one(finished_session, tmp_path):
+    import shutil
+
+    page = write_report(shutil.copytree(finished_session, tmp_path / "run")).read_text()
+    assert "the threads&#x27; targets differ: a score compares only with those of the same target" in page
+    assert "Under each image: its score, the best of its thread's generation." in page
