@@ -106,7 +106,7 @@ def _one_thread(state: RunState) -> list[str]:
                 + "<div class='grid'>")
     for r in shown:
         body.append(figure_html(thread.run.image_file("best", r["generation"]),
-                                f"generation {r['generation']}: its best, score {fmt(r['best'])}"))
+                                f"best of generation {r['generation']}: {fmt(r['best'])}"))
     listed = [records[i] for i in grid_columns(len(records), MAX_TABLE_ROWS)]
     body.append("</div><h2>Generations</h2>" + _spread_note(len(listed), len(records)))
     header = ["generation", "evaluations", "best of the generation", "mean of the generation", "no response"]

@@ -30,7 +30,7 @@ def test_captions_and_the_generations_a_long_run_shows(fast_job, tmp_path, monke
     summary = json.loads((path / "summary.json").read_text())
     assert re.search(rf"best image of the run \(generation {summary['best_generation']}, score [-\d.]+\)", page)
 
-    captions = [int(g) for g in re.findall(r"<figcaption>generation (\d+): its best", page)]
+    captions = [int(g) for g in re.findall(r"<figcaption>best of generation (\d+):", page)]
     assert captions == grid_columns(9) == [0, 3, 5, 8]
     table = page[page.index("<h2>Generations</h2>"):page.index("<h2>Config</h2>")]
     listed = [int(g) for g in re.findall(r"<tr><td>(\d+)</td>", table)]
