@@ -313,10 +313,10 @@ def run(args) -> int:
 
 def warn_failed_inversion(run: Path) -> None:
     """Say so at the start when the run starts from an image whose inversion failed."""
-    from xdream.evolve.start import INIT_FILE, inversion_warning
+    from xdream.evolve.start import INIT_FILE
 
     if (run / INIT_FILE).is_file():
-        warning = inversion_warning(json.loads((run / INIT_FILE).read_text()))
+        warning = json.loads((run / INIT_FILE).read_text()).get("inversion_warning")
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
 

@@ -95,9 +95,10 @@ def save_start(run: RunDir, start: Start, inversion: Inversion) -> None:
     mse = min(inversion.losses, default=None)
     variance = float(start.image.double().var(unbiased=False))
     fraction = None if mse is None else (mse / variance if variance > 0 else (0.0 if mse == 0 else float("inf")))
-    run.write_json(INIT_FILE, {**start.source, "inversion_mse": mse, "inversion_steps": len(inversion.losses),
-                               "image_variance": variance, "inversion_unexplained": fraction,
-                               "inversion_failed": fraction is not None and fraction > FAILED_FRACTION})
+    record = {**start.source, "inversion_mse": mse, "inversion_steps": len(inversion.losses),
+              "image_variance": variance, "inversion_unexplained": fraction,
+              "inversion_failed": fraction is not None and fraction > FAILED_FRACTION}
+    run.write_json(INIT_FILE, {**record, "inversion_warning": inversion_warning(record)})  # the page shows it
     if start.unit_plot is not None:
         atomic_write(run.path / "init_unit_plot.png", start.unit_plot.read_bytes())
 

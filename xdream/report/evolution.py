@@ -149,12 +149,10 @@ def _start(path: Path) -> str:
     tuning plot and a link to the characterisation's report row of the unit."""
     if not (path / "init.json").is_file():
         return ""
-    from xdream.evolve.start import inversion_warning
-
     init = json.loads((path / "init.json").read_text())
     figures = [figure_html(path / "init_target.png", "start image (at the generator's size)"),
                figure_html(path / "init_reconstruction.png", f"its code's image (pixel MSE {fmt(init['inversion_mse'])})")]
-    failed = inversion_warning(init)
+    failed = init.get("inversion_warning")  # written by xdream.evolve.start.save_start
     warning = f'<p class="warning">\u26a0 {html.escape(failed)}</p>' if failed else ""
     if init["source"] != "characterisation":
         return (f"<h2>Start</h2><p>From the code of the image {html.escape(init['path'])} (gradient inversion).</p>"
