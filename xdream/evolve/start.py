@@ -72,6 +72,8 @@ def _from_characterisation(config: ExperimentConfig, generator: Generator, respo
         "stimulus": stimulus, "response": response, "baseline": record["baseline"],
         "double_opponent": record["double_opponent"],
         "classes": {name: v["label"] for name, v in record["sweeps"].items()},
+        # why the preference may mislead (ties, the tested range's edge; older runs have none)
+        "notes": record["sweeps"][stimulus["sweep"]].get("notes", []),
     }
     plot = run.unit_plot(record["unit"])
     return Start(image, source, plot if plot.is_file() else None)

@@ -167,6 +167,8 @@ def _start(path: Path) -> str:
     double = {True: "; double opponent", False: "; not double opponent"}.get(init["double_opponent"], "")
     rows = [[init["unit"], init["group"], classes + double, f"{stimulus['sweep']}: {params_text(stimulus)}",
              fmt(init["response"]), fmt(init["baseline"])]]
+    warning += "".join(f'<p class="warning">\u26a0 the preferred stimulus: {html.escape(n)}</p>'
+                       for n in init.get("notes", []))
     figures.append(figure_html(path / "init_unit_plot.png", f"{init['unit']}: tuning in the characterisation"))
     return (f"<h2>Start: the unit's preferred parametric stimulus</h2><p>From the characterisation run "
             f"{html.escape(init['path'])}; see {link}.</p>" + warning
