@@ -20,10 +20,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xdream.core.errors import ConfigError, UnknownNameError, choices_text
+
+if TYPE_CHECKING:  # torch loads only to render: the command line's parser reads PRESETS without it
+    import torch
 
 BASELINE_NAMES = {"black": 0.0, "grey": 0.5, "white": 1.0}
 # sweep -> stimulus family; 'spectral' and 'spatial' are the two the classification combines
@@ -195,7 +199,7 @@ class StimulusTable:
 
     def render(self, indices, size: int) -> "torch.Tensor":
         """Images ``[len(indices), 3, size, size]`` of the given rows, in that order."""
-        import torch  # here, not at the top: the command line's parser reads PRESETS without torch
+        import torch
 
         indices = np.asarray(indices, dtype=np.int64)
         out = torch.empty(len(indices), 3, size, size)
