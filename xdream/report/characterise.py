@@ -41,7 +41,7 @@ def page(path: Path) -> tuple[str, str, bool]:
     summary = run.summary
     layers = table_html(["layer", "units", *(name for _, name in SUMMARY_COLUMNS)],
                         [[r["group"], r["units"], *(_fraction(r[k]) for k, _ in SUMMARY_COLUMNS)]
-                         for r in summary["layers"]])
+                         for r in summary["layers"]], "sortable")  # smaller type, sorts on a click
     body = [f'<p class="status">{html.escape(_status(run))}</p>', "<h2>Layer summary</h2>",
             f'<div style="overflow-x:auto">{layers}</div>',  # a wide table scrolls instead of leaving the page
             '<div class="grid">', figure_html(path / "layer_summary.png", "fraction of units per class and layer"),
