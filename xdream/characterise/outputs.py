@@ -7,7 +7,8 @@ Layout of the run directory::
     RUN/stimuli.png                 the stimulus strip: examples of every sweep
     RUN/responses/<unit>.csv        tidy table per unit: one row per presentation
     RUN/responses.npz               all raw responses [P, U] per target, with the stimulus rows
-    RUN/classification.csv          one row per unit: class per sweep, preferred / least preferred
+    RUN/classification.csv          one row per unit: class per sweep, preferred (with notes: ties,
+                                    range edges) / least preferred
     RUN/layer_summary.csv, .png     fraction of each class per target (layer)
     RUN/plots/<unit>.png            hue curve against the baseline line + orientation x frequency map
     RUN/summary.json                counts, timings, the summary table and every unit's verdicts with
@@ -83,15 +84,15 @@ def classification_rows(results: list[UnitResult]) -> tuple[list[str], list[list
     header = ["group", "unit", "baseline", "baseline_sd", "double_opponent"]
     for s in sweeps:
         header += [f"{s}_class", f"{s}_method", f"{s}_preferred", f"{s}_max", f"{s}_least_preferred", f"{s}_min",
-                   f"{s}_n_above", f"{s}_n_below"]
+                   f"{s}_n_above", f"{s}_n_below", f"{s}_notes"]
     rows = []
     for r in results:
         row = [r.group, r.unit, _fmt(r.baseline), _fmt(r.baseline_sd), "" if r.double_opponent is None else str(r.double_opponent).lower()]
         for s in sweeps:
             v = r.sweeps.get(s)
-            row += ["", "", "", "", "", "", "", ""] if v is None else [
+            row += [""] * 9 if v is None else [
                 v.label, v.method, params_text(v.preferred), _fmt(v.max), params_text(v.least_preferred), _fmt(v.min),
-                str(v.n_above), str(v.n_below)]
+                str(v.n_above), str(v.n_below), "; ".join(v.notes)]
         rows.append(row)
     return header, rows
 
@@ -102,7 +103,7 @@ def unit_records(results: list[UnitResult]) -> list[dict]:
         {"unit": r.unit, "group": r.group, "baseline": r.baseline, "baseline_sd": r.baseline_sd,
          "double_opponent": r.double_opponent,
          "sweeps": {name: {"label": v.label, "category": v.category, "method": v.method, "preferred": v.preferred,
-                           "least_preferred": v.least_preferred, "max": v.max, "min": v.min}
+                           "least_preferred": v.least_preferred, "max": v.max, "min": v.min, "notes": v.notes}
                     for name, v in r.sweeps.items()}}
         for r in results
     ]

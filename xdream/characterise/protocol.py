@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from xdream.core.errors import ConfigError, UnknownNameError, choices_text
-from xdream.characterise import stimuli
+
+if TYPE_CHECKING:  # torch loads only to render: the command line's parser reads PRESETS without it
+    import torch
 
 BASELINE_NAMES = {"black": 0.0, "grey": 0.5, "white": 1.0}
 # sweep -> stimulus family; 'spectral' and 'spatial' are the two the classification combines
@@ -195,17 +197,20 @@ class StimulusTable:
         used = {k: float(v[index]) for k, v in self.params.items() if not np.isnan(v[index])}
         return {"sweep": str(self.sweep[index]), **used}
 
-    def render(self, indices, size: int) -> torch.Tensor:
+    def render(self, indices, size: int) -> "torch.Tensor":
         """Images ``[len(indices), 3, size, size]`` of the given rows, in that order."""
+        import torch
+
         indices = np.asarray(indices, dtype=np.int64)
         out = torch.empty(len(indices), 3, size, size)
         for sweep in np.unique(self.sweep[indices]) if len(indices) else []:
             where = np.flatnonzero(self.sweep[indices] == sweep)
-            out[torch.from_numpy(where)] = _RENDER[SWEEPS[sweep]]({k: v[indices[where]] for k, v in self.params.items()}, size)
+            params = {k: v[indices[where]] for k, v in self.params.items()}
+            out[torch.from_numpy(where)] = _render(SWEEPS[sweep], params, size)
         return out
 
 
-def render_described(described: dict, size: int) -> torch.Tensor:
+def render_described(described: dict, size: int) -> "torch.Tensor":
     """The image ``[3, size, size]`` of one stimulus as :meth:`StimulusTable.describe` gives it
     (``{'sweep': 'spatial', 'orientation': 20.0, ...}``), rendered anew at any size."""
     params = dict(described)
@@ -218,11 +223,15 @@ def render_described(described: dict, size: int) -> torch.Tensor:
     return StimulusTable.from_rows([(sweep, params)]).render([0], size)[0]
 
 
-_RENDER = {
-    "uniform": lambda p, s: stimuli.uniform(p["level"], s),
-    "hue": lambda p, s: stimuli.hues(p["hue"], s, p["saturation"], p["lightness"]),
-    "grating": lambda p, s: stimuli.gratings(p["orientation"], p["frequency"], p["phase"], s, p["contrast"]),
-    "red-green": lambda p, s: stimuli.red_green_gratings(p["orientation"], p["frequency"], p["phase"], s, p["contrast"]),
-    "gaussian": lambda p, s: stimuli.gaussian_spots(p["sigma"], s, p["polarity"], p["contrast"]),
-    "dog": lambda p, s: stimuli.dog_spots(p["sigma"], s, p["surround"], p["polarity"], p["contrast"]),
-}
+def _render(family: str, p: dict, s: int) -> "torch.Tensor":
+    """The images of one stimulus family with parameter columns ``p`` at size ``s``."""
+    from xdream.characterise import stimuli
+
+    return {
+        "uniform": lambda: stimuli.uniform(p["level"], s),
+        "hue": lambda: stimuli.hues(p["hue"], s, p["saturation"], p["lightness"]),
+        "grating": lambda: stimuli.gratings(p["orientation"], p["frequency"], p["phase"], s, p["contrast"]),
+        "red-green": lambda: stimuli.red_green_gratings(p["orientation"], p["frequency"], p["phase"], s, p["contrast"]),
+        "gaussian": lambda: stimuli.gaussian_spots(p["sigma"], s, p["polarity"], p["contrast"]),
+        "dog": lambda: stimuli.dog_spots(p["sigma"], s, p["surround"], p["polarity"], p["contrast"]),
+    }[family]()

@@ -86,6 +86,7 @@ class SweepResult:
     n_above: int
     n_below: int
     curve: np.ndarray = field(repr=False)  # mean response per stimulus of the sweep
+    notes: list[str] = field(default_factory=list)  # why the preferred stimulus may mislead (preference_notes)
 
 
 @dataclass
@@ -128,7 +129,35 @@ def classify_recording(recording: Recording, protocol: Protocol, group: str, *, 
                 float(np.nanmax(part.mean)) if finite.any() else np.nan,
                 float(np.nanmin(part.mean)) if finite.any() else np.nan,
                 int(verdict.above.sum()), int(verdict.below.sum()), part.mean,
+                preference_notes(table, rows, part.mean, best) if finite.any() else [],
             )
         sd = float(np.sqrt(baseline.var[0])) if np.isfinite(baseline.var[0]) else 0.0
         results.append(UnitResult(unit, group, float(baseline.mean[0]), sd, sweeps))
     return results
+
+
+#: Parameters with an open range: a preference at the edge of the tested values may lie beyond
+#: them (hue, orientation and phase are circular; a frequency of 0 has nothing below it).
+OPEN_RANGE = ("frequency", "sigma", "surround")
+
+
+def preference_notes(table, rows: np.ndarray, means: np.ndarray, best: int) -> list[str]:
+    """What a reader of the preferred stimulus ``best`` should know: that it is one pick among
+    stimuli tied at the maximum mean (under Poisson noise many stimuli can all be 0), and that a
+    parameter of it is the highest (or lowest) value tested, so the optimum may lie beyond."""
+    notes = []
+    top = np.nanmax(means)
+    tied = int(np.isclose(means, top, rtol=1e-9, atol=1e-12).sum())
+    if tied > 1:
+        notes.append(f"tied: {tied} stimuli share the maximum mean {top:.4g}; this one is an arbitrary pick among them")
+    for name in OPEN_RANGE:
+        tested = table.params[name][rows]
+        tested = np.unique(tested[np.isfinite(tested)])
+        value = table.params[name][best]
+        if len(tested) < 2 or not np.isfinite(value):
+            continue
+        if value == tested[-1]:
+            notes.append(f"{name} {value:g} is the highest tested: the optimum may lie above the tested range")
+        elif value == tested[0] and value > 0:
+            notes.append(f"{name} {value:g} is the lowest tested: the optimum may lie below the tested range")
+    return notes

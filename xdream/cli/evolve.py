@@ -294,6 +294,7 @@ def run(args) -> int:
             note_changed_run(Path(args.config))
         experiment = Experiment(config, progress=not args.quiet)
         print(f"run directory: {experiment.run_dir.path}", file=sys.stderr)
+        warn_failed_inversion(experiment.run_dir.path)
 
     stop = {"requested": False}
 
@@ -322,6 +323,16 @@ def run(args) -> int:
         experiment.close()
     print("\n".join(summary.lines()))
     return 130 if summary.stopped_early else 0
+
+
+def warn_failed_inversion(run: Path) -> None:
+    """Say so at the start when the run starts from an image whose inversion failed."""
+    from xdream.evolve.start import INIT_FILE
+
+    if (run / INIT_FILE).is_file():
+        warning = json.loads((run / INIT_FILE).read_text()).get("inversion_warning")
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def note_changed_run(config: Path) -> None:

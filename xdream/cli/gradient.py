@@ -58,8 +58,17 @@ def run(args) -> int:
     outcome = run_gradient(responder, settings, parts, progress=not args.quiet)
     write_gradient_dir(run.path, settings, responder, outcome, run=run)
     report = write_report(run.path)
-    final = outcome.history[-1]["objective"] if outcome.history else float("nan")
-    unit = "" if settings.objective_spec == "unit" else f"; the unit's activation {outcome.scores.max():.4g}"
-    print(f"{settings.method} on {args.target}: objective {outcome.objective} {final:.4g} at the last step{unit} "
-          f"({outcome.steps} steps, {outcome.seconds:.1f} s)\nreport: {report}")
+    print(result_lines(settings, args.target, outcome) + f"\nreport: {report}")
     return 0
+
+
+def result_lines(settings, target: str, outcome) -> str:
+    """The two numbers of a gradient run, each named with what it measures: the objective the
+    ascent maximised and the unit's activation of the best final image as an evolution scores it;
+    they are different quantities (the page says the same)."""
+    from xdream.gradient.baselines import ACTIVATION_MEANING
+
+    final = outcome.history[-1]["objective"] if outcome.history else float("nan")
+    return (f"{settings.method} on {target} ({outcome.steps} steps, {outcome.seconds:.1f} s):\n"
+            f"  objective {outcome.objective} at the last step: {final:.4g} ({settings.objective_meaning})\n"
+            f"  unit activation of the best final image: {outcome.scores.max():.4g} ({ACTIVATION_MEANING})")

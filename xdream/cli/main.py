@@ -21,6 +21,7 @@ import os
 import sys
 
 from xdream.cli import characterise, compare, evolve, gradient, plugins, report, rig, sweep, weights
+from xdream.cli.startup import load_torch
 from xdream.core.allocator import retain_freed_memory
 from xdream.core.errors import XDreamError
 
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as e:  # usage errors (one line, code 2) and --help (0) as return codes
             return int(e.code or 0)
+        if getattr(args, "loads_torch", True):  # after parsing: --help, usage errors stay fast (cli/startup.py)
+            load_torch()
         retain_freed_memory()  # faster evolution loops on glibc (xdream.core.allocator; make bench, part d)
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows up here rather than at interpreter exit

@@ -101,6 +101,7 @@ class MethodResult:
     top_scores: list[float]
     folder: str | None = None
     ratio: float = math.nan
+    target: str | None = None  # set where methods ran on different targets (--from-session)
 
 
 def _gradient_settings(s: CompareSettings, method: str) -> GradientSettings:
@@ -263,9 +264,12 @@ def _row(r: MethodResult) -> list[str]:
 
 
 def table_markdown(results: list[MethodResult], activation: str = "activation") -> str:
+    """The table; with a target column when the methods ran on different targets."""
     columns = (COLUMNS[0], activation, *COLUMNS[2:])
+    several = len({r.target for r in results}) > 1
+    columns += ("target",) if several else ()
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_row(r)) + " |" for r in results]
+    lines += ["| " + " | ".join(_row(r) + ([r.target or ""] if several else [])) + " |" for r in results]
     return "\n".join(lines) + "\n"
 
 
@@ -302,10 +306,11 @@ def compare_session(run: str | Path, output: str | Path | None = None, threads: 
         if natural is not None:
             naturals[text] = natural
     for r, t in zip(results, chosen):
+        r.target = t.target_text
         natural = naturals.get(t.target_text)
         r.ratio = r.best / natural[0].best if natural is not None and natural[0].best > 0 else math.nan
-    for natural, _ in naturals.values():
-        natural.ratio = 1.0 if natural.best > 0 else math.nan
+    for text, (natural, _) in naturals.items():
+        natural.ratio, natural.target = (1.0 if natural.best > 0 else math.nan), text
         results.append(natural)
     output = output or new_run_path("compare")
     out = RunDir.create(output, to_toml({"kind": "compare", "from_session": str(state.path),

@@ -554,6 +554,8 @@ class Experiment:
         ``on_generation(record)`` is called after each saved generation (e.g. a live report)."""
         from tqdm.auto import tqdm
 
+        from xdream.evolve.progress import progress_postfix
+
         by_evaluations = not self.session and self.config.budget is not None
         total = self.config.budget if by_evaluations else self._length()
         stopped = False
@@ -565,10 +567,7 @@ class Experiment:
                         stopped = True
                         break
                     record = self.step()
-                    bests = [record["best"]] if not self.session else \
-                        [v["best"] for v in record["threads"].values() if v["best"] is not None]
-                    bar.set_postfix(gen=record["generation"], best=f"{max(bests):.3g}" if bests else "nan",
-                                    refresh=False)
+                    bar.set_postfix(progress_postfix(record, self.threads), refresh=False)
                     if on_generation is not None:
                         on_generation(record)
                     bar.update(len(record["scores"]) if by_evaluations else 1)

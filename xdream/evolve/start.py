@@ -10,8 +10,8 @@ Written to the run directory::
 
     RUN/init_target.png          the image that was inverted, at the generator's size
     RUN/init_reconstruction.png  the generator's image of the code found
-    RUN/init.json                the source (file, or characterisation run, unit, sweep, stimulus)
-                                 and the inversion's final pixel MSE
+    RUN/init.json                the source (file, or characterisation run, unit, sweep, stimulus),
+                                 the inversion's final pixel MSE and whether it failed
     RUN/init_unit_plot.png       the unit's tuning plot from the characterisation run, when it has one
 """
 
@@ -31,6 +31,11 @@ from xdream.core.responder import Responder
 from xdream.runs.rundir import RunDir, atomic_write
 
 INIT_FILE = "init.json"
+#: An inversion failed when its pixel MSE is above this fraction of the start image's own pixel
+#: variance, i.e. the code's image explains less than half of the image (a flat grey at the
+#: image's mean has a fraction of exactly 1): e.g. a grating that a face generator renders as a
+#: striped face. The evolution then starts from the reconstruction, not from the image.
+FAILED_FRACTION = 0.5
 
 
 @dataclass
@@ -67,6 +72,8 @@ def _from_characterisation(config: ExperimentConfig, generator: Generator, respo
         "stimulus": stimulus, "response": response, "baseline": record["baseline"],
         "double_opponent": record["double_opponent"],
         "classes": {name: v["label"] for name, v in record["sweeps"].items()},
+        # why the preference may mislead (ties, the tested range's edge; older runs have none)
+        "notes": record["sweeps"][stimulus["sweep"]].get("notes", []),
     }
     plot = run.unit_plot(record["unit"])
     return Start(image, source, plot if plot.is_file() else None)
@@ -87,7 +94,22 @@ def save_start(run: RunDir, start: Start, inversion: Inversion) -> None:
     """The start's images and record in the run directory."""
     save_png(start.image, run.path / "init_target.png")
     save_png(inversion.image, run.path / "init_reconstruction.png")
-    run.write_json(INIT_FILE, {**start.source, "inversion_mse": min(inversion.losses, default=None),
-                               "inversion_steps": len(inversion.losses)})
+    mse = min(inversion.losses, default=None)
+    variance = float(start.image.double().var(unbiased=False))
+    fraction = None if mse is None else (mse / variance if variance > 0 else (0.0 if mse == 0 else float("inf")))
+    record = {**start.source, "inversion_mse": mse, "inversion_steps": len(inversion.losses),
+              "image_variance": variance, "inversion_unexplained": fraction,
+              "inversion_failed": fraction is not None and fraction > FAILED_FRACTION}
+    run.write_json(INIT_FILE, {**record, "inversion_warning": inversion_warning(record)})  # the page shows it
     if start.unit_plot is not None:
         atomic_write(run.path / "init_unit_plot.png", start.unit_plot.read_bytes())
+
+
+def inversion_warning(init: dict) -> str | None:
+    """One line when ``init.json``'s inversion failed (see :data:`FAILED_FRACTION`), else None."""
+    if not init.get("inversion_failed"):
+        return None
+    return (f"the start image's inversion failed: pixel MSE {init['inversion_mse']:.3g} is "
+            f"{init['inversion_unexplained']:.0%} of the image's pixel variance {init['image_variance']:.3g} (a "
+            f"good start is below {FAILED_FRACTION:.0%}); the evolution starts from the generator's reconstruction "
+            "(init_reconstruction.png), not from the image")

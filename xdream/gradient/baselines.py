@@ -83,8 +83,21 @@ class GradientSettings:
         return self.transforms if self.transforms is not None else self.method in ("featurevis", "pixel")
 
     @property
+    def objective_meaning(self) -> str:
+        """What the ascent's objective value measures: not the unit's activation of an image
+        (transforms, penalties and the objective itself differ); printed and on the page."""
+        seen = "images randomly transformed as in Lucid" if self.use_transforms else "the optimised images"
+        penalties = [name for name in ("tv", "l1", "blur") if getattr(self, name)]
+        return (f"the value the ascent maximised, on {seen}"
+                + (f", minus the {' and '.join(penalties)} penalties" if penalties else ""))
+
+    @property
     def n_steps(self) -> int:
         return self.steps or {"latent": 256, "deepdream": 32}.get(self.method, 512)
+
+
+#: What a gradient run's re-scored activation measures (the command's output and its page say so).
+ACTIVATION_MEANING = "the final images re-scored by the target unit, untransformed, as an evolution scores images"
 
 
 @dataclass
@@ -199,6 +212,7 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
         "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
         "scores": outcome.scores.tolist(), "best": float(outcome.scores.max()), "history": outcome.history,
         "final_objective": outcome.history[-1]["objective"] if outcome.history else None,
+        "objective_meaning": settings.objective_meaning, "activation_meaning": ACTIVATION_MEANING,
     })
     steps = [h["step"] for h in outcome.history]
     curves = {f"objective {outcome.objective}": (steps, [h["objective"] for h in outcome.history])}

@@ -30,8 +30,16 @@ def save_figure(fig, path: str | Path | None) -> bytes:
     return buffer.getvalue()
 
 
-TRAJECTORY_LINES = (("best", "best", "-"), ("mean", "mean", "--"), ("clean_best", "best (noise-free)", ":"),
-                    ("reference_mean", "natural references (mean)", "-."))
+def integer_ticks(ax) -> None:
+    """Ticks only at whole numbers on the x axis (generations, steps, evaluations): a short run's
+    axis otherwise reads 0.25, 2.5 (matplotlib's MaxNLocator, integer=True)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+TRAJECTORY_LINES = (("best", "best of the generation", "-"), ("mean", "mean of the generation", "--"),
+                    ("clean_best", "best (noise-free)", ":"), ("reference_mean", "natural references (mean)", "-."))
 
 
 def plot_trajectory(history: list[dict], path: str | Path | None, title: str = "") -> bytes:
@@ -45,6 +53,7 @@ def plot_trajectory(history: list[dict], path: str | Path | None, title: str = "
             values = [h.get(key, np.nan) for h in history]
             ax.plot(gens, np.array(values, dtype=float), style, label=label)
     ax.set_xlabel("generation")
+    integer_ticks(ax)
     ax.set_ylabel("score")
     ax.set_title(title, fontsize=9)
     ax.legend()
@@ -68,7 +77,8 @@ def plot_threads(histories: dict[str, list[dict]], path: str | Path | None, titl
             ax.plot(gens, np.array([h.get("reference_mean", np.nan) for h in history], dtype=float), "-.",
                     color=colour, alpha=0.6, label=f"{name}: natural references")
     ax.set_xlabel("generation")
-    ax.set_ylabel("best score")
+    integer_ticks(ax)
+    ax.set_ylabel("best score of the generation")
     ax.set_title(title, fontsize=9)
     if len(histories) <= 10:
         ax.legend(fontsize=7)
@@ -88,6 +98,8 @@ def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylab
         ax.axhline(value, color="gray", linestyle=":", label=label)
     if logx:
         ax.set_xscale("log")
+    elif all(float(v).is_integer() for x, _ in curves.values() for v in np.asarray(x, dtype=float)):
+        integer_ticks(ax)  # steps, evaluations
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)

@@ -39,13 +39,14 @@ def page(path: Path) -> tuple[str, str, bool]:
     shown = [u["unit"] for u in units[:MAX_PLOTS]]
     _draw_missing(run, shown)
     summary = run.summary
+    layers = table_html(["layer", "units", *(name for _, name in SUMMARY_COLUMNS)],
+                        [[r["group"], r["units"], *(_fraction(r[k]) for k, _ in SUMMARY_COLUMNS)]
+                         for r in summary["layers"]], "sortable")  # smaller type, sorts on a click
     body = [f'<p class="status">{html.escape(_status(run))}</p>', "<h2>Layer summary</h2>",
-            table_html(["layer", "units", *(name for _, name in SUMMARY_COLUMNS)],
-                       [[r["group"], r["units"], *(_fraction(r[k]) for k, _ in SUMMARY_COLUMNS)]
-                        for r in summary["layers"]]),
+            f'<div style="overflow-x:auto">{layers}</div>',  # a wide table scrolls instead of leaving the page
             '<div class="grid">', figure_html(path / "layer_summary.png", "fraction of units per class and layer"),
             figure_html(path / "stimuli.png", "the stimuli: examples of every sweep, one row each"), "</div>",
-            "<h2>Units</h2>", _unit_table(units), "<h2>Tuning curves</h2>",
+            "<h2>Units</h2>", f'<div style="overflow-x:auto">{_unit_table(units)}</div>', "<h2>Tuning curves</h2>",
             "<p>Hue tuning (mean &plusmn; sd per hue) against the baseline line; gratings as an orientation "
             "&times; frequency map of the response at the best phase (baseline = white).</p><div class='grid'>"]
     body += [figure_html(run.unit_plot(u), u) for u in shown]
@@ -81,17 +82,31 @@ def _unit_table(units: list[dict]) -> str:
         worst = min(finite, key=lambda s: verdicts[s]["min"], default=None)
         double = "" if u["double_opponent"] is None else "yes" if u["double_opponent"] else "no"
         rows.append([Html(f'<span id="{anchor(u["unit"])}">{html.escape(u["unit"])}</span>'), fmt(u["baseline"]),
-                     *(verdicts[s]["label"] if s in verdicts else "" for s in sweeps), double,
-                     _stimulus(verdicts[best]["preferred"], verdicts[best]["max"]) if best else "",
+                     *(_verdict(verdicts[s], shown_with_stimulus=s == best) if s in verdicts else "" for s in sweeps),
+                     double,
+                     _stimulus(verdicts[best]["preferred"], verdicts[best]["max"], verdicts[best].get("notes", []))
+                     if best else "",
                      _stimulus(verdicts[worst]["least_preferred"], verdicts[worst]["min"]) if worst else ""])
     return table_html(["unit", "baseline", *sweeps, "double opponent", "preferred stimulus", "least preferred"], rows)
 
 
-def _stimulus(described: dict, response: float) -> Html:
-    """A thumbnail of the stimulus with its sweep, parameters and mean response."""
+def _verdict(verdict: dict, shown_with_stimulus: bool) -> Html:
+    """A sweep's class, with the notes on its preferred stimulus unless that stimulus (and so its
+    notes) is the row's preferred one."""
+    notes = [] if shown_with_stimulus else verdict.get("notes", [])
+    return Html(html.escape(verdict["label"]) + _notes_html([f"its preferred stimulus: {n}" for n in notes]))
+
+
+def _notes_html(notes: list[str]) -> str:
+    return "".join(f'<br><small class="note">\u26a0 {html.escape(n)}</small>' for n in notes)
+
+
+def _stimulus(described: dict, response: float, notes: list[str] = ()) -> Html:
+    """A thumbnail of the stimulus with its sweep, parameters and mean response, and the notes
+    that qualify a preference (ties, the edge of the tested range; xdream.characterise.record)."""
     text = f"{described['sweep']}: {params_text(described)} \u2192 {fmt(response)}"
     thumbnail = image_html(png_bytes(render_described(described, THUMBNAIL)), text)
-    return Html(f"{thumbnail}<br><small>{html.escape(text)}</small>")
+    return Html(f"{thumbnail}<br><small>{html.escape(text)}</small>{_notes_html(notes)}")
 
 
 def _draw_missing(run: CharacterisationRun, shown: list[str]) -> None:

@@ -89,32 +89,58 @@ def _trajectory(state: RunState, caption: str) -> str:
 
 
 # -- one thread -------------------------------------------------------------------------------------
+MAX_TABLE_ROWS = 20  # generations listed in the table (spread over the run, first and last included)
+
+
 def _one_thread(state: RunState) -> list[str]:
     path, thread, records = state.path, state.threads[0], state.records
     references = any("reference_mean" in r for r in records)
     caption = "best and mean score per generation" + (", natural references' mean" if references else "")
     body = [f'<p class="status">{html.escape(_status(state))}</p>', '<div class="grid">',
-            figure_html(path / "best.png", "best image so far"), _trajectory(state, caption)]
+            figure_html(path / "best.png", best_caption(state)), _trajectory(state, caption)]
     if records:
         last = records[-1]["generation"]
         body.append(figure_html(thread.run.image_file("montage", last), f"generation {last}: all images"))
-    body.append("</div>" + _start(path) + "<h2>Best image of recent generations</h2><div class='grid'>")
-    for r in records[-12:]:
-        body.append(figure_html(thread.run.image_file("best", r["generation"]), f"gen {r['generation']}: {fmt(r['best'])}"))
-    body.append("</div><h2>Generations</h2>")
-    header = ["generation", "evaluations", "best", "mean", "no response"]
-    rows = [[r["generation"], r["evaluations"], fmt(r["best"]), fmt(r["mean"]), r.get("n_nan", 0)] for r in records[-20:]]
+    shown = [records[i] for i in grid_columns(len(records))]
+    body.append("</div>" + _start(path) + "<h2>Best image per generation</h2>" + _spread_note(len(shown), len(records))
+                + "<div class='grid'>")
+    for r in shown:
+        body.append(figure_html(thread.run.image_file("best", r["generation"]),
+                                f"best of generation {r['generation']}: {fmt(r['best'])}"))
+    listed = [records[i] for i in grid_columns(len(records), MAX_TABLE_ROWS)]
+    body.append("</div><h2>Generations</h2>" + _spread_note(len(listed), len(records)))
+    header = ["generation", "evaluations", "best of the generation", "mean of the generation", "no response"]
+    rows = [[r["generation"], r["evaluations"], fmt(r["best"]), fmt(r["mean"]), r.get("n_nan", 0)] for r in listed]
     if any(r.get("reshown") for r in records):
         header.append("re-shown")
-        for row, r in zip(rows, records[-20:]):
+        for row, r in zip(rows, listed):
             row.append(r.get("reshown", 0))
     if references:
         header += ["reference mean", "reference images"]
-        for row, r in zip(rows, records[-20:]):
+        for row, r in zip(rows, listed):
             mean = r.get("reference_mean")
             row += ["-" if mean is None else fmt(mean), ", ".join(r.get("reference_names", []))]
     body.append(table_html(header, rows))
     return body
+
+
+def best_caption(state: RunState) -> str:
+    """What ``best.png`` shows: the best image of an ended run, the best so far of one that goes
+    on (or was killed), with the generation and score it came from."""
+    scored = [r for r in state.records if r.get("best") is not None and math.isfinite(r["best"])]
+    if state.summary is not None:
+        summary = state.summary
+        return (f"best image of the run (generation {summary['best_generation']}, score "
+                f"{fmt(summary['final_best'])})")
+    if not scored:
+        return "best image so far"
+    best = max(scored, key=lambda r: r["best"])
+    return f"best image so far (generation {best['generation']}, score {fmt(best['best'])})"
+
+
+def _spread_note(shown: int, generations: int) -> str:
+    return (f"<p>{shown} of {generations} generations shown: the first, the last and evenly spread between.</p>"
+            if shown < generations else "")
 
 
 def _start(path: Path) -> str:
@@ -126,9 +152,11 @@ def _start(path: Path) -> str:
     init = json.loads((path / "init.json").read_text())
     figures = [figure_html(path / "init_target.png", "start image (at the generator's size)"),
                figure_html(path / "init_reconstruction.png", f"its code's image (pixel MSE {fmt(init['inversion_mse'])})")]
+    failed = init.get("inversion_warning")  # written by xdream.evolve.start.save_start
+    warning = f'<p class="warning">\u26a0 {html.escape(failed)}</p>' if failed else ""
     if init["source"] != "characterisation":
         return (f"<h2>Start</h2><p>From the code of the image {html.escape(init['path'])} (gradient inversion).</p>"
-                f"<div class='grid'>{''.join(figures)}</div>")
+                f"{warning}<div class='grid'>{''.join(figures)}</div>")
 
     stimulus, char = init["stimulus"], Path(init["resolved"])
     target = char / REPORT
@@ -139,9 +167,11 @@ def _start(path: Path) -> str:
     double = {True: "; double opponent", False: "; not double opponent"}.get(init["double_opponent"], "")
     rows = [[init["unit"], init["group"], classes + double, f"{stimulus['sweep']}: {params_text(stimulus)}",
              fmt(init["response"]), fmt(init["baseline"])]]
+    warning += "".join(f'<p class="warning">\u26a0 the preferred stimulus: {html.escape(n)}</p>'
+                       for n in init.get("notes", []))
     figures.append(figure_html(path / "init_unit_plot.png", f"{init['unit']}: tuning in the characterisation"))
     return (f"<h2>Start: the unit's preferred parametric stimulus</h2><p>From the characterisation run "
-            f"{html.escape(init['path'])}; see {link}.</p>"
+            f"{html.escape(init['path'])}; see {link}.</p>" + warning
             + table_html(["unit", "characterised in", "classes", "preferred stimulus", "response", "baseline"], rows)
             + f"<div class='grid'>{''.join(figures)}</div>")
 
@@ -152,7 +182,9 @@ def _threads(state: RunState) -> list[str]:
     references = any(t.best_reference is not None for t in state.threads)
     caption = ("best score per generation, one colour per thread" + (
         "; dash-dot: the natural references' mean on its target" if references else "")
-        + (f" (no legend for {n} threads)" if n > LEGEND_THREADS else ""))
+        + (f" (no legend for {n} threads)" if n > LEGEND_THREADS else "")
+        + ("; the threads' targets differ: a score compares only with those of the same target"
+           if len({t.target_text for t in state.threads}) > 1 else ""))
     body = [f'<p class="status">{html.escape(_status(state))}</p>', _trajectory(state, caption),
             "<h2>Threads</h2>", _table(state)]
     pairs = state.pairs()
@@ -255,8 +287,9 @@ def _grid(threads: list[ThreadState]) -> str:
             else:
                 row.append("")
         rows.append(row)
-    note = ("" if len(shown) == len(threads) else
-            f"<p>The {len(shown)} threads of {len(threads)} with the highest final best.</p>")
+    note = "<p>Under each image: its score, the best of its thread's generation.</p>" + (
+        "" if len(shown) == len(threads) else
+        f"<p>The {len(shown)} threads of {len(threads)} with the highest final best.</p>")
     if len(columns) < generations:
         note += f"<p>{len(columns)} of {generations} generations shown, spread over the run.</p>"
     return note + table_html(["thread", *(f"gen {g}" for g in columns)], rows, "thumbs")

@@ -18,6 +18,7 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 td:first-child,th:first-child{text-align:left}img{max-width:100%;image-rendering:pixelated}
 .grid{display:flex;flex-wrap:wrap;gap:1em}.grid figure{margin:0}.grid img{min-width:96px}figcaption{font-size:.85em;color:#555}
 .status{padding:.4em .8em;background:#eef;display:inline-block;border-radius:4px}
+.warning{padding:.4em .8em;background:#fde8cc;display:inline-block;border-radius:4px}.note{color:#a04000}
 table.sortable{font-size:.85em}table.sortable th{cursor:pointer}.thumbs td{padding:2px;text-align:center}.thumbs img{width:64px}
 """
 # Counts the embedded images that decoded, so a headless browser can check the page; a click on

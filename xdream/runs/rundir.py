@@ -181,9 +181,10 @@ class RunDir:
         lock is taken before anything is written."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_skeleton(path))):
-            raise RunDirError(
-                f"output directory {path} already exists and is not empty; choose another or resume it with --resume {path}"
-            )
+            # only an evolution resumes (gradient, compare, characterise have no --resume)
+            resume = f" or resume it with xdream evolve --resume {path}" \
+                if (path / CONFIG).is_file() and cls.kind_of(path) in ("evolution", "session", None) else ""
+            raise RunDirError(f"output directory {path} already exists and is not empty; choose another{resume}")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -218,6 +219,8 @@ class RunDir:
     @classmethod
     def open(cls, path: str | Path, *, lock: bool = True) -> "RunDir":
         path = Path(path)
+        if not path.exists():
+            raise RunDirError(f"run directory {path} does not exist")
         if not (path / CONFIG).is_file():
             if path.is_dir() and any(path.iterdir()) and _is_skeleton(path):
                 raise RunDirError(f"{path} holds no run yet (it was stopped while being created); start it again "

@@ -20,6 +20,7 @@ from xdream.core.generator import Generator
 from xdream.images.io import load_image, to_uint8
 from xdream.evolve.inversion import encode
 from xdream.core.seeding import derive_rngs
+from xdream.report import write_report
 
 
 def cmaes_job(fast_job, **extra):
@@ -44,6 +45,8 @@ def test_first_generation_starts_at_the_preferred_stimulus_code(unit_run, fast_j
     assert init["source"] == "characterisation" and init["unit"] == UNIT
     assert init["stimulus"] == record["sweeps"][best_sweep]["preferred"]
     assert init["response"] == record["sweeps"][best_sweep]["max"]
+    assert init["notes"] == record["sweeps"][best_sweep]["notes"] != []  # grating frequency 4: the highest tested
+    assert f"the preferred stimulus: {init['notes'][0]}" in write_report(run).read_text()
     # re-rendered with the exact parameters at the generator's size, and inverted
     target = render_described(init["stimulus"], 16)
     assert np.array_equal(to_uint8(load_image(run / "init_target.png")), to_uint8(target))

@@ -69,7 +69,8 @@ def test_gradient_prints_and_plots_the_objective_it_optimised(tmp_path, capsys):
     printed = capsys.readouterr().out
     data = json.loads((out / "gradient.json").read_text())
     assert data["objective"] == "class_logit(285)"
-    assert f"objective class_logit(285) {data['final_objective']:.4g}" in printed and "the unit's activation" in printed
+    assert f"objective class_logit(285) at the last step: {data['final_objective']:.4g}" in printed
+    assert f"unit activation of the best final image: {data['best']:.4g}" in printed
     assert data["final_objective"] == data["history"][-1]["objective"]
 
 

@@ -24,7 +24,7 @@ def test_live_page_refreshes_until_the_run_ends(evolution):
     evolution.step()
     page = write_report(evolution.run_dir.path).read_text()
     assert '<meta http-equiv="refresh" content="5">' in page
-    assert "running: generation 1 done" in page and "gen 1:" in page
+    assert "running: generation 1 done" in page and "best of generation 1:" in page
     assert page.count("data:image/png;base64,") >= 4  # best, trajectory, montage, per-generation bests
     evolution.run(progress=False)
     page = write_report(evolution.run_dir.path).read_text()

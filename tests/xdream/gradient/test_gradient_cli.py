@@ -1,0 +1,31 @@
+"""``xdream gradient`` names what each of its numbers measures: the objective the ascent
+maximised (on transformed images, with penalties) and the target unit's re-scored activation of
+the best final image; the command's output and the page agree with gradient.json."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from xdream.cli import main
+
+UNIT = "efficientnet_lite0:_blocks.4:3"  # as tests/xdream/gradient/conftest.py
+
+
+def test_objective_and_unit_activation_are_labelled_printed_and_on_the_page(tmp_path, capsys):
+    out = tmp_path / "grad"
+    assert main(["gradient", "--target", UNIT, "--steps", "3", "--size", "32", "--tv", "0.001", "--quiet",
+                 "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "gradient.json").read_text())
+    objective = re.search(r"^  objective (.+) at the last step: (\S+) \((.+)\)$", printed, re.M)
+    activation = re.search(r"^  unit activation of the best final image: (\S+) \((.+)\)$", printed, re.M)
+    assert objective and activation, printed
+    assert float(objective[2]) == float(f"{data['final_objective']:.4g}")
+    assert float(activation[1]) == float(f"{data['best']:.4g}")
+    assert "randomly transformed" in objective[3] and "minus the tv penalties" in objective[3]
+    assert "untransformed" in activation[2] and data["objective_meaning"] == objective[3]
+    page = (out / "report.html").read_text()
+    assert "<th>objective at the last step</th><th>unit activation of the best final image</th>" in page
+    assert data["objective_meaning"] in page and data["activation_meaning"] in page
+    assert "best activation" not in page  # the old unlabelled column

@@ -1,0 +1,33 @@
+"""What a run folder's errors tell the user: a folder that does not exist says so, and the hint
+to resume names ``xdream evolve --resume`` only for a folder that command can continue."""
+
+from __future__ import annotations
+
+import pytest
+
+from xdream.core.errors import RunDirError
+from xdream.runs.rundir import RunDir
+
+
+def test_a_folder_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(RunDirError, match=r"^run directory \S*nosuchdir does not exist$"):
+        RunDir.open(tmp_path / "nosuchdir")
+
+
+@pytest.mark.parametrize("kind, hint", [("evolution", True), ("session", True), ("gradient", False),
+                                        ("compare", False), ("characterise", False)])
+def test_an_occupied_output_names_resume_only_where_it_applies(tmp_path, kind, hint):
+    RunDir.create(tmp_path / "old", 'kind = "x"\n', subdirs=(), kind=kind).lock.release()
+    with pytest.raises(RunDirError, match="already exists and is not empty") as error:
+        RunDir.create(tmp_path / "old", "", subdirs=(), kind="gradient")
+    assert ("xdream evolve --resume" in str(error.value)) is hint
+    assert "resume it with --resume" not in str(error.value)  # the old hint named no command
+
+
+def test_a_folder_without_a_run_is_still_told_apart(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match=r"not an xdream run directory \(no config.toml\)"):
+        RunDir.open(tmp_path / "x")
+    with pytest.raises(RunDirError, match="choose another$"):
+        RunDir.create(tmp_path / "x", "", subdirs=())
