@@ -129,7 +129,24 @@ def config_from_args(args) -> ExperimentConfig:
         set_dotted(data, "generator.verify", False)
     for key, value in common.parse_set(args.set):
         set_dotted(data, key, value)
+    _unmark_described(data, args)
     return ExperimentConfig.from_dict(data)
+
+
+def _unmark_described(data: dict, args) -> None:
+    """A component the flags name (``--target``, ``--generator``, ``--set responder.KEY=...``)
+    is described by its table now: drop it from a saved config's ``python_objects`` mark (the
+    run that wrote it was given that component as a Python object)."""
+    mark = data.get("python_objects")
+    if not isinstance(mark, str):
+        return
+    keys = [key for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None]
+    touched = {key.split(".")[0] for key in keys + [key for key, _ in common.parse_set(args.set)]}
+    left = [kind for kind in mark.split(",") if kind not in touched]
+    if left:
+        data["python_objects"] = ",".join(left)
+    else:
+        data.pop("python_objects")
 
 
 def _weights_key(data: dict) -> str:
@@ -246,6 +263,7 @@ def session_config(args) -> ExperimentConfig:
         first = data["thread"][0].get("target") if data.get("thread") else None
         unit = first if isinstance(first, str) else (first or [None])[0]
         responder["name"] = registry.responder_for_target(unit)
+    _unmark_described(data, args)
     return ExperimentConfig.from_dict(data)
 
 

@@ -81,10 +81,14 @@ SCALARS = {  # top-level key -> (type, default, description)
     "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
                  "or reshow (shown again in the same generation before the optimiser is told)"),
     "reshow_attempts": (int, 1, "with unscored = reshow: how many more times an unscored image may be shown"),
+    "python_objects": (str, None, "written by a run started from Python with its own generator and/or responder "
+                                  "object, which its table does not describe: such a config runs only with those "
+                                  "objects passed again (Experiment(config, responder=...))"),
 }
 SAVE_IMAGES = ("all", "best", "none")
 UNSCORED = ("nan-policy", "reshow")
-CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED}  # string keys with a fixed set of values
+PYTHON_OBJECTS = ("generator", "responder", "generator,responder")
+CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED, "python_objects": PYTHON_OBJECTS}  # string keys with a fixed set of values
 MAX_RESHOW_ATTEMPTS = 10
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 TABLES = ("reference",)  # tables that are not plugins
@@ -200,6 +204,7 @@ class ExperimentConfig:
     save_images: str = "all"
     unscored: str = "nan-policy"
     reshow_attempts: int = 1
+    python_objects: str | None = None
     reference: ReferenceConfig | None = None
     thread: list[ThreadConfig] | None = None
     defaults: dict = field(default_factory=dict)

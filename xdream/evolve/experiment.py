@@ -216,6 +216,9 @@ class Experiment:
         self.custom = [k for k, v in (("generator", generator), ("responder", responder)) if v is not None]
         if _state is not None:
             _check_custom(_resume, _state, self.custom)
+        _check_python_objects(config, self.custom)
+        if _resume is None:  # the mark in config.toml: which tables do not describe what ran
+            config = self.config = dataclasses.replace(config, python_objects=",".join(self.custom) or None)
         check_device(config.device)
         generators = self._generators(generator)
         self.image_size = max(g.image_size for g in generators.values())
@@ -671,6 +674,18 @@ def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
             raise RunDirError(f"run {run.path} was started through the Python API with its own {kind} "
                               f"({record['class']} {what}); resume it with the same object: "
                               f"Experiment.resume({str(run.path)!r}, {kind}=...)")
+
+
+def _check_python_objects(config: ExperimentConfig, given: list[str]) -> None:
+    """A config saved by a run that was given its own component objects (its ``python_objects``
+    mark) runs only with such objects again: its tables do not describe what that run used."""
+    for kind in (config.python_objects or "").split(","):
+        if kind and kind not in given:
+            flags = "--target MODEL:LAYER:CHANNEL" if kind == "responder" else "--generator NAME"
+            raise ConfigError(f"this config is from a run started from Python with its own {kind} object "
+                              f"(python_objects = {config.python_objects!r}), which its [{kind}] table does not "
+                              f"describe: pass the object again (Experiment(config, {kind}=...)), or name the {kind} "
+                              f"to use ({flags} or --set {kind}.KEY=VALUE)")
 
 
 def _as_recorded(then, now) -> bool:
