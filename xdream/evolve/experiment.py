@@ -14,8 +14,9 @@ start from an inverted image (``init_image``, ``init_characterisation``), and it
 one users know. With ``[[thread]]`` tables (Ponce et al. 2019, Cell 177:999; Xiao & Kreiman
 2020, PLoS Comput Biol 16:e1007973) each thread has its own generator, optimiser, seed and
 target (columns of the responder's ``respond_units``); their images go out in an order shuffled
-from the seed and the generation number, and each thread draws simulated noise from its own
-stream. Run folder (:mod:`xdream.runs.rundir`)::
+from the seed and the generation number, and each thread draws simulated noise for its images
+from its own stream (a natural reference image gets one response per target, shared by the
+threads on it: :class:`~xdream.evolve.presentation.SessionResponder`). Run folder (:mod:`xdream.runs.rundir`)::
 
     one thread:  RUN/config.toml, run.json, log.jsonl, checkpoint.pkl, generations/, images/,
                  best.png, trajectory.png, summary.json
@@ -312,7 +313,7 @@ class Experiment:
                                         generations=generations or 0)
             self.threads.append(Thread(t.name, generator, optimizer, cols, None, rngs["noise"], generations, budget,
                                        t.patience))
-        self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads])
+        self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads], seed=config.seed)
 
     def _attach_threads(self) -> None:
         for t in self.threads:
