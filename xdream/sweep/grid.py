@@ -144,7 +144,9 @@ def check_values(runs: list[RunSpec]) -> None:
         if config.noise is not None and repr(config.noise) not in checked:
             checked.add(repr(config.noise))
             registry.create("noise", config.noise.name, config.noise.options)
-    _check_targets([validate(run.config) for run in runs])
+    distinct = {json.dumps([run.config.get("responder"), run.config.get("thread")], sort_keys=True, default=repr): run
+                for run in runs}  # a 14,700-run grid has a few hundred targets
+    _check_targets([validate(run.config) for run in distinct.values()])
 
 
 def _check_targets(configs: list[ExperimentConfig]) -> None:
@@ -213,17 +215,18 @@ def _plugin_point(axis: str, value, kind: str):
     if not isinstance(label, str) or not label:
         raise ConfigError(f"sweep grid {axis} label must be a non-empty string, got {label!r}")
 
+    cls = registry.load(kind, table["name"])  # once per arm, not per run (entry points are slow to scan)
+
     def apply(config):
-        config[kind] = combine(kind, _table(config, kind), table, label)
+        config[kind] = combine(kind, _table(config, kind), table, label, cls)
 
     return label, apply
 
 
-def combine(kind: str, base: dict, arm: dict, label: str) -> dict:
+def combine(kind: str, base: dict, arm: dict, label: str, cls: type) -> dict:
     """An arm's plugin table from ``[base.KIND]`` and the arm's own table (the rule in the module
     docstring): base options, then the arm's preset's values, then the arm's own options; a base
-    option the arm's plugin does not take is refused on one line."""
-    cls = registry.load(kind, arm["name"])
+    option the arm's plugin (``cls``) does not take is refused on one line."""
     shared = {k: v for k, v in base.items() if k != "name" and k not in arm}
     if "preset" in arm:  # the preset's values win over the base's
         set_by_preset = getattr(cls, "presets", {}).get(arm["preset"], {})

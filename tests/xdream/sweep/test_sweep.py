@@ -190,7 +190,7 @@ def test_ray_sweep_killed_part_way_resumes_and_skips_completed_runs(fast_job, tm
     for name, mtime in completed.items():  # untouched: not rerun
         assert (runs / name / "summary.json").stat().st_mtime_ns == mtime
     records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["seed"] for r in records) == [str(s) for s in range(n)]
+    assert sorted(r["seed"] for r in records) == list(range(n))
     assert all(r["generations"] == 10 and r["evaluations"] == 80 for r in records)
 
     shutil.rmtree(ray_tmp, ignore_errors=True)
