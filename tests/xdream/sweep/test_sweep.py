@@ -331,3 +331,30 @@ def test_two_models_on_one_layer_path_are_two_runs(fast_job):
     check_values(runs)
     with pytest.raises(ConfigError, match="resnet34:layer1:64: channel 64 out of range; layer layer1 has 64"):
         check_values(expand(sweep_data(fast_job, target=["resnet18:layer1:0", "resnet34:layer1:64"])))
+
+
+def test_a_sweep_planned_by_an_earlier_xdream_goes_on_or_is_refused_on_one_line(fast_job, tmp_path):
+    """An earlier plan recorded grid values as text ("seed": "0"): its sweep goes on. One whose
+    run names leave out the target's model cannot, and says why."""
+    from xdream.core.errors import RunDirError
+    from xdream.sweep.runner import prepare
+
+    def recorded_as_before(out, rename):
+        plan = json.loads((out / "sweep.json").read_text())
+        for run in plan["runs"]:
+            run["labels"] = {k: str(v).split(":", 1)[-1] if k == "target" else str(v) for k, v in run["labels"].items()}
+            run["name"] = rename(run["name"])
+        (out / "sweep.json").write_text(json.dumps(plan, indent=1, sort_keys=True))
+
+    seeds = write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0, 1]), tmp_path / "a")
+    prepare(seeds, None)
+    recorded_as_before(tmp_path / "a", lambda name: name)
+    prepare(seeds, None)  # accepted: the same runs
+    assert json.loads((tmp_path / "a" / "sweep.json").read_text())["runs"][0]["labels"] == {"seed": 0}
+
+    targets = write_sweep(tmp_path / "b.toml", sweep_data(fast_job, target=["efficientnet_lite0:_blocks.2:5"]),
+                          tmp_path / "b")
+    prepare(targets, None)
+    recorded_as_before(tmp_path / "b", lambda name: name.replace("efficientnet_lite0-", ""))
+    with pytest.raises(RunDirError, match="planned by an earlier xdream, whose run names leave out the target's model"):
+        prepare(targets, None)
