@@ -57,7 +57,7 @@ def test_every_readme_command_line_parses():
 def test_every_readme_evolve_command_makes_a_valid_config(readme_dir):
     """Each `xdream evolve` line (but --resume) builds its config as the command would, so a
     flag or --set value that the default plugins do not take fails here, not for a reader."""
-    from xdream.cli.evolve import config_from_args, session_config, wants_session
+    from xdream.cli.evolve import config_from_args
     from xdream.cli.main import build_parser
 
     evolve = [t for t in COMMANDS if t[:2] == ["xdream", "evolve"] and "--resume" not in t]
@@ -65,7 +65,7 @@ def test_every_readme_evolve_command_makes_a_valid_config(readme_dir):
     for tokens in evolve:
         args = build_parser().parse_args(tokens[1:])
         try:
-            (session_config if wants_session(args) else config_from_args)(args)
+            config_from_args(args)
         except Exception as exc:
             pytest.fail(f"README command {' '.join(tokens)!r}: {exc}")
 
