@@ -508,6 +508,28 @@ class TorchUnit(TorchModelResponder):
                     batch_size=batch_size, device=torch_device(device))
         return self
 
+    @classmethod
+    def check_targets(cls, specs: list[str], options: dict) -> None:
+        """Each spec's model, layer, channel and Y:X checked on the model's architecture alone
+        (built once per model, no weights loaded), at the ``input_size`` and ``readout`` of
+        ``options``: what construction would check, at a fraction of its cost."""
+        models: dict[str, tuple[nn.Module, ModelSpec]] = {}
+        shapes: dict[tuple[str, str], tuple[int, ...]] = {}
+        readout = options.get("readout", "center")
+        for spec in specs:
+            t = parse_target(spec)
+            if (t.model, t.layer) in shapes:  # the layer probed already: the unit alone is checked
+                check_unit(t, shapes[t.model, t.layer], readout, spec)
+                continue
+            if t.model not in models:
+                model_def = model_spec(t.model, options.get("weights_variant"))
+                models[t.model] = model_def.build(), model_def
+            model, model_def = models[t.model]
+            unit = cls.__new__(cls)
+            unit._setup(model, t, readout=readout, input_size=options.get("input_size") or model_def.input_size,
+                        mean=model_def.mean, std=model_def.std, batch_size=1, device=torch.device("cpu"))
+            shapes[t.model, t.layer] = unit.layer_shape
+
     def _setup(self, model, target: Target, *, readout, input_size, mean, std, batch_size, device) -> None:
         """The one construction path: check options, find the layer, probe its output shape."""
         shapes = self._setup_model(model, target.model, [target.layer], readout=readout, input_size=input_size,

@@ -61,7 +61,7 @@ def load_records(sweep_dir: Path) -> list[dict]:
     and the failed ones with their error (``failures.json``) and no score."""
     path = sweep_dir / "results.jsonl"
     if path.is_file():
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = [_as_text(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
         for r in records:
             trajectory = run_trajectory(sweep_dir / "runs" / r["name"])
             if trajectory is not None:
@@ -78,11 +78,17 @@ def load_records(sweep_dir: Path) -> list[dict]:
         if is_complete(run_dir):
             trajectory = run_trajectory(run_dir)
             extra = {} if trajectory is None else {"trajectory": trajectory}
-            records.append({"name": run["name"], **run["labels"], **run_record(run_dir), **extra})
+            records.append(_as_text({"name": run["name"], **run["labels"], **run_record(run_dir), **extra}))
         else:
             error = failures.get(run["name"], "incomplete")
-            records.append({"name": run["name"], **run["labels"], "clean_best": None, "failed": error})
+            records.append(_as_text({"name": run["name"], **run["labels"], "clean_best": None, "failed": error}))
     return records
+
+
+def _as_text(record: dict) -> dict:
+    """A record's ``noise`` and ``seed`` as the text the tables use (``"0.2"``): sweeps record
+    grid values typed as written (``0.2``, ``0``) since issue 25, earlier ones as text."""
+    return {**record, **{k: str(record[k]) for k in ("noise", "seed") if k in record}}
 
 
 def run_trajectory(run_dir: Path) -> list[list[float]] | None:

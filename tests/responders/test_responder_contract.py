@@ -100,6 +100,21 @@ def test_for_units_records_the_units_asked_in_their_order(responder, request):
 
 
 
+def test_check_targets_accepts_the_units_it_records(responder, request):
+    """``check_targets`` (a sweep's check before any run) accepts the units its example
+    records, and where it checks anything, refuses a channel far out of range on one line."""
+    from xdream.core.errors import ConfigError
+
+    cls = registry.load("responder", request.node.callspec.params["responder"])
+    units = [u for u in responder.unit_labels() if cls.accepts_target(u)]
+    cls.check_targets(units, {"input_size": responder.input_size} if responder.input_size else {})
+    if units and units[0].count(":") == 2:  # MODEL:LAYER:CHANNEL: the channel's range is checkable
+        bad = units[0].rsplit(":", 1)[0] + ":100000"
+        with pytest.raises(ConfigError, match="channel 100000 out of range") as info:
+            cls.check_targets([bad], {"input_size": responder.input_size})
+        assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_determinism_under_a_seed(name, tmp_path_factory):
     batch = images(seed=2)

@@ -173,7 +173,24 @@ def config_from_args(args) -> ExperimentConfig:
         set_dotted(data, key, value)
     if session:
         _name_tables(data)
+    _unmark_described(data, args)
     return ExperimentConfig.from_dict(data)
+
+
+def _unmark_described(data: dict, args) -> None:
+    """A component the flags name (``--target``, ``--generator``, ``--set responder.KEY=...``)
+    is described by its table now: drop it from a saved config's ``python_objects`` mark (the
+    run that wrote it was given that component as a Python object)."""
+    mark = data.get("python_objects")
+    if not isinstance(mark, str):
+        return
+    keys = [key for flag, key in FLAG_KEYS.items() if getattr(args, flag, None) is not None]
+    touched = {key.split(".")[0] for key in keys + [key for key, _ in common.parse_set(args.set)]}
+    left = [kind for kind in mark.split(",") if kind not in touched]
+    if left:
+        data["python_objects"] = ",".join(left)
+    else:
+        data.pop("python_objects")
 
 
 ONE_THREAD_ONLY = ("init_image", "init_from_characterisation", "init_unit", "init_class")

@@ -77,17 +77,26 @@ SCALARS = {  # top-level key -> (type, default, description)
     "init_unit": (str, None, "unit of init_characterisation (default: its only unit, or the responder's target)"),
     "init_sweep": (str, None, "sweep of init_characterisation whose preferred stimulus is used (default: the sweep "
                               "that drove the unit most)"),
-    "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png)"),
+    "save_images": (str, "all", "per-generation PNGs: all (best + montage), best, or none (only best.png); a "
+                                "session of more than 8 threads defaults to best (montages are most of a run's bytes)"),
     "unscored": (str, "nan-policy", "images with no valid response: nan-policy (the optimiser's NaN policy acts) "
                  "or reshow (shown again in the same generation before the optimiser is told)"),
     "reshow_attempts": (int, 1, "with unscored = reshow: how many more times an unscored image may be shown"),
     "deterministic": (bool, True, "on CUDA: deterministic cuDNN and torch algorithms, TF32 off, a fixed cuBLAS "
                                   "workspace, so a run and its resume repeat bit for bit (xdream.core.device); no "
                                   "effect on the CPU"),
+    "python_objects": (str, None, "written by a run started from Python with its own generator and/or responder "
+                                  "object, which its table does not describe: such a config runs only with those "
+                                  "objects passed again (Experiment(config, responder=...))"),
 }
 SAVE_IMAGES = ("all", "best", "none")
+#: Sessions of more threads than this save only each generation's best image unless told
+#: otherwise: a 17-image montage is about 140 KB a thread and generation, so 64 threads x 40
+#: generations with montages write about 0.4 GB (README, "Several evolutions in one session").
+MANY_THREADS = 8
 UNSCORED = ("nan-policy", "reshow")
-CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED}  # string keys with a fixed set of values
+PYTHON_OBJECTS = ("generator", "responder", "generator,responder")
+CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED, "python_objects": PYTHON_OBJECTS}  # string keys with a fixed set of values
 MAX_RESHOW_ATTEMPTS = 10
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 TABLES = ("reference",)  # tables that are not plugins
@@ -204,6 +213,7 @@ class ExperimentConfig:
     unscored: str = "nan-policy"
     reshow_attempts: int = 1
     deterministic: bool = True
+    python_objects: str | None = None
     reference: ReferenceConfig | None = None
     thread: list[ThreadConfig] | None = None
     defaults: dict = field(default_factory=dict)
@@ -269,7 +279,8 @@ class ExperimentConfig:
         if shared.budget is not None and shared.budget < len(_sharing(parsed)):
             raise ConfigError(f"budget {shared.budget} is split among {len(_sharing(parsed))} threads: give at "
                               "least one evaluation per thread")
-        return dataclasses.replace(shared, responder=responder, thread=parsed, defaults=defaults)
+        many = {} if "save_images" in data or len(parsed) <= MANY_THREADS else {"save_images": "best"}
+        return dataclasses.replace(shared, responder=responder, thread=parsed, defaults=defaults, **many)
 
     def thread_length(self, index: int) -> tuple[int | None, int | None]:
         """``(generations, budget)`` of thread ``index``: its own, else the run's (a session

@@ -86,6 +86,9 @@ class Optimizer(ABC):
     nan_policy: ClassVar[str]
     accepts_repaired_codes: ClassVar[bool] = False
     uses_generator_geometry: ClassVar[bool] = False
+    presets: ClassVar[dict[str, dict]] = {}
+    """For a plugin with a ``preset`` option: each preset's name -> the option values it sets (a
+    sweep's ``[base]`` options never override them, :mod:`xdream.sweep.grid`)."""
     population: int
     """Codes per generation; every subclass sets it in its constructor."""
 

@@ -73,6 +73,14 @@ class Responder(ABC):
         return None
 
     @classmethod
+    def check_targets(cls, specs: list[str], options: dict) -> None:
+        """Raise a one-line ConfigError for the first of ``specs`` that names no unit this
+        responder could record with ``options`` (the config's ``[responder]`` table without its
+        name and target), as cheaply as possible (no weights loaded): a sweep checks all its
+        targets before any run starts. Default: nothing to check (a rig's channels are known
+        only once it answers)."""
+
+    @classmethod
     def for_units(cls, units: list[str], options: dict, device: str = "cpu") -> "Responder | None":
         """One instance that records every target in ``units`` (e.g. ``MODEL:LAYER:CHANNEL``
         specs) in one call, its :meth:`unit_labels` being ``units`` in this order, built with the

@@ -14,8 +14,10 @@ start from an inverted image (``init_image``, ``init_characterisation``), and it
 one users know. With ``[[thread]]`` tables (Ponce et al. 2019, Cell 177:999; Xiao & Kreiman
 2020, PLoS Comput Biol 16:e1007973) each thread has its own generator, optimiser, seed and
 target (columns of the responder's ``respond_units``); their images go out in an order shuffled
-from the seed and the generation number, and each thread draws simulated noise from its own
-stream. The run folder of either is described in :mod:`xdream.runs.rundir`.
+from the seed and the generation number, and each thread draws simulated noise for its images
+from its own stream (a natural reference image gets one response per target, shared by the
+threads on it: :class:`~xdream.evolve.presentation.SessionResponder`). The run folder of either
+is described in :mod:`xdream.runs.rundir`.
 
 ``evaluations`` counts the evolved images told to the optimisers (a budget's last generation is
 trimmed, its remaining codes told as unscored); ``presented`` counts every image sent to the
@@ -214,6 +216,9 @@ class Experiment:
         self.custom = [k for k, v in (("generator", generator), ("responder", responder)) if v is not None]
         if _state is not None:
             _check_custom(_resume, _state, self.custom)
+        _check_python_objects(config, self.custom)
+        if _resume is None:  # the mark in config.toml: which tables do not describe what ran
+            config = self.config = dataclasses.replace(config, python_objects=",".join(self.custom) or None)
         check_device(config.device)
         use_determinism(config.device, config.deterministic)  # before any model reaches the device
         self._decode_chunks: dict[int, int] = {}
@@ -300,7 +305,8 @@ class Experiment:
                                        None if t is None else columns[index], None, rngs["noise"], generations,
                                        budget, None if t is None else t.patience))
         if self.session:
-            self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads])
+            self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads],
+                                              seed=config.seed)
         else:
             self.responder = inner if noise is None else NoisyResponder(inner, noise, self.threads[0].noise_rng)
 
@@ -660,6 +666,18 @@ def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
             raise RunDirError(f"run {run.path} was started through the Python API with its own {kind} "
                               f"({record['class']} {what}); resume it with the same object: "
                               f"Experiment.resume({str(run.path)!r}, {kind}=...)")
+
+
+def _check_python_objects(config: ExperimentConfig, given: list[str]) -> None:
+    """A config saved by a run that was given its own component objects (its ``python_objects``
+    mark) runs only with such objects again: its tables do not describe what that run used."""
+    for kind in (config.python_objects or "").split(","):
+        if kind and kind not in given:
+            flags = "--target MODEL:LAYER:CHANNEL" if kind == "responder" else "--generator NAME"
+            raise ConfigError(f"this config is from a run started from Python with its own {kind} object "
+                              f"(python_objects = {config.python_objects!r}), which its [{kind}] table does not "
+                              f"describe: pass the object again (Experiment(config, {kind}=...)), or name the {kind} "
+                              f"to use ({flags} or --set {kind}.KEY=VALUE)")
 
 
 def _as_recorded(then, now) -> bool:

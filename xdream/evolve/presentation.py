@@ -33,6 +33,7 @@ import torch
 from xdream.core.responder import NoiseModel, Responder
 
 INTERLEAVE = 0x1E1EAF  # the seed-sequence key of the interleaving order (any fixed number)
+REFERENCE_NOISE = 0x2EFE2E  # the seed-sequence key of a session's reference-image noise (any fixed number)
 
 
 @dataclass
@@ -117,21 +118,28 @@ class SessionResponder(Responder):
     """The session's responder seen image by image: an evolved image scores the mean of its
     thread's columns of ``inner.respond_units`` (NaN if one is NaN); a reference image is
     scored on every thread's columns (:attr:`reference_rows`) and returns NaN here. With a
-    noise model each thread's scores get noise from that thread's own stream, drawn in the
-    order of its images' indices (never in the shuffled order)."""
+    noise model each thread's own images get noise from that thread's own stream, drawn in the
+    order of its images' indices (never in the shuffled order), so a thread's codes do not
+    depend on the other threads. A reference image is one presentation: it gets one noisy
+    response per target, shared by every thread on that target, drawn from a stream keyed by
+    the presentation (session ``seed``, generation, reference index) and the target's columns,
+    never from a thread's stream (as one trial of one neuron gives one response, whichever
+    evolution it is scored for)."""
 
     name = "session"
 
     def __init__(self, inner: Responder, columns: list[list[int]], noise: NoiseModel | None,
-                 noise_rngs: list[np.random.Generator]):
+                 noise_rngs: list[np.random.Generator], seed: int = 0):
         self.inner, self.columns, self.noise, self.noise_rngs = inner, columns, noise, noise_rngs
+        self.seed = seed
         self.owners: dict[str, tuple[int | None, int]] = {}  # image id -> (thread, index) or (None, reference k)
         self.reference_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # id -> (scores [T], clean [T])
         self._ids: list[str] = []
+        self._generation = 0
         self.last_clean = None
 
     def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
-        self._ids = list(image_ids)
+        self._ids, self._generation = list(image_ids), generation
         self.inner.prepare(run_dir, generation, image_ids)
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
@@ -144,15 +152,18 @@ class SessionResponder(Responder):
         references = sorted((k, row) for row, (t, k) in enumerate(owners) if t is None)
         ref_scores = np.full((len(references), len(self.columns)), math.nan)
         ref_clean = ref_scores.copy()
+        by_target: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         for t, cols in enumerate(self.columns):
             rows = [row for _, row in sorted((k, row) for row, (owner, k) in enumerate(owners) if owner == t)]
             if rows:
                 clean[rows] = full[rows][:, cols].mean(axis=1)
                 scores[rows] = self._noisy(clean[rows], t)
             if references:
-                ref_rows = [row for _, row in references]
-                ref_clean[:, t] = full[ref_rows][:, cols].mean(axis=1)
-                ref_scores[:, t] = self._noisy(ref_clean[:, t], t)
+                if tuple(cols) not in by_target:  # one response per presentation and target
+                    target_clean = full[[row for _, row in references]][:, cols].mean(axis=1)
+                    by_target[tuple(cols)] = self._reference_noisy(target_clean, [k for k, _ in references], cols), \
+                        target_clean
+                ref_scores[:, t], ref_clean[:, t] = by_target[tuple(cols)]
         for j, (_, row) in enumerate(references):
             self.reference_rows[self._ids[row]] = (ref_scores[j], ref_clean[j])
         self.last_clean = clean if self.noise is not None else None
@@ -162,6 +173,16 @@ class SessionResponder(Responder):
         if self.noise is None:
             return clean.copy()
         return np.asarray(self.noise(clean, self.noise_rngs[thread]), dtype=np.float64)
+
+    def _reference_noisy(self, clean: np.ndarray, references: list[int], columns: list[int]) -> np.ndarray:
+        """Reference images' responses on one target: each presentation's noise from its own
+        stream, keyed by the session seed, the generation, the reference index and the target's
+        columns (no state to checkpoint; the threads' streams are not touched)."""
+        if self.noise is None:
+            return clean.copy()
+        return np.array([float(np.asarray(self.noise(clean[j:j + 1], np.random.default_rng(np.random.SeedSequence(
+            [self.seed, REFERENCE_NOISE, self._generation, k, len(columns), *columns]))), dtype=np.float64)[0])
+            for j, k in enumerate(references)])
 
     def close(self) -> None:
         self.inner.close()

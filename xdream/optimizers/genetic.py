@@ -52,6 +52,7 @@ def fitness(scores: np.ndarray, selectivity: float, clip_percentile: float = 95.
 class GeneticAlgorithm(Optimizer):
     name = "genetic"
     nan_policy = "carry-over"
+    presets = PRESETS
 
     def __init__(
         self,

@@ -21,6 +21,20 @@ A ``[base]`` with ``[[base.thread]]`` tables makes every grid point a session of
 threads (:mod:`xdream.config.experiment`): ``optimizer`` and ``generator`` then set the default of
 the threads without a table of their own, ``seed`` and ``noise`` the session's; ``target``
 does not apply (each thread names its own).
+
+**How ``[base]`` combines with a grid arm** (a ``generator`` or ``optimizer`` value, a ``noise``
+table or level): the arm's plugin gets, each overriding the one before, its own defaults, the
+options of ``[base.KIND]`` (whichever plugin that names), the values of the arm's ``preset``
+(when it names one) and the arm's own options. So a base option reaches every arm, and a preset
+is never overridden by the base: with ``[base.optimizer] name = "genetic", population = 20`` and
+the arms ``"genetic"``, ``{name = "genetic", preset = "wang-ponce"}`` and ``"sphere-cma"``, the
+populations are 20, 40 (the preset's) and 20. A base option an arm's plugin does not take is
+refused on one line (set it in the arms that take it); a noise level of 0 means no noise.
+
+``results.jsonl`` and ``sweep.json`` hold each axis value typed as the grid gave it (``"seed":
+0``, ``"noise": 0.2``, the full ``target`` with its model); a generator or optimiser arm is its
+label. Run names keep the model (``target=resnet18-layer1-0``), and every target's channel is
+checked against its layer (the model built without weights) before any run starts.
 """
 
 from __future__ import annotations
@@ -31,7 +45,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from xdream.config import ExperimentConfig, defaults, is_session, read_toml
+from xdream.config import PROVIDED, ExperimentConfig, defaults, is_session, read_toml
+from xdream.core import registry
 from xdream.core.errors import ConfigError, choices_text
 
 AXES = ("target", "generator", "optimizer", "noise", "seed")
@@ -40,7 +55,8 @@ TOP_KEYS = ("output", "base", "grid")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One grid point: its run name, its axis labels and its validated config dict."""
+    """One grid point: its run name, its axis values (typed: ``seed`` an int, ``target`` the full
+    spec, a plugin arm its label) and its validated config dict."""
 
     name: str
     labels: dict
@@ -89,7 +105,7 @@ def expand(data: dict) -> list[RunSpec]:
         if _shape(config) not in validated:  # validate every distinct config before any run starts
             validate(config)
             validated.add(_shape(config))
-        name = "__".join(f"{key}={_slug(label)}" for key, label in labels.items())
+        name = "__".join(f"{key}={_slug(label)}" for key, label in labels.items())  # a target keeps its model
         if name in names:
             raise ConfigError(f"sweep grid gives two runs named {name!r}; give the axis values distinct labels")
         names.add(name)
@@ -99,8 +115,9 @@ def expand(data: dict) -> list[RunSpec]:
 
 def check_values(runs: list[RunSpec]) -> None:
     """Build each distinct generator/optimiser pair and noise model once, so option *values*
-    (ranges, presets) fail on one line before any run starts. Responders (CNN targets) are
-    checked when their run builds them: loading every network here would cost minutes."""
+    (ranges, presets) fail on one line before any run starts, and check every target against
+    its responder (:meth:`Responder.check_targets`: a CNN unit's channel against its layer,
+    the model built without weights: loading every network's weights would cost minutes)."""
     import numpy as np
 
     from xdream.core import registry
@@ -127,6 +144,25 @@ def check_values(runs: list[RunSpec]) -> None:
         if config.noise is not None and repr(config.noise) not in checked:
             checked.add(repr(config.noise))
             registry.create("noise", config.noise.name, config.noise.options)
+    distinct = {json.dumps([run.config.get("responder"), run.config.get("thread")], sort_keys=True, default=repr): run
+                for run in runs}  # a 14,700-run grid has a few hundred targets
+    _check_targets([validate(run.config) for run in distinct.values()])
+
+
+def _check_targets(configs: list[ExperimentConfig]) -> None:
+    """Every distinct target of ``configs``, checked once per responder and options."""
+    groups: dict[str, tuple[str, dict, set]] = {}
+    for config in configs:
+        responder = config.responder
+        if responder is None:
+            continue
+        options = {k: v for k, v in responder.options.items() if k not in ("target", "targets")}
+        specs = [t for thread in config.thread for t in thread.target] if config.thread is not None else \
+            [responder.options.get("target")]
+        key = json.dumps([responder.name, options], sort_keys=True, default=repr)
+        groups.setdefault(key, (responder.name, options, set()))[2].update(s for s in specs if isinstance(s, str))
+    for name, options, specs in groups.values():
+        registry.load("responder", name).check_targets(sorted(specs), options)
 
 
 def validate(config: dict) -> ExperimentConfig:
@@ -149,19 +185,20 @@ def _point(axis: str, value):
     if axis == "seed":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"sweep grid seed values must be integers, got {value!r}")
-        return str(value), lambda c: c.__setitem__("seed", value)
+        return value, lambda c: c.__setitem__("seed", value)
     if axis == "target":
         if not isinstance(value, str):
             raise ConfigError(f"sweep grid target values must be strings MODEL:LAYER:CHANNEL, got {value!r}")
-        return value.split(":", 1)[-1], lambda c: _table(c, "responder").__setitem__("target", value)
+        return value, lambda c: _table(c, "responder").__setitem__("target", value)
     if axis == "noise":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if value < 0:
                 raise ConfigError(f"sweep grid noise level must be >= 0, got {value!r}")
             if value == 0:
-                return "0", lambda c: c.pop("noise", None)
+                return value, lambda c: c.pop("noise", None)
             noise = defaults("sweep")["noise"]  # the noise model a bare level means
-            return str(value), lambda c: c.__setitem__("noise", {"name": noise, "level": float(value)})
+            _, apply = _plugin_point(axis, {"name": noise, "level": float(value)}, "noise")
+            return value, apply
         return _plugin_point(axis, value, "noise")
     return _plugin_point(axis, value, axis)
 
@@ -178,11 +215,29 @@ def _plugin_point(axis: str, value, kind: str):
     if not isinstance(label, str) or not label:
         raise ConfigError(f"sweep grid {axis} label must be a non-empty string, got {label!r}")
 
+    cls = registry.load(kind, table["name"])  # once per arm, not per run (entry points are slow to scan)
+
     def apply(config):
-        merged = {**_table(config, kind), **table} if _table(config, kind).get("name") == table["name"] else table
-        config[kind] = dict(merged)
+        config[kind] = combine(kind, _table(config, kind), table, label, cls)
 
     return label, apply
+
+
+def combine(kind: str, base: dict, arm: dict, label: str, cls: type) -> dict:
+    """An arm's plugin table from ``[base.KIND]`` and the arm's own table (the rule in the module
+    docstring): base options, then the arm's preset's values, then the arm's own options; a base
+    option the arm's plugin (``cls``) does not take is refused on one line."""
+    shared = {k: v for k, v in base.items() if k != "name" and k not in arm}
+    if "preset" in arm:  # the preset's values win over the base's
+        set_by_preset = getattr(cls, "presets", {}).get(arm["preset"], {})
+        shared = {k: v for k, v in shared.items() if k not in set_by_preset}
+    taken = registry.user_options(cls, PROVIDED[kind])
+    for key in shared:
+        if key not in taken:
+            raise ConfigError(
+                f"sweep [base.{kind}] option {key!r} is not an option of {kind} {arm['name']!r} (grid arm "
+                f"{label!r}; its options: {choices_text(sorted(taken)) or '(none)'}); set it in the grid arms that take it")
+    return {"name": arm["name"], **shared, **{k: v for k, v in arm.items() if k != "name"}}
 
 
 def _table(config: dict, kind: str) -> dict:

@@ -135,6 +135,9 @@ def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunS
         recorded = (sweep_dir / PLAN).read_text()
         if recorded != plan:
             if not _grows(json.loads(recorded)["runs"], json.loads(plan)["runs"]):
+                if _names_without_model(json.loads(recorded)["runs"]):
+                    raise RunDirError(f"{sweep_dir} holds a sweep planned by an earlier xdream, whose run names leave "
+                                      "out the target's model; run this grid into another --output")
                 raise RunDirError(f"{sweep_dir} holds a different sweep ({PLAN} differs: a run was changed or "
                                   "removed; new grid values only add runs); choose another --output")
             atomic_write(sweep_dir / PLAN, plan.encode())
@@ -155,7 +158,21 @@ def _grows(recorded: list[dict], planned: list[dict]) -> bool:
     adds runs: new values on a grid axis (another optimiser, more seeds) extend a sweep, and its
     finished runs count; a changed or removed run would mix two sweeps in one directory."""
     planned_by_name = {entry["name"]: entry for entry in planned}
-    return all(planned_by_name.get(entry["name"]) == entry for entry in recorded)
+    return all(entry["name"] in planned_by_name and _same_run(entry, planned_by_name[entry["name"]])
+               for entry in recorded)
+
+
+def _same_run(recorded: dict, planned: dict) -> bool:
+    """One run in two plans; labels compare as text, since an earlier xdream recorded grid values
+    as text (``"seed": "0"``), so its sweeps go on under this one."""
+    text = lambda labels: {k: str(v) for k, v in labels.items()}  # noqa: E731
+    return recorded["config"] == planned["config"] and text(recorded["labels"]) == text(planned["labels"])
+
+
+def _names_without_model(recorded: list[dict]) -> bool:
+    """Whether a recorded plan names its target runs by layer and channel alone (before issue 25)."""
+    return any("target" in entry["labels"] and entry["labels"]["target"] != entry["config"].get("responder", {}).get(
+        "target") for entry in recorded)
 
 
 def uses_cuda(runs: list[RunSpec]) -> bool:

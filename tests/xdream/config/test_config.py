@@ -108,3 +108,21 @@ def test_set_dotted_creates_the_reference_table(fast_job):
     set_dotted(fast_job, "reference.per_generation", 3)
     assert fast_job["reference"] == {"per_generation": 3}
     assert ExperimentConfig.from_dict(fast_job).reference.per_generation == 3
+
+
+def test_a_session_of_many_threads_saves_only_best_images_unless_told(fast_job):
+    """Up to 8 threads the default save_images is "all"; beyond, "best" (montages are most of
+    the bytes: about 0.4 GB for 64 threads x 40 generations); a given value always wins, and the
+    resolved value is what config.toml records."""
+    from xdream.config.experiment import MANY_THREADS
+
+    def session(n, **extra):
+        threads = [{"name": f"u{i}", "target": f"efficientnet_lite0:_blocks.2:{i}"} for i in range(n)]
+        return ExperimentConfig.from_dict({**{k: v for k, v in fast_job.items() if k != "responder"},
+                                           "responder": {"name": "torch-unit"}, "thread": threads, **extra})
+
+    assert ExperimentConfig.from_dict(fast_job).save_images == "all"
+    assert session(MANY_THREADS).save_images == "all"
+    many = session(MANY_THREADS + 1)
+    assert many.save_images == "best" and many.to_dict()["save_images"] == "best"
+    assert session(MANY_THREADS + 1, save_images="all").save_images == "all"

@@ -11,7 +11,7 @@ import pytest
 
 from responders.torch_unit import TorchUnit
 from xdream import Experiment, ExperimentConfig
-from xdream.core.errors import RunDirError
+from xdream.core.errors import ConfigError, RunDirError
 
 
 def run_job(job, path, **kwargs):
@@ -227,6 +227,37 @@ def test_a_custom_module_is_recorded_and_needed_to_resume(tmp_path, fast_job):
     resumed = Experiment.resume(run, responder=unit)
     assert resumed.generation == 2
     resumed.close()
+
+
+def test_a_config_saved_by_a_custom_module_run_is_refused_without_it(tmp_path, fast_job, capsys):
+    """config.toml of a run given its own responder carries a real key (python_objects), so
+    `xdream evolve RUN/config.toml --output RUN2` refuses on one line naming what to pass,
+    writes nothing, and runs once the responder is named (--target)."""
+    import tomllib
+
+    import torch
+    from torch import nn
+
+    from xdream.cli import main
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, stride=2), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU())
+    unit = TorchUnit.from_module(net, layer="2", channel=1, input_size=32)
+    run = tmp_path / "run"
+    Experiment(ExperimentConfig.from_dict({**fast_job, "generations": 1}), responder=unit, run_dir=run).run(progress=False)
+    saved = tomllib.loads((run / "config.toml").read_text())
+    assert saved["python_objects"] == "responder"
+    assert main(["evolve", str(run / "config.toml"), "--output", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its own responder object" in err
+    assert "Experiment(config, responder=...)" in err and "--target MODEL:LAYER:CHANNEL" in err
+    assert not (tmp_path / "run2").exists()
+    with pytest.raises(ConfigError, match="python_objects = 'responder'"):
+        Experiment(ExperimentConfig.from_dict(saved), run_dir=tmp_path / "run3")
+    assert not (tmp_path / "run3").exists()
+    assert main(["evolve", str(run / "config.toml"), "--target", fast_job["responder"]["target"],
+                 "--output", str(tmp_path / "run4"), "--quiet"]) == 0
+    assert "python_objects" not in tomllib.loads((tmp_path / "run4" / "config.toml").read_text())
 
 
 def test_default_job_climbs_at_least_twofold(tmp_path):

@@ -122,6 +122,31 @@ def test_threads_do_not_leak_into_each_other(tmp_path):
     assert not np.array_equal(thread_arrays(tmp_path / "a", "four")[1], thread_arrays(tmp_path / "b", "four")[1])
 
 
+def test_a_reference_presentation_has_one_noisy_response_per_target(tmp_path):
+    """Two threads on one unit under simulated noise: each natural reference shown in a
+    generation gets one response on that unit, the same for both threads (its noise keyed by
+    the presentation, not the thread); the threads' own images keep their own streams."""
+    data = copy.deepcopy(SESSION)
+    data["noise"] = {"name": "gaussian", "level": 0.3}
+    data["thread"][1]["target"] = f"{LAYER}:5"  # both threads on the same unit
+    run_session(tmp_path / "s", data)
+    for pix, four in zip(thread_arrays(tmp_path / "s", "pix", "reference_scores"),
+                         thread_arrays(tmp_path / "s", "four", "reference_scores")):
+        assert pix.shape == (2,)
+        np.testing.assert_array_equal(pix, four)
+    noisy, clean = (np.concatenate(thread_arrays(tmp_path / "s", "pix", key))
+                    for key in ("reference_scores", "reference_clean_scores"))
+    assert not np.allclose(noisy, clean)  # the noise acted on the references
+    # A thread's own images' noise does not depend on the other thread: pix is unchanged when
+    # four runs another optimiser setting.
+    other = copy.deepcopy(data)
+    other["thread"][1]["optimizer"] = {"name": "cmaes", "population": 5, "sigma0": 0.9}
+    run_session(tmp_path / "o", other)
+    for key in ("codes", "scores", "reference_scores"):
+        for x, y in zip(thread_arrays(tmp_path / "s", "pix", key), thread_arrays(tmp_path / "o", "pix", key)):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_resume_after_a_crash_continues_bit_identically(tmp_path):
     run_session(tmp_path / "whole", generations=4)
     data = copy.deepcopy(SESSION)

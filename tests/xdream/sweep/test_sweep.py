@@ -56,12 +56,13 @@ def test_expand_is_the_product_of_the_axes(fast_job):
     assert len(runs) == 2 * 2 * 3 * 3
     assert len({r.name for r in runs}) == len(runs)
     first = runs[0]
-    assert first.name == "target=_blocks.2-5__optimizer=genetic__noise=0__seed=0"
+    assert first.name == "target=efficientnet_lite0-_blocks.2-5__optimizer=genetic__noise=0__seed=0"
+    assert first.labels == {"target": "efficientnet_lite0:_blocks.2:5", "optimizer": "genetic", "noise": 0, "seed": 0}
     assert first.config["responder"]["target"] == "efficientnet_lite0:_blocks.2:5"
     assert "noise" not in first.config and first.config["seed"] == 0
     # the base's options for the same optimiser are kept; a table's own options win
     assert first.config["optimizer"] == {"name": "genetic", "population": 8}
-    wp = next(r for r in runs if r.labels["optimizer"] == "ga-wp" and r.labels["noise"] == "0.5")
+    wp = next(r for r in runs if r.labels["optimizer"] == "ga-wp" and r.labels["noise"] == 0.5)
     assert wp.config["optimizer"] == {"name": "genetic", "population": 8, "preset": "wang-ponce"}
     assert wp.config["noise"] == {"name": "gaussian", "level": 0.5}
     poisson = [r for r in runs if r.config.get("noise", {}).get("name") == "poisson"]
@@ -80,12 +81,18 @@ BAD_GRIDS = [
     ({"grid": {"optimizer": ["adam"]}}, "unknown optimizer 'adam'"),
     ({"grid": {"optimizer": [{"name": "genetic", "mutation_rate": 3}]}}, "mutation_rate must be in [0, 1], got 3"),
     ({"grid": {"seed": [0, 0]}}, "two runs named 'seed=0'"),
+    ({"grid": {"target": ["efficientnet_lite0:_blocks.2:5", "efficientnet_lite0:_blocks.2:999"]}},
+     "efficientnet_lite0:_blocks.2:999: channel 999 out of range; layer _blocks.2 has 24 channels"),
+    ({"grid": {"optimizer": ["genetic", {"name": "sphere-cma", "label": "zoha"}]},
+      "base": {"optimizer": {"name": "genetic", "mutation_rate": 0.3}}},
+     "sweep [base.optimizer] option 'mutation_rate' is not an option of optimizer 'sphere-cma' (grid arm 'zoha'"),
 ]
 
 
 @pytest.mark.parametrize("patch, message", BAD_GRIDS, ids=[m.split("'")[0][:30] + m[-12:] for _, m in BAD_GRIDS])
 def test_bad_grid_one_line_exit_2_nothing_written(fast_job, tmp_path, capsys, patch, message):
-    data = {**sweep_data(fast_job), **patch}
+    data = sweep_data(fast_job)
+    data = {**data, **patch, "base": {**data["base"], **patch.get("base", {})}}
     with pytest.raises(ConfigError) as info:
         check_values(expand(data))
     assert message in str(info.value) and "\n" not in str(info.value)
@@ -123,7 +130,7 @@ def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path):
     first = run_sweep(path, backend="process", workers=2, log=lines.append)
     assert first["ran"] == 2 and first["skipped"] == 0 and not first["failures"]
     records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
-    assert [r["seed"] for r in records] == ["0", "1"]
+    assert [r["seed"] for r in records] == [0, 1]  # typed as the grid gave them
     assert all(r["evaluations"] == 16 and np.isfinite(r["clean_best"]) for r in records)
     again = run_sweep(path, backend="process", workers=2, log=lines.append)
     assert again["skipped"] == 2 and again["ran"] == 0
@@ -183,7 +190,7 @@ def test_ray_sweep_killed_part_way_resumes_and_skips_completed_runs(fast_job, tm
     for name, mtime in completed.items():  # untouched: not rerun
         assert (runs / name / "summary.json").stat().st_mtime_ns == mtime
     records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
-    assert sorted(r["seed"] for r in records) == [str(s) for s in range(n)]
+    assert sorted(r["seed"] for r in records) == list(range(n))
     assert all(r["generations"] == 10 and r["evaluations"] == 80 for r in records)
 
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -282,3 +289,72 @@ def test_a_session_is_a_grid_point_with_one_result_per_thread(tmp_path):
     assert [t["optimizer"] for t in summary["threads"]] == ["random", "cmaes"]
     with pytest.raises(ConfigError, match="axis 'target' needs a one-thread"):
         expand({"base": base, "grid": {"target": [f"{unit}:1"]}})
+
+
+def test_readme_sweep_grid_arms_are_what_the_grid_says(tmp_path):
+    """README's own grid (its [base.optimizer] population 20 and three optimiser arms) at a budget
+    of 40 evaluations: each arm runs the population the documented rule gives it (the base's 20;
+    the wang-ponce preset's 40, not overridden; sphere-cma the base's 20), with the generations
+    that follow; results.jsonl holds typed values and the full target."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("## Sweeps", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(block)
+    assert data["base"]["optimizer"] == {"name": "genetic", "population": 20}
+    data["base"]["budget"] = 40
+    data["base"]["save_images"] = "none"
+    data["grid"]["target"] = data["grid"]["target"][:1]
+    data["grid"]["noise"], data["grid"]["seed"] = [0], [0]
+    path = write_sweep(tmp_path / "readme.toml", data, tmp_path / "out")
+    result = run_sweep(path, backend="process", workers=1, log=lambda line: None)
+    assert result["ran"] == 3 and not result["failures"], result["failures"]
+    records = {r["optimizer"]: r for r in map(json.loads, (tmp_path / "out" / "results.jsonl").read_text().splitlines())}
+    expected = {"genetic": (20, 2), "ga-wp": (40, 1), "sphere-cma": (20, 2)}  # population, generations
+    assert sorted(records) == sorted(expected)
+    for arm, (population, generations) in expected.items():
+        record = records[arm]
+        assert (record["generations"], record["evaluations"]) == (generations, 40), arm
+        assert record["seed"] == 0 and record["noise"] == 0 and record["target"] == data["grid"]["target"][0]
+        log = [json.loads(line) for line in (tmp_path / "out" / "runs" / record["name"] / "log.jsonl").read_text().splitlines()]
+        assert [entry["evaluations"] for entry in log][-1] == 40 and len(log) == generations, arm
+        assert record["name"].startswith("target=efficientnet_lite0-_blocks.4-0__optimizer=")
+        saved = tomllib.loads((tmp_path / "out" / "runs" / record["name"] / "config.toml").read_text())
+        assert saved["optimizer"].get("population") == (None if arm == "ga-wp" else 20), arm
+    assert tomllib.loads((tmp_path / "out" / "runs" / records["ga-wp"]["name"] / "config.toml").read_text()
+                         )["optimizer"]["preset"] == "wang-ponce"
+
+
+def test_two_models_on_one_layer_path_are_two_runs(fast_job):
+    """Run names keep the model, so resnet18's and resnet34's layer1:0 do not collide; both
+    targets are checked (architecture only, no weights) before anything runs."""
+    runs = expand(sweep_data(fast_job, target=["resnet18:layer1:0", "resnet34:layer1:0"]))
+    assert [r.name for r in runs] == ["target=resnet18-layer1-0", "target=resnet34-layer1-0"]
+    check_values(runs)
+    with pytest.raises(ConfigError, match="resnet34:layer1:64: channel 64 out of range; layer layer1 has 64"):
+        check_values(expand(sweep_data(fast_job, target=["resnet18:layer1:0", "resnet34:layer1:64"])))
+
+
+def test_a_sweep_planned_by_an_earlier_xdream_goes_on_or_is_refused_on_one_line(fast_job, tmp_path):
+    """An earlier plan recorded grid values as text ("seed": "0"): its sweep goes on. One whose
+    run names leave out the target's model cannot, and says why."""
+    from xdream.core.errors import RunDirError
+    from xdream.sweep.runner import prepare
+
+    def recorded_as_before(out, rename):
+        plan = json.loads((out / "sweep.json").read_text())
+        for run in plan["runs"]:
+            run["labels"] = {k: str(v).split(":", 1)[-1] if k == "target" else str(v) for k, v in run["labels"].items()}
+            run["name"] = rename(run["name"])
+        (out / "sweep.json").write_text(json.dumps(plan, indent=1, sort_keys=True))
+
+    seeds = write_sweep(tmp_path / "a.toml", sweep_data(fast_job, seed=[0, 1]), tmp_path / "a")
+    prepare(seeds, None)
+    recorded_as_before(tmp_path / "a", lambda name: name)
+    prepare(seeds, None)  # accepted: the same runs
+    assert json.loads((tmp_path / "a" / "sweep.json").read_text())["runs"][0]["labels"] == {"seed": 0}
+
+    targets = write_sweep(tmp_path / "b.toml", sweep_data(fast_job, target=["efficientnet_lite0:_blocks.2:5"]),
+                          tmp_path / "b")
+    prepare(targets, None)
+    recorded_as_before(tmp_path / "b", lambda name: name.replace("efficientnet_lite0-", ""))
+    with pytest.raises(RunDirError, match="planned by an earlier xdream, whose run names leave out the target's model"):
+        prepare(targets, None)
