@@ -21,7 +21,6 @@ _LAZY = {
     "ExperimentConfig": "config", "PluginConfig": "config", "Experiment": "evolve.experiment",
     "Summary": "evolve.experiment", "Generator": "core.generator", "Optimizer": "core.optimizer",
     "NoiseModel": "core.responder", "NoisyResponder": "core.responder", "Responder": "core.responder",
-    "Session": "evolve.experiment", "SessionConfig": "config",
 }
 
 
@@ -39,7 +38,7 @@ def __getattr__(name):
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError", "Experiment", "ExperimentConfig", "Generator", "NoiseModel", "NoisyResponder",
-    "Optimizer", "PluginConfig", "Responder", "RunDirError", "registry", "Session", "SessionConfig", "Summary",
+    "Optimizer", "PluginConfig", "Responder", "RunDirError", "registry", "Summary",
     "UnknownNameError",
     "WeightsError", "XDreamError",
 ]

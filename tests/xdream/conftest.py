@@ -88,15 +88,15 @@ SESSION = {
 
 
 def make_session(path, data=None, *, run=True, **run_kwargs):
-    """A real session (xdream.evolve.session.Session) with one TorchLayer recording every thread's
+    """A real session (xdream.evolve.experiment.Experiment) with one TorchLayer recording every thread's
     units; run to its end (or ``should_stop``) unless ``run`` is False (then it is returned open)."""
     import copy
 
     from responders.torch_layer import TorchLayer
-    from xdream.config import SessionConfig
-    from xdream import Session
+    from xdream.config import ExperimentConfig
+    from xdream import Experiment
 
-    session = Session(SessionConfig.from_dict(copy.deepcopy(data or SESSION)),
+    session = Experiment(ExperimentConfig.from_dict(copy.deepcopy(data or SESSION)),
                       responder=TorchLayer(SESSION_LAYER, input_size=64), run_dir=path)
     if not run:
         return session

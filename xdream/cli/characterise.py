@@ -12,7 +12,6 @@ option (``noise.gain``) or a responder option (``responder.input_size``).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from xdream.cli import common
@@ -43,6 +42,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from xdream.characterise.run import Settings, characterise, target_responder
+    from xdream.runs.rundir import new_run_path
 
     tables = {"protocol": {"preset": args.preset}, "noise": {}, "responder": {}}
     for key, value in common.parse_set(args.set):
@@ -65,7 +65,7 @@ def run(args) -> int:
     if args.weights:
         options["weights"] = args.weights
     targets = {t: target_responder(t, options, args.device) for t in dict.fromkeys(args.targets)}
-    output = Path(args.output or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-characterise")
+    output = Path(args.output or new_run_path("characterise"))
     config = {"seed": args.seed, "targets": list(targets), "method": args.method, "alpha": args.alpha,
               "batch_size": args.batch_size, **({"size": args.size} if args.size else {}),
               "protocol": protocol.to_dict(), **({"noise": noise} if noise else {}),

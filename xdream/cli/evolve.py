@@ -20,7 +20,7 @@ from pathlib import Path
 
 from xdream.cli import common
 from xdream.config import ExperimentConfig, defaults, is_session, read_toml, set_dotted
-from xdream.config.experiment import THREAD_KEYS
+from xdream.config.experiment import PLUGINS, THREAD_KEYS
 from xdream.core import registry
 from xdream.core.errors import ConfigError
 from xdream.core.threads import default_threads
@@ -110,25 +110,38 @@ def add_parser(commands) -> None:
 
 
 def config_from_args(args) -> ExperimentConfig:
-    data = read_toml(args.config) if args.config else ExperimentConfig().to_dict()
+    """The run the config file and the flags describe: one thread, or a session of several
+    (``[[thread]]`` tables, ``--thread`` or ``--units``) whose flags set the shared settings and
+    the defaults of every thread without a table of its own."""
+    session = wants_session(args)
+    for flag in ONE_THREAD_ONLY if session else ():
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag.replace('_', '-')} starts a one-thread run; a session of several threads "
+                              "cannot take it")
+    data = read_toml(args.config) if args.config else {} if session else ExperimentConfig().to_dict()
     if args.budget is not None and args.generations is not None:
         raise ConfigError(f"--generations {args.generations} and --budget {args.budget} are mutually exclusive; "
                           "give one")
+    if session:
+        _add_threads(data, args)
     for flag, other in (("budget", "generations"), ("generations", "budget")):
         if getattr(args, flag) is not None:
             data.pop(other, None)  # a flag replaces the file's choice of run length
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
-        if value is not None:
+        if value is not None and not (session and flag == "target"):  # a session's target: _add_threads
             if flag == "weights":
-                key = _weights_key(data)
-            if key.startswith("noise.") and "noise" not in data:
-                data["noise"] = {}
+                key = "responder.weights" if session else _weights_key(data)
+            if "." in key and (session or key.startswith("noise.")):
+                data.setdefault(key.split(".")[0], {})
             set_dotted(data, key, value)
-    if getattr(args, "no_verify", False):
-        set_dotted(data, "generator.verify", False)
-    for key, value in common.parse_set(args.set):
+    verify = [("generator.verify", False)] if getattr(args, "no_verify", False) else []
+    for key, value in verify + common.parse_set(args.set):
+        if session and "." in key and key.split(".")[0] in PLUGINS:
+            data.setdefault(key.split(".")[0], {})
         set_dotted(data, key, value)
+    if session:
+        _name_tables(data)
     return ExperimentConfig.from_dict(data)
 
 
@@ -140,12 +153,6 @@ def _weights_key(data: dict) -> str:
     return "generator.weights" if registry.load("generator", name).weights_files else "responder.weights"
 
 
-#: Flags that set a session's shared settings (flag -> top-level key).
-SHARED = {"generations": "generations", "budget": "budget", "seed": "seed", "output": "output", "device": "device",
-          "threads": "threads", "unscored": "unscored", "reference_per_generation": "reference.per_generation",
-          "reference_folder": "reference.folder"}
-#: Flags that set the default of every thread without a table of its own.
-THREAD_DEFAULTS = {"generator": "generator.name", "optimizer": "optimizer.name", "population": "optimizer.population"}
 ONE_THREAD_ONLY = ("init_image", "init_from_characterisation", "init_unit", "init_class")
 UNITS_FORM = "START:END (END excluded) or a comma-separated list, e.g. 0:64 or 3,7,12 or 0:8,20"
 
@@ -200,13 +207,8 @@ def layer_units(target: str | None, units: list[int]) -> list[dict]:
     return [{"name": f"unit{c}", "target": ":".join([model, layer, str(c), *position])} for c in units]
 
 
-def session_config(args) -> ExperimentConfig:
-    """The session the config file and the flags describe."""
-    for flag in ONE_THREAD_ONLY:
-        if getattr(args, flag) is not None:
-            raise ConfigError(f"--{flag.replace('_', '-')} starts a one-thread run; a session of several threads "
-                              "cannot take it")
-    data = read_toml(args.config) if args.config else {}
+def _add_threads(data: dict, args) -> None:
+    """The session's threads: ``--units`` makes them, ``--thread`` adds to the config's."""
     if args.units:
         if args.thread or is_session(data):
             raise ConfigError("--units makes the session's threads; drop --thread and the config's [[thread]] tables")
@@ -218,26 +220,11 @@ def session_config(args) -> ExperimentConfig:
     elif args.target is not None:
         raise ConfigError("--target with a session config: set each thread's target in its [[thread]] table (or "
                           "the rig's endpoint in [responder])")
-    for flag, key in {**SHARED, **THREAD_DEFAULTS}.items():
-        value = getattr(args, flag)
-        if value is not None:
-            table = key.split(".")[0]
-            if "." in key and table not in data:
-                data[table] = {}
-            set_dotted(data, key, value)
-    if args.budget is not None:
-        data.pop("generations", None)
-    if args.generations is not None:
-        data.pop("budget", None)
-    if args.noise is not None:
-        data["noise"] = {**_table(data.get("noise")), "name": args.noise}
-    if args.weights is not None:
-        data["responder"] = {**_table(data.get("responder")), "weights": args.weights}
-    for key, value in common.parse_set(args.set):
-        table = key.split(".")[0]
-        if "." in key and table in ("responder", "noise", "generator", "optimizer") and table not in data:
-            data[table] = {}
-        set_dotted(data, key, value)
+
+
+def _name_tables(data: dict) -> None:
+    """A session's plugin tables that the flags made without a name get the default one (the
+    responder: the one that accepts the first thread's target)."""
     for kind in ("generator", "optimizer"):  # e.g. --population alone: the default optimiser's
         if isinstance(data.get(kind), dict) and "name" not in data[kind]:
             data[kind]["name"] = defaults("evolve")[kind]["name"]
@@ -246,7 +233,6 @@ def session_config(args) -> ExperimentConfig:
         first = data["thread"][0].get("target") if data.get("thread") else None
         unit = first if isinstance(first, str) else (first or [None])[0]
         responder["name"] = registry.responder_for_target(unit)
-    return ExperimentConfig.from_dict(data)
 
 
 def _table(value) -> dict:
@@ -273,7 +259,7 @@ def run(args) -> int:
         for flag in ("allow_changed", "repair", "restart"):
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')} needs --resume RUN_DIR")
-        config = session_config(args) if wants_session(args) else config_from_args(args)
+        config = config_from_args(args)
         if config.threads is None:
             config.threads = default_threads()
         if args.config:

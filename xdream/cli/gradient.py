@@ -40,8 +40,9 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from xdream.core import registry
-    from xdream.gradient.baselines import GradientSettings, create_dir, default_output, prepare, run_gradient, write_gradient_dir
+    from xdream.gradient.baselines import GradientSettings, create_dir, prepare, run_gradient, write_gradient_dir
     from xdream.report import write_report
+    from xdream.runs.rundir import new_run_path
 
     settings = GradientSettings(
         method=args.method, objective=args.objective, steps=args.steps, lr=args.lr, size=args.size, batch=args.batch,
@@ -52,7 +53,7 @@ def run(args) -> int:
     options = {"target": args.target, **({"weights": args.weights} if args.weights else {})}
     responder = registry.create("responder", registry.responder_for_target(args.target), options)
     parts = prepare(responder, settings)
-    run = create_dir(args.output or default_output(args.method), settings)
+    run = create_dir(args.output or new_run_path(f"gradient-{args.method}"), settings)
     print(f"output: {run.path}", file=sys.stderr)
     outcome = run_gradient(responder, settings, parts, progress=not args.quiet)
     write_gradient_dir(run.path, settings, responder, outcome, run=run)

@@ -41,7 +41,7 @@ from xdream.evolve.experiment import Experiment
 from xdream.images.io import load_image, montage, save_png
 from xdream.images.natural import load_reference
 from xdream.images.plots import plot_curves
-from xdream.runs.rundir import RunDir, RunState, ThreadState, atomic_write
+from xdream.runs.rundir import RunDir, RunState, ThreadState, atomic_write, new_run_path
 
 RESULT = "compare.json"
 #: How ``--from-session`` scores a thread (the table's activation column says so).
@@ -141,7 +141,7 @@ class Comparison:
             g.validate()
         self.parts = {m: prepare(self.responder, g) for m, g in self.gradient.items()}
         self.reference = load_reference(s.reference, size=self.responder.input_size)
-        path = Path(output or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-compare")
+        path = Path(output or new_run_path("compare"))
         self.run = RunDir.create(path, to_toml({"kind": "compare", **{k: v for k, v in asdict(s).items() if v is not None}}),
                                  kind="compare")
         for sub in ("generations", "images"):  # evolution-only folders
@@ -307,7 +307,7 @@ def compare_session(run: str | Path, output: str | Path | None = None, threads: 
     for natural, _ in naturals.values():
         natural.ratio = 1.0 if natural.best > 0 else math.nan
         results.append(natural)
-    output = output or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-compare"
+    output = output or new_run_path("compare")
     out = RunDir.create(output, to_toml({"kind": "compare", "from_session": str(state.path),
                                          "threads": [t.name for t in chosen]}), subdirs=(), kind="compare")
     try:

@@ -13,8 +13,5 @@ from xdream.config.experiment import (
 from xdream.config.defaults import defaults
 from xdream.config.toml import read_toml, to_toml
 
-#: The same type: a config with ``[[thread]]`` tables (the name sessions had before they were one loop).
-SessionConfig = ExperimentConfig
-
 __all__ = ["PLUGINS", "PROVIDED", "SCALARS", "ExperimentConfig", "PluginConfig",
-           "ReferenceConfig", "SessionConfig", "ThreadConfig", "defaults", "is_session", "read_toml", "set_dotted", "to_toml"]
+           "ReferenceConfig", "ThreadConfig", "defaults", "is_session", "read_toml", "set_dotted", "to_toml"]

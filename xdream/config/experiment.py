@@ -180,7 +180,7 @@ def _default(kind: str) -> PluginConfig:
 class ExperimentConfig:
     """One validated run of one or more threads; the plugin tables default to the defaults
     table's job. ``thread`` is None for a config without ``[[thread]]`` tables (one thread made
-    from the top-level tables, :meth:`threads_of`); in a session ``responder`` may be None and
+    from the top-level tables); in a session ``responder`` may be None and
     ``defaults`` holds the top-level generator/optimizer tables as given."""
 
     generator: PluginConfig = field(default_factory=lambda: _default("generator"))

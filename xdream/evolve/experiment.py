@@ -15,13 +15,7 @@ one users know. With ``[[thread]]`` tables (Ponce et al. 2019, Cell 177:999; Xia
 2020, PLoS Comput Biol 16:e1007973) each thread has its own generator, optimiser, seed and
 target (columns of the responder's ``respond_units``); their images go out in an order shuffled
 from the seed and the generation number, and each thread draws simulated noise from its own
-stream. Run folder (:mod:`xdream.runs.rundir`)::
-
-    one thread:  RUN/config.toml, run.json, log.jsonl, checkpoint.pkl, generations/, images/,
-                 best.png, trajectory.png, summary.json
-    session:     RUN/config.toml, run.json, log.jsonl (one record per generation: order shown, each
-                 thread's best), checkpoint.pkl, trajectory.png, results.jsonl, summary.json,
-                 RUN/threads/NAME/ (log.jsonl, generations/, images/, best.png, trajectory.png)
+stream. The run folder of either is described in :mod:`xdream.runs.rundir`.
 
 ``evaluations`` counts the evolved images told to the optimisers (a budget's last generation is
 trimmed, its remaining codes told as unscored); ``presented`` counts every image sent to the
@@ -63,7 +57,9 @@ from xdream.evolve.presentation import Presentation, SessionResponder, interleav
 from xdream.evolve.record import save_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
-from xdream.runs.rundir import CONFIG, LOG, RESULTS, SESSION_KIND, SUMMARY, THREADS_DIR, RunDir, atomic_write, json_safe
+from xdream.runs.rundir import (
+    CONFIG, LOG, RESULTS, SESSION_KIND, SUMMARY, THREADS_DIR, RunDir, atomic_write, json_safe, new_run_path,
+)
 
 #: Config keys a resume can never take changed (``--allow-changed`` refuses them too), per thread.
 FIXED_ON_RESUME = {"seed": "the run's random state is in its checkpoint",
@@ -241,7 +237,8 @@ class Experiment:
                 self._rewind()
                 self._save_start()
         else:
-            path = run_dir or config.output or _default_output(config)
+            path = run_dir or config.output or new_run_path(
+                "session" if self.session else f"{config.generator.name}-{config.optimizer.name}")
             toml = to_toml({**config.to_dict(), "output": str(path)})
             try:
                 self.run_dir = RunDir.create(path, _custom_note(self.custom, self.components) + toml,
@@ -258,15 +255,11 @@ class Experiment:
 
     def _generators(self, given: Generator | None) -> dict[str, Generator]:
         """One generator object per distinct generator table (threads with the same table share it)."""
-        if not self.session:
-            return {"": given or registry.create("generator", self.config.generator.name,
-                                                 self.config.generator.options, device=self.config.device)}
         out = {}
-        for t in self.config.thread:
-            key = _plugin_key(t.generator)
+        for table in [self.config.generator] if not self.session else [t.generator for t in self.config.thread]:
+            key = _plugin_key(table)
             if key not in out:
-                out[key] = registry.create("generator", t.generator.name, t.generator.options,
-                                           device=self.config.device)
+                out[key] = given or registry.create("generator", table.name, table.options, device=self.config.device)
         return out
 
     def _build(self, config, generators, inner, resume, state, allow, progress) -> None:
@@ -277,39 +270,35 @@ class Experiment:
             self.components = {"responder": component_record(inner),
                                "generators": {k: component_record(g) for k, g in generators.items()}}
         else:
-            self.components = {"generator": component_record(generators[""]), "responder": component_record(inner)}
+            self.components = {"generator": component_record(*generators.values()), "responder": component_record(inner)}
         if state is not None:
             _check_components(resume, state["components"], self.components, allow)
         noise = None if config.noise is None else registry.create("noise", config.noise.name, config.noise.options)
         self.start = self.inversion = None
-        if not self.session:
-            generator, rngs = generators[""], derive_rngs(config.seed)
-            population = config.optimizer.options.get("population")
+        self.threads = []
+        for index, t in enumerate(config.thread or [None]):  # None: the one thread of the top-level tables
+            own = config if t is None else t  # its seed, generator and optimizer tables
+            rngs, generator = derive_rngs(own.seed), generators[_plugin_key(own.generator)]
+            population = own.optimizer.options.get("population")
             if isinstance(population, int):  # before the optimiser builds its first population
                 _check_memory(population, generator.image_size, config.save_images)
-            if state is None:  # a resumed run has its state already
+            if t is None and state is None:  # a new one-thread run may start from an inverted image
                 from xdream.evolve.start import invert_start
 
                 started = invert_start(config, generator, inner, rngs["inversion"], progress=progress)
                 if started is not None:
                     self.start, self.inversion = started
-            optimizer = build_optimizer(config.optimizer, generator, rngs["optimizer"], budget=config.budget,
-                                        generations=config.generations,
-                                        init=None if self.inversion is None else self.inversion.code)
-            self.threads = [Thread(None, generator, optimizer, None, None, rngs["noise"], *config.thread_length(0),
-                                   None)]
-            self.responder = inner if noise is None else NoisyResponder(inner, noise, rngs["noise"])
-            return
-        self.threads = []
-        for index, (t, cols) in enumerate(zip(config.thread, columns)):
-            rngs = derive_rngs(t.seed)
-            generator = generators[_plugin_key(t.generator)]
             generations, budget = config.thread_length(index)
-            optimizer = build_optimizer(t.optimizer, generator, rngs["optimizer"], budget=budget,
-                                        generations=generations or 0)
-            self.threads.append(Thread(t.name, generator, optimizer, cols, None, rngs["noise"], generations, budget,
-                                       t.patience))
-        self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads])
+            optimizer = build_optimizer(own.optimizer, generator, rngs["optimizer"], budget=budget,
+                                        generations=generations or 0,
+                                        init=None if self.inversion is None else self.inversion.code)
+            self.threads.append(Thread(None if t is None else t.name, generator, optimizer,
+                                       None if t is None else columns[index], None, rngs["noise"], generations,
+                                       budget, None if t is None else t.patience))
+        if self.session:
+            self.responder = SessionResponder(inner, columns, noise, [t.noise_rng for t in self.threads])
+        else:
+            self.responder = inner if noise is None else NoisyResponder(inner, noise, self.threads[0].noise_rng)
 
     def _attach_threads(self) -> None:
         for t in self.threads:
@@ -393,12 +382,9 @@ class Experiment:
         saved = state["threads"] if self.session else {None: state}
         for t in self.threads:
             t.restore(saved[t.name], self.run_dir.path)
-        if self.session:
-            self.generation, self.presented, self.log_lines = state["generation"], state["presented"], \
-                state["log_lines"]
-        else:
-            self.generation, self.presented, self.log_lines = (self.threads[0].generation,
-                                                               self.threads[0].presented, self.threads[0].log_lines)
+        progress = state if self.session else vars(self.threads[0])  # a one-thread run's is its thread's
+        self.generation, self.presented, self.log_lines = (progress["generation"], progress["presented"],
+                                                           progress["log_lines"])
         self.checkpointed = self.generation
         then, now = state.get("reference_names") or [], [] if self.reference is None else self.reference.names
         if then != now:  # the cycle would show other images than the run did
@@ -428,7 +414,7 @@ class Experiment:
         state = {"config": config, "config_fingerprint": config_fingerprint(comparable(config) if self.session
                                                                               else config),
                  "components": self.components, "custom": self.custom, "changes": self.changes,
-                 "started_config": self._started_config(),
+                 "started_config": self._started or self.config.to_dict(),  # before any --allow-changed
                  "reference_names": None if self.reference is None else self.reference.names}
         if self.session:
             state.update(kind=SESSION_KIND, generation=self.generation, presented=self.presented, log_lines=self.log_lines,
@@ -437,10 +423,6 @@ class Experiment:
             state.update(self.threads[0].state())
         self.run_dir.save_checkpoint(state)
         self.checkpointed = self.generation
-
-    def _started_config(self) -> dict:
-        """The config the run started with (before any ``--allow-changed``)."""
-        return self._started or self.config.to_dict()
 
     # -- the loop -----------------------------------------------------------------------------------
     @property
@@ -473,7 +455,7 @@ class Experiment:
             t.optimizer.tell(asked[t.name], told)
         clock.append(time.perf_counter())
         reference_names = None if self.reference is None else self.reference.names
-        records = {t.name: save_generation(t, t.run, codes[t.name], images[t.name], outcomes[t.name],
+        records = {t.name: save_generation(t, codes[t.name], images[t.name], outcomes[t.name],
                                            save_images=self.config.save_images,
                                            reshow=self.config.unscored == "reshow",
                                            reference_index=self._reference_index,
@@ -657,10 +639,6 @@ class Experiment:
             self.run_dir.lock.release()
 
 
-#: A session is a run of several threads: the same class.
-Session = Experiment
-
-
 # -- resume checks -------------------------------------------------------------------------------
 def _check_custom(run: RunDir, state: dict, given: list[str]) -> None:
     """A run started with custom component objects resumes only with objects again."""
@@ -804,10 +782,3 @@ def _check_memory(population: int, image_size: int, save_images: str) -> None:
                           f"{image_size} px images, more than half of the {have / 2**30:.1f} GiB available (the rest is "
                           "for the models and the responder): use a smaller population "
                           f"(at most about {max(1, have // 2 // per_image)})")
-
-
-def _default_output(config: ExperimentConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    if config.thread is not None:
-        return Path("runs") / f"{stamp}-session"
-    return Path("runs") / f"{stamp}-{config.generator.name}-{config.optimizer.name}"

@@ -10,20 +10,17 @@ import torch
 
 from xdream.evolve.presentation import Presentation
 from xdream.images.io import montage, save_png
-from xdream.runs.rundir import RunDir
-
-#: Per-generation values kept for the trajectory plot (and in the checkpoint).
-HISTORY_KEYS = ("best", "mean", "clean_best", "reference_mean")
+from xdream.runs.rundir import HISTORY_KEYS
 
 
-def write_generation(run: RunDir, generation: int, codes: np.ndarray, images: torch.Tensor, outcome: Presentation,
-                     *, evaluations: int, presented: int, best_score: float, save_images: str, reshow: bool,
-                     reference_names: list[str] | None = None, reference_index: np.ndarray | None = None
-                     ) -> tuple[dict, str]:
-    """Write generation ``generation`` into ``run`` (``gen_NNNN.npz``, best and montage PNGs,
-    ``best.png`` when it beats ``best_score``); returns its log record and the npz's SHA-256.
-    ``evaluations``/``presented`` are the totals before this generation."""
-    g, scores, clean = generation, outcome.scores, outcome.clean
+def save_generation(thread, codes: np.ndarray, images: torch.Tensor, outcome: Presentation, *, save_images: str,
+                    reshow: bool, reference_names: list[str] | None = None,
+                    reference_index: np.ndarray | None = None) -> dict:
+    """Write ``thread``'s next generation into its folder ``thread.run`` (``gen_NNNN.npz``, best
+    and montage PNGs, ``best.png`` when it beats the thread's best so far) and count it in the
+    thread (its ``generation``, ``evaluations``, ``presented``, ``best_score``,
+    ``best_generation``, ``history`` and ``digests``); returns the log record."""
+    run, g, scores, clean = thread.run, thread.generation, outcome.scores, outcome.clean
     arrays = {"codes": codes.astype(np.float32), "scores": scores}
     if clean is not None:
         arrays["clean_scores"] = clean
@@ -33,12 +30,12 @@ def write_generation(run: RunDir, generation: int, codes: np.ndarray, images: to
         arrays.update(reference_scores=outcome.reference_scores, reference_index=reference_index)
         if outcome.reference_clean is not None:
             arrays["reference_clean_scores"] = outcome.reference_clean
-    digest = run.save_arrays(g, **arrays)
+    thread.digests.append(run.save_arrays(g, **arrays))
     finite = np.isfinite(scores)
     record = {
         "generation": g,
-        "evaluations": evaluations + len(scores),
-        "presented": presented + outcome.presented,
+        "evaluations": thread.evaluations + len(scores),
+        "presented": thread.presented + outcome.presented,
         "scores": scores.tolist(),
         "best": float(scores[finite].max()) if finite.any() else math.nan,
         "mean": float(scores[finite].mean()) if finite.any() else math.nan,
@@ -57,34 +54,13 @@ def write_generation(run: RunDir, generation: int, codes: np.ndarray, images: to
         record["best_index"] = best
         if save_images != "none":
             save_png(images[best], run.image_file("best", g))
-        if record["best"] > best_score:
+        if record["best"] > thread.best_score:
             save_png(images[best], run.path / "best.png")
+            thread.best_score, thread.best_generation = record["best"], g
     if save_images == "all":
         save_png(montage(images), run.image_file("montage", g))
-    return record, digest
-
-
-def history_entry(record: dict) -> dict:
-    """What the trajectory plot keeps of a generation's record."""
-    return {k: record[k] for k in HISTORY_KEYS if k in record}
-
-
-def save_generation(progress, run: RunDir, codes: np.ndarray, images: torch.Tensor, outcome: Presentation, *,
-                    save_images: str, reshow: bool, reference_names: list[str] | None = None,
-                    reference_index: np.ndarray | None = None) -> dict:
-    """Write ``progress``'s next generation (:func:`write_generation`) and count it in
-    ``progress`` (a run or a session's thread: its ``generation``, ``evaluations``,
-    ``presented``, ``best_score``, ``best_generation``, ``history`` and ``digests``); returns
-    the log record."""
-    record, digest = write_generation(
-        run, progress.generation, codes, images, outcome, evaluations=progress.evaluations,
-        presented=progress.presented, best_score=progress.best_score, save_images=save_images, reshow=reshow,
-        reference_names=reference_names, reference_index=reference_index)
-    progress.digests.append(digest)
-    if "best_index" in record and record["best"] > progress.best_score:
-        progress.best_score, progress.best_generation = record["best"], progress.generation
-    progress.history.append(history_entry(record))
-    progress.generation += 1
-    progress.evaluations += len(outcome.scores)
-    progress.presented += outcome.presented
+    thread.history.append({k: record[k] for k in HISTORY_KEYS if k in record})
+    thread.generation += 1
+    thread.evaluations += len(scores)
+    thread.presented += outcome.presented
     return record

@@ -15,7 +15,6 @@ numbers compare directly with an evolution's. A run folder holds ``gradient.json
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -217,6 +216,3 @@ def create_dir(path: str | Path, settings: GradientSettings) -> RunDir:
     (run.path / "generations").rmdir()  # evolution-only
     return run
 
-
-def default_output(method: str) -> Path:
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-gradient-{method}"

@@ -56,6 +56,13 @@ TEMP_SUFFIX = ".tmp"
 ASIDE_PREFIX = "discarded-"
 RUN_INFO = "run.json"  # {"kind": ..., "xdream": version, "changes": [...]}: what wrote the folder, so readers need not guess
 SESSION_KIND, THREADS_DIR, RESULTS = "session", "threads", "results.jsonl"  # a run of [[thread]] tables
+#: Per-generation values of a log record that the trajectory plots draw (and the checkpoint keeps).
+HISTORY_KEYS = ("best", "mean", "clean_best", "reference_mean")
+
+
+def new_run_path(name: str) -> Path:
+    """The default folder of a new run: ``runs/<date>-<time>-<name>``."""
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
 def umask() -> int:
@@ -497,8 +504,7 @@ class ThreadState:
 
     def history(self) -> list[dict]:
         """The per-generation values the trajectory plots draw."""
-        keys = ("best", "mean", "clean_best", "reference_mean")
-        return [{k: r[k] for k in keys if r.get(k) is not None} for r in self.records]
+        return [{k: r[k] for k in HISTORY_KEYS if r.get(k) is not None} for r in self.records]
 
 
 @dataclass

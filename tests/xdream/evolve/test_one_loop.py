@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from xdream import Experiment, ExperimentConfig, Session, SessionConfig
+from xdream import Experiment, ExperimentConfig
 from xdream.cli.main import main
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.runs.rundir import RunDir
@@ -22,11 +22,11 @@ def build(kind, path, fast_job, **data):
     """A one-thread run (the fast job) or a two-thread session, not yet stepped."""
     if kind == "run":
         return Experiment(ExperimentConfig.from_dict({**fast_job, **data}), run_dir=path)
-    return Session(SessionConfig.from_dict({**copy.deepcopy(SESSION), **data}), responder=layer(), run_dir=path)
+    return Experiment(ExperimentConfig.from_dict({**copy.deepcopy(SESSION), **data}), responder=layer(), run_dir=path)
 
 
 def resume(kind, path, **kwargs):
-    return Experiment.resume(path, **kwargs) if kind == "run" else Session.resume(path, responder=layer(), **kwargs)
+    return Experiment.resume(path, **kwargs) if kind == "run" else Experiment.resume(path, responder=layer(), **kwargs)
 
 
 def stepped(kind, path, fast_job, n=1):
@@ -83,7 +83,7 @@ def test_a_session_without_run_json_resumes_through_the_command(tmp_path, capsys
     """run.json is not what tells a session from a one-thread run (folders of older versions
     lack it): config.toml's [[thread]] tables and the checkpoint do."""
     data = {**copy.deepcopy(SESSION), "responder": {"name": "torch-unit", "input_size": 64}}
-    session = Session(SessionConfig.from_dict(data), run_dir=tmp_path / "r")
+    session = Experiment(ExperimentConfig.from_dict(data), run_dir=tmp_path / "r")
     session.step()
     session.close()
     (tmp_path / "r" / "run.json").unlink()

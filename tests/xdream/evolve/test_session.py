@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from xdream.config import SessionConfig, read_toml
+from xdream.config import ExperimentConfig, read_toml
 from xdream.core.errors import ConfigError
-from xdream import Session
+from xdream import Experiment
 from xdream.evolve.presentation import interleaving
 from xdream.runs.rundir import RunDir
 
@@ -37,7 +37,7 @@ def run_session(path, data=None, generations=None, **kwargs):
     data = copy.deepcopy(data or SESSION)
     if generations is not None:
         data["generations"] = generations
-    session = Session(SessionConfig.from_dict(data), responder=layer(), run_dir=path, **kwargs)
+    session = Experiment(ExperimentConfig.from_dict(data), responder=layer(), run_dir=path, **kwargs)
     try:
         return session.run(progress=False)
     finally:
@@ -126,7 +126,7 @@ def test_resume_after_a_crash_continues_bit_identically(tmp_path):
     run_session(tmp_path / "whole", generations=4)
     data = copy.deepcopy(SESSION)
     data["generations"] = 4
-    session = Session(SessionConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "cut")
+    session = Experiment(ExperimentConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "cut")
     session.step()
     session.step()
     # A crash in generation 2: its files are written but the checkpoint still holds 2 generations.
@@ -135,7 +135,7 @@ def test_resume_after_a_crash_continues_bit_identically(tmp_path):
     (tmp_path / "cut" / "checkpoint.pkl").write_bytes(checkpoint)
     session.responder.close()
     session.run_dir.lock.release()
-    resumed = Session.resume(tmp_path / "cut", responder=layer())
+    resumed = Experiment.resume(tmp_path / "cut", responder=layer())
     assert resumed.generation == 2
     try:
         resumed.run(progress=False)
@@ -178,10 +178,10 @@ def test_budgets_per_thread_and_per_session_are_never_exceeded(tmp_path):
     assert [len(c) for c in thread_arrays(tmp_path / "s", "pix")] == [6, 6, 6, 5]
     assert [len(c) for c in thread_arrays(tmp_path / "s", "four")] == [5, 2]
     data["thread"][1].pop("budget")
-    config = SessionConfig.from_dict(data)
+    config = ExperimentConfig.from_dict(data)
     assert [config.thread_length(i) for i in (0, 1)] == [(None, 12), (None, 11)]
     with pytest.raises(ConfigError, match="budget 1 is split among 2 threads"):
-        SessionConfig.from_dict({**data, "budget": 1})
+        ExperimentConfig.from_dict({**data, "budget": 1})
 
 
 @pytest.mark.parametrize("change, message", [
@@ -196,7 +196,7 @@ def test_bad_session_configs_are_one_line_errors(change, message):
     data = copy.deepcopy(SESSION)
     change(data)
     with pytest.raises(ConfigError, match=message) as info:
-        SessionConfig.from_dict(data)
+        ExperimentConfig.from_dict(data)
     assert "\n" not in str(info.value)
 
 
@@ -204,19 +204,19 @@ def test_a_target_the_responder_does_not_record_writes_nothing(tmp_path):
     data = copy.deepcopy(SESSION)
     data["thread"][1]["target"] = [f"{LAYER}:3", "efficientnet_lite0:_blocks.9:4"]
     with pytest.raises(ConfigError, match="thread 'four': unit 'efficientnet_lite0:_blocks.9:4' is not recorded"):
-        Session(SessionConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "s")
+        Experiment(ExperimentConfig.from_dict(data), responder=layer(), run_dir=tmp_path / "s")
     assert not (tmp_path / "s").exists()
 
 
 def test_thread_seeds_depend_on_the_session_seed_and_the_name_only():
-    config = SessionConfig.from_dict(SESSION)
+    config = ExperimentConfig.from_dict(SESSION)
     other = copy.deepcopy(SESSION)
     other["thread"] = [other["thread"][1], other["thread"][0], {"name": "x", "target": f"{LAYER}:1"}]
-    again = SessionConfig.from_dict(other)
+    again = ExperimentConfig.from_dict(other)
     seeds = {t.name: t.seed for t in config.thread}
     assert {t.name: t.seed for t in again.thread if t.name in seeds} == seeds
     assert seeds["pix"] != seeds["four"]
-    reseeded = SessionConfig.from_dict({**SESSION, "seed": 6})
+    reseeded = ExperimentConfig.from_dict({**SESSION, "seed": 6})
     assert reseeded.thread[0].seed != seeds["pix"]
     written = pickle.loads(pickle.dumps(config.to_dict()))
     assert [t["seed"] for t in written["thread"]] == [seeds["pix"], seeds["four"]]
@@ -225,9 +225,9 @@ def test_thread_seeds_depend_on_the_session_seed_and_the_name_only():
 def test_config_round_trips_through_toml(tmp_path):
     from xdream.config import to_toml
 
-    config = SessionConfig.from_dict(SESSION)
+    config = ExperimentConfig.from_dict(SESSION)
     (tmp_path / "c.toml").write_text(to_toml(config.to_dict()))
-    assert SessionConfig.from_dict(read_toml(tmp_path / "c.toml")).to_dict() == config.to_dict()
+    assert ExperimentConfig.from_dict(read_toml(tmp_path / "c.toml")).to_dict() == config.to_dict()
 
 
 def test_cnn_units_are_scored_in_one_forward_pass_per_generation(tmp_path):
@@ -235,7 +235,7 @@ def test_cnn_units_are_scored_in_one_forward_pass_per_generation(tmp_path):
     at once (Responder.for_units): one respond_units call per generation for every thread."""
     data = copy.deepcopy(SESSION)
     data["responder"] = {"name": "torch-unit", "input_size": 64}
-    session = Session(SessionConfig.from_dict(data), run_dir=tmp_path / "s")
+    session = Experiment(ExperimentConfig.from_dict(data), run_dir=tmp_path / "s")
     inner = session.responder.inner
     assert inner.name == "torch-units" and inner.unit_labels() == [f"{LAYER}:5", f"{LAYER}:3", f"{LAYER}:4"]
     calls = []

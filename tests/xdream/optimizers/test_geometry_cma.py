@@ -206,8 +206,6 @@ def test_a_session_thread_gets_its_own_generators_geometry_and_resumes_it(tmp_pa
     is attached to its own generator by the same builder; a resume restores the basis from the
     checkpoint (never recomputed) and asks what the uninterrupted session asks."""
     from responders.torch_layer import TorchLayer
-    from xdream.config import SessionConfig
-    from xdream import Session
 
     layer = "efficientnet_lite0:_blocks.2"
     data = {"seed": 5, "generations": 4, "optimizer": {"name": "genetic", "population": 6}, "thread": [
@@ -215,18 +213,18 @@ def test_a_session_thread_gets_its_own_generators_geometry_and_resumes_it(tmp_pa
         {"name": "geo", "generator": {"name": "fourier", "size": 32, "max_frequency": 4}, "target": f"{layer}:3",
          "optimizer": {"name": "geometry-cma", "population": 6, "rank": 10, "points": 1}}]}
     geo = lambda session: next(t for t in session.threads if t.name == "geo").optimizer  # noqa: E731
-    whole = Session(SessionConfig.from_dict(data), responder=TorchLayer(layer, input_size=64), run_dir=tmp_path / "whole")
+    whole = Experiment(ExperimentConfig.from_dict(data), responder=TorchLayer(layer, input_size=64), run_dir=tmp_path / "whole")
     for _ in range(3):
         whole.step()
     assert geo(whole).geometry_report()["rank"] == 10 and geo(whole).geometry_report()["points"] == 1
     expected = geo(whole).ask()
     whole.close()
-    cut = Session(SessionConfig.from_dict(data), responder=TorchLayer(layer, input_size=64), run_dir=tmp_path / "cut")
+    cut = Experiment(ExperimentConfig.from_dict(data), responder=TorchLayer(layer, input_size=64), run_dir=tmp_path / "cut")
     cut.step()
     cut.step()
     cut.close()
     monkeypatch.setattr(geometry_cma, "metric_eigenbasis", lambda *a, **k: pytest.fail("geometry recomputed"))
-    resumed = Session.resume(tmp_path / "cut", responder=TorchLayer(layer, input_size=64))
+    resumed = Experiment.resume(tmp_path / "cut", responder=TorchLayer(layer, input_size=64))
     assert resumed.generation == 2 and geo(resumed).metric is not None  # restored before any ask
     resumed.step()
     np.testing.assert_array_equal(geo(resumed).ask(), expected)

@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from xdream.cli import main
-from xdream import Session
+from xdream import Experiment
 from xdream.report import REPORT, watch, write_report
 from xdream.report import evolution as session_page
 from xdream.report.writer import CLOCK_SLACK
@@ -87,7 +87,7 @@ def test_paired_p_without_a_difference_is_not_made_up():
 
 def test_live_page_and_a_resumed_session_come_from_the_threads_logs(tmp_path, session_factory):
     run = tmp_path / "run"
-    session: Session = session_factory(run, run=False)
+    session: Experiment = session_factory(run, run=False)
     try:
         session.step()
         session.step()
@@ -103,7 +103,7 @@ def test_live_page_and_a_resumed_session_come_from_the_threads_logs(tmp_path, se
     finally:
         session.close()
     assert "stopped before its end: 2 generations" in write_report(run).read_text()
-    resumed = Session.resume(run, responder=session_page_responder())
+    resumed = Experiment.resume(run, responder=session_page_responder())
     try:
         resumed.step()
         page = write_report(run).read_text()  # results.jsonl still says 2 generations; the logs say 3
@@ -134,7 +134,7 @@ def test_watch_follows_a_resumed_session_to_its_new_summary(tmp_path, session_fa
         watch(run, interval=0.01, should_stop=lambda: polls.append(1) or len(polls) >= 5)
     assert len(polls) == 5
     # A resumed session runs to its end while the page is watched: watch returns on the new summary.
-    resumed = Session.resume(run, responder=session_page_responder())
+    resumed = Experiment.resume(run, responder=session_page_responder())
     worker = threading.Thread(target=lambda: (resumed.run(progress=False), resumed.close()))
     worker.start()
     try:
