@@ -29,6 +29,34 @@ def xdream_cmd():
 
 
 @pytest.fixture
+def xdream_main(capsys):
+    """``xdream_main(*args)``: the ``xdream`` command run in this process by its own ``main``
+    (parsing, handler, exit status, the one-line error) as a ``subprocess.CompletedProcess``
+    with its stdout and stderr: what the command says and writes, without the 2-3 s of CPU a
+    fresh interpreter spends importing torch. Tests of a signal, a kill, a lock held by another
+    process or the environment a process starts with use :func:`xdream_cmd`. torch's thread
+    count, which a run's ``threads`` sets process-wide, is put back after each call."""
+    import subprocess
+
+    import torch
+
+    from xdream.cli.main import main
+
+    def run(*args):
+        argv = [str(a) for a in args]
+        capsys.readouterr()  # what the test printed before is not the command's
+        threads = torch.get_num_threads()
+        try:
+            code = main(argv)
+        finally:
+            torch.set_num_threads(threads)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["xdream", *argv], code, out, err)
+
+    return run
+
+
+@pytest.fixture
 def layout_copy(tmp_path):
     """``layout_copy(name)``: a copy in tmp_path of the committed run folder
     ``tests/fixtures/layouts/NAME`` (run, session, units, sweep; see its README): a finished

@@ -56,15 +56,15 @@ def test_the_link_is_plain_matlab_language():
 
 
 @pytest.mark.parametrize("mode", ["rig binds", "rig dials in"])
-def test_rig_check_and_evolution_over_the_matlab_link(tmp_path, xdream_cmd, mode):
+def test_rig_check_and_evolution_over_the_matlab_link(tmp_path, xdream_main, mode):
     port = free_loopback_port()
     dial = mode == "rig dials in"
     rig = LinkRig(tmp_path, f">tcp://127.0.0.1:{port}" if dial else f"tcp://127.0.0.1:{port}")
     endpoint = f"tcp://127.0.0.1:{port}"
     try:
-        check = [*xdream_cmd, "rig", "check", endpoint, "--timeout", "10"]
+        check = ["rig", "check", endpoint, "--timeout", "10"]
         check += ["--bind", "--restart-command", rig.restart_command] if dial else []
-        out = subprocess.run(check, capture_output=True, text=True, timeout=600)
+        out = xdream_main(*check)
         print(out.stdout)
         rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, out.stdout.splitlines()) if m}
         if dial:  # every MUST, the crash mid-request included: a PASS with content verified
@@ -78,12 +78,12 @@ def test_rig_check_and_evolution_over_the_matlab_link(tmp_path, xdream_cmd, mode
         assert "32 records verified" in out.stdout and "png/uint8/C3" in out.stdout  # the content probe, png included
 
         run = tmp_path / "run"
-        evolve = [*xdream_cmd, "evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
+        evolve = ["evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
                   "--optimizer", "genetic", "--population", "8", "--generations", "3", "--seed", "4",
                   "--set", 'responder.name="zmq"', "--set", f'responder.target="{endpoint}"',
                   "--set", f"responder.bind={'true' if dial else 'false'}",
                   "--set", "responder.repeats=2", "--set", "responder.heartbeat=0.2", "--output", str(run)]
-        out = subprocess.run(evolve, capture_output=True, text=True, timeout=600)
+        out = xdream_main(*evolve)
         assert out.returncode == 0, out.stderr + rig.out.read_text()
     finally:
         rig.stop()

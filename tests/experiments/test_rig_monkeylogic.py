@@ -53,11 +53,10 @@ def start_driver(tmp_path, aborted: dict):
     return octave, f"tcp://127.0.0.1:{port}", log, out
 
 
-def test_userloop_passes_rig_check(tmp_path, xdream_cmd):
+def test_userloop_passes_rig_check(tmp_path, xdream_main):
     octave, endpoint, _, out = start_driver(tmp_path, {})
     try:
-        result = subprocess.run([*xdream_cmd, "rig", "check", endpoint, "--timeout", "10"],
-                                capture_output=True, text=True, timeout=600)
+        result = xdream_main("rig", "check", endpoint, "--timeout", "10")
     finally:
         octave.kill()
         octave.wait()
@@ -73,16 +72,15 @@ def test_userloop_passes_rig_check(tmp_path, xdream_cmd):
     assert "verdict: INCOMPLETE (1 MUST not run). To complete: restart mid-request: give --restart-command CMD" \
         in result.stdout
 
-def test_userloop_driven_like_monkeylogic_serves_an_evolution(tmp_path, xdream_cmd):
+def test_userloop_driven_like_monkeylogic_serves_an_evolution(tmp_path, xdream_main):
     octave, endpoint, log, out = start_driver(tmp_path, ABORTED)
     try:
         run = tmp_path / "run"
-        result = subprocess.run([*xdream_cmd, "evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
-                                 "--optimizer", "genetic", "--population", str(POPULATION), "--generations",
-                                 str(GENERATIONS), "--seed", "5", "--set", 'responder.name="zmq"',
-                                 "--set", f'responder.target="{endpoint}"',
-                                 "--set", f"responder.repeats={REPEATS}", "--set", "responder.heartbeat=0.2",
-                                 "--output", str(run)], capture_output=True, text=True, timeout=600)
+        result = xdream_main("evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
+                             "--optimizer", "genetic", "--population", POPULATION, "--generations", GENERATIONS,
+                             "--seed", "5", "--set", 'responder.name="zmq"', "--set", f'responder.target="{endpoint}"',
+                             "--set", f"responder.repeats={REPEATS}", "--set", "responder.heartbeat=0.2",
+                             "--output", run)
         assert result.returncode == 0, result.stderr + out.read_text()
     finally:
         octave.kill()

@@ -84,13 +84,12 @@ def stand_in_neuron(images):
 
 
 @pytest.mark.parametrize("encoding", ["raw", "png"])
-def test_evolution_against_the_octave_rig(tmp_path, octave_rig, xdream_cmd, encoding):
-    out = subprocess.run([*xdream_cmd, "evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
-                          "--optimizer", "genetic", "--population", "8", "--generations", "3", "--seed", "4",
-                          "--set", 'responder.name="zmq"', "--set", f'responder.target="{octave_rig.endpoint}"',
-                          "--set", f'responder.encoding="{encoding}"',
-                          "--set", "responder.repeats=2", "--set", "responder.heartbeat=0.2",
-                          "--output", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+def test_evolution_against_the_octave_rig(tmp_path, octave_rig, xdream_main, encoding):
+    out = xdream_main("evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",
+                      "--optimizer", "genetic", "--population", "8", "--generations", "3", "--seed", "4",
+                      "--set", 'responder.name="zmq"', "--set", f'responder.target="{octave_rig.endpoint}"',
+                      "--set", f'responder.encoding="{encoding}"',
+                      "--set", "responder.repeats=2", "--set", "responder.heartbeat=0.2", "--output", tmp_path / "run")
     assert out.returncode == 0, out.stderr
     generator = registry.create("generator", "pixel", {"size": 16}, device="cpu")
     for g in range(3):
@@ -102,10 +101,9 @@ def test_evolution_against_the_octave_rig(tmp_path, octave_rig, xdream_cmd, enco
     assert len(trials) == 3 * 8 * 2
 
 
-def test_rig_check_passes_against_the_octave_rig(octave_rig, xdream_cmd):
-    out = subprocess.run([*xdream_cmd, "rig", "check", octave_rig.endpoint, "--timeout", "10",
-                          "--restart-command", octave_rig.restart_command],
-                         capture_output=True, text=True, timeout=600)
+def test_rig_check_passes_against_the_octave_rig(octave_rig, xdream_main):
+    out = xdream_main("rig", "check", octave_rig.endpoint, "--timeout", "10", "--restart-command",
+                      octave_rig.restart_command)
     print(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, out.stdout.splitlines()) if m}

@@ -86,8 +86,12 @@ def test_size_loads_official_format_and_decodes(resolution, biggan_file):
     path, sha = biggan_file(resolution)
     gen = make(resolution, path, sha256=sha)
     assert gen.weights_path == path and gen.latent_shape == (256,) and gen.image_size == resolution
+    assert gen.name == f"biggan-deep-{resolution}" and gen.latent_dim == 256
+    codes = gen.sample(2, np.random.default_rng(0))
+    assert codes.shape == (2, 256) and codes.dtype == np.float32 and np.isfinite(codes).all()
+    assert np.array_equal(codes, gen.sample(2, np.random.default_rng(0)))
     with torch.no_grad():
-        images = gen.decode(gen.sample(2, np.random.default_rng(0)))
+        images = gen.decode(codes)
     assert images.shape == (2, 3, resolution, resolution) and images.dtype == torch.float32
     assert images.min() >= 0 and images.max() <= 1 and images.std() > 0.01
     stored = torch.load(path, weights_only=True)["generator.conv_to_rgb.weight_orig"]

@@ -7,8 +7,6 @@ bit-identically with nothing presented again."""
 import collections
 import json
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -119,14 +117,15 @@ def test_sigkill_mid_generation_resumes_bit_identically_showing_nothing_twice(tm
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} generation {g} {key}")
 
 
-def test_threads_do_not_leak_into_each_other(tmp_path):
+def test_threads_do_not_leak_into_each_other(tmp_path, xdream_main):
     """On a noise-free rig, thread pix's codes are identical whatever thread four's options."""
     sim = SimProcess(tmp_path, "--target", SECOND)
     try:
         for run, four in (("a", '{ name = "cmaes", population = 5 }'),
                           ("b", '{ name = "cmaes", population = 5, sigma0 = 0.9 }')):
-            proc = evolve(str(session(tmp_path / f"{run}.toml", sim.endpoint, four)), "--output", str(tmp_path / run))
-            assert proc.wait(300) == 0, proc.stderr.read()
+            result = xdream_main("evolve", "--quiet", session(tmp_path / f"{run}.toml", sim.endpoint, four),
+                                 "--output", tmp_path / run)
+            assert result.returncode == 0, result.stderr
     finally:
         sim.stop()
     for a, b in zip(thread(tmp_path / "a", "pix"), thread(tmp_path / "b", "pix")):
@@ -134,12 +133,11 @@ def test_threads_do_not_leak_into_each_other(tmp_path):
     assert not np.array_equal(thread(tmp_path / "a", "four")[1]["codes"], thread(tmp_path / "b", "four")[1]["codes"])
 
 
-def test_a_channel_the_rig_does_not_have_is_one_line_and_writes_nothing(tmp_path):
+def test_a_channel_the_rig_does_not_have_is_one_line_and_writes_nothing(tmp_path, xdream_main):
     sim = SimProcess(tmp_path, "--target", SECOND)
     try:
         job = session(tmp_path / "job.toml", sim.endpoint, pix_target="ch5")
-        proc = subprocess.run([sys.executable, "-m", "xdream.cli", "evolve", str(job), "--output", str(tmp_path / "run")],
-                              capture_output=True, text=True, timeout=300)
+        proc = xdream_main("evolve", job, "--output", tmp_path / "run")
     finally:
         sim.stop()
     assert proc.returncode == 2

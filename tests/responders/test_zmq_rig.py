@@ -309,7 +309,7 @@ def test_resent_request_is_answered_from_the_cache(tmp_path, sim_thread):
     assert sum(t["event"] == "trial" and t["request_id"] == "r1" for t in trials) == 2
 
 
-def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
+def test_bad_options_and_no_rig(tmp_path, xdream_cmd, xdream_main):
     from xdream.core.errors import ConfigError
     with pytest.raises(ConfigError, match="not an endpoint"):
         ZmqResponder("localhost:5555")
@@ -317,17 +317,15 @@ def test_bad_options_and_no_rig(tmp_path, xdream_cmd):
         ZmqResponder("tcp://127.0.0.1:1", encoding="png", dtype="float32")
     with pytest.raises(RigUnavailableError, match="no rig answers at tcp://127.0.0.1:1"):
         ZmqResponder("tcp://127.0.0.1:1", heartbeat=0.05, liveness=2, timeout=0.3)
-    out = subprocess.run([*xdream_cmd, "evolve", "--set", 'responder.name="zmq"', "--set",
-                          'responder.target="tcp://127.0.0.1:1"', "--set", "responder.heartbeat=0.05",
-                          "--set", "responder.timeout=0.3", "--output", str(tmp_path / "run")],
-                         capture_output=True, text=True, timeout=120)
+    out = xdream_main("evolve", "--set", 'responder.name="zmq"', "--set", 'responder.target="tcp://127.0.0.1:1"',
+                      "--set", "responder.heartbeat=0.05", "--set", "responder.timeout=0.3", "--output", tmp_path / "run")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no rig answers" in out.stderr
     assert not (tmp_path / "run").exists()
-    out = subprocess.run([*xdream_cmd, "rig", "simulate", "--target", "efficientnet_lite0:_blocks.2:999",
-                          "--endpoint", LOOPBACK, "--log", str(tmp_path / "log")],
-                         capture_output=True, text=True, timeout=120)
+    out = xdream_main("rig", "simulate", "--target", "efficientnet_lite0:_blocks.2:999", "--endpoint", LOOPBACK,
+                      "--log", tmp_path / "log")
     assert out.returncode == 2 and "channel 999 out of range" in out.stderr
-    # a rig that cannot bind (its port is taken) writes no log into the current folder
+    # a rig that cannot bind (its port is taken) writes no log into the current folder (a process
+    # with a timeout: were the bind to succeed, the rig would serve)
     import socket
 
     (tmp_path / "cwd").mkdir()
@@ -429,7 +427,7 @@ def test_respond_units_is_nan_where_a_channel_has_no_valid_repeat(scripted_rig):
         assert client.stats["requests"] == 2
 
 
-def test_rig_simulate_with_several_targets_scores_each_on_its_channel(tmp_path, xdream_cmd):
+def test_rig_simulate_with_several_targets_scores_each_on_its_channel(tmp_path, xdream_main):
     """`xdream rig simulate --target A --target B`, noise-free, float32 images: channel k is
     exactly neuron k's response, as computed here by torch-unit alone."""
     sim = SimProcess(tmp_path, "--target", OTHER)
@@ -443,9 +441,8 @@ def test_rig_simulate_with_several_targets_scores_each_on_its_channel(tmp_path, 
         assert sim.events()[0]["channels"] == {"ch0": TARGET, "ch1": OTHER}
     finally:
         sim.stop()
-    out = subprocess.run([*xdream_cmd, "rig", "simulate", "--target", TARGET, "--target", "alexnet:features.3:1",
-                          "--endpoint", LOOPBACK, "--log", str(tmp_path / "two-models.jsonl")],
-                         capture_output=True, text=True, timeout=120)
+    out = xdream_main("rig", "simulate", "--target", TARGET, "--target", "alexnet:features.3:1", "--endpoint", LOOPBACK,
+                      "--log", tmp_path / "two-models.jsonl")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "targets name 2 models" in out.stderr, out.stderr
     assert not (tmp_path / "two-models.jsonl").exists()
 
@@ -600,7 +597,7 @@ def test_open_encodings_and_free_text_channel_names_are_accepted(scripted_rig):
         np.testing.assert_array_equal(client.respond(torch.rand(3, 3, 8, 8)), [4.0] * 3)
 
 
-def test_a_rig_limit_is_named_in_the_one_line_error(tmp_path, scripted_rig, xdream_cmd):
+def test_a_rig_limit_is_named_in_the_one_line_error(tmp_path, scripted_rig, xdream_main):
     """A rig that refuses a request before parsing it (null request id) and one that advertises
     a smaller frame limit: either way the user's one-line error names the limit."""
     def refusing(router, identity, frames):
@@ -622,11 +619,10 @@ def test_a_rig_limit_is_named_in_the_one_line_error(tmp_path, scripted_rig, xdre
     for rig, expected in ((refusing, "rig refused the request for generation 0: too-large: frame 1 of 768 bytes "
                                      "exceeds the limit of 512 \\(max_frame_bytes\\)"),
                           (small, "generation 0 needs 768 bytes where the rig at .* allows 512 \\(max_frame_bytes\\)")):
-        out = subprocess.run([*xdream_cmd, "evolve", "--set", 'responder.name="zmq"', "--set",
-                              f'responder.target="{scripted_rig(rig)}"', "--set", "responder.heartbeat=0.1",
-                              "--set", "responder.timeout=5", "--generator", "pixel", "--set", "generator.size=16",
-                              "--set", "optimizer.population=4", "--output", str(tmp_path / rig.__name__)],
-                             capture_output=True, text=True, timeout=300)
+        out = xdream_main("evolve", "--set", 'responder.name="zmq"', "--set", f'responder.target="{scripted_rig(rig)}"',
+                          "--set", "responder.heartbeat=0.1", "--set", "responder.timeout=5", "--generator", "pixel",
+                          "--set", "generator.size=16", "--set", "optimizer.population=4",
+                          "--output", tmp_path / rig.__name__)
         errors = [line for line in out.stderr.splitlines() if line.startswith("xdream: error:")]
         assert out.returncode == 2 and len(errors) == 1 and out.stderr.endswith(errors[0] + "\n"), out.stderr
         assert re.search(expected, errors[0]), out.stderr

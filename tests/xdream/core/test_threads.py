@@ -71,20 +71,20 @@ def test_threads_key_must_be_a_positive_integer(fast_job, value):
         ExperimentConfig.from_dict({**fast_job, "threads": value})
 
 
-def test_threads_recorded_and_reused_on_resume(tmp_path, fast_job, xdream_cmd, capsys):
+def test_threads_recorded_and_reused_on_resume(tmp_path, fast_job, xdream_main, monkeypatch, capsys):
     """`--threads 1` sets torch's pool and lands in config.toml; without it the command records
     the count it chose; `--resume` reuses the recorded count and refuses a new one."""
     config = tmp_path / "job.toml"
     from xdream.config import to_toml
 
     config.write_text(to_toml({**fast_job, "generations": 2}))
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     pinned, auto = tmp_path / "pinned", tmp_path / "auto"
-    subprocess.run([*xdream_cmd, "evolve", str(config), "--threads", "1", "--quiet", "--output", str(pinned)],
-                   check=True, capture_output=True, env=env)
+    result = xdream_main("evolve", config, "--threads", "1", "--quiet", "--output", pinned)
+    assert result.returncode == 0, result.stderr
     assert tomllib.loads((pinned / "config.toml").read_text())["threads"] == 1
-    subprocess.run([*xdream_cmd, "evolve", str(config), "--quiet", "--output", str(auto)],
-                   check=True, capture_output=True, env=env)
+    result = xdream_main("evolve", config, "--quiet", "--output", auto)
+    assert result.returncode == 0, result.stderr
     chosen = tomllib.loads((auto / "config.toml").read_text())["threads"]
     assert 1 <= chosen <= os.cpu_count()
     # refusals happen before any thread count is applied: checked in this process (cheaper)

@@ -148,16 +148,17 @@ def _count_lines(path):
         return 0
 
 
-def test_sigkill_mid_run_resumes_bit_identically(tmp_path, fast_job, xdream_cmd):
-    """A real process killed with SIGKILL part-way, resumed, equals an uninterrupted run."""
+def test_sigkill_mid_run_resumes_bit_identically(tmp_path, fast_job, xdream_cmd, xdream_main, monkeypatch):
+    """A real process killed with SIGKILL part-way, resumed, equals an uninterrupted run (the
+    uninterrupted run and the resume by the command in this process: the kill is what needs a process)."""
     generations = 14
     flags = ["--generator", "pixel", "--set", "generator.size=16", "--target", "efficientnet_lite0:_blocks.2:5",
              "--set", "responder.input_size=64", "--optimizer", "cmaes", "--population", "8",
              "--generations", str(generations), "--seed", "11", "--noise", "gaussian", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the count the runs record (default_threads)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run([*xdream_cmd, "evolve", *flags, "--output", str(whole)], check=True, env=env,
-                   capture_output=True)
+    assert xdream_main("evolve", *flags, "--output", whole).returncode == 0
     process = subprocess.Popen([*xdream_cmd, "evolve", *flags, "--output", str(killed)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -167,8 +168,7 @@ def test_sigkill_mid_run_resumes_bit_identically(tmp_path, fast_job, xdream_cmd)
     assert process.wait() == -signal.SIGKILL
     done = _count_lines(killed / "log.jsonl")
     assert 5 <= done < generations, "the run must be killed part-way"
-    resumed = subprocess.run([*xdream_cmd, "evolve", "--resume", str(killed), "--quiet"], env=env,
-                             capture_output=True, text=True)
+    resumed = xdream_main("evolve", "--resume", killed, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     assert_same_run(whole, killed, generations)
@@ -269,7 +269,7 @@ def test_default_job_climbs_at_least_twofold(tmp_path):
     assert summary.final_best >= 2 * summary.initial_best, summary.lines()
 
 
-def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
+def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd, xdream_main):
     """SIGINT (Ctrl-C) finishes the generation in flight, saves, summarises as stopped and
     exits 130 (the convention for an interrupted command); the run then resumes to the same result as an uninterrupted one."""
     flags = ["--generator", "pixel", "--set", "generator.size=16", "--target", "efficientnet_lite0:_blocks.2:5",
@@ -289,9 +289,9 @@ def test_ctrl_c_stops_cleanly_after_saving(tmp_path, xdream_cmd):
     assert summary["status"] == "stopped" and summary["stopped_early"] is True
     done = summary["generations"]
     assert 3 <= done < 20 and _count_lines(run / "log.jsonl") == done
-    subprocess.run([*xdream_cmd, "evolve", "--resume", str(run), "--quiet"], check=True, capture_output=True)
-    subprocess.run([*xdream_cmd, "evolve", *flags, "--output", str(tmp_path / "whole")], check=True,
-                   capture_output=True)
+    # the resume and the uninterrupted run by the command in this process (the signal needed a process)
+    assert xdream_main("evolve", "--resume", run, "--quiet").returncode == 0
+    assert xdream_main("evolve", *flags, "--output", tmp_path / "whole").returncode == 0
     assert_same_run(tmp_path / "whole", run, 20)
 
 

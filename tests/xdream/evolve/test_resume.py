@@ -36,9 +36,9 @@ def same_threads_env():
     return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
 
 
-def resume_cli(xdream_cmd, path, *extra):
-    return subprocess.run([*xdream_cmd, "evolve", "--resume", str(path), "--quiet", *extra],
-                          capture_output=True, text=True, env=same_threads_env())
+def resume_cli(xdream_main, path, *extra):
+    """``xdream evolve --resume PATH --quiet EXTRA``, in this process (the ``xdream_main`` fixture)."""
+    return xdream_main("evolve", "--resume", path, "--quiet", *extra)
 
 
 def one_error_line(result):
@@ -52,7 +52,7 @@ def tree(path):
 
 
 
-def test_two_simultaneous_resumes_one_runs_the_other_exits_2(tmp_path, fast_job, xdream_cmd):
+def test_two_simultaneous_resumes_one_runs_the_other_exits_2(tmp_path, fast_job, xdream_cmd, xdream_main):
     """Resume A holds the lock (frozen with SIGSTOP so the overlap is certain); resume B exits 2
     with one line naming A; A then finishes and equals an uninterrupted run."""
     fast_job["generations"] = 12
@@ -72,7 +72,7 @@ def test_two_simultaneous_resumes_one_runs_the_other_exits_2(tmp_path, fast_job,
         time.sleep(0.01)
     a.send_signal(signal.SIGSTOP)
     try:
-        line = one_error_line(resume_cli(xdream_cmd, split))
+        line = one_error_line(resume_cli(xdream_main, split))
         assert f"being written by pid {a.pid}" in line
     finally:
         a.send_signal(signal.SIGCONT)
@@ -90,12 +90,12 @@ def test_a_live_experiment_holds_its_run(tmp_path, fast_job):
 
 
 # -- resume verifies what it continues from ---------------------------------------------------------
-def test_missing_checkpoint_refuses_and_keeps_every_generation(tmp_path, fast_job, xdream_cmd):
+def test_missing_checkpoint_refuses_and_keeps_every_generation(tmp_path, fast_job, xdream_main):
     run_job(fast_job, tmp_path / "run")
     run = tmp_path / "run"
     (run / "checkpoint.pkl").unlink()
     before = tree(run)
-    line = one_error_line(resume_cli(xdream_cmd, run))
+    line = one_error_line(resume_cli(xdream_main, run))
     assert "no checkpoint" in line and "--restart" in line
     assert tree(run) == before and len(list((run / "generations").glob("*.npz"))) == 6
 
@@ -123,12 +123,12 @@ def test_restart_moves_the_old_generations_aside(tmp_path, fast_job):
     (lambda run: _edit_line(run, 0, bytes(range(256))), "line 1 (generation 0) is damaged"),
     (lambda run: _flip_byte(run / "checkpoint.pkl", -100), "checkpoint.pkl is damaged"),
 ])
-def test_damage_is_one_line_naming_it_and_nothing_changes(tmp_path, fast_job, xdream_cmd, damage, named):
+def test_damage_is_one_line_naming_it_and_nothing_changes(tmp_path, fast_job, xdream_main, damage, named):
     run = tmp_path / "run"
     stopped_run(fast_job, run, 4)
     damage(run)
     before = tree(run)
-    assert named in one_error_line(resume_cli(xdream_cmd, run))
+    assert named in one_error_line(resume_cli(xdream_main, run))
     assert tree(run) == before
 
 
@@ -154,7 +154,7 @@ def test_repair_rebuilds_the_log_from_the_checkpoint(tmp_path, fast_job):
     assert_same_run(tmp_path / "whole", run, 6)
 
 
-def test_repair_never_rewrites_the_log_of_files_it_cannot_vouch_for(tmp_path, fast_job, xdream_cmd):
+def test_repair_never_rewrites_the_log_of_files_it_cannot_vouch_for(tmp_path, fast_job, xdream_main):
     """--repair with another run's checkpoint (same seed, other thread count: its log and files
     differ): refused with one line naming a generation file, and the log is not rebuilt first."""
     run, other = tmp_path / "run", tmp_path / "other"
@@ -163,7 +163,7 @@ def test_repair_never_rewrites_the_log_of_files_it_cannot_vouch_for(tmp_path, fa
         stopped_run({**fast_job, "threads": 2}, other, 3)
     (run / "checkpoint.pkl").write_bytes((other / "checkpoint.pkl").read_bytes())
     before = tree(run)
-    line = one_error_line(resume_cli(xdream_cmd, run, "--allow-changed", "threads", "--repair"))
+    line = one_error_line(resume_cli(xdream_main, run, "--allow-changed", "threads", "--repair"))
     assert "gen_0000.npz is damaged" in line
     assert tree(run) == before
 
@@ -176,7 +176,7 @@ def test_a_bad_log_line_is_named_never_silently_dropped(tmp_path, fast_job):
 
 
 @pytest.mark.parametrize("key, value", [("optimizer.mutation_rate", 0.9), ("seed", 4), ("optimizer.name", "cmaes")])
-def test_resume_refuses_a_changed_config(tmp_path, fast_job, xdream_cmd, key, value):
+def test_resume_refuses_a_changed_config(tmp_path, fast_job, xdream_main, key, value):
     run = tmp_path / "run"
     stopped_run(fast_job, run, 2)
     text = (run / "config.toml").read_text()
@@ -188,22 +188,22 @@ def test_resume_refuses_a_changed_config(tmp_path, fast_job, xdream_cmd, key, va
         text = text.replace(f"{name} = {json.dumps(old)}", f"{name} = {json.dumps(value)}")
     (run / "config.toml").write_text(text)
     before = tree(run)
-    line = one_error_line(resume_cli(xdream_cmd, run))
+    line = one_error_line(resume_cli(xdream_main, run))
     assert f"changed since the checkpoint: {key}" in line
     assert tree(run) == before
 
 
-def test_allow_changed_extends_a_run_and_refuses_a_seed(tmp_path, fast_job, xdream_cmd):
+def test_allow_changed_extends_a_run_and_refuses_a_seed(tmp_path, fast_job, xdream_main):
     run = tmp_path / "run"
     run_job(fast_job, run)
     text = (run / "config.toml").read_text()
     (run / "config.toml").write_text(text.replace("generations = 6", "generations = 8"))
-    assert "--allow-changed generations" in one_error_line(resume_cli(xdream_cmd, run))
+    assert "--allow-changed generations" in one_error_line(resume_cli(xdream_main, run))
     assert not (run / "generations" / "gen_0006.npz").exists()
-    result = resume_cli(xdream_cmd, run, "--allow-changed", "generations")
+    result = resume_cli(xdream_main, run, "--allow-changed", "generations")
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "summary.json").read_text())["generations"] == 8
-    assert "seed cannot change" in one_error_line(resume_cli(xdream_cmd, run, "--allow-changed", "seed"))
+    assert "seed cannot change" in one_error_line(resume_cli(xdream_main, run, "--allow-changed", "seed"))
 
 
 @contextlib.contextmanager
@@ -238,7 +238,7 @@ def test_cli_resume_uses_the_recorded_thread_count(tmp_path, fast_job, xdream_cm
     assert json.loads((tmp_path / "split" / "summary.json").read_text())["config"]["threads"] == 1
 
 
-def test_resume_refuses_a_changed_thread_count_unless_allowed(tmp_path, fast_job, xdream_cmd):
+def test_resume_refuses_a_changed_thread_count_unless_allowed(tmp_path, fast_job, xdream_main):
     """``threads`` edited in config.toml (the count the checkpoint records differs): one line
     naming it, nothing changed; ``--allow-changed threads`` continues at the new count."""
     run = tmp_path / "run"
@@ -248,10 +248,10 @@ def test_resume_refuses_a_changed_thread_count_unless_allowed(tmp_path, fast_job
     assert "threads = 1\n" in text
     (run / "config.toml").write_text(text.replace("threads = 1\n", "threads = 2\n"))
     snapshot = tree(run)
-    line = one_error_line(resume_cli(xdream_cmd, run))
+    line = one_error_line(resume_cli(xdream_main, run))
     assert "changed since the checkpoint: threads 1 -> 2" in line and line.endswith("--allow-changed threads")
     assert tree(run) == snapshot
-    result = resume_cli(xdream_cmd, run, "--allow-changed", "threads")
+    result = resume_cli(xdream_main, run, "--allow-changed", "threads")
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "summary.json").read_text())["config"]["threads"] == 2
     assert RunDir(run).load_checkpoint()["config"]["threads"] == 2  # the next resume checks against 2
@@ -355,7 +355,7 @@ def base(tmp_path, mechanism):
 
 @pytest.mark.parametrize("where", [".", "generations"])
 @pytest.mark.parametrize("mechanism", ["permissions", "bind-mount", "unprivileged-user"])
-def test_read_only_folder_is_one_line_naming_the_path_and_nothing_is_lost(base, fast_job, xdream_cmd,
+def test_read_only_folder_is_one_line_naming_the_path_and_nothing_is_lost(base, fast_job, xdream_cmd, xdream_main,
                                                                           mechanism, where):
     """A resume into a read-only run folder (or generations folder) exits 2 with one line naming a
     path in it; every file already written stays as it was, and a resume once the folder is
@@ -388,7 +388,7 @@ def test_read_only_folder_is_one_line_naming_the_path_and_nothing_is_lost(base, 
         assert after == {k: v for k, v in before.items() if k.name != "summary.json"}
     else:
         assert after == before
-    assert resume_cli(xdream_cmd, run).returncode == 0
+    assert resume_cli(xdream_main, run).returncode == 0
     assert_same_run(whole, run, 6)
 
 
@@ -443,11 +443,11 @@ def test_state_has_checksums_of_every_generation(tmp_path, fast_job):
     assert np.load(tmp_path / "run" / "generations" / "gen_0000.npz")["codes"].shape[0] == 8
 
 
-def test_another_runs_checkpoint_is_refused(tmp_path, fast_job, xdream_cmd):
+def test_another_runs_checkpoint_is_refused(tmp_path, fast_job, xdream_main):
     run, other = tmp_path / "run", tmp_path / "other"
     stopped_run(fast_job, run, 3)
     stopped_run({**fast_job, "seed": 9}, other, 3)
     (run / "checkpoint.pkl").write_bytes((other / "checkpoint.pkl").read_bytes())
     before = tree(run)
-    assert "changed since the checkpoint: seed" in one_error_line(resume_cli(xdream_cmd, run))
+    assert "changed since the checkpoint: seed" in one_error_line(resume_cli(xdream_main, run))
     assert tree(run) == before

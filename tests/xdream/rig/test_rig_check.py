@@ -27,9 +27,9 @@ TARGET = "efficientnet_lite0:_blocks.2:5"
 ROW = re.compile(r"^(PASS|FAIL|SKIP|NOT RUN|WAIVED) +(.+?)  +§")
 
 
-def check_cli(xdream_cmd, endpoint, *extra):
-    out = subprocess.run([*xdream_cmd, "rig", "check", endpoint, "--timeout", "5", *extra], capture_output=True,
-                         text=True, timeout=600)
+def check_cli(xdream_main, endpoint, *extra):
+    """``xdream rig check ENDPOINT --timeout 5 EXTRA`` in this process: (result, rows by check)."""
+    out = xdream_main("rig", "check", endpoint, "--timeout", "5", *extra)
     rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, out.stdout.splitlines()) if m}
     return out, rows
 
@@ -54,7 +54,7 @@ def wait_for_answer(endpoint):
         context.destroy(linger=0)
 
 
-def test_the_simulator_passes_every_check_across_a_crash_mid_request(tmp_path, xdream_cmd):
+def test_the_simulator_passes_every_check_across_a_crash_mid_request(tmp_path, xdream_main):
     endpoint = f"tcp://127.0.0.1:{free_loopback_port()}"
     start = tmp_path / "start.sh"
     start.write_text(f"{sys.executable} -m xdream.cli rig simulate --target {TARGET} --input-size 64 --endpoint "
@@ -64,7 +64,7 @@ def test_the_simulator_passes_every_check_across_a_crash_mid_request(tmp_path, x
     subprocess.run(["sh", str(start)], check=True)
     try:
         wait_for_answer(endpoint)
-        out, rows = check_cli(xdream_cmd, endpoint, "--restart-command", restart)
+        out, rows = check_cli(xdream_main, endpoint, "--restart-command", restart)
         print(out.stdout)
         assert out.returncode == 0, out.stdout + out.stderr
         assert set(rows.values()) == {"PASS"} and len(rows) == len(Conformance.CHECKS)
@@ -75,12 +75,12 @@ def test_the_simulator_passes_every_check_across_a_crash_mid_request(tmp_path, x
         subprocess.run(f"kill $(cat {tmp_path / 'pid'})", shell=True)
 
 
-def test_without_a_restart_command_the_verdict_is_incomplete(xdream_cmd):
+def test_without_a_restart_command_the_verdict_is_incomplete(xdream_main):
     proc = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "rig_minimal" / "rig.py"), "tcp://127.0.0.1:*",
                              "--trial-ms", "5"], stdout=subprocess.PIPE, text=True)
     try:
         endpoint = proc.stdout.readline().split()[-1]
-        out, rows = check_cli(xdream_cmd, endpoint)
+        out, rows = check_cli(xdream_main, endpoint)
         print(out.stdout)
         assert out.returncode == 3, out.stdout
         assert rows.pop("restart mid-request") == "NOT RUN" and rows.pop("png") == "SKIP"
@@ -197,15 +197,15 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
         assert outcomes["handshake"].status == "PASS"
 
 
-def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_cmd):
-    out, rows = check_cli(xdream_cmd, f"tcp://127.0.0.1:{free_loopback_port()}", "--timeout", "0.5")
+def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_main):
+    out, rows = check_cli(xdream_main, f"tcp://127.0.0.1:{free_loopback_port()}", "--timeout", "0.5")
     assert out.returncode == 1 and rows.pop("handshake") == "FAIL" and set(rows.values()) == {"NOT RUN"}
     assert "no answer to hello within 0.5 s (§4.1)" in out.stdout
     for argv, words in ((["localhost:5555"], "is not an endpoint"), (["tcp://127.0.0.1:99999"], "port 1..65535"),
                         (["tcp://127.0.0.1:5555", "--timeout"], "expected one argument"),
                         (["tcp://127.0.0.1:5555", "--bogus"], "unrecognized arguments: --bogus")):
         started = time.monotonic()
-        out = subprocess.run([*xdream_cmd, "rig", "check", *argv], capture_output=True, text=True, timeout=120)
+        out = xdream_main("rig", "check", *argv)
         assert out.returncode == 2 and out.stderr.count("\n") == 1 and words in out.stderr, out.stderr
         assert out.stdout == "" and time.monotonic() - started < 60
 
