@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.xdream-installed
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 # Two pytest workers (pytest-xdist), each test file on one worker so its module fixtures are
-# built once: the suite waits on sockets, subprocesses and rigs as much as it computes.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# built once: the suite waits on sockets, subprocesses and rigs as much as it computes. The 20
+# slowest tests are listed at the end: where to look when the suite grows slow.
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=20
 
 .PHONY: install demo test bench clean browser octave
 
