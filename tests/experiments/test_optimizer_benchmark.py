@@ -102,6 +102,18 @@ def test_power_result_holds_every_run_of_the_preset_and_its_peers():
     assert sorted(r.name for r in runs) == sorted(recorded_name(r["name"]) for r in records)
 
 
+def test_surrogate_power_result_holds_every_run_of_its_preset():
+    """The committed issue-23 table is the full preset: one record per run, NGOpt's failed ones
+    included, and a trajectory for every run that was scored."""
+    runs = load_sweep(BENCH / "surrogate-power.toml")[1]
+    result = BENCH / "surrogate-power-result"
+    records = list(csv.DictReader((result / "records.csv").open()))
+    assert sorted(r.name for r in runs) == sorted(recorded_name(r["name"]) for r in records)
+    scored = {r["name"] for r in records if r["final_best"] not in ("", "nan")}
+    trajectories = {json.loads(line)["name"] for line in (result / "trajectories.jsonl").open()}
+    assert len(scored) == 576 - 72 and scored == trajectories
+
+
 def test_mean_ci_and_paired_test_match_hand_computations():
     analyse = load_analyse()
     mean, half, n = analyse.mean_ci([1.0, 2.0, 3.0, 4.0, float("nan")])
@@ -254,10 +266,11 @@ def test_level_table_pairs_with_the_ga_and_orders_censored_pairs(tmp_path):
 
 
 def test_surrogate_presets_pair_every_arm_on_the_same_cells():
-    for preset, units, budget in (("surrogate-power", 4, 2000), ("surrogate-dcgan", 3, 1200)):
+    for preset, units, seeds, budget in (("surrogate-power", 8, 3, 2000), ("surrogate-dcgan", 3, 1, 1200)):
         _, runs = load_sweep(BENCH / f"{preset}.toml")
         arms = {r.labels["optimizer"] for r in runs}
-        assert arms == {"ga-xdream", "tpa-es", "peer-pycma", "surrogate-tpa", "surrogate-tpa-denoise"}
+        peers = {"peer-ngopt", "peer-diagonalcma", "peer-twopointsde"} if preset == "surrogate-power" else set()
+        assert arms == {"ga-xdream", "tpa-es", "peer-pycma", "surrogate-tpa", "surrogate-tpa-denoise"} | peers
         cells = {(r.labels["target"], r.labels["seed"], r.labels["noise"]) for r in runs}
-        assert len(cells) == units * 3 and len(runs) == len(cells) * len(arms)
+        assert len(cells) == units * seeds * 3 and len(runs) == len(cells) * len(arms)
         assert all(r.config["budget"] == budget for r in runs)

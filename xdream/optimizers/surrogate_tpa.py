@@ -33,12 +33,13 @@ and the default ``memory = 400`` (``experiments/bench_loop.py`` part (b)): the f
 ``O(memory^2 d + memory^3)``, the pre-screen ``O(screen population memory d)``. Meant for a
 rig, where a generation takes about 20 s of the animal's time.
 
-Measured (``experiments/optimizer_benchmark``, ``surrogate-power`` and ``surrogate-dcgan``: 4
-and 3 units, one seed): the best arm without noise (0.979 and 1.000 normalised, tpa-es 0.951
-and 0.936), level with tpa-es under noise; at noise 0.2 it reaches the GA's final score in 0.90
-(Fourier) and 0.64 (DCGAN) of the GA's evaluations, short of issue 23's rule (0.5, and 1.25x
-fewer than the best peer), so the default stays ``tpa-es``. ``denoise = true`` was worse than
-without on both generators.
+Measured (``experiments/optimizer_benchmark``: ``surrogate-power``, the power preset's 8 units
+x 3 seeds x 3 noise levels, and ``surrogate-dcgan``, 3 units, one seed): the best arm on power
+at every noise level (0.728 normalised, tpa-es 0.710; paired +0.018, p = 0.055), level with
+tpa-es on DCGAN; at noise 0.2 it reaches the GA's final score in 0.63 (Fourier) and 0.64
+(DCGAN) of the GA's evaluations, short of issue 23's rule (0.5, and 1.25x fewer than the best
+peer: 1.23x), so the default stays ``tpa-es``. ``denoise = true`` was worse than without on
+both generators.
 """
 
 from __future__ import annotations

@@ -323,7 +323,8 @@ def _run_ray(jobs, workers, address, env, resources=None):
             name = refs.pop(ref)
             try:
                 yield name, ray.get(ref)
-            except Exception as e:  # a failed run: reported, the others go on
-                yield name, e
+            except Exception as e:  # a failed run: reported (the run's own error, not Ray's wrapper), the others go on
+                cause = getattr(e, "cause", None)
+                yield name, cause if isinstance(cause, BaseException) else e
     finally:
         ray.shutdown()

@@ -249,9 +249,11 @@ def test_process_workers_die_with_a_killed_driver(fast_job, tmp_path):
     assert not any(_alive(p) for p in workers), "workers outlived their driver"
 
 
-def test_a_run_held_by_a_straggler_is_not_written_twice(fast_job, tmp_path):
+@pytest.mark.parametrize("backend", ["process", "ray"])
+def test_a_run_held_by_a_straggler_is_not_written_twice(fast_job, tmp_path, backend):
     """A rerun finds one run locked (as by a straggling worker): that run fails with one line
-    naming the holder and is not touched; the other runs."""
+    naming the holder (the run's own error on every backend, not Ray's task wrapper) and is not
+    touched; the other runs."""
     from xdream.runs.lock import RunLock
 
     job = {**fast_job, "generations": 2}
@@ -262,8 +264,9 @@ def test_a_run_held_by_a_straggler_is_not_written_twice(fast_job, tmp_path):
     held = sweep_dir / "runs" / runs[0].name
     held.mkdir(parents=True)
     with RunLock(held):
-        result = run_sweep(path, backend="process", workers=2, log=lambda line: None)
+        result = run_sweep(path, backend=backend, workers=2, log=lambda line: None)
     assert list(result["failures"]) == [runs[0].name]
+    assert result["failures"][runs[0].name].startswith("RunDirError: ")
     assert f"being written by pid {os.getpid()}" in result["failures"][runs[0].name]
     assert sorted(p.name for p in held.iterdir()) == [".lock"]
     assert result["ran"] == 1
