@@ -269,7 +269,7 @@ def test_surrogate_presets_pair_every_arm_on_the_same_cells():
     for preset, units, seeds, budget in (("surrogate-power", 8, 3, 2000), ("surrogate-dcgan", 3, 1, 1200)):
         _, runs = load_sweep(BENCH / f"{preset}.toml")
         arms = {r.labels["optimizer"] for r in runs}
-        peers = {"peer-ngopt", "peer-diagonalcma", "peer-twopointsde"} if preset == "surrogate-power" else set()
+        peers = {"peer-ngopt", "peer-diagonalcma", "peer-twopointsde"}
         assert arms == {"ga-xdream", "tpa-es", "peer-pycma", "surrogate-tpa", "surrogate-tpa-denoise"} | peers
         cells = {(r.labels["target"], r.labels["seed"], r.labels["noise"]) for r in runs}
         assert len(cells) == units * seeds * 3 and len(runs) == len(cells) * len(arms)
