@@ -102,16 +102,18 @@ def test_power_result_holds_every_run_of_the_preset_and_its_peers():
     assert sorted(r.name for r in runs) == sorted(recorded_name(r["name"]) for r in records)
 
 
-def test_surrogate_power_result_holds_every_run_of_its_preset():
-    """The committed issue-23 table is the full preset: one record per run, NGOpt's failed ones
-    included, and a trajectory for every run that was scored."""
-    runs = load_sweep(BENCH / "surrogate-power.toml")[1]
-    result = BENCH / "surrogate-power-result"
+@pytest.mark.parametrize("preset, n_runs, n_failed", [("surrogate-power", 576, 72), ("surrogate-dcgan", 72, 0)])
+def test_surrogate_results_hold_every_run_of_their_preset(preset, n_runs, n_failed):
+    """The committed issue-23 tables are their presets as they stand: one record per run,
+    NGOpt's failed ones (power) included, and a trajectory for every run that was scored."""
+    runs = load_sweep(BENCH / f"{preset}.toml")[1]
+    result = BENCH / f"{preset}-result"
     records = list(csv.DictReader((result / "records.csv").open()))
+    assert len(runs) == n_runs
     assert sorted(r.name for r in runs) == sorted(recorded_name(r["name"]) for r in records)
     scored = {r["name"] for r in records if r["final_best"] not in ("", "nan")}
     trajectories = {json.loads(line)["name"] for line in (result / "trajectories.jsonl").open()}
-    assert len(scored) == 576 - 72 and scored == trajectories
+    assert len(scored) == n_runs - n_failed and scored == trajectories
 
 
 def test_mean_ci_and_paired_test_match_hand_computations():
