@@ -5,10 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.xdream-installed
-# --no-compile: Python byte-compiles the modules a command imports on first use; compiling all of
-# torch, ray, scipy ... (about 15,000 files) at install time cost a fresh clone's `make test`
-# most of a minute.
-PIP    := $(BIN)/python -m pip install --disable-pip-version-check --no-compile -q -c constraints.txt
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 # Two pytest workers (pytest-xdist), each test file on one worker so its module fixtures are
 # built once: the suite waits on sockets, subprocesses and rigs as much as it computes. The 20
 # slowest tests are listed at the end: where to look when the suite grows slow.
