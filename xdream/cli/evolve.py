@@ -284,8 +284,8 @@ def _table(value) -> dict:
 def run(args) -> int:
     from xdream.evolve.experiment import Experiment
 
-    refuse_weights(args)
     if args.resume:
+        refuse_weights(args)  # a new run's flags are checked by config_from_args
         others = [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
         others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])
         others += (["--thread"] if args.thread else []) + (["--units"] if args.units else [])

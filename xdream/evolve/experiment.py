@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.config.experiment import check_device, comparable
 from xdream.core import registry
-from xdream.core.device import bytes_per_image, decode_chunk, free_memory, use_determinism
+from xdream.core.device import DECODE_CHUNK, bytes_per_image, decode_chunk, free_memory, use_determinism
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
@@ -68,9 +68,6 @@ from xdream.runs.rundir import (
 FIXED_ON_RESUME = {"seed": "the run's random state is in its checkpoint",
                    "optimizer.name": "the checkpoint holds the state of the run's optimiser",
                    "generator.name": "the checkpoint's codes are in the run's generator's latent space"}
-#: Decoding works on at most this many codes at a time (the decoder's activations stay small)
-#: unless the generator declares its memory per image on a CUDA device (xdream.core.device).
-DECODE_CHUNK = 64
 TIMINGS = ("ask", "decode", "respond", "tell", "save")
 
 
