@@ -1,8 +1,6 @@
 """``xdream evolve`` for sessions: --units (a layer in one job), --thread, and their bad input."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,12 +12,13 @@ SMALL = ["--generator", "pixel", "--set", "generator.size=16", "--population", "
          "--set", "responder.input_size=64", "--quiet"]
 
 
-def evolve(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "xdream", "evolve", *args], capture_output=True, text=True,
-                          timeout=timeout)
+@pytest.fixture
+def evolve(xdream_main):
+    """``xdream evolve ARGS`` run in this process (the real process's single line: tests/xdream/cli/test_cli.py)."""
+    return lambda *args: xdream_main("evolve", *args)
 
 
-def test_units_evolves_one_thread_per_channel_in_one_job(tmp_path):
+def test_units_evolves_one_thread_per_channel_in_one_job(tmp_path, evolve):
     out = tmp_path / "layer"
     proc = evolve("--target", LAYER, "--units", "0:2,7", *SMALL, "--output", str(out))
     assert proc.returncode == 0, proc.stderr
@@ -40,7 +39,7 @@ def test_units_evolves_one_thread_per_channel_in_one_job(tmp_path):
     (["--thread", f"name=a,target={LAYER}:1,colour=red"], "'colour=red' is not KEY=VALUE"),
     (["--units", "0:2", "--target", LAYER, "--init-image", "x.png"], "--init-image starts a one-thread run"),
 ])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, evolve, args, message):
     proc = evolve(*args, *SMALL, "--output", str(tmp_path / "run"))
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
