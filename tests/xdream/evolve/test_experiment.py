@@ -261,10 +261,15 @@ def test_a_config_saved_by_a_custom_module_run_is_refused_without_it(tmp_path, f
 
 
 def test_default_job_climbs_at_least_twofold(tmp_path):
-    """The embedded default (what `make demo` runs): DCGAN faces -> an EfficientNet-Lite0 unit."""
+    """The embedded default (what `make demo` runs: DCGAN faces -> an EfficientNet-Lite0 unit)
+    doubles its first generation's best within the first third of its generations (the run
+    itself, stopped there as Ctrl-C stops it, and resumable to its end)."""
     config = ExperimentConfig()
-    _, summary = run_job(config.to_dict(), tmp_path / "demo")
-    assert summary.generations == config.generations
+    first = config.generations // 3
+    experiment = Experiment(config, run_dir=tmp_path / "demo")
+    summary = experiment.run(progress=False, should_stop=lambda: experiment.generation >= first)
+    experiment.close()
+    assert summary.generations == first and summary.stopped_early
     assert summary.initial_best > 0
     assert summary.final_best >= 2 * summary.initial_best, summary.lines()
 
