@@ -215,23 +215,23 @@ def _plugin_point(axis: str, value, kind: str):
     if not isinstance(label, str) or not label:
         raise ConfigError(f"sweep grid {axis} label must be a non-empty string, got {label!r}")
 
-    cls = registry.load(kind, table["name"])  # once per arm, not per run (entry points are slow to scan)
+    cls = registry.load(kind, table["name"])  # once per arm, not per run (entry points are slow to scan,
+    taken = registry.user_options(cls, PROVIDED[kind])  # signatures slow to read)
 
     def apply(config):
-        config[kind] = combine(kind, _table(config, kind), table, label, cls)
+        config[kind] = combine(kind, _table(config, kind), table, label, cls, taken)
 
     return label, apply
 
 
-def combine(kind: str, base: dict, arm: dict, label: str, cls: type) -> dict:
+def combine(kind: str, base: dict, arm: dict, label: str, cls: type, taken: dict) -> dict:
     """An arm's plugin table from ``[base.KIND]`` and the arm's own table (the rule in the module
     docstring): base options, then the arm's preset's values, then the arm's own options; a base
-    option the arm's plugin (``cls``) does not take is refused on one line."""
+    option the arm's plugin (``cls``, its user options ``taken``) does not take is refused on one line."""
     shared = {k: v for k, v in base.items() if k != "name" and k not in arm}
     if "preset" in arm:  # the preset's values win over the base's
         set_by_preset = getattr(cls, "presets", {}).get(arm["preset"], {})
         shared = {k: v for k, v in shared.items() if k not in set_by_preset}
-    taken = registry.user_options(cls, PROVIDED[kind])
     for key in shared:
         if key not in taken:
             raise ConfigError(
