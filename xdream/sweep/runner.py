@@ -237,7 +237,9 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
         f"on {backend} with {workers} workers")
     jobs = [(str(sweep_dir / "runs" / r.name), r.config, threads) for r in pending]
     failures = {}
-    if backend == "ray":
+    if not jobs:  # nothing to run: no Ray instance or pool is started
+        outcomes = []
+    elif backend == "ray":
         outcomes = _run_ray(jobs, workers, address, worker_threads_env(threads), resources)
     else:
         outcomes = _run_pool(jobs, workers, address, worker_threads_env(threads), gpus)

@@ -132,7 +132,9 @@ def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path):
     records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
     assert [r["seed"] for r in records] == [0, 1]  # typed as the grid gave them
     assert all(r["evaluations"] == 16 and np.isfinite(r["clean_best"]) for r in records)
-    again = run_sweep(path, backend="process", workers=2, log=lines.append)
+    # the same sweep again skips both, and with nothing to run starts no backend (not even a Ray
+    # client: the cluster address below does not exist)
+    again = run_sweep(path, backend="ray", address="127.0.0.1:9", workers=2, log=lines.append)
     assert again["skipped"] == 2 and again["ran"] == 0
 
     finished = {name: (out / "runs" / name / "summary.json").stat().st_mtime_ns for name in ("seed=0", "seed=1")}
