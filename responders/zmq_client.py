@@ -212,7 +212,7 @@ class ZmqResponder(Responder):
 
     def _curve_hint(self) -> str:
         """Why the handshake failed, when libzmq said (see :func:`xdream.rig.keys.handshake_failure`)."""
-        reason = handshake_failure(self._monitor, self.server_key is not None) if self._monitor else None
+        reason = handshake_failure(self._monitor, self.server_key is not None, wait=0.5) if self._monitor else None
         if reason is not None:
             return f": {reason}"
         if self.server_key is None:

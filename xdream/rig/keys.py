@@ -51,16 +51,18 @@ def secure_client(sock: zmq.Socket, client_secret: str | Path, server_public: st
     sock.curve_serverkey = load_public(server_public, "rig public key")
 
 
-def handshake_failure(monitor: zmq.Socket, encrypted: bool) -> str | None:
+def handshake_failure(monitor: zmq.Socket, encrypted: bool, wait: float = 0.0) -> str | None:
     """What a client socket's monitor (``socket.get_monitor_socket()``) says went wrong in its
-    ZMTP handshakes so far, in words, or None. libzmq reports a plaintext/CURVE mismatch as a
-    protocol error (mechanism mismatch), a key refused by the rig's allow-list as an
-    authentication failure (ZAP status 400), and a CURVE hello the rig cannot decrypt (a
+    ZMTP handshakes so far, in words, or None; ``wait`` seconds for a first event (on a loaded
+    machine libzmq's report can trail the silence it explains). libzmq reports a plaintext/CURVE
+    mismatch as a protocol error (mechanism mismatch), a key refused by the rig's allow-list as
+    an authentication failure (ZAP status 400), and a CURVE hello the rig cannot decrypt (a
     server key that is not the rig's) as a failure without detail."""
     from zmq.utils.monitor import recv_monitor_message
 
-    reason = None
-    while monitor.poll(0):
+    reason, timeout = None, int(wait * 1000)
+    while monitor.poll(timeout):
+        timeout = 0
         event = recv_monitor_message(monitor)["event"]
         if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
             reason = ("the rig's link is plaintext but this client encrypts (CURVE): leave server_key and "
