@@ -235,13 +235,6 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
-def paired_differences(a: ThreadState, b: ThreadState) -> np.ndarray:
-    """Per generation both ran with a response: A's best minus B's best."""
-    n = min(a.generations, b.generations)
-    d = np.array(a.bests[:n]) - np.array(b.bests[:n])
-    return d[np.isfinite(d)]
-
-
 def paired_p(d: np.ndarray) -> float | None:
     """The two-sided Wilcoxon signed-rank p of the differences (None with no nonzero difference)."""
     from scipy.stats import wilcoxon
@@ -252,7 +245,10 @@ def paired_p(d: np.ndarray) -> float | None:
 
 
 def _paired_row(a: ThreadState, b: ThreadState) -> list:
-    d = paired_differences(a, b)
+    """A's best minus B's best, per generation both ran with a response, and what they say."""
+    n = min(a.generations, b.generations)
+    d = np.array(a.bests[:n]) - np.array(b.bests[:n])
+    d = d[np.isfinite(d)]
     p = paired_p(d)
     higher = f"{int((d > 0).sum())} of {len(d)}" + (f" ({int((d == 0).sum())} ties)" if (d == 0).any() else "")
     return [a.name, b.name, a.target_text, len(d), higher, fmt(float(d.mean())) if len(d) else "n/a",
