@@ -30,7 +30,7 @@ import numpy as np
 from xdream.characterise.outputs import params_text
 from xdream.images.plots import plot_threads, plot_trajectory
 from xdream.report.characterise import anchor
-from xdream.report.html import REFRESH_SECONDS, REPORT, Html, figure_html, fmt, image_html, table_html
+from xdream.report.html import REFRESH_SECONDS, REPORT, Html, figure_html, fixed, fmt, image_html, table_html
 from xdream.runs.rundir import RunState, ThreadState
 
 MAX_GRID_THREADS = 16  # rows of the image grid (the threads with the highest final best)
@@ -214,7 +214,7 @@ def _table(state: RunState) -> str:
                fmt(t.first_best), fmt(t.final_best)]
         if noise:
             row.append(fmt(t.clean_best) if t.clean_best is not None else "n/a")
-        row += [_ratio(t.improvement), reference, _ratio(t.reference_ratio), stopped]
+        row += [fixed(t.improvement), reference, fixed(t.reference_ratio), stopped]
         rows.append(row)
     shared = f"<p>Every target starts with {html.escape(prefix)} (left out below).</p>" if prefix else ""
     note = ("<p>Click a column head to sort. First best: generation 0's best; final best: the best of any "
@@ -229,10 +229,6 @@ def target_prefix(targets: list[str]) -> str:
         return ""
     common = os.path.commonprefix(targets)
     return common[: common.rfind(":") + 1] if ":" in common else ""
-
-
-def _ratio(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
 def paired_p(d: np.ndarray) -> float | None:
