@@ -41,12 +41,13 @@ def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "-", label)
 
 
-def _csv_bytes(header: list[str], rows) -> bytes:
+def write_csv(path: Path, header: list[str], rows) -> None:
+    """``rows`` under ``header`` as a CSV file (``\\n`` line ends) at ``path``, written atomically."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return buffer.getvalue().encode()
+    atomic_write(path, buffer.getvalue().encode())
 
 
 def _fmt(value) -> str:
@@ -69,7 +70,7 @@ def write_unit_tables(folder: Path, recording: Recording) -> list[Path]:
     for u, unit in enumerate(recording.units):
         values = recording.responses[:, u]
         path = folder / f"{safe_name(unit)}.csv"
-        atomic_write(path, _csv_bytes(header, ([unit, *row, _fmt(v)] for row, v in zip(fixed, values))))
+        write_csv(path, header, ([unit, *row, _fmt(v)] for row, v in zip(fixed, values)))
         paths.append(path)
     return paths
 
@@ -164,8 +165,7 @@ def plot_unit(path: Path, recording: Recording, unit: int, result: UnitResult) -
             ax.set_ylabel("response")
             ax.legend(fontsize=7)
         else:
-            grid = _orientation_frequency(table, rows, stats.mean[rows])
-            o, f, values = grid
+            o, f, values = _orientation_frequency(table, rows, stats.mean[rows])
             im = ax.imshow(values, aspect="auto", origin="lower", cmap="RdBu_r",
                            norm=_centred(values, result.baseline))
             ax.set_xticks(range(len(f)), [f"{v:g}" for v in f], fontsize=6)
@@ -224,8 +224,8 @@ def plot_layer_summary(path: Path, summary: list[dict]) -> None:
     save_figure(fig, path)
 
 
-def stimulus_strip(table: StimulusTable, size: int = 64, per_sweep: int = 12) -> torch.Tensor:
-    """One row per sweep of up to ``per_sweep`` evenly spaced example stimuli, as one image."""
+def write_stimulus_strip(path: Path, table: StimulusTable, size: int = 64, per_sweep: int = 12) -> None:
+    """``path``: a PNG with one row per sweep of up to ``per_sweep`` evenly spaced example stimuli."""
     from torchvision.utils import make_grid
 
     tiles = []
@@ -235,15 +235,7 @@ def stimulus_strip(table: StimulusTable, size: int = 64, per_sweep: int = 12) ->
         images = table.render(pick, size)
         pad = torch.full((per_sweep - len(pick), 3, size, size), 0.25)
         tiles.append(torch.cat([images, pad]))
-    return make_grid(torch.cat(tiles), nrow=per_sweep, padding=2, pad_value=0.25)
-
-
-def write_stimulus_strip(path: Path, table: StimulusTable) -> None:
-    atomic_write(path, png_bytes(stimulus_strip(table)))
-
-
-def write_csv(path: Path, header: list[str], rows) -> None:
-    atomic_write(path, _csv_bytes(header, rows))
+    atomic_write(path, png_bytes(make_grid(torch.cat(tiles), nrow=per_sweep, padding=2, pad_value=0.25)))
 
 
 def write_summary(run: Path, protocol: Protocol, results: list[UnitResult], extra: dict) -> list[dict]:

@@ -111,12 +111,8 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
             for u, result in enumerate(group_results):
                 outputs.plot_unit(run.path / "plots" / f"{outputs.safe_name(result.unit)}.png", recording, u, result)
         results += group_results
-    _save_npz(run.path / "responses.npz", arrays)
-    summary = outputs.write_summary(run.path, protocol, results, {"timings": timings, "seed": settings.seed})
-    return results, summary
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write(path, buffer.getvalue())
+    atomic_write(run.path / "responses.npz", buffer.getvalue())
+    summary = outputs.write_summary(run.path, protocol, results, {"timings": timings, "seed": settings.seed})
+    return results, summary

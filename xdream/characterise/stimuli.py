@@ -96,15 +96,11 @@ def red_green_gratings(orientation, frequency, phase, size: int, contrast=1.0) -
     return _to_batch(np.stack([g, 1 - g, np.zeros_like(g)], axis=1))
 
 
-def _radius2(size: int) -> np.ndarray:
-    x, y = coordinates(size)
-    return x**2 + y**2
-
-
 def gaussian_profile(sigma, size: int) -> np.ndarray:
     """``exp(-r^2 / (2 sigma^2))`` with sigma in image widths, [B, S, S] (peak 1 at the centre)."""
     (sigma,) = _params(sigma)
-    return np.exp(-_radius2(size)[None] / (2 * sigma[:, None, None] ** 2))
+    x, y = coordinates(size)
+    return np.exp(-(x**2 + y**2)[None] / (2 * sigma[:, None, None] ** 2))
 
 
 def dog_profile(sigma, surround, size: int) -> np.ndarray:
@@ -120,11 +116,8 @@ def dog_profile(sigma, surround, size: int) -> np.ndarray:
 def spots(profile: np.ndarray, polarity, contrast) -> torch.Tensor:
     """Achromatic spots on mid-grey: ``0.5 + 0.5 * polarity * contrast * profile`` (polarity
     +1 for a bright (ON) centre, -1 for a dark (OFF) one)."""
-    polarity, contrast = _params(polarity, contrast)
-    if len(polarity) == 1:
-        polarity, contrast = (np.repeat(p, len(profile)) for p in (polarity, contrast))
-    lum = 0.5 + 0.5 * (polarity * contrast)[:, None, None] * profile
-    return _grey(lum)
+    polarity, contrast = _params(polarity, contrast)  # one value for all images broadcasts too
+    return _grey(0.5 + 0.5 * (polarity * contrast)[:, None, None] * profile)
 
 
 def gaussian_spots(sigma, size: int, polarity=1.0, contrast=1.0) -> torch.Tensor:

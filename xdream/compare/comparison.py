@@ -117,9 +117,8 @@ def _responder_table(s: CompareSettings) -> dict:
 
 
 def _evolution_config(s: CompareSettings, optimizer: str) -> ExperimentConfig:
-    responder = _responder_table(s)
     return ExperimentConfig.from_dict({"seed": s.seed, "generations": s.generations, "generator": {"name": s.generator},
-                                       "responder": responder, "optimizer": {"name": optimizer}})
+                                       "responder": _responder_table(s), "optimizer": {"name": optimizer}})
 
 
 class Comparison:
@@ -155,12 +154,9 @@ class Comparison:
         experiment = Experiment(self.configs[optimizer], responder=self.responder, run_dir=self.run.path / folder)
         summary = experiment.run(progress=progress)
         seconds = time.perf_counter() - start
-        codes, scores = [], []
-        for g in range(summary.generations):
-            arrays = experiment.run_dir.load_arrays(g)
-            codes.append(arrays["codes"])
-            scores.append(arrays["scores"])
-        codes, scores = np.concatenate(codes), np.concatenate(scores)
+        arrays = [experiment.run_dir.load_arrays(g) for g in range(summary.generations)]
+        codes = np.concatenate([a["codes"] for a in arrays])
+        scores = np.concatenate([a["scores"] for a in arrays])
         top = np.argsort(-np.nan_to_num(scores, nan=-np.inf))[: self.settings.top]
         with torch.no_grad():
             images = experiment.generator.decode(codes[top])
@@ -213,14 +209,11 @@ class Comparison:
         tops[natural.method] = natural_images
         for r in results:
             r.ratio = r.best / natural.best if natural.best > 0 else math.nan
-        self._write(results, tops, natural_names)
-        return results
-
-    def _write(self, results: list[MethodResult], tops: dict, natural_names: list[str]) -> None:
         write_comparison(self.run, results, tops, title=self.settings.target,
-                         hlines={"best natural image": results[-1].best},
+                         hlines={"best natural image": natural.best},
                          record={"settings": asdict(self.settings), "responder": self.responder.describe(),
                                  "natural_top_names": natural_names})
+        return results
 
     def close(self) -> None:
         self.responder.close()

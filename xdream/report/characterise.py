@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from xdream.images.io import png_bytes
-from xdream.report.html import Html, figure_html, fmt, image_html, table_html
+from xdream.report.html import Html, figure_html, fixed, fmt, image_html, table_html
 from xdream.characterise.load import CharacterisationRun
 from xdream.characterise.outputs import params_text, plot_layer_summary, plot_unit, safe_name, write_stimulus_strip
 from xdream.characterise.protocol import render_described
@@ -40,7 +40,7 @@ def page(path: Path) -> tuple[str, str, bool]:
     _draw_missing(run, shown)
     summary = run.summary
     layers = table_html(["layer", "units", *(name for _, name in SUMMARY_COLUMNS)],
-                        [[r["group"], r["units"], *(_fraction(r[k]) for k, _ in SUMMARY_COLUMNS)]
+                        [[r["group"], r["units"], *(fixed(r[k]) for k, _ in SUMMARY_COLUMNS)]
                          for r in summary["layers"]], "sortable")  # smaller type, sorts on a click
     body = [f'<p class="status">{html.escape(_status(run))}</p>', "<h2>Layer summary</h2>",
             f'<div style="overflow-x:auto">{layers}</div>',  # a wide table scrolls instead of leaving the page
@@ -66,10 +66,6 @@ def _status(run: CharacterisationRun) -> str:
     return (f"{units} unit{'s' * (units != 1)} in {targets} target{'s' * (targets != 1)}; preset {protocol['preset']}, "
             f"{shown} presentations in all; classification {run.config.get('method', 'auto')}"
             + (f", noise {noise['name']}" if noise else ""))
-
-
-def _fraction(value) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
 def _unit_table(units: list[dict]) -> str:

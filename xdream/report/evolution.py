@@ -30,7 +30,7 @@ import numpy as np
 from xdream.characterise.outputs import params_text
 from xdream.images.plots import plot_threads, plot_trajectory
 from xdream.report.characterise import anchor
-from xdream.report.html import REFRESH_SECONDS, REPORT, Html, figure_html, fmt, image_html, table_html
+from xdream.report.html import REFRESH_SECONDS, REPORT, Html, figure_html, fixed, fmt, image_html, table_html
 from xdream.runs.rundir import RunState, ThreadState
 
 MAX_GRID_THREADS = 16  # rows of the image grid (the threads with the highest final best)
@@ -214,7 +214,7 @@ def _table(state: RunState) -> str:
                fmt(t.first_best), fmt(t.final_best)]
         if noise:
             row.append(fmt(t.clean_best) if t.clean_best is not None else "n/a")
-        row += [_ratio(t.improvement), reference, _ratio(t.reference_ratio), stopped]
+        row += [fixed(t.improvement), reference, fixed(t.reference_ratio), stopped]
         rows.append(row)
     shared = f"<p>Every target starts with {html.escape(prefix)} (left out below).</p>" if prefix else ""
     note = ("<p>Click a column head to sort. First best: generation 0's best; final best: the best of any "
@@ -231,17 +231,6 @@ def target_prefix(targets: list[str]) -> str:
     return common[: common.rfind(":") + 1] if ":" in common else ""
 
 
-def _ratio(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"
-
-
-def paired_differences(a: ThreadState, b: ThreadState) -> np.ndarray:
-    """Per generation both ran with a response: A's best minus B's best."""
-    n = min(a.generations, b.generations)
-    d = np.array(a.bests[:n]) - np.array(b.bests[:n])
-    return d[np.isfinite(d)]
-
-
 def paired_p(d: np.ndarray) -> float | None:
     """The two-sided Wilcoxon signed-rank p of the differences (None with no nonzero difference)."""
     from scipy.stats import wilcoxon
@@ -252,7 +241,10 @@ def paired_p(d: np.ndarray) -> float | None:
 
 
 def _paired_row(a: ThreadState, b: ThreadState) -> list:
-    d = paired_differences(a, b)
+    """A's best minus B's best, per generation both ran with a response, and what they say."""
+    n = min(a.generations, b.generations)
+    d = np.array(a.bests[:n]) - np.array(b.bests[:n])
+    d = d[np.isfinite(d)]
     p = paired_p(d)
     higher = f"{int((d > 0).sum())} of {len(d)}" + (f" ({int((d == 0).sum())} ties)" if (d == 0).any() else "")
     return [a.name, b.name, a.target_text, len(d), higher, fmt(float(d.mean())) if len(d) else "n/a",

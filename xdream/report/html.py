@@ -85,3 +85,8 @@ def page(title: str, body: str, refresh: bool) -> str:
 
 def fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else str(v)
+
+
+def fixed(value: float | None) -> str:
+    """A ratio or fraction with two decimals; "n/a" for None, NaN or infinity."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f}"

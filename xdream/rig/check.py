@@ -65,6 +65,9 @@ class Waived(Exception):
     """A MUST the user chose not to check (``--no-content``)."""
 
 
+STATUS_OF = {CheckFailed: "FAIL", Skip: "SKIP", NotRun: "NOT RUN", Waived: "WAIVED"}  # a check's exception: its status
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
@@ -168,11 +171,13 @@ def _present(session: str, rid: str, images: np.ndarray, *, encoding="raw", repe
     return encode(h, image_frames(images, encoding) if frames is None else frames)
 
 
-def _png(array: np.ndarray, mode: str | None = None, **save) -> bytes:
+def _png(array: np.ndarray, convert: str | None = None) -> bytes:
+    """A PNG of ``array``, converted to the PIL mode ``convert`` first if given ("P": a palette png)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    (Image.fromarray(array, mode) if mode else Image.fromarray(array)).save(buffer, format="PNG", **save)
+    image = Image.fromarray(array)
+    (image.convert(convert) if convert else image).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -208,15 +213,10 @@ class Conformance:
             method = getattr(self, "check_" + re.sub(r"\W+", "_", name).strip("_"))
             try:
                 outcomes.append(Outcome(name, section, "PASS", method() or ""))
-            except Skip as e:
-                outcomes.append(Outcome(name, section, "SKIP", str(e)))
-            except NotRun as e:
-                outcomes.append(Outcome(name, section, "NOT RUN", str(e)))
-            except Waived as e:
-                outcomes.append(Outcome(name, section, "WAIVED", str(e)))
-            except CheckFailed as e:
-                outcomes.append(Outcome(name, section, "FAIL", str(e)))
-                self.client.reopen()  # a fresh connection for the next check
+            except (Skip, NotRun, Waived, CheckFailed) as e:
+                outcomes.append(Outcome(name, section, STATUS_OF[type(e)], str(e)))
+                if isinstance(e, CheckFailed):
+                    self.client.reopen()  # a fresh connection for the next check
             if name == "handshake" and outcomes[-1].status == "FAIL":
                 outcomes += [Outcome(n, s, "NOT RUN", "no handshake") for n, s in self.CHECKS[1:]]
                 break
@@ -565,7 +565,7 @@ class Conformance:
         cases = [
             ("a png of another size than the header's", [_png(_images(1, side=4)[0])]),
             ("an RGBA png", [_png(np.dstack([rgb, rgb[..., :1]]))]),
-            ("a palette png", [_palette(rgb)]),
+            ("a palette png", [_png(rgb, "P")]),
             ("a 16-bit png", [grey16]),
             ("a png cut before IEND", [cut]),
             ("a png with a wrong CRC", [bytes(crc)]),
@@ -685,14 +685,6 @@ class Conformance:
                 return
             _require(time.monotonic() < end, "the rig did not come back within 120 s of the restart command")
             self.client.reopen()
-
-
-def _palette(rgb: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).convert("P").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _interlaced(image: np.ndarray) -> bytes:

@@ -27,7 +27,6 @@ PROTOCOL = "xdream-rig/1"
 ENCODINGS = ("raw", "png")  # the ones this codec decodes; the protocol's set is open
 DTYPES = {"uint8": np.uint8, "float32": np.float32}
 ERROR_CODES = ("bad-message", "version", "too-large", "unsupported", "unknown-session", "busy", "internal")
-STATES = ("unknown", "queued", "presenting", "done")
 MAX_RESULT_VALUES = 1 << 20  # images x repeats x channels of one result (§3): its header stays below 64 MiB
 MAX_RESULT_HEADER_BYTES = 64 << 20  # the header limit for a result (other headers: 8 MiB)
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}\Z")

@@ -46,11 +46,6 @@ def load_schema() -> dict:
     return json.loads(resources.files("xdream.rig").joinpath("schemas", SCHEMA_FILE).read_text("utf-8"))
 
 
-@lru_cache(maxsize=None)
-def _pattern(text: str) -> re.Pattern:
-    return re.compile(text)
-
-
 def validate_header(header: dict, kind: str) -> None:
     """Raise :class:`SchemaViolation` unless ``header`` is a valid ``kind`` message header;
     integers written with a zero fraction become ints in place."""
@@ -155,7 +150,7 @@ def _compile(node: dict, root: dict, done: dict):
     enum = node.get("enum")
     minimum, maximum = node.get("minimum"), node.get("maximum")
     min_length, max_length = node.get("minLength", 0), node.get("maxLength")
-    pattern = _pattern(node["pattern"]).search if "pattern" in node else None
+    pattern = re.compile(node["pattern"]).search if "pattern" in node else None
     min_items, max_items, unique = node.get("minItems", 0), node.get("maxItems"), node.get("uniqueItems")
     prefix = [_compile(n, root, done) for n in node.get("prefixItems", [])]
     items = _compile(node["items"], root, done) if "items" in node else None
@@ -203,18 +198,15 @@ def _compile(node: dict, root: dict, done: dict):
             if unique and len({json.dumps(v, sort_keys=True) for v in value}) != len(value):
                 raise SchemaViolation(_path(at), shown if len(value) > 8 else value, "unique items", "uniqueItems")
         elif isinstance(value, dict) and subs is not None:
-            if closed:
-                unknown = sorted(set(value) - set(subs))
+            unknown = sorted(set(value) - set(subs)) if closed else []
+            missing = [name for name in required if name not in value]
+            if unknown or missing:  # unknown fields are reported first
+                path = _path(at)
+                where = f"field {path!r}" if path else "header"
                 if unknown:
-                    path = _path(at)
-                    where = f"field {path!r}" if path else "header"
                     raise SchemaViolation(path, unknown[0], "", "additionalProperties",
                                           f"{where} has unknown field {unknown[0]!r}; allowed: {', '.join(subs)}")
-            for name in required:
-                if name not in value:
-                    path = _path(at)
-                    where = f"field {path!r}" if path else "header"
-                    raise SchemaViolation(path, None, "", "required", f"{where} lacks field {name!r}")
+                raise SchemaViolation(path, None, "", "required", f"{where} lacks field {missing[0]!r}")
             for name, sub in subs.items():
                 if name in value:
                     value[name] = sub(value[name], (at, name))
