@@ -4,6 +4,14 @@ import sys
 
 import pytest
 
+from xdream.core.threads import quiet_thread_pools
+
+# Before torch loads in this process (and for every process a test starts): idle OpenMP threads
+# sleep instead of spinning. The suite runs on two pytest workers sharing the cores, the busy
+# machine xdream.core.threads describes; without this, each worker's pool spun while the other
+# computed (the surrogate optimiser's toy test: 9 s alone, 137 s beside a busy neighbour).
+quiet_thread_pools()
+
 # A real pretrained unit read early in EfficientNet-Lite0 (the forward pass stops at the
 # hooked layer, so this is cheap) and a small weight-free generator.
 FAST_JOB = {
