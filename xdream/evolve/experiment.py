@@ -508,17 +508,12 @@ class Experiment:
                               reshow_attempts=reshow)
             return {None: outcome}, None
         shown = torch.cat([self._resized(images[t.name]) for t in live])
-        ids, owners = [], {}
-        for index, t in enumerate(self.threads):
-            if t in live:
-                for i in range(len(codes[t.name])):
-                    ids.append(f"g{g}-{t.name}-{i}")
-                    owners[ids[-1]] = (index, i)
+        owners = {f"g{g}-{t.name}-{i}": (index, i) for index, t in enumerate(self.threads) if t in live
+                  for i in range(len(codes[t.name]))}
         if self.reference is not None:
             self._reference_index, reference_images = self.reference.batch(g, shown)
-            for k in self._reference_index:
-                ids.append(f"g{g}-ref{int(k)}")
-                owners[ids[-1]] = (None, int(k))
+            owners.update({f"g{g}-ref{int(k)}": (None, int(k)) for k in self._reference_index})
+        ids = list(owners)
         self.responder.owners, self.responder.reference_rows = owners, {}
         order = interleaving(self.config.seed, g, len(ids))
         outcome = present(self.responder, shown, run_dir=self.run_dir.path, generation=g,
@@ -560,7 +555,8 @@ class Experiment:
         from xdream.evolve.progress import progress_postfix
 
         by_evaluations = not self.session and self.config.budget is not None
-        total = self.config.budget if by_evaluations else self._length()
+        lengths = [t.generations for t in self.threads]  # the longest thread's (none when one runs to a budget)
+        total = self.config.budget if by_evaluations else None if None in lengths else max(lengths)
         stopped = False
         try:
             with tqdm(total=total, initial=self.evaluations if by_evaluations else self.generation,
@@ -577,11 +573,6 @@ class Experiment:
             return self.finish(stopped_early=stopped)
         finally:
             self.run_dir.lock.release()
-
-    def _length(self) -> int | None:
-        """Generations the longest thread runs (None when a thread runs to a budget)."""
-        lengths = [t.generations for t in self.threads]
-        return None if any(n is None for n in lengths) else max(lengths)
 
     def results(self) -> list[dict]:
         """One record per thread (a session's ``results.jsonl``): what it ran and what it reached."""
@@ -618,7 +609,10 @@ class Experiment:
         status = {"status": "stopped" if stopped_early else "finished"}
         changes = {"changes": self.changes} if self.changes else {}
         if not self.session:
-            plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=self._title())
+            record = self.components["responder"]  # what ran: a custom module under its own name
+            title = f"{self.config.optimizer.name} on {self.components['generator'].get('name')} -> " \
+                    f"{record.get('target') or record.get('name')}"
+            plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=title)
             self.run_dir.write_json(SUMMARY, {
                 **status, **{k: getattr(summary, k) for k in ("generations", "evaluations", "presented",
                                                               "initial_best", "final_best", "best_generation",
@@ -639,12 +633,6 @@ class Experiment:
             "evaluations": self.evaluations, "presented": self.presented, "threads": results,
             "config": self.config.to_dict(), "components": self.components, **changes})
         return summary
-
-    def _title(self) -> str:
-        """What ran, from the components actually used (a custom module's own name)."""
-        record = self.components["responder"]
-        target = record.get("target") or record.get("name")
-        return f"{self.config.optimizer.name} on {self.components['generator'].get('name')} -> {target}"
 
     def close(self) -> None:
         try:
@@ -788,21 +776,16 @@ def _custom_note(custom: list[str], components: dict) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _available_memory() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def _check_memory(population: int, image_size: int, save_images: str) -> None:
     """Refuse a population whose images alone would not fit in memory (decoding is chunked,
     but the responder, the montage and the saved generation see them all at once)."""
     per_image = 3 * image_size * image_size * 4 * (3 if save_images == "all" else 2)
-    need, have = population * per_image, _available_memory()
+    need, have = population * per_image, None
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        have = int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) * 1024
+    except (OSError, ValueError, StopIteration):
+        pass
     if have is not None and need > have // 2:
         raise ConfigError(f"population {population} needs about {need / 2**30:.1f} GiB for one generation's "
                           f"{image_size} px images, more than half of the {have / 2**30:.1f} GiB available (the rest is "
