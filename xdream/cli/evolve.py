@@ -256,7 +256,8 @@ def _add_threads(data: dict, args) -> None:
     elif args.thread:
         data["thread"] = [*data.get("thread", []), *(parse_thread(t) for t in args.thread)]
         if args.target is not None:  # the session's responder, e.g. a rig's endpoint
-            data["responder"] = {**_table(data.get("responder")), "target": args.target}
+            table = data.get("responder", {})
+            data["responder"] = {**({"name": table} if isinstance(table, str) else table), "target": args.target}
     elif args.target is not None:
         raise ConfigError("--target with a session config: set each thread's target in its [[thread]] table (or "
                           "the rig's endpoint in [responder])")
@@ -273,12 +274,6 @@ def _name_tables(data: dict) -> None:
         first = data["thread"][0].get("target") if data.get("thread") else None
         unit = first if isinstance(first, str) else (first or [None])[0]
         responder["name"] = registry.responder_for_target(unit)
-
-
-def _table(value) -> dict:
-    if value is None:
-        return {}
-    return {"name": value} if isinstance(value, str) else dict(value)
 
 
 def run(args) -> int:
