@@ -174,12 +174,10 @@ class ThreadConfig:
     patience: int | None = None
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "target": self.target[0] if len(self.target) == 1 else list(self.target),
-               "generator": self.generator.to_dict(), "optimizer": self.optimizer.to_dict(), "seed": self.seed}
-        for key in ("generations", "budget", "patience"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
+        lengths = {key: getattr(self, key) for key in ("generations", "budget", "patience")}
+        return {"name": self.name, "target": self.target[0] if len(self.target) == 1 else list(self.target),
+                "generator": self.generator.to_dict(), "optimizer": self.optimizer.to_dict(), "seed": self.seed,
+                **{key: value for key, value in lengths.items() if value is not None}}
 
 
 def _default(kind: str) -> PluginConfig:
