@@ -47,13 +47,7 @@ def load(kind: str, name: str) -> type:
         owners = "; ".join(f"package {_package(ep)} ({ep.value})" for ep in found)
         raise PluginConflictError(f"{kind} {name!r} is registered by more than one installed package: {owners}; "
                                   "uninstall one of them")
-    return _import(kind, found[0])
-
-
-def _import(kind: str, ep):
-    """``ep.load()``; whatever a broken package raises while being imported (a missing module
-    or class, any exception in its module's code) becomes one line naming the package, the entry
-    point and the error, as :mod:`importlib.metadata` reports them."""
+    ep = found[0]
     try:
         return ep.load()
     except Exception as e:  # noqa: BLE001 - third-party code: any exception at import is its defect
