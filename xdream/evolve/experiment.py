@@ -291,9 +291,8 @@ class Experiment:
             if t is None and state is None:  # a new one-thread run may start from an inverted image
                 from xdream.evolve.start import invert_start
 
-                started = invert_start(config, generator, inner, rngs["inversion"], progress=progress)
-                if started is not None:
-                    self.start, self.inversion = started
+                self.start, self.inversion = invert_start(config, generator, inner, rngs["inversion"],
+                                                          progress=progress) or (None, None)
             generations, budget = config.thread_length(index)
             optimizer = build_optimizer(own.optimizer, generator, rngs["optimizer"], budget=budget,
                                         generations=generations or 0,
