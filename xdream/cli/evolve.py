@@ -121,15 +121,12 @@ def add_parser(commands) -> None:
                         help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
 
 
-WEIGHTS_MOVED = ("--weights is ambiguous in xdream evolve (a run loads a generator and a target network); give "
-                 "--generator-weights FILE (config: [generator] weights) or --target-weights FILE (config: "
-                 "[responder] weights)")
-
-
 def refuse_weights(args) -> None:
     """The old ``--weights FILE``: one line naming the two options that replaced it."""
     if getattr(args, "weights", None) is not None:
-        raise ConfigError(f"{WEIGHTS_MOVED}; got --weights {args.weights}")
+        raise ConfigError("--weights is ambiguous in xdream evolve (a run loads a generator and a target network); "
+                          "give --generator-weights FILE (config: [generator] weights) or --target-weights FILE "
+                          f"(config: [responder] weights); got --weights {args.weights}")
 
 
 def config_from_args(args) -> ExperimentConfig:
