@@ -155,11 +155,6 @@ def is_session(data: dict) -> bool:
     return "thread" in data
 
 
-def thread_seed(seed: int, name: str) -> int:
-    """A thread's default seed: a function of the session seed and the thread's name only."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
-
-
 @dataclass
 class ThreadConfig:
     """One evolution thread: its generator, optimiser, target columns, seed and length."""
@@ -443,6 +438,7 @@ def _thread(table: dict, index: int, defaults: dict, shared: ExperimentConfig, s
     if ints["generations"] is not None and ints["budget"] is not None:
         raise ConfigError(f"thread {name!r}: generations ({ints['generations']}) and budget ({ints['budget']}) are "
                           "mutually exclusive; give one")
-    seed = thread_seed(shared.seed, name) if ints["seed"] is None else ints["seed"]
-    return ThreadConfig(name, targets, plugins["generator"], plugins["optimizer"], seed,
+    if ints["seed"] is None:  # the default: a function of the session seed and the thread's name only
+        ints["seed"] = int(np.random.SeedSequence([shared.seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+    return ThreadConfig(name, targets, plugins["generator"], plugins["optimizer"], ints["seed"],
                         ints["generations"], ints["budget"], ints["patience"])
