@@ -88,7 +88,7 @@ def user_options(cls: type, provided: typing.Iterable[str] = ()) -> dict[str, in
     }
 
 
-def check_options(kind: str, name: str, cls: type, options: dict, provided=()) -> dict:
+def check_options(kind: str, name: str, cls: type, options: dict, provided=()) -> None:
     """Validate option names and types against the constructor's signature and annotations."""
     allowed = user_options(cls, provided)
     hints = typing.get_type_hints(cls.__init__)
@@ -104,7 +104,6 @@ def check_options(kind: str, name: str, cls: type, options: dict, provided=()) -
     missing = [n for n, p in allowed.items() if p.default is p.empty and n not in options]
     if missing:
         raise ConfigError(f"{kind} {name!r} needs option(s): {', '.join(missing)}")
-    return options
 
 
 def create(kind: str, name: str, options: dict | None = None, **provided):

@@ -231,15 +231,12 @@ class RunDir:
             run.lock.acquire()
         return run
 
-    def clean_temp_files(self) -> list[Path]:
+    def clean_temp_files(self) -> None:
         """Remove temp files of writes that a killed process never finished (hold the lock)."""
-        removed = []
         for folder in (self.path, *(self.path / s for s in SUBDIRS)):
             if folder.is_dir():
                 for f in folder.glob(f".*{TEMP_SUFFIX}"):
                     self.remove(f)
-                    removed.append(f)
-        return removed
 
     def remove(self, name: str | Path) -> None:
         """Delete ``name`` (in the run, or an absolute path) if it is there; a failure (a read-only
