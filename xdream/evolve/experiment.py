@@ -23,12 +23,11 @@ is described in :mod:`xdream.runs.rundir`.
 trimmed, its remaining codes told as unscored); ``presented`` counts every image sent to the
 responder (references and re-shows included), the number that costs time on a rig.
 
-A resume (:meth:`Experiment.resume`) proves what it continues from before it changes anything:
-the checkpoint's SHA-256, the config and the components against the checkpoint's record of
-them, and every log and generation file against the checkpoint's copy and digests; a mismatch
-is a one-line :class:`RunDirError`. A change let through with ``--allow-changed`` is recorded
-(generation, key, old, new) in the checkpoint, ``run.json`` and ``summary.json``, while
-``config.toml`` keeps the config the run started with.
+A resume (:meth:`Experiment.resume`) proves what it continues from (the checkpoint, config,
+components, logs and generation files) before it changes anything; a mismatch is a one-line
+:class:`RunDirError`. A change let through with ``--allow-changed`` is recorded (generation,
+key, old, new) in the checkpoint, ``run.json`` and ``summary.json``, while ``config.toml``
+keeps the config the run started with.
 """
 
 from __future__ import annotations
