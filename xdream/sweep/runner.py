@@ -34,7 +34,7 @@ from pathlib import Path
 
 from xdream.core.errors import ConfigError, RunDirError, choices_text
 from xdream.core.threads import fair_share, quiet_thread_pools, worker_threads_env
-from xdream.runs.rundir import CONFIG, SUMMARY, atomic_write
+from xdream.runs.rundir import CONFIG, SUMMARY, RunDir, atomic_write
 from xdream.sweep.grid import RunSpec, load_sweep
 
 BACKENDS = ("auto", "ray", "process")
@@ -68,8 +68,6 @@ def run_record(path: Path) -> dict:
     """A finished run's summary plus ``clean_best``: the best noise-free score of any image
     it evaluated (the benchmark's score; equals ``final_best`` without noise). A session's
     record holds one record per thread in ``threads`` (their best is its ``clean_best``)."""
-    from xdream.runs.rundir import RunDir
-
     summary = json.loads((path / SUMMARY).read_text())
     if "threads" in summary:
         threads = [{"thread": t["name"], **{k: t[k] for k in ("generations", "evaluations", "final_best",
