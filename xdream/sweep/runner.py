@@ -248,10 +248,12 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             "failures": failures}
 
 
-def die_with_parent(parent: int) -> None:
+def start_worker(parent: int, gpus=None) -> None:
     """Process-pool worker initialiser: SIGKILL this worker when the process that started it
     dies (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a no-op), and exit at once if it died
-    already. A killed worker's run resumes from its last checkpoint."""
+    already (a killed worker's run resumes from its last checkpoint); with ``gpus`` (a queue of
+    ``CUDA_VISIBLE_DEVICES`` values, one per worker) take this worker's own GPU, set before
+    anything in it starts CUDA."""
     import ctypes
     import signal
     import sys
@@ -262,13 +264,6 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the driver died before the request took effect
         os._exit(1)
-
-
-def start_worker(parent: int, gpus=None) -> None:
-    """Process-pool worker initialiser: :func:`die_with_parent`, and with ``gpus`` (a queue of
-    ``CUDA_VISIBLE_DEVICES`` values, one per worker) this worker's own GPU, set before anything
-    in it starts CUDA."""
-    die_with_parent(parent)
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get(timeout=60)
 
