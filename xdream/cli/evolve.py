@@ -138,7 +138,7 @@ def config_from_args(args) -> ExperimentConfig:
     preset = getattr(args, "preset", None)
     if preset and args.config:
         raise ConfigError(f"--preset {preset} and the config file {args.config} both describe the run; give one")
-    session = wants_session(args)
+    session = bool(args.thread or args.units) or (bool(args.config) and is_session(read_toml(args.config)))
     if preset and session:
         raise ConfigError(f"--preset {preset} describes a one-thread run; drop --thread / --units")
     for flag in ONE_THREAD_ONLY if session else ():
@@ -192,10 +192,6 @@ def _unmark_described(data: dict, args) -> None:
 
 ONE_THREAD_ONLY = ("init_image", "init_from_characterisation", "init_unit", "init_class")
 UNITS_FORM = "START:END (END excluded) or a comma-separated list, e.g. 0:64 or 3,7,12 or 0:8,20"
-
-
-def wants_session(args) -> bool:
-    return bool(args.thread or args.units) or (bool(args.config) and is_session(read_toml(args.config)))
 
 
 def parse_units(text: str) -> list[int]:
