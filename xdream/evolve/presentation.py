@@ -53,6 +53,11 @@ class Presentation:
         return int(self.shown.sum()) - len(self.shown)
 
 
+def image_ids(generation: int, n_evolved: int, reference_index=()) -> list[str]:
+    """The ids of a generation's batch: evolved images first, then reference images."""
+    return [f"g{generation}-{i}" for i in range(n_evolved)] + [f"g{generation}-ref{int(k)}" for k in reference_index]
+
+
 def present(responder: Responder, images: torch.Tensor, *, run_dir: Path, generation: int,
             reference_images: torch.Tensor | None = None, reference_index=(),
             reshow_attempts: int = 0, ids: list[str] | None = None, order: np.ndarray | None = None) -> Presentation:
@@ -63,8 +68,7 @@ def present(responder: Responder, images: torch.Tensor, *, run_dir: Path, genera
     back in the images' own order either way."""
     n = len(images)
     batch = images if reference_images is None or not len(reference_images) else torch.cat([images, reference_images])
-    if ids is None:  # evolved images first, then reference images
-        ids = [f"g{generation}-{i}" for i in range(n)] + [f"g{generation}-ref{int(k)}" for k in reference_index]
+    ids = image_ids(generation, n, reference_index) if ids is None else ids
     if order is None:
         scores, clean = _respond(responder, batch, ids, run_dir, generation)
     else:
