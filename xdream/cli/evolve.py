@@ -121,15 +121,12 @@ def add_parser(commands) -> None:
                         help="rewrite RUN_DIR/report.html after every generation (the page refreshes itself)")
 
 
-WEIGHTS_MOVED = ("--weights is ambiguous in xdream evolve (a run loads a generator and a target network); give "
-                 "--generator-weights FILE (config: [generator] weights) or --target-weights FILE (config: "
-                 "[responder] weights)")
-
-
 def refuse_weights(args) -> None:
     """The old ``--weights FILE``: one line naming the two options that replaced it."""
     if getattr(args, "weights", None) is not None:
-        raise ConfigError(f"{WEIGHTS_MOVED}; got --weights {args.weights}")
+        raise ConfigError("--weights is ambiguous in xdream evolve (a run loads a generator and a target network); "
+                          "give --generator-weights FILE (config: [generator] weights) or --target-weights FILE "
+                          f"(config: [responder] weights); got --weights {args.weights}")
 
 
 def config_from_args(args) -> ExperimentConfig:
@@ -141,7 +138,7 @@ def config_from_args(args) -> ExperimentConfig:
     preset = getattr(args, "preset", None)
     if preset and args.config:
         raise ConfigError(f"--preset {preset} and the config file {args.config} both describe the run; give one")
-    session = wants_session(args)
+    session = bool(args.thread or args.units) or (bool(args.config) and is_session(read_toml(args.config)))
     if preset and session:
         raise ConfigError(f"--preset {preset} describes a one-thread run; drop --thread / --units")
     for flag in ONE_THREAD_ONLY if session else ():
@@ -195,10 +192,6 @@ def _unmark_described(data: dict, args) -> None:
 
 ONE_THREAD_ONLY = ("init_image", "init_from_characterisation", "init_unit", "init_class")
 UNITS_FORM = "START:END (END excluded) or a comma-separated list, e.g. 0:64 or 3,7,12 or 0:8,20"
-
-
-def wants_session(args) -> bool:
-    return bool(args.thread or args.units) or (bool(args.config) and is_session(read_toml(args.config)))
 
 
 def parse_units(text: str) -> list[int]:
@@ -256,7 +249,8 @@ def _add_threads(data: dict, args) -> None:
     elif args.thread:
         data["thread"] = [*data.get("thread", []), *(parse_thread(t) for t in args.thread)]
         if args.target is not None:  # the session's responder, e.g. a rig's endpoint
-            data["responder"] = {**_table(data.get("responder")), "target": args.target}
+            table = data.get("responder", {})
+            data["responder"] = {**({"name": table} if isinstance(table, str) else table), "target": args.target}
     elif args.target is not None:
         raise ConfigError("--target with a session config: set each thread's target in its [[thread]] table (or "
                           "the rig's endpoint in [responder])")
@@ -273,12 +267,6 @@ def _name_tables(data: dict) -> None:
         first = data["thread"][0].get("target") if data.get("thread") else None
         unit = first if isinstance(first, str) else (first or [None])[0]
         responder["name"] = registry.responder_for_target(unit)
-
-
-def _table(value) -> dict:
-    if value is None:
-        return {}
-    return {"name": value} if isinstance(value, str) else dict(value)
 
 
 def run(args) -> int:

@@ -155,11 +155,6 @@ def is_session(data: dict) -> bool:
     return "thread" in data
 
 
-def thread_seed(seed: int, name: str) -> int:
-    """A thread's default seed: a function of the session seed and the thread's name only."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
-
-
 @dataclass
 class ThreadConfig:
     """One evolution thread: its generator, optimiser, target columns, seed and length."""
@@ -174,12 +169,10 @@ class ThreadConfig:
     patience: int | None = None
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "target": self.target[0] if len(self.target) == 1 else list(self.target),
-               "generator": self.generator.to_dict(), "optimizer": self.optimizer.to_dict(), "seed": self.seed}
-        for key in ("generations", "budget", "patience"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        return out
+        lengths = {key: getattr(self, key) for key in ("generations", "budget", "patience")}
+        return {"name": self.name, "target": self.target[0] if len(self.target) == 1 else list(self.target),
+                "generator": self.generator.to_dict(), "optimizer": self.optimizer.to_dict(), "seed": self.seed,
+                **{key: value for key, value in lengths.items() if value is not None}}
 
 
 def _default(kind: str) -> PluginConfig:
@@ -445,6 +438,7 @@ def _thread(table: dict, index: int, defaults: dict, shared: ExperimentConfig, s
     if ints["generations"] is not None and ints["budget"] is not None:
         raise ConfigError(f"thread {name!r}: generations ({ints['generations']}) and budget ({ints['budget']}) are "
                           "mutually exclusive; give one")
-    seed = thread_seed(shared.seed, name) if ints["seed"] is None else ints["seed"]
-    return ThreadConfig(name, targets, plugins["generator"], plugins["optimizer"], seed,
+    if ints["seed"] is None:  # the default: a function of the session seed and the thread's name only
+        ints["seed"] = int(np.random.SeedSequence([shared.seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+    return ThreadConfig(name, targets, plugins["generator"], plugins["optimizer"], ints["seed"],
                         ints["generations"], ints["budget"], ints["patience"])

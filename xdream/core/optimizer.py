@@ -74,10 +74,6 @@ if TYPE_CHECKING:
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
 
-def standard_normal_sampler(n: int, rng: np.random.Generator, dim: int) -> np.ndarray:
-    return rng.standard_normal((n, dim)).astype(np.float32)
-
-
 class Optimizer(ABC):
     """Base class: owns ask/tell and their bookkeeping; subclasses implement ``_ask``,
     ``_tell`` and, for state of their own, ``_state``/``_load_state`` (see the module doc)."""
@@ -108,7 +104,7 @@ class Optimizer(ABC):
             raise ConfigError(f"optimizer dimension must be >= 1, got {dim}")
         self.dim = int(dim)
         self.rng = rng
-        self.sampler = sampler or (lambda n, r: standard_normal_sampler(n, r, self.dim))
+        self.sampler = sampler or (lambda n, r: r.standard_normal((n, self.dim)).astype(np.float32))
         self.init = None if init is None else self._check_init(init, self.dim)
         self.budget = budget
         self.generation = 0

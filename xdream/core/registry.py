@@ -47,13 +47,7 @@ def load(kind: str, name: str) -> type:
         owners = "; ".join(f"package {_package(ep)} ({ep.value})" for ep in found)
         raise PluginConflictError(f"{kind} {name!r} is registered by more than one installed package: {owners}; "
                                   "uninstall one of them")
-    return _import(kind, found[0])
-
-
-def _import(kind: str, ep):
-    """``ep.load()``; whatever a broken package raises while being imported (a missing module
-    or class, any exception in its module's code) becomes one line naming the package, the entry
-    point and the error, as :mod:`importlib.metadata` reports them."""
+    ep = found[0]
     try:
         return ep.load()
     except Exception as e:  # noqa: BLE001 - third-party code: any exception at import is its defect
@@ -94,7 +88,7 @@ def user_options(cls: type, provided: typing.Iterable[str] = ()) -> dict[str, in
     }
 
 
-def check_options(kind: str, name: str, cls: type, options: dict, provided=()) -> dict:
+def check_options(kind: str, name: str, cls: type, options: dict, provided=()) -> None:
     """Validate option names and types against the constructor's signature and annotations."""
     allowed = user_options(cls, provided)
     hints = typing.get_type_hints(cls.__init__)
@@ -110,7 +104,6 @@ def check_options(kind: str, name: str, cls: type, options: dict, provided=()) -
     missing = [n for n, p in allowed.items() if p.default is p.empty and n not in options]
     if missing:
         raise ConfigError(f"{kind} {name!r} needs option(s): {', '.join(missing)}")
-    return options
 
 
 def create(kind: str, name: str, options: dict | None = None, **provided):

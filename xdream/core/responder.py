@@ -169,17 +169,17 @@ class NoisyResponder(Responder):
         self.last_clean: np.ndarray | None = None
 
     def respond(self, images: torch.Tensor) -> np.ndarray:
-        clean = np.asarray(self.inner.respond(images), dtype=np.float64)
-        self.last_clean = clean
-        return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
+        return self._noisy(self.inner.respond(images))
 
     def prepare(self, run_dir: Path, generation: int, image_ids: list[str] | None = None) -> None:
         self.inner.prepare(run_dir, generation, image_ids)
 
     def respond_units(self, images: torch.Tensor) -> np.ndarray:
-        clean = np.asarray(self.inner.respond_units(images), dtype=np.float64)
-        self.last_clean = clean
-        return np.asarray(self.noise(clean, self.rng), dtype=np.float64)
+        return self._noisy(self.inner.respond_units(images))
+
+    def _noisy(self, scores) -> np.ndarray:
+        self.last_clean = np.asarray(scores, dtype=np.float64)
+        return np.asarray(self.noise(self.last_clean, self.rng), dtype=np.float64)
 
     def unit_labels(self) -> list[str]:
         return self.inner.unit_labels()

@@ -23,12 +23,11 @@ is described in :mod:`xdream.runs.rundir`.
 trimmed, its remaining codes told as unscored); ``presented`` counts every image sent to the
 responder (references and re-shows included), the number that costs time on a rig.
 
-A resume (:meth:`Experiment.resume`) proves what it continues from before it changes anything:
-the checkpoint's SHA-256, the config and the components against the checkpoint's record of
-them, and every log and generation file against the checkpoint's copy and digests; a mismatch
-is a one-line :class:`RunDirError`. A change let through with ``--allow-changed`` is recorded
-(generation, key, old, new) in the checkpoint, ``run.json`` and ``summary.json``, while
-``config.toml`` keeps the config the run started with.
+A resume (:meth:`Experiment.resume`) proves what it continues from (the checkpoint, config,
+components, logs and generation files) before it changes anything; a mismatch is a one-line
+:class:`RunDirError`. A change let through with ``--allow-changed`` is recorded (generation,
+key, old, new) in the checkpoint, ``run.json`` and ``summary.json``, while ``config.toml``
+keeps the config the run started with.
 """
 
 from __future__ import annotations
@@ -291,9 +290,8 @@ class Experiment:
             if t is None and state is None:  # a new one-thread run may start from an inverted image
                 from xdream.evolve.start import invert_start
 
-                started = invert_start(config, generator, inner, rngs["inversion"], progress=progress)
-                if started is not None:
-                    self.start, self.inversion = started
+                self.start, self.inversion = invert_start(config, generator, inner, rngs["inversion"],
+                                                          progress=progress) or (None, None)
             generations, budget = config.thread_length(index)
             optimizer = build_optimizer(own.optimizer, generator, rngs["optimizer"], budget=budget,
                                         generations=generations or 0,
@@ -508,17 +506,12 @@ class Experiment:
                               reshow_attempts=reshow)
             return {None: outcome}, None
         shown = torch.cat([self._resized(images[t.name]) for t in live])
-        ids, owners = [], {}
-        for index, t in enumerate(self.threads):
-            if t in live:
-                for i in range(len(codes[t.name])):
-                    ids.append(f"g{g}-{t.name}-{i}")
-                    owners[ids[-1]] = (index, i)
+        owners = {f"g{g}-{t.name}-{i}": (index, i) for index, t in enumerate(self.threads) if t in live
+                  for i in range(len(codes[t.name]))}
         if self.reference is not None:
             self._reference_index, reference_images = self.reference.batch(g, shown)
-            for k in self._reference_index:
-                ids.append(f"g{g}-ref{int(k)}")
-                owners[ids[-1]] = (None, int(k))
+            owners.update({f"g{g}-ref{int(k)}": (None, int(k)) for k in self._reference_index})
+        ids = list(owners)
         self.responder.owners, self.responder.reference_rows = owners, {}
         order = interleaving(self.config.seed, g, len(ids))
         outcome = present(self.responder, shown, run_dir=self.run_dir.path, generation=g,
@@ -560,7 +553,8 @@ class Experiment:
         from xdream.evolve.progress import progress_postfix
 
         by_evaluations = not self.session and self.config.budget is not None
-        total = self.config.budget if by_evaluations else self._length()
+        lengths = [t.generations for t in self.threads]  # the longest thread's (none when one runs to a budget)
+        total = self.config.budget if by_evaluations else None if None in lengths else max(lengths)
         stopped = False
         try:
             with tqdm(total=total, initial=self.evaluations if by_evaluations else self.generation,
@@ -577,11 +571,6 @@ class Experiment:
             return self.finish(stopped_early=stopped)
         finally:
             self.run_dir.lock.release()
-
-    def _length(self) -> int | None:
-        """Generations the longest thread runs (None when a thread runs to a budget)."""
-        lengths = [t.generations for t in self.threads]
-        return None if any(n is None for n in lengths) else max(lengths)
 
     def results(self) -> list[dict]:
         """One record per thread (a session's ``results.jsonl``): what it ran and what it reached."""
@@ -618,7 +607,10 @@ class Experiment:
         status = {"status": "stopped" if stopped_early else "finished"}
         changes = {"changes": self.changes} if self.changes else {}
         if not self.session:
-            plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=self._title())
+            record = self.components["responder"]  # what ran: a custom module under its own name
+            title = f"{self.config.optimizer.name} on {self.components['generator'].get('name')} -> " \
+                    f"{record.get('target') or record.get('name')}"
+            plot_trajectory(self.history, self.run_dir.path / "trajectory.png", title=title)
             self.run_dir.write_json(SUMMARY, {
                 **status, **{k: getattr(summary, k) for k in ("generations", "evaluations", "presented",
                                                               "initial_best", "final_best", "best_generation",
@@ -639,12 +631,6 @@ class Experiment:
             "evaluations": self.evaluations, "presented": self.presented, "threads": results,
             "config": self.config.to_dict(), "components": self.components, **changes})
         return summary
-
-    def _title(self) -> str:
-        """What ran, from the components actually used (a custom module's own name)."""
-        record = self.components["responder"]
-        target = record.get("target") or record.get("name")
-        return f"{self.config.optimizer.name} on {self.components['generator'].get('name')} -> {target}"
 
     def close(self) -> None:
         try:
@@ -788,21 +774,16 @@ def _custom_note(custom: list[str], components: dict) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _available_memory() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def _check_memory(population: int, image_size: int, save_images: str) -> None:
     """Refuse a population whose images alone would not fit in memory (decoding is chunked,
     but the responder, the montage and the saved generation see them all at once)."""
     per_image = 3 * image_size * image_size * 4 * (3 if save_images == "all" else 2)
-    need, have = population * per_image, _available_memory()
+    need, have = population * per_image, None
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        have = int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) * 1024
+    except (OSError, ValueError, StopIteration):
+        pass
     if have is not None and need > have // 2:
         raise ConfigError(f"population {population} needs about {need / 2**30:.1f} GiB for one generation's "
                           f"{image_size} px images, more than half of the {have / 2**30:.1f} GiB available (the rest is "

@@ -74,12 +74,8 @@ def present(responder: Responder, images: torch.Tensor, *, run_dir: Path, genera
     else:
         shown_scores, shown_clean = _respond(responder, batch[torch.as_tensor(order, device=batch.device)],
                                              [ids[i] for i in order], run_dir, generation)
-        scores = np.empty_like(shown_scores)
-        scores[order] = shown_scores
-        clean = None
-        if shown_clean is not None:
-            clean = np.empty_like(shown_clean)
-            clean[order] = shown_clean
+        back = np.argsort(order)  # the inverse permutation: shown position of each image
+        scores, clean = shown_scores[back], None if shown_clean is None else shown_clean[back]
     evolved, evolved_clean = scores[:n].copy(), None if clean is None else clean[:n].copy()
     shown, presented = np.ones(n, dtype=np.int64), len(batch)
     for _ in range(reshow_attempts):

@@ -25,7 +25,7 @@ import torch
 
 from xdream.config import ExperimentConfig
 from xdream.core.generator import Generator
-from xdream.images.io import save_png
+from xdream.images.io import load_image, save_png
 from xdream.evolve.inversion import Inversion, check_encodable, encode, fit_to_generator
 from xdream.core.responder import Responder
 from xdream.runs.rundir import RunDir, atomic_write
@@ -45,19 +45,12 @@ class Start:
     unit_plot: Path | None = None  # the characterised unit's tuning plot
 
 
-def start_image(config: ExperimentConfig, generator: Generator, responder: Responder) -> Start | None:
-    """The image the run starts from, or None; every problem is a one-line error."""
+def start_image(config: ExperimentConfig, generator: Generator, responder: Responder) -> Start:
+    """The image the run starts from: ``init_image``, else the unit's preferred stimulus in
+    ``init_characterisation`` (one of them is set); every problem is a one-line error."""
     if config.init_image is not None:
-        from xdream.images.io import load_image
-
         image = fit_to_generator(load_image(config.init_image), generator.image_size)
         return Start(image, {"source": "image", "path": config.init_image})
-    if config.init_characterisation is not None:
-        return _from_characterisation(config, generator, responder)
-    return None
-
-
-def _from_characterisation(config: ExperimentConfig, generator: Generator, responder: Responder) -> Start:
     from xdream.characterise.load import CharacterisationRun, preferred_stimulus
     from xdream.characterise.protocol import render_described
 

@@ -56,19 +56,6 @@ def changed_config_error(run_path, refused: dict[str, tuple], fixed: dict[str, s
     return RunDirError(f"{Path(run_path) / CONFIG} changed since the checkpoint: {shown}; restore it{tail}")
 
 
-def weights_fingerprint(modules) -> str:
-    """SHA-256 over the names, dtypes, shapes and bytes of the modules' parameters and buffers."""
-    import torch
-
-    digest = hashlib.sha256()
-    for module in modules:
-        for name, tensor in module.state_dict().items():
-            t = tensor.detach().cpu().contiguous()
-            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def component_record(component) -> dict:
     """A generator or responder as the run used it: class, name, its ``describe()`` (device
     left out: a resume may move a run), its repr when it defines one, and a fingerprint of
@@ -83,6 +70,12 @@ def component_record(component) -> dict:
     if cls.__repr__ is not object.__repr__:
         record["repr"] = repr(component)
     modules = [v for v in vars(component).values() if isinstance(v, torch.nn.Module)]
-    if modules:
-        record["weights_sha256"] = weights_fingerprint(modules)
+    if modules:  # SHA-256 over the names, dtypes, shapes and bytes of their parameters and buffers
+        digest = hashlib.sha256()
+        for module in modules:
+            for name, tensor in module.state_dict().items():
+                t = tensor.detach().cpu().contiguous()
+                digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+                digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        record["weights_sha256"] = digest.hexdigest()
     return json.loads(json.dumps(record, default=str))  # plain JSON values: comparable after a pickle round trip

@@ -48,9 +48,7 @@ def is_written(run_path: str | Path) -> bool:
         return True  # cannot tell: say it may be running
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
+    except OSError:  # BlockingIOError: a writer holds it; any other failure: cannot tell, so it may be running
         return True
     finally:
         os.close(fd)  # drops the shared lock, if it was taken

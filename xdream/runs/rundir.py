@@ -144,13 +144,9 @@ def _is_skeleton(path: Path) -> bool:
     """A folder left by a run of any kind killed while it was being created: nothing but
     folders of empty folders (``generations/``, ``threads/NAME/images/``...), the lock file,
     ``run.json`` and temp files of an unfinished write."""
-    for entry in path.iterdir():
-        if entry.name in (LOCK, RUN_INFO) or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
-            continue
-        if entry.name in (*SUBDIRS, THREADS_DIR) and entry.is_dir() and _holds_no_file(entry):
-            continue
-        return False
-    return True
+    return all(entry.name in (LOCK, RUN_INFO) or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX))
+               or (entry.name in (*SUBDIRS, THREADS_DIR) and entry.is_dir() and _holds_no_file(entry))
+               for entry in path.iterdir())
 
 
 def _holds_no_file(folder: Path) -> bool:
@@ -231,15 +227,12 @@ class RunDir:
             run.lock.acquire()
         return run
 
-    def clean_temp_files(self) -> list[Path]:
+    def clean_temp_files(self) -> None:
         """Remove temp files of writes that a killed process never finished (hold the lock)."""
-        removed = []
         for folder in (self.path, *(self.path / s for s in SUBDIRS)):
             if folder.is_dir():
                 for f in folder.glob(f".*{TEMP_SUFFIX}"):
                     self.remove(f)
-                    removed.append(f)
-        return removed
 
     def remove(self, name: str | Path) -> None:
         """Delete ``name`` (in the run, or an absolute path) if it is there; a failure (a read-only

@@ -103,7 +103,7 @@ def expand(data: dict) -> list[RunSpec]:
             apply(config)
             labels[key] = label
         if _shape(config) not in validated:  # validate every distinct config before any run starts
-            validate(config)
+            ExperimentConfig.from_dict(config)
             validated.add(_shape(config))
         name = "__".join(f"{key}={_slug(label)}" for key, label in labels.items())  # a target keeps its model
         if name in names:
@@ -120,13 +120,11 @@ def check_values(runs: list[RunSpec]) -> None:
     the model built without weights: loading every network's weights would cost minutes)."""
     import numpy as np
 
-    from xdream.core import registry
-
     built: dict[str, object] = {}
     checked: set[str] = set()
     shapes = {_shape(run.config): run.config for run in runs}
     for raw in shapes.values():
-        config = validate(raw)
+        config = ExperimentConfig.from_dict(raw)
         pairs = [(t.generator, t.optimizer) for t in config.thread] if config.thread is not None else \
             [(config.generator, config.optimizer)]
         for generator_config, optimizer_config in pairs:
@@ -146,7 +144,7 @@ def check_values(runs: list[RunSpec]) -> None:
             registry.create("noise", config.noise.name, config.noise.options)
     distinct = {json.dumps([run.config.get("responder"), run.config.get("thread")], sort_keys=True, default=repr): run
                 for run in runs}  # a 14,700-run grid has a few hundred targets
-    _check_targets([validate(run.config) for run in distinct.values()])
+    _check_targets([ExperimentConfig.from_dict(run.config) for run in distinct.values()])
 
 
 def _check_targets(configs: list[ExperimentConfig]) -> None:
@@ -163,11 +161,6 @@ def _check_targets(configs: list[ExperimentConfig]) -> None:
         groups.setdefault(key, (responder.name, options, set()))[2].update(s for s in specs if isinstance(s, str))
     for name, options, specs in groups.values():
         registry.load("responder", name).check_targets(sorted(specs), options)
-
-
-def validate(config: dict) -> ExperimentConfig:
-    """A grid point's config, validated as a session (``[[thread]]`` tables) or a one-thread run."""
-    return ExperimentConfig.from_dict(config)
 
 
 def _shape(config: dict) -> str:

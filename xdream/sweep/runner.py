@@ -34,7 +34,7 @@ from pathlib import Path
 
 from xdream.core.errors import ConfigError, RunDirError, choices_text
 from xdream.core.threads import fair_share, quiet_thread_pools, worker_threads_env
-from xdream.runs.rundir import CONFIG, SUMMARY, atomic_write
+from xdream.runs.rundir import CONFIG, SUMMARY, RunDir, atomic_write
 from xdream.sweep.grid import RunSpec, load_sweep
 
 BACKENDS = ("auto", "ray", "process")
@@ -68,8 +68,6 @@ def run_record(path: Path) -> dict:
     """A finished run's summary plus ``clean_best``: the best noise-free score of any image
     it evaluated (the benchmark's score; equals ``final_best`` without noise). A session's
     record holds one record per thread in ``threads`` (their best is its ``clean_best``)."""
-    from xdream.runs.rundir import RunDir
-
     summary = json.loads((path / SUMMARY).read_text())
     if "threads" in summary:
         threads = [{"thread": t["name"], **{k: t[k] for k in ("generations", "evaluations", "final_best",
@@ -100,8 +98,8 @@ def run_one(path: str, config: dict, threads: int) -> dict:
     ship it to workers."""
     quiet_thread_pools()  # a fresh Ray worker has not loaded torch yet (xdream.core.threads)
     from xdream.core.allocator import retain_freed_memory
+    from xdream.config import ExperimentConfig
     from xdream.evolve.experiment import Experiment
-    from xdream.sweep.grid import validate
 
     config = {"threads": threads, **config}
     retain_freed_memory()
@@ -111,7 +109,7 @@ def run_one(path: str, config: dict, threads: int) -> dict:
             experiment = Experiment.resume(run_dir)
         else:
             # (a folder left by a kill while it was being created is taken over by RunDir.create)
-            experiment = Experiment(validate(config), run_dir=run_dir)
+            experiment = Experiment(ExperimentConfig.from_dict(config), run_dir=run_dir)
         try:
             experiment.run(progress=False)
         finally:
@@ -156,17 +154,13 @@ def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunS
 def _grows(recorded: list[dict], planned: list[dict]) -> bool:
     """Whether ``planned`` keeps every recorded run unchanged (name, labels, config) and only
     adds runs: new values on a grid axis (another optimiser, more seeds) extend a sweep, and its
-    finished runs count; a changed or removed run would mix two sweeps in one directory."""
-    planned_by_name = {entry["name"]: entry for entry in planned}
-    return all(entry["name"] in planned_by_name and _same_run(entry, planned_by_name[entry["name"]])
-               for entry in recorded)
-
-
-def _same_run(recorded: dict, planned: dict) -> bool:
-    """One run in two plans; labels compare as text, since an earlier xdream recorded grid values
-    as text (``"seed": "0"``), so its sweeps go on under this one."""
+    finished runs count; a changed or removed run would mix two sweeps in one directory. Labels
+    compare as text, since an earlier xdream recorded grid values as text (``"seed": "0"``), so
+    its sweeps go on under this one."""
     text = lambda labels: {k: str(v) for k, v in labels.items()}  # noqa: E731
-    return recorded["config"] == planned["config"] and text(recorded["labels"]) == text(planned["labels"])
+    planned_by_name = {entry["name"]: entry for entry in planned}
+    return all(entry["name"] in planned_by_name and entry["config"] == planned_by_name[entry["name"]]["config"]
+               and text(entry["labels"]) == text(planned_by_name[entry["name"]]["labels"]) for entry in recorded)
 
 
 def _names_without_model(recorded: list[dict]) -> bool:
@@ -256,10 +250,12 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             "failures": failures}
 
 
-def die_with_parent(parent: int) -> None:
+def start_worker(parent: int, gpus=None) -> None:
     """Process-pool worker initialiser: SIGKILL this worker when the process that started it
     dies (Linux ``prctl(PR_SET_PDEATHSIG)``; elsewhere a no-op), and exit at once if it died
-    already. A killed worker's run resumes from its last checkpoint."""
+    already (a killed worker's run resumes from its last checkpoint); with ``gpus`` (a queue of
+    ``CUDA_VISIBLE_DEVICES`` values, one per worker) take this worker's own GPU, set before
+    anything in it starts CUDA."""
     import ctypes
     import signal
     import sys
@@ -270,13 +266,6 @@ def die_with_parent(parent: int) -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the driver died before the request took effect
         os._exit(1)
-
-
-def start_worker(parent: int, gpus=None) -> None:
-    """Process-pool worker initialiser: :func:`die_with_parent`, and with ``gpus`` (a queue of
-    ``CUDA_VISIBLE_DEVICES`` values, one per worker) this worker's own GPU, set before anything
-    in it starts CUDA."""
-    die_with_parent(parent)
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get(timeout=60)
 

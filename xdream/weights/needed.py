@@ -64,17 +64,12 @@ def run_files(config) -> list[NeededFile]:
     return files
 
 
-def missing_text(files: list[NeededFile]) -> str:
-    """The missing ``files`` on one line: each with its expected path and how to get it."""
-    return "; ".join(f"{f.what} at {f.path} ({f.how})" for f in files if not f.present)
-
-
 def check_preset_files(preset: str, config) -> None:
     """Refuse preset ``preset`` (built into ``config``) when a weights file it loads is missing:
     one WeightsError naming each missing file, where it is expected and how to get it."""
-    needed = run_files(config)
-    if all(f.present for f in needed):
+    missing = "; ".join(f"{f.what} at {f.path} ({f.how})" for f in run_files(config) if not f.present)
+    if not missing:
         return
-    raise WeightsError(f"preset {preset} needs weights files missing here: {missing_text(needed)}; "
+    raise WeightsError(f"preset {preset} needs weights files missing here: {missing}; "
                        f"`xdream weights download --preset {preset}` fetches them, or pass local files with "
                        "--generator-weights FILE / --target-weights FILE")

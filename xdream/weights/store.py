@@ -73,12 +73,8 @@ def check_table(state: Mapping, expected: Mapping[str, tuple], alternatives: Map
     others = [name for name, shapes in alternatives.items() if dict(shapes) == found]
     if others:
         raise WeightsError(f"{what}: {path} holds the weights of {' or '.join(others)}, not of {what}")
-    raise WeightsError(f"{what}: {path} does not match the {table}: {table_mismatch(found, expected)}")
-
-
-def table_mismatch(found: Mapping[str, tuple], expected: Mapping[str, tuple]) -> str:
-    """What differs between two key -> shape tables, briefly, on one line."""
     missing = [k for k in expected if k not in found]
     extra = [k for k in found if k not in expected]
     wrong = [f"{k} {found[k]} != {expected[k]}" for k in expected if k in found and found[k] != expected[k]]
-    return f"missing {missing[:3]}, unexpected {extra[:3]}, wrong shapes {wrong[:2]}"
+    raise WeightsError(f"{what}: {path} does not match the {table}: missing {missing[:3]}, unexpected {extra[:3]}, "
+                       f"wrong shapes {wrong[:2]}")
