@@ -152,3 +152,34 @@ def test_a_failed_handshake_says_which_side_is_wrong(tmp_path, keys, rig_curve, 
         stop.set()
         thread.join(10)
         sim.close()
+
+
+@pytest.mark.parametrize("events, words", [
+    (["PROTOCOL", "NO_DETAIL"], "plaintext but this client encrypts"),
+    (["NO_DETAIL", "PROTOCOL", "NO_DETAIL"], "plaintext but this client encrypts"),
+    (["NO_DETAIL"], "server_key is not the rig's public key"),
+    (["AUTH", "NO_DETAIL"], "the rig refused this client's key"),
+    (["PROTOCOL", "SUCCEEDED"], None),
+])
+def test_a_precise_handshake_report_is_not_replaced_by_a_vague_one(events, words):
+    """libzmq may end a plaintext/CURVE mismatch in a failure without detail (the rig closed
+    first): the diagnosis keeps the precise report, whatever the order (events sent in
+    libzmq's monitor format over a real inproc pair)."""
+    import struct
+
+    from xdream.rig.keys import handshake_failure
+
+    context = zmq.Context()
+    reader, writer = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+    try:
+        reader.bind("inproc://monitor")
+        writer.connect("inproc://monitor")
+        for name in events:
+            event = getattr(zmq, "EVENT_HANDSHAKE_" + ("" if name == "SUCCEEDED" else "FAILED_") + name)
+            writer.send_multipart([struct.pack("=HI", event, 0), b"tcp://127.0.0.1:1"])
+        reason = handshake_failure(reader, encrypted=True, wait=1.0)
+        assert reason is None if words is None else words in reason, reason
+    finally:
+        reader.close(0)
+        writer.close(0)
+        context.term()

@@ -57,7 +57,9 @@ def handshake_failure(monitor: zmq.Socket, encrypted: bool, wait: float = 0.0) -
     machine libzmq's report can trail the silence it explains). libzmq reports a plaintext/CURVE
     mismatch as a protocol error (mechanism mismatch), a key refused by the rig's allow-list as
     an authentication failure (ZAP status 400), and a CURVE hello the rig cannot decrypt (a
-    server key that is not the rig's) as a failure without detail."""
+    server key that is not the rig's) as a failure without detail; a mismatch can also end in a
+    failure without detail (the rig closed before its greeting was read), so that weakest
+    report never replaces a precise one."""
     from zmq.utils.monitor import recv_monitor_message
 
     reason, timeout = None, int(wait * 1000)
@@ -72,7 +74,7 @@ def handshake_failure(monitor: zmq.Socket, encrypted: bool, wait: float = 0.0) -
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             reason = ("the rig refused this client's key (CURVE): add this client's public NAME.key to the rig's "
                       "allow-list")
-        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and encrypted:
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and encrypted and reason is None:
             reason = ("the rig dropped the encrypted handshake: server_key is not the rig's public key (check that "
                       "it is the rig's NAME.key)")
         elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
