@@ -144,9 +144,13 @@ def _is_skeleton(path: Path) -> bool:
     """A folder left by a run of any kind killed while it was being created: nothing but
     folders of empty folders (``generations/``, ``threads/NAME/images/``...), the lock file,
     ``run.json`` and temp files of an unfinished write."""
-    return all(entry.name in (LOCK, RUN_INFO) or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX))
-               or (entry.name in (*SUBDIRS, THREADS_DIR) and entry.is_dir() and _holds_no_file(entry))
-               for entry in path.iterdir())
+    for entry in path.iterdir():
+        if entry.name in (LOCK, RUN_INFO) or (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        if entry.name in (*SUBDIRS, THREADS_DIR) and entry.is_dir() and _holds_no_file(entry):
+            continue
+        return False
+    return True
 
 
 def _holds_no_file(folder: Path) -> bool:

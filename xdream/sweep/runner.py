@@ -154,13 +154,17 @@ def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunS
 def _grows(recorded: list[dict], planned: list[dict]) -> bool:
     """Whether ``planned`` keeps every recorded run unchanged (name, labels, config) and only
     adds runs: new values on a grid axis (another optimiser, more seeds) extend a sweep, and its
-    finished runs count; a changed or removed run would mix two sweeps in one directory. Labels
-    compare as text, since an earlier xdream recorded grid values as text (``"seed": "0"``), so
-    its sweeps go on under this one."""
-    text = lambda labels: {k: str(v) for k, v in labels.items()}  # noqa: E731
+    finished runs count; a changed or removed run would mix two sweeps in one directory."""
     planned_by_name = {entry["name"]: entry for entry in planned}
-    return all(entry["name"] in planned_by_name and entry["config"] == planned_by_name[entry["name"]]["config"]
-               and text(entry["labels"]) == text(planned_by_name[entry["name"]]["labels"]) for entry in recorded)
+    return all(entry["name"] in planned_by_name and _same_run(entry, planned_by_name[entry["name"]])
+               for entry in recorded)
+
+
+def _same_run(recorded: dict, planned: dict) -> bool:
+    """One run in two plans; labels compare as text, since an earlier xdream recorded grid values
+    as text (``"seed": "0"``), so its sweeps go on under this one."""
+    text = lambda labels: {k: str(v) for k, v in labels.items()}  # noqa: E731
+    return recorded["config"] == planned["config"] and text(recorded["labels"]) == text(planned["labels"])
 
 
 def _names_without_model(recorded: list[dict]) -> bool:

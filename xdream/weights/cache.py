@@ -210,7 +210,9 @@ class WeightsStore:
         return target
 
     def _offline_message(self, name: str, url: str, dest: Path, exc: BaseException) -> str:
-        reason = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else \
-            getattr(exc, "reason", None) or exc
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or exc
         return (f"{name}: cannot download {url} ({reason}); on an offline machine fetch it elsewhere "
                 f"({self.entry(name).hash_text()}) and put it at {dest}")
