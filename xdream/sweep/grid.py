@@ -208,8 +208,9 @@ def _plugin_point(axis: str, value, kind: str):
     if not isinstance(label, str) or not label:
         raise ConfigError(f"sweep grid {axis} label must be a non-empty string, got {label!r}")
 
-    cls = registry.load(kind, table["name"])  # once per arm, not per run (entry points are slow to scan,
-    taken = registry.user_options(cls, PROVIDED[kind])  # signatures slow to read)
+    # once per arm, not per run: entry points are slow to scan and signatures slow to read
+    cls = registry.load(kind, table["name"])
+    taken = registry.user_options(cls, PROVIDED[kind])
 
     def apply(config):
         config[kind] = combine(kind, _table(config, kind), table, label, cls, taken)

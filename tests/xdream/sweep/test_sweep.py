@@ -120,7 +120,7 @@ def test_sweep_refuses_a_changed_or_smaller_grid_in_the_same_directory(fast_job,
         assert (out / "sweep.json").read_text() == plan
 
 
-def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path):
+def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path, monkeypatch):
     """Two runs on two pool workers; the same sweep again skips both; the grid grown by a value
     runs only the new run and leaves the finished ones untouched."""
     job = {**fast_job, "generations": 2}
@@ -132,10 +132,14 @@ def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path):
     records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
     assert [r["seed"] for r in records] == [0, 1]  # typed as the grid gave them
     assert all(r["evaluations"] == 16 and np.isfinite(r["clean_best"]) for r in records)
-    # the same sweep again skips both, and with nothing to run starts no backend (not even a Ray
-    # client: the cluster address below does not exist)
-    again = run_sweep(path, backend="ray", address="127.0.0.1:9", workers=2, log=lines.append)
+    # the same sweep again skips both, and with nothing to run starts no backend: a local Ray
+    # instance would leave its session folder under RAY_TMPDIR (short: the AF_UNIX path limit)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="xr", dir="/tmp"))
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    again = run_sweep(path, backend="ray", workers=2, log=lines.append)
     assert again["skipped"] == 2 and again["ran"] == 0
+    assert not any(ray_tmp.iterdir()), "a Ray instance was started for a sweep with nothing to run"
+    ray_tmp.rmdir()
 
     finished = {name: (out / "runs" / name / "summary.json").stat().st_mtime_ns for name in ("seed=0", "seed=1")}
     lines = []
