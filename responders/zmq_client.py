@@ -37,7 +37,7 @@ from xdream.core.errors import ConfigError, XDreamError
 from xdream.images.io import to_uint8
 from xdream.core.responder import Responder
 from xdream.rig.attach import attach, wait_for_peer
-from xdream.rig.keys import handshake_failure, load_keypair, load_public, secure_client
+from xdream.rig.keys import greeted_mechanism, handshake_failure, load_keypair, load_public, secure_client
 from xdream.rig.protocol import (MAX_RESULT_HEADER_BYTES, MAX_RESULT_VALUES, Limits, ProtocolError, RigError, decode,
                                  encode, image_frames)
 from xdream.runs.rundir import append_line
@@ -211,8 +211,10 @@ class ZmqResponder(Responder):
         return ""
 
     def _curve_hint(self) -> str:
-        """Why the handshake failed, when libzmq said (see :func:`xdream.rig.keys.handshake_failure`)."""
-        reason = handshake_failure(self._monitor, self.server_key is not None, wait=0.5) if self._monitor else None
+        """Why the handshake failed, when the rig's greeting or libzmq says (see
+        :func:`xdream.rig.keys.handshake_failure`); a rig that dials in cannot be greeted."""
+        rig = None if self.bind else greeted_mechanism(self.target)
+        reason = handshake_failure(self._monitor, self.server_key is not None, 0.5, rig) if self._monitor else None
         if reason is not None:
             return f": {reason}"
         if self.server_key is None:

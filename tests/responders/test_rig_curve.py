@@ -154,17 +154,22 @@ def test_a_failed_handshake_says_which_side_is_wrong(tmp_path, keys, rig_curve, 
         sim.close()
 
 
-@pytest.mark.parametrize("events, words", [
-    (["PROTOCOL", "NO_DETAIL"], "plaintext but this client encrypts"),
-    (["NO_DETAIL", "PROTOCOL", "NO_DETAIL"], "plaintext but this client encrypts"),
-    (["NO_DETAIL"], "server_key is not the rig's public key"),
-    (["AUTH", "NO_DETAIL"], "the rig refused this client's key"),
-    (["PROTOCOL", "SUCCEEDED"], None),
+@pytest.mark.parametrize("events, rig, words", [
+    (["PROTOCOL", "NO_DETAIL"], None, "plaintext but this client encrypts"),
+    (["NO_DETAIL", "PROTOCOL", "NO_DETAIL"], None, "plaintext but this client encrypts"),
+    (["NO_DETAIL"], None, "server_key is not the rig's public key"),
+    (["AUTH", "NO_DETAIL"], None, "the rig refused this client's key"),
+    (["PROTOCOL", "SUCCEEDED"], None, None),
+    (["NO_DETAIL"], "NULL", "plaintext but this client encrypts"),
+    ([], "NULL", "plaintext but this client encrypts"),
+    (["NO_DETAIL"], "CURVE", "server_key is not the rig's public key"),
+    ([], "PLAIN", "uses the PLAIN mechanism"),
 ])
-def test_a_precise_handshake_report_is_not_replaced_by_a_vague_one(events, words):
+def test_a_precise_handshake_report_is_not_replaced_by_a_vague_one(events, rig, words):
     """libzmq may end a plaintext/CURVE mismatch in a failure without detail (the rig closed
-    first): the diagnosis keeps the precise report, whatever the order (events sent in
-    libzmq's monitor format over a real inproc pair)."""
+    first): the rig's greeted mechanism, when known, settles it; otherwise the diagnosis keeps
+    the precise report, whatever the order (events sent in libzmq's monitor format over a real
+    inproc pair)."""
     import struct
 
     from xdream.rig.keys import handshake_failure
@@ -177,9 +182,58 @@ def test_a_precise_handshake_report_is_not_replaced_by_a_vague_one(events, words
         for name in events:
             event = getattr(zmq, "EVENT_HANDSHAKE_" + ("" if name == "SUCCEEDED" else "FAILED_") + name)
             writer.send_multipart([struct.pack("=HI", event, 0), b"tcp://127.0.0.1:1"])
-        reason = handshake_failure(reader, encrypted=True, wait=1.0)
+        reason = handshake_failure(reader, encrypted=True, wait=0.2, rig_mechanism=rig)
         assert reason is None if words is None else words in reason, reason
     finally:
         reader.close(0)
         writer.close(0)
         context.term()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+@pytest.mark.parametrize("curve", [False, True])
+def test_the_rigs_mechanism_is_read_from_its_greeting(tmp_path, keys, transport, curve):
+    """The greeting settles a plaintext/CURVE mismatch that libzmq's monitor may report only
+    without detail (the flaky case this replaced): read from real libzmq ROUTERs, as often as a
+    client would retry, it never misses."""
+    from xdream.rig.keys import greeted_mechanism, secure_server
+
+    context = zmq.Context()
+    rig = context.socket(zmq.ROUTER)
+    auth = secure_server(context, rig, keys[0] / "rig.key_secret", keys[1]) if curve else None
+    try:
+        rig.bind("tcp://127.0.0.1:*" if transport == "tcp" else f"ipc://{tmp_path}/rig")
+        endpoint = rig.getsockopt_string(zmq.LAST_ENDPOINT)
+        assert [greeted_mechanism(endpoint) for _ in range(20)] == ["CURVE" if curve else "NULL"] * 20
+    finally:
+        rig.close(0)
+        if auth is not None:
+            auth.stop()
+        context.term()
+
+
+def test_a_listener_that_does_not_greet_has_no_mechanism():
+    """Nothing listening, a server that is not ZeroMQ, one that stays silent, and an address
+    that is no endpoint: None, within the timeout, never an exception."""
+    from xdream.rig.keys import greeted_mechanism
+
+    free = socket.create_server(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    web, silent = socket.create_server(("127.0.0.1", 0)), socket.create_server(("127.0.0.1", 0))
+
+    def answer_http():
+        conn, _ = web.accept()
+        with conn:
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" + bytes(64))
+
+    threading.Thread(target=answer_http, daemon=True).start()
+    try:
+        assert greeted_mechanism(f"tcp://127.0.0.1:{port}") is None
+        assert greeted_mechanism(f"tcp://127.0.0.1:{web.getsockname()[1]}") is None
+        assert greeted_mechanism(f"tcp://127.0.0.1:{silent.getsockname()[1]}", timeout=0.2) is None
+        assert greeted_mechanism("tcp://127.0.0.1:notaport") is None
+        assert greeted_mechanism("inproc://rig") is None
+    finally:
+        web.close()
+        silent.close()

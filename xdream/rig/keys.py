@@ -9,6 +9,7 @@ key. A client whose key is not in the allow-list never gets past the handshake.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Callable
 
@@ -51,9 +52,47 @@ def secure_client(sock: zmq.Socket, client_secret: str | Path, server_public: st
     sock.curve_serverkey = load_public(server_public, "rig public key")
 
 
-def handshake_failure(monitor: zmq.Socket, encrypted: bool, wait: float = 0.0) -> str | None:
-    """What a client socket's monitor (``socket.get_monitor_socket()``) says went wrong in its
-    ZMTP handshakes so far, in words, or None; ``wait`` seconds for a first event (on a loaded
+# The start of a ZMTP 3 greeting (rfc.zeromq.org/spec/23): signature and major version 3. A
+# libzmq peer answers it with its whole greeting and waits for the rest of ours.
+_GREETING_START = b"\xff" + bytes(8) + b"\x7f" + b"\x03"
+
+
+def greeted_mechanism(endpoint: str, timeout: float = 1.0) -> str | None:
+    """The security mechanism ("NULL" for plaintext, "CURVE", ...) that the ZeroMQ peer
+    listening at a ``tcp://`` or ``ipc://`` endpoint announces in its ZMTP 3 greeting, or None
+    when nothing there greets. Read over a plain socket that sends only the start of a greeting,
+    never a mechanism: the peer has nothing to refuse, so it cannot close before its greeting
+    is read, as it can for a libzmq client of the other mechanism (whose report of the mismatch
+    is then a failure without detail)."""
+    scheme, _, address = endpoint.partition("://")
+    try:
+        if scheme == "tcp":
+            host, _, port = address.rpartition(":")
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout)
+        elif scheme == "ipc":
+            sock = socket.socket(socket.AF_UNIX)
+        else:
+            return None
+        with sock:
+            if scheme == "ipc":
+                sock.settimeout(timeout)
+                sock.connect("\0" + address[1:] if address.startswith("@") else address)
+            sock.sendall(_GREETING_START)
+            greeting = b""
+            while len(greeting) < 64 and (chunk := sock.recv(64 - len(greeting))):
+                greeting += chunk
+    except (OSError, ValueError):  # nothing listens, a bad address, silence
+        return None
+    if len(greeting) < 64 or greeting[0] != 0xFF or not greeting[9] & 1 or greeting[10] < 3:
+        return None  # not a ZMTP 3 peer
+    return greeting[12:32].rstrip(b"\0").decode("ascii", "replace")
+
+
+def handshake_failure(monitor: zmq.Socket, encrypted: bool, wait: float = 0.0,
+                      rig_mechanism: str | None = None) -> str | None:
+    """What went wrong in a client socket's ZMTP handshakes, in words, or None: from the
+    rig's mechanism when known (:func:`greeted_mechanism`), else from the socket's monitor
+    (``socket.get_monitor_socket()``), waiting ``wait`` seconds for a first event (on a loaded
     machine libzmq's report can trail the silence it explains). libzmq reports a plaintext/CURVE
     mismatch as a protocol error (mechanism mismatch), a key refused by the rig's allow-list as
     an authentication failure (ZAP status 400), and a CURVE hello the rig cannot decrypt (a
@@ -62,15 +101,20 @@ def handshake_failure(monitor: zmq.Socket, encrypted: bool, wait: float = 0.0) -
     report never replaces a precise one."""
     from zmq.utils.monitor import recv_monitor_message
 
+    mismatch = ("the rig's link is plaintext but this client encrypts (CURVE): leave server_key and client_key "
+                "unset, or start the rig with CURVE" if encrypted else
+                "the rig's link is encrypted (CURVE) but this client is plaintext: set server_key (the rig's "
+                "public NAME.key) and client_key (this client's NAME.key_secret)")
+    if rig_mechanism in ("NULL", "CURVE") and (rig_mechanism == "CURVE") != encrypted:
+        return mismatch
+    if rig_mechanism not in (None, "NULL", "CURVE"):
+        return f"the rig's link uses the {rig_mechanism} mechanism; xdream speaks plaintext (NULL) or CURVE"
     reason, timeout = None, int(wait * 1000)
     while monitor.poll(timeout):
         timeout = 0
         event = recv_monitor_message(monitor)["event"]
         if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            reason = ("the rig's link is plaintext but this client encrypts (CURVE): leave server_key and "
-                      "client_key unset, or start the rig with CURVE" if encrypted else
-                      "the rig's link is encrypted (CURVE) but this client is plaintext: set server_key (the rig's "
-                      "public NAME.key) and client_key (this client's NAME.key_secret)")
+            reason = mismatch
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             reason = ("the rig refused this client's key (CURVE): add this client's public NAME.key to the rig's "
                       "allow-list")
