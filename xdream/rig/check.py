@@ -457,6 +457,11 @@ class Conformance:
             shown = [(r["trial_id"], r["image_id"]) for r in result["records"]]
             _require(len(set(shown)) == len(shown), "the result records one image twice in one trial (the same "
                                                     "trial_id): a presentation counted twice (§4.2, §5)")
+            # a restart the pongs did not show (it overtook them on a loaded machine) is still under
+            # way, or has left a second result in the cache: either way asking again gets other records
+            _require(self._result(frames, rid, client=newer)["records"] == result["records"],
+                     "a resend of the answered request got other records: the request was presented again "
+                     "(§5: a request being presented is never started twice; its result is final)")
         finally:
             self._done_with(newer)
         self.pace = max(self.pace, (time.monotonic() - start) / total)
