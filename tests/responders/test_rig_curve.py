@@ -193,9 +193,8 @@ def test_a_precise_handshake_report_is_not_replaced_by_a_vague_one(events, rig, 
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
 @pytest.mark.parametrize("curve", [False, True])
 def test_the_rigs_mechanism_is_read_from_its_greeting(tmp_path, keys, transport, curve):
-    """The greeting settles a plaintext/CURVE mismatch that libzmq's monitor may report only
-    without detail (the flaky case this replaced): read from real libzmq ROUTERs, as often as a
-    client would retry, it never misses."""
+    """The mechanism of real libzmq ROUTERs, read as often as a client would retry its hello,
+    is right every time (libzmq's monitor may report a mismatch only without detail)."""
     from xdream.rig.keys import greeted_mechanism, secure_server
 
     context = zmq.Context()

@@ -20,8 +20,10 @@ def faults():  # page faults of five 64 MB activations, each freed before the ne
         torch.ones(16, 2**20).sum()
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-def settled():  # the fewest of three rounds: a round may grow the heap once (a small block split
-    return min(faults() for _ in range(3))  # off a freed buffer), the next reuses what it grew
+# the fewest faults of three rounds: one round may grow the heap once (a small block split off
+# a freed buffer); the next reuses what it grew
+def settled():
+    return min(faults() for _ in range(3))
 """
 PAGES = 5 * 64 * 2**20 // 4096  # what five fresh 64 MB buffers fault in
 
