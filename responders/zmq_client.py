@@ -213,8 +213,8 @@ class ZmqResponder(Responder):
     def _curve_hint(self) -> str:
         """Why the handshake failed, when the rig's greeting or libzmq says (see
         :func:`xdream.rig.keys.handshake_failure`); a rig that dials in cannot be greeted."""
-        rig = None if self.bind else greeted_mechanism(self.target)
-        reason = handshake_failure(self._monitor, self.server_key is not None, 0.5, rig) if self._monitor else None
+        reason = None if self._monitor is None else handshake_failure(
+            self._monitor, self.server_key is not None, 0.5, None if self.bind else greeted_mechanism(self.target))
         if reason is not None:
             return f": {reason}"
         if self.server_key is None:

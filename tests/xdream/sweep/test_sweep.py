@@ -121,8 +121,9 @@ def test_sweep_refuses_a_changed_or_smaller_grid_in_the_same_directory(fast_job,
 
 
 def test_process_pool_backend_runs_skips_and_grows(fast_job, tmp_path, monkeypatch):
-    """Two runs on two pool workers; the same sweep again skips both; the grid grown by a value
-    runs only the new run and leaves the finished ones untouched."""
+    """Two runs on two pool workers; the same sweep again skips both (asked on Ray, whose
+    instance it then never starts); the grid grown by a value runs only the new run and leaves
+    the finished ones untouched."""
     job = {**fast_job, "generations": 2}
     out = tmp_path / "out"
     path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0, 1]), out)
