@@ -137,6 +137,18 @@ class Optimizer(ABC):
             if value is not None and not (math.isfinite(value) and value > 0):  # NaN fails too
                 raise ConfigError(f"{self.name} {key} must be a finite number > 0, got {value}")
 
+    def _check_strategy(self, population: int | None, sigma0: float, *, min_dim: int = 1) -> None:
+        """The options every Gaussian evolution strategy shares: its population, a step size
+        ``sigma0`` > 0, and a search of at least ``min_dim`` dimensions."""
+        self._check_population(population)
+        self._check_positive(sigma0=sigma0)
+        if self.dim < min_dim:
+            raise ConfigError(f"{self.name} needs dimension >= {min_dim}, got {self.dim}")
+
+    def start_mean(self) -> np.ndarray:
+        """Where a strategy's search starts: the origin, or the mean of the ``init`` codes (float64)."""
+        return np.zeros(self.dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
+
     def ask(self) -> np.ndarray:
         """Codes to evaluate next, float32 ``[population, dim]``; asking again replaces them."""
         self._pending = np.array(self._ask())

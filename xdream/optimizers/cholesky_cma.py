@@ -84,8 +84,7 @@ class CholeskyCMA(Optimizer):
         budget=None,
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        self._check_population(population)
-        self._check_positive(sigma0=sigma0)
+        self._check_strategy(population, sigma0)
         if update_every < 1:
             raise ConfigError(f"cholesky-cma update_every must be >= 1, got {update_every}")
         d = self.dim
@@ -100,7 +99,7 @@ class CholeskyCMA(Optimizer):
         self.chi_n = math.sqrt(d) * (1 - 1 / (4 * d) + 1 / (21 * d**2))
         self.update_every = update_every
         self.sigma = float(sigma0)
-        self.mean = np.zeros(d) if self.init is None else self.init.astype(np.float64).mean(axis=0)
+        self.mean = self.start_mean()
         self.ps, self.pc = np.zeros(d), np.zeros(d)
         self.A, self.Ainv = LowRankFactor(d), LowRankFactor(d)
         self.updates = 0  # generations with at least one score

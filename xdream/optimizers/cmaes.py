@@ -12,7 +12,6 @@ import pickle
 import cma
 import numpy as np
 
-from xdream.core.errors import ConfigError
 from xdream.core.optimizer import Optimizer
 
 
@@ -84,12 +83,8 @@ class PyCMA(Optimizer):
         budget=None,
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        self._check_population(population)
-        self._check_positive(sigma0=sigma0)
-        if dim < 2:
-            raise ConfigError(f"cmaes needs dimension >= 2, got {dim}")
-        x0 = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
-        self.es = cma_strategy(x0, sigma0, rng, population=population, diagonal=diagonal)
+        self._check_strategy(population, sigma0, min_dim=2)
+        self.es = cma_strategy(self.start_mean(), sigma0, rng, population=population, diagonal=diagonal)
         self.population = self.es.popsize
 
     def _ask(self) -> np.ndarray:

@@ -34,7 +34,6 @@ import math
 
 import numpy as np
 
-from xdream.core.errors import ConfigError
 from xdream.core.optimizer import Optimizer
 from xdream.optimizers.ranking import log_rank_weights, rank_order
 
@@ -49,14 +48,11 @@ class IsotropicES(Optimizer):
     def __init__(self, dim, rng, *, population: int | None = None, sigma0: float = 1.0,
                  sampler=None, init=None, budget=None):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        self._check_population(population)
-        self._check_positive(sigma0=sigma0)
-        if dim < 2:
-            raise ConfigError(f"{self.name} needs dimension >= 2, got {dim}")
+        self._check_strategy(population, sigma0, min_dim=2)
         self.population = int(population) if population is not None else 4 + int(3 * math.log(dim))
         self.weights = log_rank_weights(self.population // 2)
         self.mu_eff = 1.0 / float(np.sum(self.weights**2))
-        self.mean = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
+        self.mean = self.start_mean()
         self.sigma = float(sigma0)
         self._z: np.ndarray | None = None  # the standard normal steps of the pending codes
 

@@ -66,16 +66,13 @@ class GeometryCMA(Optimizer):
         budget=None,
     ):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
-        self._check_population(population)
-        self._check_positive(sigma0=sigma0)
+        self._check_strategy(population, sigma0, min_dim=2)
         for key, value, low in (("rank", rank, 1), ("points", points, 1), ("iterations", iterations, 0)):
             if value < low:
                 raise ConfigError(f"{self.name} {key} must be an integer >= {low}, got {value}")
-        if dim < 2:
-            raise ConfigError(f"{self.name} needs dimension >= 2, got {dim}")
         self.population, self.sigma0 = int(population), float(sigma0)
         self.rank, self.points, self.iterations = min(int(rank), self.dim), int(points), int(iterations)
-        self.origin = np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(axis=0)
+        self.origin = self.start_mean()
         self._decode: Decode | None = None
         self.metric: MetricEigenbasis | None = None  # known after the first ask (or a loaded state)
         self.es = None  # pycma's strategy in the eigen-coordinates, made with the basis

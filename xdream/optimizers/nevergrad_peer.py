@@ -51,7 +51,7 @@ class Nevergrad(Optimizer):
             raise ConfigError(f"nevergrad method {method!r} unknown; valid: NGOpt, DiagonalCMA, TwoPointsDE, ... "
                               f"(nevergrad.optimizers.registry)")
         self.method, self.population = method, population
-        parametrization = ng.p.Array(init=np.zeros(dim) if self.init is None else self.init.astype(np.float64).mean(0))
+        parametrization = ng.p.Array(init=self.start_mean())
         parametrization.random_state = np.random.RandomState(int(rng.integers(2**32)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nevergrad warns about settings it finds inefficient

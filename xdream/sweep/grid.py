@@ -56,7 +56,7 @@ TOP_KEYS = ("output", "base", "grid")
 @dataclass(frozen=True)
 class RunSpec:
     """One grid point: its run name, its axis values (typed: ``seed`` an int, ``target`` the full
-    spec, a plugin arm its label) and its validated config dict."""
+    spec, a plugin arm its label) and its config dict (validated by :func:`check_values`)."""
 
     name: str
     labels: dict
@@ -72,7 +72,8 @@ def load_sweep(path) -> tuple[str | None, list[RunSpec]]:
 
 
 def expand(data: dict) -> list[RunSpec]:
-    """Expand a parsed sweep file into validated runs (grid order: axes as in :data:`AXES`)."""
+    """Expand a parsed sweep file into runs (grid order: axes as in :data:`AXES`); their configs
+    are validated by :func:`check_values`."""
     unknown = sorted(set(data) - set(TOP_KEYS))
     if unknown:
         raise ConfigError(f"unknown sweep key {unknown[0]!r}; valid: {choices_text(TOP_KEYS)}")
@@ -94,7 +95,7 @@ def expand(data: dict) -> list[RunSpec]:
         raise ConfigError("sweep grid axis 'target' needs a one-thread [base]; a session's [[base.thread]] tables "
                           "name their own targets")
     points = [[_point(key, value) for value in grid[key]] for key in axes]
-    runs, names, validated = [], set(), set()
+    runs, names = [], set()
     for combo in itertools.product(*points):
         config = copy.deepcopy(base)
         config.pop("output", None)
@@ -102,9 +103,6 @@ def expand(data: dict) -> list[RunSpec]:
         for key, (label, apply) in zip(axes, combo):
             apply(config)
             labels[key] = label
-        if _shape(config) not in validated:  # validate every distinct config before any run starts
-            ExperimentConfig.from_dict(config)
-            validated.add(_shape(config))
         name = "__".join(f"{key}={_slug(label)}" for key, label in labels.items())  # a target keeps its model
         if name in names:
             raise ConfigError(f"sweep grid gives two runs named {name!r}; give the axis values distinct labels")
@@ -114,7 +112,8 @@ def expand(data: dict) -> list[RunSpec]:
 
 
 def check_values(runs: list[RunSpec]) -> None:
-    """Build each distinct generator/optimiser pair and noise model once, so option *values*
+    """Validate each distinct config (:func:`_shape`) and build each distinct generator/optimiser
+    pair and noise model once, so option *values*
     (ranges, presets) fail on one line before any run starts, and check every target against
     its responder (:meth:`Responder.check_targets`: a CNN unit's channel against its layer,
     the model built without weights: loading every network's weights would cost minutes)."""
