@@ -113,10 +113,10 @@ def expand(data: dict) -> list[RunSpec]:
 
 def check_values(runs: list[RunSpec]) -> None:
     """Validate each distinct config (:func:`_shape`) and build each distinct generator/optimiser
-    pair and noise model once, so option *values*
-    (ranges, presets) fail on one line before any run starts, and check every target against
-    its responder (:meth:`Responder.check_targets`: a CNN unit's channel against its layer,
-    the model built without weights: loading every network's weights would cost minutes)."""
+    pair and noise model once, so option *values* (ranges, presets) fail on one line before any
+    run starts, and check every target against its responder (:meth:`Responder.check_targets`:
+    a CNN unit's channel against its layer, the model built without weights: loading every
+    network's weights would cost minutes)."""
     import numpy as np
 
     built: dict[str, object] = {}
