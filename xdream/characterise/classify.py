@@ -41,6 +41,7 @@ import numpy as np
 from xdream.core.errors import ConfigError
 
 METHODS = ("auto", "exact", "ttest")
+# indexed by any_above + 2 * any_below
 LABELS = ("unresponsive", "non-opponent excitatory", "non-opponent inhibitory", "opponent")
 
 
@@ -85,10 +86,6 @@ class SweepClass:
         return "non-opponent" if self.label.startswith("non-opponent") else self.label
 
 
-def label_of(any_above: bool, any_below: bool) -> str:
-    return LABELS[int(any_above) + 2 * int(any_below)]
-
-
 def choose_method(method: str, sweep: Stats, baseline: Stats) -> str:
     """Resolve ``auto``; ``ttest`` needs at least two valid presentations of every stimulus."""
     if method not in METHODS:
@@ -118,7 +115,7 @@ def classify_sweep(sweep: Stats, baseline: Stats, method: str = "auto", alpha: f
         p_above, p_below = t_test_p_values(sweep, baseline)
         above = benjamini_hochberg(p_above, alpha / 2)
         below = benjamini_hochberg(p_below, alpha / 2)
-    return SweepClass(label_of(above.any(), below.any()), above, below, method)
+    return SweepClass(LABELS[int(above.any()) + 2 * int(below.any())], above, below, method)
 
 
 def t_test_p_values(sweep: Stats, baseline: Stats) -> tuple[np.ndarray, np.ndarray]:
