@@ -142,8 +142,6 @@ def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
     """Discoveries (bool) of the BH step-up procedure at false discovery rate ``q``."""
     p = np.asarray(p, dtype=np.float64)
     m = len(p)
-    if m == 0:
-        return np.zeros(0, dtype=bool)
     order = np.argsort(p, kind="stable")
     passed = np.flatnonzero(p[order] <= q * np.arange(1, m + 1) / m)
     found = np.zeros(m, dtype=bool)

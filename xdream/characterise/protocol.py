@@ -203,7 +203,7 @@ class StimulusTable:
 
         indices = np.asarray(indices, dtype=np.int64)
         out = torch.empty(len(indices), 3, size, size)
-        for sweep in np.unique(self.sweep[indices]) if len(indices) else []:
+        for sweep in np.unique(self.sweep[indices]):
             where = np.flatnonzero(self.sweep[indices] == sweep)
             params = {k: v[indices[where]] for k, v in self.params.items()}
             out[torch.from_numpy(where)] = _render(SWEEPS[sweep], params, size)
