@@ -34,6 +34,11 @@ from xdream.characterise.protocol import PARAMETERS, Protocol, StimulusTable
 from xdream.characterise.record import Recording, UnitResult
 
 CATEGORIES = ("opponent", "non-opponent", "unresponsive")
+# the layer summary's table columns: (key, terminal heading); the report heads each with its key, '_' as ' '
+SUMMARY_COLUMNS = [("spectral_opponent", "spec opp"), ("spectral_non-opponent", "spec non"),
+                   ("spectral_unresponsive", "spec unr"), ("spatial_opponent", "spat opp"),
+                   ("spatial_non-opponent", "spat non"), ("spatial_unresponsive", "spat unr"),
+                   ("double_opponent", "double")]
 
 
 def safe_name(label: str) -> str:
@@ -132,13 +137,10 @@ def layer_summary(results: list[UnitResult]) -> list[dict]:
 
 def summary_text(summary: list[dict]) -> str:
     """The layer summary as a fixed-width table for the terminal and the report."""
-    cols = [("spectral_opponent", "spec opp"), ("spectral_non-opponent", "spec non"), ("spectral_unresponsive", "spec unr"),
-            ("spatial_opponent", "spat opp"), ("spatial_non-opponent", "spat non"), ("spatial_unresponsive", "spat unr"),
-            ("double_opponent", "double")]
     width = max([len("layer")] + [len(r["group"]) for r in summary])
-    lines = [f"{'layer':{width}s} {'units':>5s} " + " ".join(f"{name:>8s}" for _, name in cols)]
+    lines = [f"{'layer':{width}s} {'units':>5s} " + " ".join(f"{name:>8s}" for _, name in SUMMARY_COLUMNS)]
     for r in summary:
-        lines.append(f"{r['group']:{width}s} {r['units']:5d} " + " ".join(f"{r[k]:8.2f}" for k, _ in cols))
+        lines.append(f"{r['group']:{width}s} {r['units']:5d} " + " ".join(f"{r[k]:8.2f}" for k, _ in SUMMARY_COLUMNS))
     return "\n".join(lines)
 
 

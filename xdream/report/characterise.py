@@ -16,15 +16,12 @@ from pathlib import Path
 from xdream.images.io import png_bytes
 from xdream.report.html import Html, figure_html, fixed, fmt, image_html, table_html
 from xdream.characterise.load import CharacterisationRun
-from xdream.characterise.outputs import params_text, plot_layer_summary, plot_unit, safe_name, write_stimulus_strip
+from xdream.characterise.outputs import (SUMMARY_COLUMNS, params_text, plot_layer_summary, plot_unit, safe_name,
+                                         write_stimulus_strip)
 from xdream.characterise.protocol import render_described
 
 MAX_PLOTS = 48  # tuning plots embedded per page (a whole layer can have hundreds of units)
 THUMBNAIL = 48  # px of the preferred / least preferred stimulus in the unit table
-SUMMARY_COLUMNS = [("spectral_opponent", "spectral opponent"), ("spectral_non-opponent", "spectral non-opponent"),
-                   ("spectral_unresponsive", "spectral unresponsive"), ("spatial_opponent", "spatial opponent"),
-                   ("spatial_non-opponent", "spatial non-opponent"), ("spatial_unresponsive", "spatial unresponsive"),
-                   ("double_opponent", "double opponent")]
 
 
 def anchor(unit: str) -> str:
@@ -39,7 +36,7 @@ def page(path: Path) -> tuple[str, str, bool]:
     shown = [u["unit"] for u in units[:MAX_PLOTS]]
     _draw_missing(run, shown)
     summary = run.summary
-    layers = table_html(["layer", "units", *(name for _, name in SUMMARY_COLUMNS)],
+    layers = table_html(["layer", "units", *(k.replace("_", " ") for k, _ in SUMMARY_COLUMNS)],
                         [[r["group"], r["units"], *(fixed(r[k]) for k, _ in SUMMARY_COLUMNS)]
                          for r in summary["layers"]], "sortable")  # smaller type, sorts on a click
     body = [f'<p class="status">{html.escape(_status(run))}</p>', "<h2>Layer summary</h2>",
