@@ -30,7 +30,7 @@ from xdream.images.io import png_bytes
 from xdream.images.plots import pyplot, save_figure
 from xdream.runs.rundir import RunDir, atomic_write
 from xdream.characterise.classify import LABELS
-from xdream.characterise.protocol import PARAMETERS, Protocol, StimulusTable
+from xdream.characterise.protocol import PARAMETERS, SWEEPS, Protocol, StimulusTable
 from xdream.characterise.record import Recording, UnitResult
 
 CATEGORIES = ("opponent", "non-opponent", "unresponsive")
@@ -86,7 +86,7 @@ def params_text(params: dict) -> str:
 
 
 def classification_rows(results: list[UnitResult]) -> tuple[list[str], list[list[str]]]:
-    sweeps = [s for s in ("spectral", "spatial", "red-green", "gaussian", "dog") if any(s in r.sweeps for r in results)]
+    sweeps = [s for s in SWEEPS if any(s in r.sweeps for r in results)]  # no unit has a 'baseline' verdict
     header = ["group", "unit", "baseline", "baseline_sd", "double_opponent"]
     for s in sweeps:
         header += [f"{s}_class", f"{s}_method", f"{s}_preferred", f"{s}_max", f"{s}_least_preferred", f"{s}_min",
