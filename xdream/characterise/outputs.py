@@ -61,23 +61,18 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_unit_tables(folder: Path, recording: Recording) -> list[Path]:
+def write_unit_tables(folder: Path, recording: Recording) -> None:
     """``folder/<unit>.csv``: unit, presentation, sweep, stimulus, repeat, parameters, response."""
     folder.mkdir(parents=True, exist_ok=True)
     table = recording.table
-    s = recording.stimulus
     fixed = [
         [str(p), table.sweep[i], str(i), str(r), *(_fmt(table.params[k][i]) for k in PARAMETERS)]
-        for p, (i, r) in enumerate(zip(s, recording.repeat))
+        for p, (i, r) in enumerate(zip(recording.stimulus, recording.repeat))
     ]
     header = ["unit", "presentation", "sweep", "stimulus", "repeat", *PARAMETERS, "response"]
-    paths = []
     for u, unit in enumerate(recording.units):
         values = recording.responses[:, u]
-        path = folder / f"{safe_name(unit)}.csv"
-        write_csv(path, header, ([unit, *row, _fmt(v)] for row, v in zip(fixed, values)))
-        paths.append(path)
-    return paths
+        write_csv(folder / f"{safe_name(unit)}.csv", header, ([unit, *row, _fmt(v)] for row, v in zip(fixed, values)))
 
 
 def params_text(params: dict) -> str:
