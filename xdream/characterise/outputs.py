@@ -32,6 +32,7 @@ from xdream.runs.rundir import RunDir, atomic_write
 from xdream.characterise.classify import LABELS
 from xdream.characterise.protocol import PARAMETERS, SWEEPS, Protocol, StimulusTable
 from xdream.characterise.record import Recording, UnitResult
+from xdream.characterise.stimuli import hsl_to_rgb
 
 CATEGORIES = ("opponent", "non-opponent", "unresponsive")
 # the layer summary's table columns: (key, terminal heading); the report heads each with its key, '_' as ' '
@@ -154,7 +155,7 @@ def plot_unit(path: Path, recording: Recording, unit: int, result: UnitResult) -
             order = np.argsort(hue)
             sd = np.sqrt(np.nan_to_num(stats.var[rows]))[order]
             ax.errorbar(hue[order], stats.mean[rows][order], yerr=sd if sd.any() else None, fmt="o-", ms=3, color="k", lw=1)
-            ax.scatter(hue[order], stats.mean[rows][order], c=[_hue_colour(h) for h in hue[order]], s=30, zorder=3)
+            ax.scatter(hue[order], stats.mean[rows][order], c=hsl_to_rgb(hue[order], 1.0, 0.5), s=30, zorder=3)
             ax.axhline(result.baseline, color="tab:blue", ls="--", label="baseline")
             if result.baseline_sd > 0:
                 ax.axhspan(result.baseline - result.baseline_sd, result.baseline + result.baseline_sd, color="tab:blue", alpha=0.15)
@@ -192,12 +193,6 @@ def _centred(values: np.ndarray, centre: float):
     lo, hi = (finite.min(), finite.max()) if finite.size else (centre - 1, centre + 1)
     lo, hi = min(lo, centre - 1e-9), max(hi, centre + 1e-9)
     return TwoSlopeNorm(vcenter=centre, vmin=lo, vmax=hi)
-
-
-def _hue_colour(hue: float):
-    from xdream.characterise.stimuli import hsl_to_rgb
-
-    return tuple(hsl_to_rgb(hue, 1.0, 0.5)[0])
 
 
 def plot_layer_summary(path: Path, summary: list[dict]) -> None:
