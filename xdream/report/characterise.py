@@ -35,10 +35,9 @@ def page(path: Path) -> tuple[str, str, bool]:
     units = run.units
     shown = [u["unit"] for u in units[:MAX_PLOTS]]
     _draw_missing(run, shown)
-    summary = run.summary
     layers = table_html(["layer", "units", *(k.replace("_", " ") for k, _ in SUMMARY_COLUMNS)],
                         [[r["group"], r["units"], *(fixed(r[k]) for k, _ in SUMMARY_COLUMNS)]
-                         for r in summary["layers"]], "sortable")  # smaller type, sorts on a click
+                         for r in run.summary["layers"]], "sortable")  # smaller type, sorts on a click
     body = [f'<p class="status">{html.escape(_status(run))}</p>', "<h2>Layer summary</h2>",
             f'<div style="overflow-x:auto">{layers}</div>',  # a wide table scrolls instead of leaving the page
             '<div class="grid">', figure_html(path / "layer_summary.png", "fraction of units per class and layer"),
