@@ -89,9 +89,9 @@ def model_view(target: ModelTarget, images: torch.Tensor, transforms: Compose,
 
 
 def _ascend(objective, target, make_images, params, *, transforms, steps, lr, rng, score, score_every, progress,
-            desc) -> tuple[list[dict], float]:
+            desc) -> RenderResult:
     """Adam on ``params`` maximising ``objective`` of ``target`` at ``transforms(make_images())``
-    (seen as :func:`model_view` says)."""
+    (seen as :func:`model_view` says); the result holds ``make_images()`` after the last step."""
     target.check_layers(objective.layers)
     model_layers = [n for n in objective.layers if n != INPUT]
     optimizer = torch.optim.Adam(params, lr=lr)
@@ -116,7 +116,10 @@ def _ascend(objective, target, make_images, params, *, transforms, steps, lr, rn
             optimizer.step()
             bar.update(1)
             bar.set_postfix(objective=f"{float(value.detach()):.4g}")
-    return recorder.history, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        images = make_images().detach()
+    return RenderResult(images, recorder.history, steps, seconds)
 
 
 def render(
@@ -145,12 +148,8 @@ def render(
         param = ImageParam.named(parameterisation, size=size, batch=batch, decorrelate=decorrelate,
                                  generator=gen, device=target.device)
     transforms = standard_transforms() if transforms is None else transforms
-    history, seconds = _ascend(objective, target, param, param.parameters(), transforms=transforms, steps=steps,
-                               lr=lr, rng=rng, score=score, score_every=score_every, progress=progress,
-                               desc="render")
-    with torch.no_grad():
-        images = param().detach()
-    return RenderResult(images, history, steps, seconds)
+    return _ascend(objective, target, param, param.parameters(), transforms=transforms, steps=steps, lr=lr, rng=rng,
+                   score=score, score_every=score_every, progress=progress, desc="render")
 
 
 def latent_ascent(
@@ -180,12 +179,10 @@ def latent_ascent(
             "latent ascent needs a generator whose decode is a torch computation"
         )
     transforms = no_transforms() if transforms is None else transforms
-    history, seconds = _ascend(objective, target, lambda: generator.decode(codes), [codes], transforms=transforms,
-                               steps=steps, lr=lr, rng=rng, score=score, score_every=score_every,
-                               progress=progress, desc="latent ascent")
-    with torch.no_grad():
-        images = generator.decode(codes).detach()
-    return RenderResult(images, history, steps, seconds, codes=codes.detach())
+    result = _ascend(objective, target, lambda: generator.decode(codes), [codes], transforms=transforms, steps=steps,
+                     lr=lr, rng=rng, score=score, score_every=score_every, progress=progress, desc="latent ascent")
+    result.codes = codes.detach()
+    return result
 
 
 def deepdream_image(
