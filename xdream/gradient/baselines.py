@@ -175,21 +175,19 @@ def _probe(objective: obj.Objective, target, settings: GradientSettings) -> None
                           f"{str(e).splitlines()[0]}") from None
 
 
-def run_gradient(responder, settings: GradientSettings, parts: dict | None = None, progress: bool = False) -> GradientOutcome:
-    """Run one gradient method and re-score its final images with ``responder``."""
-    parts = parts or prepare(responder, settings)
+def run_gradient(responder, settings: GradientSettings, parts: dict, progress: bool = False) -> GradientOutcome:
+    """Run one gradient method on ``parts`` (from :func:`prepare`); re-score its final images with ``responder``."""
     target, objective = parts["target"], parts["objective"]
     common = dict(seed=settings.seed, score=responder.respond, progress=progress)
     s = settings
+    transforms = standard_transforms() if s.use_transforms else no_transforms()
     if s.method in ("featurevis", "pixel"):
         result = render(objective, target, size=s.size, batch=s.batch, lr=s.lr, steps=s.n_steps,
                         parameterisation="fourier" if s.method == "featurevis" else "pixel",
-                        transforms=standard_transforms() if s.use_transforms else no_transforms(),
-                        score_every=s.score_every, **common)
+                        transforms=transforms, score_every=s.score_every, **common)
     elif s.method == "latent":
         result = latent_ascent(parts["generator"], objective, target, batch=s.batch, steps=s.n_steps, lr=s.lr,
-                               transforms=standard_transforms() if s.use_transforms else None,
-                               score_every=s.score_every, **common)
+                               transforms=transforms, score_every=s.score_every, **common)
     else:
         result = deepdream_image(parts["photo"], target, objective,
                                  octaves=s.octaves, octave_scale=s.octave_scale, steps_per_octave=s.n_steps, **common)
