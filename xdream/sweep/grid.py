@@ -182,30 +182,29 @@ def _point(axis: str, value):
         if not isinstance(value, str):
             raise ConfigError(f"sweep grid target values must be strings MODEL:LAYER:CHANNEL, got {value!r}")
         return value, lambda c: _table(c, "responder").__setitem__("target", value)
-    if axis == "noise":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value < 0:
-                raise ConfigError(f"sweep grid noise level must be >= 0, got {value!r}")
-            if value == 0:
-                return value, lambda c: c.pop("noise", None)
-            noise = defaults("sweep")["noise"]  # the noise model a bare level means
-            _, apply = _plugin_point(axis, {"name": noise, "level": float(value)}, "noise")
-            return value, apply
-        return _plugin_point(axis, value, "noise")
-    return _plugin_point(axis, value, axis)
+    if axis == "noise" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(f"sweep grid noise level must be >= 0, got {value!r}")
+        if value == 0:
+            return value, lambda c: c.pop("noise", None)
+        noise = defaults("sweep")["noise"]  # the noise model a bare level means
+        _, apply = _plugin_point(axis, {"name": noise, "level": float(value)})
+        return value, apply
+    return _plugin_point(axis, value)
 
 
-def _plugin_point(axis: str, value, kind: str):
+def _plugin_point(kind: str, value):
+    """``(label, apply)`` for one value of the plugin axis ``kind`` (a name or a table)."""
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise ConfigError(f"sweep grid {axis} values must be names or tables with a name, got {value!r}")
+        raise ConfigError(f"sweep grid {kind} values must be names or tables with a name, got {value!r}")
     table = dict(value)
     label = table.pop("label", None)
     if label is None:
         label = table["name"] + "".join(f"-{k}={v}" for k, v in table.items() if k != "name")
     if not isinstance(label, str) or not label:
-        raise ConfigError(f"sweep grid {axis} label must be a non-empty string, got {label!r}")
+        raise ConfigError(f"sweep grid {kind} label must be a non-empty string, got {label!r}")
 
     # once per arm, not per run: entry points are slow to scan and signatures slow to read
     cls = registry.load(kind, table["name"])
