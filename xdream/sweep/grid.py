@@ -237,7 +237,7 @@ def _table(config: dict, kind: str) -> dict:
     if isinstance(table, str):
         table = config[kind] = {"name": table}
     elif table is None:
-        table = config[kind] = {"name": ExperimentConfig().to_dict()[kind]["name"]} if kind != "noise" else {}
+        table = config[kind] = {"name": defaults("evolve")[kind]["name"]} if kind != "noise" else {}
     return table
 
 
