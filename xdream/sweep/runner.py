@@ -39,6 +39,7 @@ from xdream.sweep.grid import RunSpec, load_sweep
 
 BACKENDS = ("auto", "ray", "process")
 PLAN, RESULTS = "sweep.json", "results.jsonl"
+SUMMARY_KEYS = ("generations", "evaluations", "final_best", "initial_best")  # a run's or thread's, in its record
 
 
 @contextlib.contextmanager
@@ -70,8 +71,7 @@ def run_record(path: Path) -> dict:
     record holds one record per thread in ``threads`` (their best is its ``clean_best``)."""
     summary = json.loads((path / SUMMARY).read_text())
     if "threads" in summary:
-        threads = [{"thread": t["name"], **{k: t[k] for k in ("generations", "evaluations", "final_best",
-                                                                "initial_best")},
+        threads = [{"thread": t["name"], **{k: t[k] for k in SUMMARY_KEYS},
                     "clean_best": t["clean_best"] if t["clean_best"] is not None else t["final_best"]}
                    for t in summary["threads"]]
         bests = [t["clean_best"] for t in threads if t["clean_best"] is not None]
@@ -81,7 +81,7 @@ def run_record(path: Path) -> dict:
     key = "clean_best" if any("clean_best" in r for r in log) else "best"
     values = [r[key] for r in log if r.get(key) is not None]
     seconds = sum(sum(r.get("timings", {}).values()) for r in log)
-    return {**{k: summary[k] for k in ("generations", "evaluations", "final_best", "initial_best")},
+    return {**{k: summary[k] for k in SUMMARY_KEYS},
             "clean_best": max(values) if values else None, "seconds": seconds}
 
 
