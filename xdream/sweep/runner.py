@@ -238,9 +238,9 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
     if not jobs:  # nothing to run: no Ray instance or pool is started
         outcomes = []
     elif backend == "ray":
-        outcomes = _run_ray(jobs, workers, address, worker_threads_env(threads), resources)
+        outcomes = _run_ray(jobs, workers, address, resources)
     else:
-        outcomes = _run_pool(jobs, workers, address, worker_threads_env(threads), gpus)
+        outcomes = _run_pool(jobs, workers, worker_threads_env(threads), gpus)
     for k, (name, outcome) in enumerate(outcomes, start=1):
         if isinstance(outcome, BaseException):
             failures[name] = f"{type(outcome).__name__}: {outcome}"
@@ -274,7 +274,7 @@ def start_worker(parent: int, gpus=None) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get(timeout=60)
 
 
-def _run_pool(jobs, workers, address, env, gpus=None, task=None):
+def _run_pool(jobs, workers, env, gpus=None, task=None):
     """Local process pool (spawned workers: no forked torch state); with ``gpus``, worker k sees
     only ``gpus[k % len(gpus)]``. ``task`` (default :func:`run_one`) runs each job."""
     import multiprocessing
@@ -296,11 +296,10 @@ def _run_pool(jobs, workers, address, env, gpus=None, task=None):
             yield futures[future], exc if exc is not None else future.result()
 
 
-def _run_ray(jobs, workers, address, env, resources=None):
+def _run_ray(jobs, workers, address, resources):
     """Ray tasks, one CPU each (and ``resources['num_gpus']`` of a GPU on CUDA, Ray setting each
     task's CUDA_VISIBLE_DEVICES): a local instance with ``workers`` CPUs, or the cluster at
-    ``address``. (Ray sets a task's OMP_NUM_THREADS to its CPUs itself; ``env`` is unused.)"""
-    resources = resources or {"num_cpus": 1, "num_gpus": 0}
+    ``address``. (Ray sets a task's OMP_NUM_THREADS to its CPUs itself, so it gets no thread variables.)"""
     import ray
 
     if address:

@@ -31,9 +31,9 @@ def test_visible_gpus_follow_cuda_visible_devices():
 def test_each_pool_worker_sees_only_its_gpu():
     """Two spawned workers, GPUs "3" and "5": every job reads its worker's variable."""
     jobs = [("CUDA_VISIBLE_DEVICES",)] * 6
-    seen = [value for _, value in _run_pool(jobs, 2, None, {}, gpus=["3", "5"], task=os.getenv)]
+    seen = [value for _, value in _run_pool(jobs, 2, {}, gpus=["3", "5"], task=os.getenv)]
     assert len(seen) == 6 and set(seen) <= {"3", "5"}
-    plain = [value for _, value in _run_pool([("XDREAM_NO_SUCH_VARIABLE",)], 1, None, {}, task=os.getenv)]
+    plain = [value for _, value in _run_pool([("XDREAM_NO_SUCH_VARIABLE",)], 1, {}, task=os.getenv)]
     assert plain == [None]
 
 
