@@ -13,13 +13,10 @@ from typing import Mapping
 from xdream.core.errors import WeightsError
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_file(path: str | Path, sha256: str | None, what: str) -> Path:
