@@ -30,13 +30,10 @@ def to_toml(data: dict) -> str:
     """Write a config dict (scalars, lists, tables, arrays of tables such as ``[[thread]]``;
     tables within those become inline tables) as TOML."""
     lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and not _is_tables(v)]
-    for k, v in data.items():
-        if isinstance(v, dict):
-            lines += ["", f"[{k}]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
-    for k, v in data.items():
-        if _is_tables(v):
-            for table in v:
-                lines += ["", f"[[{k}]]"] + [f"{kk} = {_toml_value(vv)}" for kk, vv in table.items()]
+    tables = [(f"[{k}]", v) for k, v in data.items() if isinstance(v, dict)]
+    tables += [(f"[[{k}]]", table) for k, v in data.items() if _is_tables(v) for table in v]
+    for header, table in tables:
+        lines += ["", header] + [f"{kk} = {_toml_value(vv)}" for kk, vv in table.items()]
     return "\n".join(lines) + "\n"
 
 
