@@ -22,7 +22,7 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from xdream.sweep.runner import run_sweep
+    from xdream.sweep.runner import RESULTS, run_sweep
 
     def log(line):
         print(line, file=sys.stderr, flush=True)
@@ -34,5 +34,5 @@ def run(args) -> int:
               file=sys.stderr)
         return 1
     print(f"sweep complete: {result['runs']} runs ({result['skipped']} skipped as already complete); "
-          f"results: {result['sweep_dir'] / 'results.jsonl'}")
+          f"results: {result['sweep_dir'] / RESULTS}")
     return 0
