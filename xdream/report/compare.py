@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from xdream.report.html import REPORT, figure_html, fmt, table_html
+from xdream.report.html import REPORT, figure_html, fixed, fmt, table_html
 
 
 def page(path: Path) -> tuple[str, str, bool]:
@@ -15,9 +15,8 @@ def page(path: Path) -> tuple[str, str, bool]:
     methods = data["methods"]
     targets = list(dict.fromkeys(m.get("target") for m in methods))
     several = len(targets) > 1
-    rows = [[m["method"], fmt(m["best"]), f"{m['ratio']:.2f}" if m["ratio"] is not None else "n/a",
-             f"{m['cost']} {m['cost_unit']}", f"{m['seconds']:.1f}"] + ([m.get("target")] if several else [])
-            for m in methods]
+    rows = [[m["method"], fmt(m["best"]), fixed(m["ratio"]), f"{m['cost']} {m['cost_unit']}", f"{m['seconds']:.1f}"]
+            + ([m.get("target")] if several else []) for m in methods]
     scoring = data.get("activation", "every image re-scored with the same responder, no transforms or noise")
     source = ""
     if data.get("session"):  # xdream compare --from-session: the threads of one session
