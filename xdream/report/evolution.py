@@ -85,7 +85,7 @@ def _trajectory(state: RunState, caption: str) -> str:
     else:
         png = plot_threads({t.name: t.history() for t in state.threads}, None,
                            title=f"{state.path.name}: {len(state.threads)} threads")
-    return f"<figure>{image_html(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+    return figure_html(png, caption)
 
 
 # -- one thread -------------------------------------------------------------------------------------

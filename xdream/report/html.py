@@ -59,10 +59,10 @@ def image_html(png: Path | bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def figure_html(path: Path, caption: str) -> str:
-    if not path.is_file():
+def figure_html(png: Path | bytes, caption: str) -> str:
+    if isinstance(png, Path) and not png.is_file():
         return ""
-    return f"<figure>{image_html(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+    return f"<figure>{image_html(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
 def table_html(header: list[str], rows: list[list], css_class: str = "") -> str:
