@@ -2,7 +2,8 @@
 
 It serves byte strings by path, honours ``Range: bytes=N-`` with 206 replies, records every
 request's Range header, and can cut the connection after a number of bytes (per request, in
-order) to simulate a dropped download.
+order) to simulate a dropped download, or claim a longer body than it sends (a reply that ends
+early although every byte of the file is in it).
 """
 
 import threading
@@ -15,6 +16,7 @@ class FileServer:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.cuts: list[int | None] = []  # bytes to send before cutting, one per request
+        self.overclaims: list[int] = []  # bytes the Content-Length adds to the body, one per request
         self.ranges: list[str | None] = []
         server = self
 
@@ -40,7 +42,8 @@ class FileServer:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
+                extra = server.overclaims.pop(0) if server.overclaims else 0
+                self.send_header("Content-Length", str(len(body) + extra))
                 self.end_headers()
                 cut = server.cuts.pop(0) if server.cuts else None
                 if cut is not None:
@@ -49,6 +52,7 @@ class FileServer:
                     self.close_connection = True
                     return
                 self.wfile.write(body)
+                self.close_connection = self.close_connection or extra > 0
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)

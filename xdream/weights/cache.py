@@ -161,6 +161,7 @@ class WeightsStore:
                 break
             except urllib.error.HTTPError as exc:  # a definite answer: no retry
                 if exc.code == 416 and part.exists():  # nothing left to fetch: check what we have
+                    error = None  # an earlier attempt's cut may have come after the last byte
                     break
                 raise WeightsError(self._offline_message(name, url, dest, exc)) from None
             except ValueError as exc:  # a malformed URL

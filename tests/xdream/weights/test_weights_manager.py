@@ -109,6 +109,17 @@ def test_complete_partial_is_checked_not_refetched(tmp_path, file_server, payloa
     assert file_server.ranges == [f"bytes={len(payload)}-"]  # answered 416: nothing left to fetch
 
 
+def test_a_retry_answered_416_places_the_partial_the_first_reply_completed(tmp_path, file_server, payload):
+    """The first reply ends short of its Content-Length, yet every byte of the file is in it: the
+    retry's 416 (nothing left to fetch) means the partial is checked and placed, not reported as
+    a failed download."""
+    file_server.files["test.pt"] = payload
+    file_server.overclaims = [1]
+    store = make_store(tmp_path, file_server, payload)
+    assert store.download("test-net", progress=False).read_bytes() == payload
+    assert file_server.ranges == [None, f"bytes={len(payload)}-"]
+
+
 def test_every_attempt_cut_keeps_the_partial_and_says_so(tmp_path, file_server, payload):
     file_server.files["test.pt"] = payload
     file_server.cuts = [100_000, 100_000, 100_000]
