@@ -128,6 +128,10 @@ class Comparison:
         s = self.settings = settings
         if not s.optimizers and not s.gradient:
             raise ConfigError("compare needs at least one optimizer or gradient method")
+        for kind, names in (("optimizer", s.optimizers), ("gradient method", s.gradient)):
+            twice = [n for i, n in enumerate(names) if n in names[:i]]
+            if twice:  # it would run again into its own folder, after the first run
+                raise ConfigError(f"compare names {kind} {twice[0]!r} twice; name each method once")
         for name in ("generations", "steps", "latent_steps", "batch", "top"):
             if getattr(s, name) < 1:
                 raise ConfigError(f"compare {name} must be >= 1, got {getattr(s, name)}")

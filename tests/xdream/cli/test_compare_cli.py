@@ -103,3 +103,16 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monk
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.txt"]
     assert not any((tmp_path / "empty").iterdir())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--optimizers", "genetic,genetic", "--gradient", ""], "compare names optimizer 'genetic' twice"),
+    (["--optimizers", "", "--gradient", "latent,featurevis,latent"], "compare names gradient method 'latent' twice"),
+])
+def test_compare_refuses_a_method_named_twice_before_anything_is_written(flags, message, tmp_path, capsys):
+    """A repeated method would run again into its own folder, after the first run: refused up front."""
+    out = tmp_path / "cmp"
+    assert main(["compare", *QUICK, *flags, "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
