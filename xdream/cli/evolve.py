@@ -160,7 +160,7 @@ def config_from_args(args) -> ExperimentConfig:
     for flag, key in FLAG_KEYS.items():
         value = getattr(args, flag)
         if value is not None and not (session and flag == "target"):  # a session's target: _add_threads
-            if "." in key and (session or key.startswith("noise.")):
+            if "." in key and (session or key.endswith(".name")):  # a flag naming a plugin makes its table
                 data.setdefault(key.split(".")[0], {})
             set_dotted(data, key, value)
     verify = [("generator.verify", False)] if getattr(args, "no_verify", False) else []

@@ -232,3 +232,16 @@ def test_options_are_matched_exactly_never_by_prefix(tmp_path, monkeypatch, caps
         err = capsys.readouterr().err
         assert f"unrecognized arguments: {prefix}" in err and err.count("\n") == 1, tool  # one line, as every error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plugin_flags_name_the_plugin_of_a_config_file_without_its_table(tmp_path, capsys):
+    """A config file may leave [generator] and [optimizer] out (the defaults fill them in);
+    --generator / --optimizer then give the table its name instead of being refused."""
+    config = tmp_path / "job.toml"
+    config.write_text('generations = 1\n[responder]\nname = "torch-unit"\ntarget = "efficientnet_lite0:_blocks.2:5"\n'
+                      'input_size = 64\n')
+    out = tmp_path / "run"
+    assert main(["evolve", str(config), "--generator", "pixel", "--set", "generator.size=16", "--optimizer", "genetic",
+                 "--population", "6", "--output", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    saved = (out / "config.toml").read_text()
+    assert '[generator]\nname = "pixel"\nsize = 16' in saved and '[optimizer]\nname = "genetic"\npopulation = 6' in saved
