@@ -274,12 +274,13 @@ def run(args) -> int:
 
     if args.resume:
         refuse_weights(args)  # a new run's flags are checked by config_from_args
-        others = [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
+        others = [args.config] if args.config else []
+        others += [f"--{f.replace('_', '-')}" for f in FLAG_KEYS if getattr(args, f) is not None]
         others += (["--set"] if args.set else []) + (["--no-verify"] if args.no_verify else [])
         others += (["--thread"] if args.thread else []) + (["--units"] if args.units else [])
         others += [f"--preset {args.preset}"] if args.preset else []
-        if args.config or others:
-            raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others) or args.config}")
+        if others:
+            raise ConfigError(f"--resume continues a run with its saved config; drop {' '.join(others)}")
         if args.restart and (args.repair or args.allow_changed):
             raise ConfigError("--restart starts the run over; drop --repair / --allow-changed")
         experiment = Experiment.resume(args.resume, allow_changed=args.allow_changed, repair=args.repair,

@@ -100,6 +100,8 @@ def test_output_piped_into_a_reader_that_stops_early(xdream_cmd):
 def test_resume_refuses_other_options(tmp_path, capsys):
     assert main(["evolve", "--resume", str(tmp_path), "--seed", "3"]) == 2
     assert "--seed" in capsys.readouterr().err
+    assert main(["evolve", "job.toml", "--resume", str(tmp_path), "--seed", "3"]) == 2
+    assert "; drop job.toml --seed" in capsys.readouterr().err  # everything to drop, the config file too
 
 
 def test_existing_output_is_refused_and_kept(tmp_path, capsys):
