@@ -4,7 +4,7 @@ model in code space that pre-screens candidates and denoises the ranking.
 Every shown (code, score) pair goes into an archive (the last ``memory`` pairs: bounded memory,
 ``memory x d`` float32 codes). After each generation a Gaussian-process regression (kernel
 ridge: RBF kernel, constant mean, scores standardised) is fitted to the archive; its length
-scale (0.5, 1 or 2 times the median distance between archived codes) and its noise term (1e-3
+scale (0.5, 1, 2 or 4 times the median distance between archived codes) and its noise term (1e-3
 to 3, relative to the kernel's unit variance) are chosen by exact leave-one-out error, from one
 eigendecomposition per length scale. So the model finds out by itself how noisy the responses
 are: without noise it interpolates, under noise it smooths. It is used twice:

@@ -79,3 +79,12 @@ def test_bad_options_are_one_line_config_errors(options, named):
     with pytest.raises(ConfigError) as e:
         make(**options)
     assert named in str(e.value) and "\n" not in str(e.value)
+
+
+def test_docstring_names_every_length_scale_the_fit_tries():
+    from xdream.optimizers import surrogate_tpa
+
+    doc = " ".join(surrogate_tpa.__doc__.split())
+    factors = surrogate_tpa.LENGTH_FACTORS
+    listed = ", ".join(f"{f:g}" for f in factors[:-1]) + f" or {factors[-1]:g}"
+    assert f"scale ({listed} times the median distance between archived codes)" in doc
