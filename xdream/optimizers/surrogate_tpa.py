@@ -134,8 +134,7 @@ class SurrogateTPA(TPAES):
         candidates = pool * np.float32(self.sigma) + self.mean.astype(np.float32)
         chosen = np.argsort(-self.predict(candidates), kind="stable")[: lam - first]
         self._z = np.concatenate([z[:first], pool[chosen]])
-        return candidates[chosen] if first == 0 else np.concatenate(
-            [z[:first] * np.float32(self.sigma) + self.mean.astype(np.float32), candidates[chosen]])
+        return self._z * np.float32(self.sigma) + self.mean.astype(np.float32)  # line samples, candidates[chosen]
 
     def _tell(self, codes, scores) -> None:
         scored = np.isfinite(scores)
