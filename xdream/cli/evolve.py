@@ -225,6 +225,9 @@ def parse_thread(text: str) -> dict:
         if key == "target":
             targets = value.split("+")
             table[key] = targets[0] if len(targets) == 1 else targets
+        elif key == "name":  # a folder name as written: name=1 is the thread "1", not a number
+            parsed = common.parse_value(value)
+            table[key] = parsed if isinstance(parsed, str) else value
         else:
             table[key] = common.parse_value(value)
     return table

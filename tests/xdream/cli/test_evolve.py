@@ -54,4 +54,7 @@ def test_shorthand_parsers():
         parse_units("a:b")
     assert parse_thread("name=f,generator=fourier,target=ch1+ch2,patience=5") == \
         {"name": "f", "generator": "fourier", "target": ["ch1", "ch2"], "patience": 5}
+    for name in ("1", "007", "1e3", "true"):  # a folder name as written, never a number or a boolean
+        assert parse_thread(f"name={name},target=ch1") == {"name": name, "target": "ch1"}
+    assert parse_thread('name="1",target=ch1')["name"] == "1"
     assert layer_units("m:l:3:4", [1]) == [{"name": "unit1", "target": "m:l:1:3:4"}]
