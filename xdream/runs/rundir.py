@@ -533,7 +533,7 @@ class RunState:
             raise RunDirError(f"cannot read {path / CONFIG}: {e}") from None
         summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
         records = run.read_log()
-        if kind == SESSION_KIND:
+        if kind == SESSION_KIND or (kind is None and "thread" in config):  # a session without run.json
             stopped = records[-1].get("stopped", {}) if records else {}  # thread -> why it ended
             threads = [_thread(table, RunDir(path / THREADS_DIR / table["name"]), stopped.get(table["name"]))
                        for table in config.get("thread", [])]
