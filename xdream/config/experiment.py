@@ -373,8 +373,10 @@ def set_dotted(data: dict, dotted: str, value) -> None:
             table = data[tables[0]] = {}
         if table is None:
             raise ConfigError(f"cannot set {dotted!r}: the config has no [{tables[0]}] table")
-        if isinstance(table, str):
+        if isinstance(table, str) and tables[0] in PLUGINS:
             table = data[tables[0]] = {"name": table}
+        if not isinstance(table, dict):
+            raise ConfigError(f"cannot set {dotted!r}: config [{tables[0]}] must be a table, got {table!r}")
         target = table
     target[key] = value
 

@@ -104,6 +104,24 @@ def test_bad_reference_or_unscored_is_one_line(fast_job, change, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("table, value", [("reference", 5), ("noise", [1]), ("reference", "photos")])
+def test_set_dotted_in_a_value_that_is_not_a_table_is_one_line(fast_job, tmp_path, capsys, table, value):
+    """``--set TABLE.KEY=...`` on a config whose TABLE is no table: the error from_dict gives
+    for that value, not a TypeError (or, for a string [reference], a key 'reference.name'
+    the user never wrote)."""
+    fast_job[table] = value
+    with pytest.raises(ConfigError, match=rf"^cannot set '{table}.level': config \[{table}\] must be a table, got "):
+        set_dotted(fast_job, f"{table}.level", 1)
+    from xdream.cli.main import main
+
+    (tmp_path / "bad.toml").write_text(to_toml(fast_job))
+    args = ["evolve", str(tmp_path / "bad.toml"), "--set", f"{table}.level=1", "--output", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"config [{table}] must be a table" in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
 def test_set_dotted_creates_the_reference_table(fast_job):
     set_dotted(fast_job, "reference.per_generation", 3)
     assert fast_job["reference"] == {"per_generation": 3}
