@@ -531,7 +531,12 @@ class RunState:
             config = tomllib.loads((path / CONFIG).read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise RunDirError(f"cannot read {path / CONFIG}: {e}") from None
-        summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
+        try:
+            summary = json.loads((path / SUMMARY).read_text()) if (path / SUMMARY).is_file() else None
+            if summary is not None and not isinstance(summary, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:  # cut or edited (UnicodeDecodeError is a ValueError)
+            raise RunDirError(f"cannot read {path / SUMMARY}: {e}") from None
         records = run.read_log()
         if kind == SESSION_KIND or (kind is None and "thread" in config):  # a session without run.json
             stopped = records[-1].get("stopped", {}) if records else {}  # thread -> why it ended

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from xdream.cli import main
+from xdream.core.errors import RunDirError
 from xdream.runs.rundir import RunState
 
 
@@ -17,3 +22,16 @@ def test_a_session_without_run_json_is_read_as_a_session(layout_copy, capsys):
     assert main(["report", str(run)]) == 0, capsys.readouterr().err
     page = (run / "report.html").read_text()
     assert "<td>ga</td>" in page and "<td>rs</td>" in page
+
+
+@pytest.mark.parametrize("text", ['{"status": "fini', "[]", "\xff"])
+def test_a_damaged_summary_is_one_line(layout_copy, capsys, text):
+    """summary.json cut, edited into something else or not text: one line naming it, as for a
+    damaged config.toml or log line, from the reader and from the command."""
+    run = layout_copy("run")
+    (run / "summary.json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(RunDirError, match=rf"^cannot read {re.escape(str(run / 'summary.json'))}: "):
+        RunState.read(run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "summary.json" in err[0], err
