@@ -153,6 +153,15 @@ def _is_skeleton(path: Path) -> bool:
     return True
 
 
+def _run_info(path: Path) -> dict | None:
+    """``path/run.json`` as written, or None where it is missing or not a JSON object."""
+    try:
+        info = json.loads((path / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def _holds_no_file(folder: Path) -> bool:
     return all(entry.is_dir() and not entry.is_symlink() and _holds_no_file(entry) for entry in folder.iterdir())
 
@@ -211,10 +220,7 @@ class RunDir:
     def kind_of(path: str | Path) -> str | None:
         """The kind recorded in ``path/run.json``; None for a folder without one (not a run, or
         written by an xdream older than the record)."""
-        try:
-            return json.loads((Path(path) / RUN_INFO).read_text())["kind"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        return (_run_info(Path(path)) or {}).get("kind")
 
     @classmethod
     def open(cls, path: str | Path, *, lock: bool = True) -> "RunDir":
@@ -385,7 +391,9 @@ class RunDir:
 
     def set_aside(self, subdirs=SUBDIRS) -> Path:
         """Move everything but the config, run.json and the lock into ``RUN/discarded-<time>/`` (for a
-        restart) and make the run's empty ``subdirs`` again; returns that folder."""
+        restart) and make the run's empty ``subdirs`` again; returns that folder. The ``--allow-changed``
+        changes run.json records were the discarded run's: they are dropped from it (that run's
+        checkpoint and summary, moved aside, keep them)."""
         aside = self.path / f"{ASIDE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}"
         n = 1
         while aside.exists():
@@ -399,15 +407,15 @@ class RunDir:
                 (self.path / sub).mkdir(exist_ok=True)
         except OSError as e:
             raise os_error(aside, e, "move the old generations into") from None
+        info = _run_info(self.path)
+        if info is not None and "changes" in info:
+            self.write_json(RUN_INFO, {k: v for k, v in info.items() if k != "changes"})
         return aside
 
     def record_changes(self, changes: list[dict], config_toml: str, kind: str) -> None:
         """Record a run's ``--allow-changed`` changes (generation, key, old, new) in run.json and
         put back config.toml as the run started (``config_toml``, with a note of the changes)."""
-        try:
-            info = json.loads((self.path / RUN_INFO).read_text())
-        except (OSError, ValueError):
-            info = {"kind": kind, "xdream": version("xdream")}  # a folder older than run.json
+        info = _run_info(self.path) or {"kind": kind, "xdream": version("xdream")}  # a folder older than run.json
         self.write_json(RUN_INFO, {**info, "changes": changes})
         atomic_write(self.path / CONFIG, config_toml.encode())
 

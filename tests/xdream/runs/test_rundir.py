@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -35,3 +36,23 @@ def test_a_damaged_summary_is_one_line(layout_copy, capsys, text):
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "summary.json" in err[0], err
+
+
+def test_a_restart_drops_the_changes_of_the_run_it_discards(layout_copy, tmp_path, monkeypatch, capsys):
+    """--restart starts the run over from config.toml: the --allow-changed changes run.json
+    recorded were the discarded run's (its summary in discarded-*/ keeps them), so the
+    restarted run's config is not announced as that of a run changed on resume."""
+    run = layout_copy("run").resolve()
+    monkeypatch.chdir(tmp_path)
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace("\ngenerations = 2\n", "\ngenerations = 3\n", 1))
+    assert main(["evolve", "--resume", str(run), "--allow-changed", "generations", "--quiet"]) == 0
+    assert json.loads((run / "run.json").read_text())["changes"][0]["key"] == "generations"
+    assert main(["evolve", "--resume", str(run), "--restart", "--quiet"]) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert "changes" not in info and info["kind"] == "evolution"
+    (aside,) = run.glob("discarded-*")
+    assert json.loads((aside / "summary.json").read_text())["changes"][0]["key"] == "generations"
+    capsys.readouterr()
+    assert main(["evolve", str(config), "--output", str(tmp_path / "again"), "--quiet"]) == 0
+    assert "changed on resume" not in capsys.readouterr().err
