@@ -372,11 +372,9 @@ class RunDir:
         """Rewrite the log from the checkpoint's copy of its lines."""
         atomic_write(self.path / LOG, "".join(log_lines).encode())
 
-    def rewind(self, generations_done: int, log_lines: list[str] | None = None) -> None:
+    def rewind(self, generations_done: int, log_lines: list[str]) -> None:
         """Drop log lines and files of generations at or after ``generations_done`` (the
         generation in flight when a run was killed); the log keeps exactly ``log_lines``."""
-        if log_lines is None:
-            log_lines = [json.dumps(r) + "\n" for r in self.read_log() if r["generation"] < generations_done]
         path = self.path / LOG
         if path.is_file() and path.read_bytes() != "".join(log_lines).encode():
             atomic_write(path, "".join(log_lines).encode())
