@@ -328,15 +328,17 @@ class RunDir:
         except Exception as e:
             raise RunDirError(f"checkpoint {path} is unreadable ({type(e).__name__}); cannot resume") from None
 
-    def finished_generations(self) -> list[int]:
-        """Generations with a file in ``generations/`` (finished or in flight)."""
-        out = []
-        for f in (self.path / "generations").glob("gen_*.npz"):
+    def _numbered(self, folder: str, pattern: str):
+        """``(number, file)`` for each file of ``folder`` matching ``pattern`` whose name ends in ``_NUMBER``."""
+        for f in (self.path / folder).glob(pattern):
             try:
-                out.append(int(f.stem.rsplit("_", 1)[1]))
+                yield int(f.stem.rsplit("_", 1)[1]), f
             except ValueError:
                 continue
-        return sorted(out)
+
+    def finished_generations(self) -> list[int]:
+        """Generations with a file in ``generations/`` (finished or in flight)."""
+        return sorted(number for number, _ in self._numbered("generations", "gen_*.npz"))
 
     def verify(self, log_lines: list[str], digests: list[str]) -> None:
         """Check that the log starts with ``log_lines`` and that generation ``g``'s file has
@@ -379,11 +381,7 @@ class RunDir:
         if path.is_file() and path.read_bytes() != "".join(log_lines).encode():
             atomic_write(path, "".join(log_lines).encode())
         for folder, pattern in (("generations", "gen_*.npz"), ("images", "*_*.png")):
-            for f in (self.path / folder).glob(pattern):
-                try:
-                    number = int(f.stem.rsplit("_", 1)[1])
-                except ValueError:
-                    continue
+            for number, f in self._numbered(folder, pattern):
                 if number >= generations_done:
                     self.remove(f)
 
