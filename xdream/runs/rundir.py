@@ -166,12 +166,12 @@ def _holds_no_file(folder: Path) -> bool:
     return all(entry.is_dir() and not entry.is_symlink() and _holds_no_file(entry) for entry in folder.iterdir())
 
 
-def resume_hint(path: Path) -> Path:
-    """The folder ``xdream evolve --resume`` takes for ``path``: the session's own folder for a
-    thread's ``RUN/threads/NAME``, else ``path``."""
+def repair_hint(path: Path) -> str:
+    """How to rebuild the log of ``path``, with the folder ``xdream evolve --resume`` takes for it:
+    the session's own folder for a thread's ``RUN/threads/NAME``, else ``path``."""
     if path.parent.name == THREADS_DIR and (path.parent.parent / CONFIG).is_file():
-        return path.parent.parent
-    return path
+        path = path.parent.parent
+    return f"rebuild it from the checkpoint's copy with xdream evolve --resume {path} --repair"
 
 
 class RunDir:
@@ -294,8 +294,7 @@ class RunDir:
                 if not line.strip():
                     continue
                 raise RunDirError(f"{path} line {number} is not a generation record (damaged or edited): "
-                                  f"{line[:40]!r}; restore the file, or rebuild it from the checkpoint's copy with "
-                                  f"xdream evolve --resume {resume_hint(self.path)} --repair")
+                                  f"{line[:40]!r}; restore the file, or {repair_hint(self.path)}")
             records.append(record)
         last = _parse_record(torn) if torn.strip() else None
         return records + ([last] if last is not None else [])  # else: the torn line of a killed write
@@ -348,15 +347,13 @@ class RunDir:
         if log_lines:
             if not path.is_file():
                 raise RunDirError(f"{path} is missing ({len(log_lines)} generations are checkpointed); restore it, or "
-                                  f"rebuild it from the checkpoint's copy with xdream evolve --resume "
-                                  f"{resume_hint(self.path)} --repair")
+                                  f"{repair_hint(self.path)}")
             have = path.read_bytes().split(b"\n")
             for number, line in enumerate(log_lines, start=1):
                 if number > len(have) or have[number - 1] + b"\n" != line.encode():
                     state = "missing" if number > len(have) or not have[number - 1] else "damaged or edited"
                     raise RunDirError(f"{path} line {number} (generation {number - 1}) is {state}; restore the file, "
-                                      f"or rebuild it from the checkpoint's copy with xdream evolve --resume "
-                                      f"{resume_hint(self.path)} --repair")
+                                      f"or {repair_hint(self.path)}")
         for g, digest in enumerate(digests):
             file = self.generation_file(g)
             try:
