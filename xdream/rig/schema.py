@@ -150,7 +150,9 @@ def _compile(node: dict, root: dict, done: dict):
     enum = node.get("enum")
     minimum, maximum = node.get("minimum"), node.get("maximum")
     min_length, max_length = node.get("minLength", 0), node.get("maxLength")
-    pattern = re.compile(node["pattern"]).search if "pattern" in node else None
+    # a pattern is ECMA-262 (JSON Schema), whose "$" matches at the very end only; Python's "$" also matches
+    # before a final newline, so it is "\Z" here
+    pattern = re.compile(re.sub(r"(?<!\\)\$", r"\\Z", node["pattern"])).search if "pattern" in node else None
     min_items, max_items, unique = node.get("minItems", 0), node.get("maxItems"), node.get("uniqueItems")
     prefix = [_compile(n, root, done) for n in node.get("prefixItems", [])]
     items = _compile(node["items"], root, done) if "items" in node else None

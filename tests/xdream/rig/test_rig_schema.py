@@ -110,3 +110,17 @@ def test_the_codec_and_the_reference_implementation_agree_on_mutated_headers():
             ours, refused = False, refused + 1
         assert ours == reference[example["type"]].is_valid(header), header
     assert 300 < refused < 1490  # both verdicts were exercised (about 3 % of the mutations stay valid)
+
+
+@pytest.mark.parametrize("kind,change", [
+    ("hello", lambda h: h.update(session="9f3c6a\n")),
+    ("present", lambda h: h.update(image_ids=["g12-0", "g12-1\n"])),
+    ("welcome", lambda h: h.update(channels=["V4 e1", "V4 e2\n"])),
+])
+def test_a_pattern_is_anchored_at_the_very_end_of_the_string(kind, change):
+    """JSON Schema patterns are ECMA-262, where ``$`` matches at the end only: an id or channel
+    name ending in a newline is refused (Python's ``$`` also matches before a final newline)."""
+    header = copy.deepcopy(next(e for e in EXAMPLES if e["type"] == kind))
+    change(header)
+    with pytest.raises(SchemaViolation, match="allowed: 1-64 characters of"):
+        validate_header(header, kind)
