@@ -761,8 +761,8 @@ def main(argv: list[str]) -> int:
                         help="bind ENDPOINT and let the rig dial in (a rig behind a firewall that allows outbound only)")
     args = parser.parse_args(argv)
     check_endpoint(args.endpoint)
-    if not args.timeout > 0:
-        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    if not 0 < args.timeout <= 86400:  # (infinity or 1e300 seconds: no poll takes them)
+        raise ConfigError(f"--timeout must be a positive number of seconds (at most 86400), got {args.timeout}")
     try:
         checker = Conformance(args.endpoint, args.timeout, args.restart_command, content=not args.no_content,
                               bind=args.bind)

@@ -210,6 +210,14 @@ def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_mai
         assert out.stdout == "" and time.monotonic() - started < 60
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e300"])
+def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_a_one_line_error(xdream_main, value):
+    out = xdream_main("rig", "check", f"tcp://127.0.0.1:{free_loopback_port()}", "--timeout", value)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"--timeout must be a positive number of seconds (at most 86400), got {float(value)}" in out.stderr
+    assert out.stdout == ""
+
+
 def test_a_failing_restart_command_is_a_fail_row(tmp_path):
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
                        presentation_ms=5)
