@@ -20,6 +20,7 @@ import io
 import json
 import re
 import subprocess
+import tempfile
 import time
 import uuid
 import zlib
@@ -642,12 +643,18 @@ class Conformance:
                 break
             if reply.type == "pong" and reply.header["state"] == "presenting" and reply.header["progress"] >= total // 8:
                 before, caught = reply.header["progress"], True  # far enough in that starting over shows
-        try:
-            run = subprocess.run(self.restart_command, shell=True, timeout=120, capture_output=True, text=True)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed("the restart command did not finish within 120 s") from None
+        # its stderr goes to a file, not a pipe: a rig it starts in the background ('... rig.py &') inherits
+        # it and would hold a pipe open, and the checker would wait for the rig to exit, not the command
+        with tempfile.TemporaryFile() as stderr:
+            try:
+                run = subprocess.run(self.restart_command, shell=True, timeout=120, stdout=subprocess.DEVNULL,
+                                     stderr=stderr)
+            except subprocess.TimeoutExpired:
+                raise CheckFailed("the restart command did not finish within 120 s") from None
+            stderr.seek(0)
+            said = stderr.read().decode(errors="replace")
         if run.returncode != 0:
-            last = (run.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            last = (said.strip().splitlines() or ["no output"])[-1][:200]
             raise CheckFailed(f"the restart command exited with status {run.returncode}: {last}")
         finished = caught and self.client.wait(rid, 0.2) is not None  # it answered before it was killed
         self._wait_for_rig()

@@ -218,25 +218,44 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_a_one_line_error(
     assert out.stdout == ""
 
 
-def test_a_failing_restart_command_is_a_fail_row(tmp_path):
+def restart_check_failure(tmp_path, restart_command):
+    """What the restart check raises against the simulator with ``restart_command``."""
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
                        presentation_ms=5)
     stop = threading.Event()
     thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
     thread.start()
-    checker = Conformance(sim.endpoint, timeout=2.0, restart_command="echo cannot restart >&2; exit 7")
+    checker = Conformance(sim.endpoint, timeout=2.0, restart_command=restart_command)
     try:
         checker.welcome = checker.client.hello()
         checker.check_restart_mid_request()
     except Exception as e:
-        failure = e
+        return e
     finally:
         checker.close()
         stop.set()
         thread.join(10)
         sim.close()
+
+
+def test_a_failing_restart_command_is_a_fail_row(tmp_path):
+    failure = restart_check_failure(tmp_path, "echo cannot restart >&2; exit 7")
     assert type(failure).__name__ == "CheckFailed"
     assert str(failure) == "the restart command exited with status 7: cannot restart"
+
+
+def test_a_restart_command_is_done_when_its_shell_exits_though_what_it_started_runs_on(tmp_path):
+    """A restart command that starts the rig in the background without redirecting its output
+    (docs/protocol.md §15: ``'kill -9 PID; python rig.py ... &'``) is over when its shell exits:
+    the rig it started holds no pipe that the checker waits to be closed."""
+    pid = tmp_path / "pid"
+    started = time.monotonic()
+    try:
+        failure = restart_check_failure(tmp_path, f"sleep 300 & echo $! > {pid}; echo cannot restart >&2; exit 7")
+    finally:
+        subprocess.run(f"kill $(cat {pid})", shell=True)
+    assert str(failure) == "the restart command exited with status 7: cannot restart"
+    assert time.monotonic() - started < 60
 
 
 def test_the_simulator_takes_a_present_without_generation(tmp_path):
