@@ -17,7 +17,7 @@ from responders.rig_sim import RigSimulator
 from responders.torch_unit import TorchUnit
 from xdream.rig.check import Conformance, format_table
 from xdream.rig.ports import free_loopback_port
-from xdream.rig.protocol import ProtocolError, decode, error_reply
+from xdream.rig.protocol import Limits, ProtocolError, decode, error_reply
 
 ROOT = Path(__file__).resolve().parents[3]
 TARGET = "efficientnet_lite0:_blocks.2:5"
@@ -195,6 +195,30 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     assert re.search(rf"^FAIL +{re.escape(failing)}  ", table, flags=re.M)
     if rig is not WelcomeWithoutChannels:  # (without a handshake nothing else can be checked)
         assert outcomes["handshake"].status == "PASS"
+
+
+@pytest.mark.parametrize("limits,noted", [
+    (Limits(max_message_bytes=1 << 20), "; a frame of exactly max_frame_bytes (16777216) not sent (with its header "
+                                        "it is above max_message_bytes 1048576)"),
+])
+def test_a_rig_that_advertises_lower_limits_passes_the_limit_checks(tmp_path, limits, noted):
+    """The limits a rig advertises in its welcome (§4.1) are kept: a check of one limit does not
+    send a message that another one refuses (the reference simulator, its limits lowered)."""
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
+                       limits=limits)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    checker = Conformance(sim.endpoint, timeout=2.0)
+    try:
+        checker.welcome = checker.client.hello()
+        detail = checker.check_limits_and_error_codes()
+    finally:
+        checker.close()
+        stop.set()
+        thread.join(10)
+        sim.close()
+    assert detail.endswith(" refusals with the right code" + noted), detail
 
 
 def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_main):
