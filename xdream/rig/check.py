@@ -557,13 +557,12 @@ class Conformance:
         else:
             noted = (f"; a frame of exactly max_frame_bytes ({max_frame}) not sent (with its header it is above "
                      f"max_message_bytes {max_message})")
-        if max_message <= 64 << 20:
-            side = int(np.sqrt(min(max_frame, 1 << 20) // 3))
-            n = max_message // (side * side * 3) + 1
-            if n <= self.welcome.get("max_images", 1024):
-                cases.append((f"a message above max_message_bytes ({max_message})",
-                              _present(s, "lim-msg", _images(n, side=side)), "lim-msg", "too-large"))
-        else:
+        side = max(1, int(np.sqrt(min(max_frame, 1 << 20) // 3)))  # (1: a max_frame_bytes below 3)
+        n = max_message // (side * side * 3) + 1
+        if max_message <= 64 << 20 and n <= self.welcome.get("max_images", 1024):
+            cases.append((f"a message above max_message_bytes ({max_message})",
+                          _present(s, "lim-msg", _images(n, side=side)), "lim-msg", "too-large"))
+        else:  # above 64 MiB, or more images than the rig takes (their count would be refused first)
             noted += f"; a whole message above {max_message} bytes not sent (the decoded-size row covers it)"
         for what, frames, rid, code in cases:
             self._error(frames, rid, code, what)

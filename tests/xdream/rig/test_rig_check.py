@@ -200,6 +200,8 @@ def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
 @pytest.mark.parametrize("limits,noted", [
     (Limits(max_message_bytes=1 << 20), "; a frame of exactly max_frame_bytes (16777216) not sent (with its header "
                                         "it is above max_message_bytes 1048576)"),
+    (Limits(max_images=16, max_message_bytes=64 << 20), "; a whole message above 67108864 bytes not sent (the "
+                                                        "decoded-size row covers it)"),
 ])
 def test_a_rig_that_advertises_lower_limits_passes_the_limit_checks(tmp_path, limits, noted):
     """The limits a rig advertises in its welcome (§4.1) are kept: a check of one limit does not
