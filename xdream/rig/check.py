@@ -434,6 +434,7 @@ class Conformance:
         while first is None and time.monotonic() - start < 3 * self.timeout:
             reply = self.client.ping(rid)
             _require(reply is not None, "a ping while presenting was not answered (§4.3)")
+            _require(reply.type != "error", f"present answered with {_said(reply)} (§4.2)")
             if reply.type == "result":
                 raise NotRun(f"the rig answered {total} presentations in {time.monotonic() - start:.2f} s, before a "
                              "resend could reach it; give it a presentation time in its test mode (e.g. 10 ms)")
@@ -643,6 +644,7 @@ class Conformance:
                                              "of a request (§4.3)")
             reply = self.client.ping(rid)
             _require(reply is not None, "a ping while presenting was not answered (§4.3)")
+            _require(reply.type != "error", f"present answered with {_said(reply)} (§4.2)")
             if reply.type == "result":
                 break
             if reply.type == "pong" and reply.header["state"] == "presenting" and reply.header["progress"] >= total // 8:

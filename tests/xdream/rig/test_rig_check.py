@@ -223,6 +223,39 @@ def test_a_rig_that_advertises_lower_limits_passes_the_limit_checks(tmp_path, li
     assert detail.endswith(" refusals with the right code" + noted), detail
 
 
+class RefusesLongRequests(RigSimulator):
+    """Answers a present of more than 16 images with an error (its limit not advertised)."""
+
+    def _on_present(self, msg, envelope):
+        if len(msg.header["image_ids"]) > 16:
+            raise ProtocolError("cannot show more than 16 images in a block", "internal", msg.request_id)
+        super()._on_present(msg, envelope)
+
+
+@pytest.mark.parametrize("check", ["check_resend_while_presenting", "check_restart_mid_request"])
+def test_a_check_waiting_for_presenting_names_the_error_the_request_got(tmp_path, check):
+    """A check that waits for a pong saying 'presenting' fails at once on an error reply to its
+    request, and names it (not: no pong said 'presenting')."""
+    sim = RefusesLongRequests(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*",
+                              log=tmp_path / "log.jsonl", presentation_ms=5)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    checker = Conformance(sim.endpoint, timeout=2.0, restart_command="exit 1")
+    try:
+        checker.welcome = checker.client.hello()
+        getattr(checker, check)()
+    except Exception as e:
+        failure = e
+    finally:
+        checker.close()
+        stop.set()
+        thread.join(10)
+        sim.close()
+    assert type(failure).__name__ == "CheckFailed"
+    assert str(failure) == "present answered with error internal (cannot show more than 16 images in a block) (§4.2)"
+
+
 def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_main):
     out, rows = check_cli(xdream_main, f"tcp://127.0.0.1:{free_loopback_port()}", "--timeout", "0.5")
     assert out.returncode == 1 and rows.pop("handshake") == "FAIL" and set(rows.values()) == {"NOT RUN"}
