@@ -140,8 +140,8 @@ class Client:
         _require(reply.type == "welcome", f"hello answered with {_said(reply)}; expected welcome (§4.1)")
         return reply.header
 
-    def ping(self, rid: str, timeout: float | None = None):
-        return self.ask(encode({"type": "ping", "session": self.session, "request_id": rid}), rid, timeout)
+    def ping(self, rid: str):
+        return self.ask(encode({"type": "ping", "session": self.session, "request_id": rid}), rid)
 
     def close(self) -> None:
         self.socket.close(linger=0)
@@ -242,11 +242,11 @@ class Conformance:
         self.client.hello()
 
     # -- helpers ----------------------------------------------------------------------------
-    def _result(self, frames: list, rid: str, timeout: float | None = None, client: Client | None = None) -> dict:
+    def _result(self, frames: list, rid: str, client: Client | None = None) -> dict:
         client = client or self.client
-        reply = client.ask(frames, rid, timeout or self.timeout * 3)
+        reply = client.ask(frames, rid, self.timeout * 3)
         while reply is not None and reply.type == "pong":  # a late answer to an earlier ping
-            reply = client.wait(rid, timeout or self.timeout * 3)
+            reply = client.wait(rid, self.timeout * 3)
         _require(reply is not None, "no result within the timeout (§4.2)")
         _require(reply.type == "result", f"present answered with {_said(reply)}; expected result (§4.2)")
         return reply.header
@@ -724,7 +724,7 @@ def _interlaced(image: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-def format_table(endpoint: str, outcomes: list[Outcome], content: bool = True) -> str:
+def format_table(endpoint: str, outcomes: list[Outcome]) -> str:
     width = max(len(o.name) for o in outcomes)
     lines = [f"xdream rig check {endpoint} ({PROTOCOL}, docs/protocol.md)", ""]
     for o in outcomes:
