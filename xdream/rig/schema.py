@@ -120,10 +120,10 @@ def _compile(node: dict, root: dict, done: dict):
     (parent, key) pairs, turned into text only for an error. Recursive references are compiled
     once (``done``, by node identity)."""
     node = _resolve(node, root)
-    if id(node) in done:
-        return done[id(node)]
-    slot = []
-    done[id(node)] = lambda value, at: slot[0](value, at)  # a reference back to this node, while compiling
+    key = id(node)
+    if key in done:
+        return done[key]
+    done[key] = lambda value, at: done[key](value, at)  # a reference back to this node, while compiling
 
     def fail(keyword, value, at):
         raise SchemaViolation(_path(at), value, describe(node, root), keyword)
@@ -138,8 +138,7 @@ def _compile(node: dict, root: dict, done: dict):
                 except SchemaViolation:
                     pass
             fail("anyOf", value, at)
-        slot.append(check)
-        done[id(node)] = check
+        done[key] = check
         return check
 
     kind = node.get("type")
@@ -214,6 +213,5 @@ def _compile(node: dict, root: dict, done: dict):
                     value[name] = sub(value[name], (at, name))
         return value
 
-    slot.append(check)
-    done[id(node)] = check
+    done[key] = check
     return check
