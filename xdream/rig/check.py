@@ -706,7 +706,8 @@ class Conformance:
         self.client.reopen()
         probe = encode({"type": "hello", "session": "check-wait-" + uuid.uuid4().hex[:8], "request_id": rid})
         while True:  # until the restarted rig answers (a hello from another session: this one stays ungreeted)
-            if self.client.ask(probe, rid, timeout=1.0) is not None:
+            dialled = not self.bind or wait_for_peer(self.client.socket, 1.0)  # (else a send gives up after timeout)
+            if dialled and self.client.ask(probe, rid, timeout=1.0) is not None:
                 return
             _require(time.monotonic() < end, "the rig did not come back within 120 s of the restart command")
             self.client.reopen()

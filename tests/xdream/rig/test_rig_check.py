@@ -317,6 +317,34 @@ def test_a_restart_command_is_done_when_its_shell_exits_though_what_it_started_r
     assert time.monotonic() - started < 60
 
 
+def test_a_bound_checker_waits_for_a_restarted_rig_to_dial_in_again(tmp_path):
+    """With --bind, the restart check waits up to 120 s for the restarted rig to dial in again, as
+    it waits for a rig it connects to, not --timeout: a rig takes longer to start than to answer."""
+    endpoint = f"tcp://127.0.0.1:{free_loopback_port()}"
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")
+    sim.socket.unbind(sim.endpoint)  # the rig dials in (rigs.md, who binds)
+    checker = Conformance(endpoint, timeout=0.5, bind=True)
+    stop = threading.Event()
+
+    def start_and_serve():
+        time.sleep(2)  # the rig starting up again
+        sim.socket.connect(endpoint)
+        while not stop.is_set():
+            sim.serve(0.1)
+
+    thread = threading.Thread(target=start_and_serve, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        checker._wait_for_rig()
+    finally:
+        checker.close()
+        stop.set()
+        thread.join(10)
+        sim.close()
+    assert time.monotonic() - started > 1.5
+
+
 def test_the_simulator_takes_a_present_without_generation(tmp_path):
     """`generation` is optional (§4.2): the simulator presents such a request and stays up."""
     import zmq
