@@ -4,8 +4,9 @@ nevergrad (Rapin & Teytaud 2018, facebookresearch/nevergrad) is the field's tool
 gradient-free optimisers; ``method`` names one of its registry (``NGOpt``, ``DiagonalCMA``
 (the default), ``TwoPointsDE``, ...), built on ``ng.p.Array(shape=(dim,))`` with ``num_workers = population``
 so that it is asked a whole generation at a time, and ``budget`` evaluations (which NGOpt uses
-to choose its algorithm; 3000 without one). It is used as a user would: its own settings, its
-own start (the zero code, or the mean of ``init``). NGOpt is not the default because it fails
+to choose its algorithm; 3000 without one). It is built at the first ask, so that it sees the
+budget of a run given in generations, set after construction (:mod:`xdream.core.optimizer`). It
+is used as a user would: its own settings, its own start (the zero code, or the mean of ``init``). NGOpt is not the default because it fails
 where its choice falls on a metamodel (nevergrad 1.0.12 with numpy 2 raises a TypeError in
 ``learn_on_k_best``, seen at d = 8).
 
@@ -51,16 +52,23 @@ class Nevergrad(Optimizer):
             raise ConfigError(f"nevergrad method {method!r} unknown; valid: NGOpt, DiagonalCMA, TwoPointsDE, ... "
                               f"(nevergrad.optimizers.registry)")
         self.method, self.population = method, population
-        parametrization = ng.p.Array(init=self.start_mean())
-        parametrization.random_state = np.random.RandomState(int(rng.integers(2**32)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # nevergrad warns about settings it finds inefficient
-            self.ng = ng.optimizers.registry[method](parametrization=parametrization,
-                                                     budget=budget or DEFAULT_BUDGET, num_workers=population)
+        self._seed = int(rng.integers(2**32))
+        self.ng = None  # built at the first ask: a run given in generations sets its budget after construction
         self._candidates: list | None = None  # nevergrad's candidates of the pending ask
         self._before_ask: bytes | None = None
 
+    def _build(self):
+        ng = _nevergrad()
+        parametrization = ng.p.Array(init=self.start_mean())
+        parametrization.random_state = np.random.RandomState(self._seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nevergrad warns about settings it finds inefficient
+            return ng.optimizers.registry[self.method](parametrization=parametrization,
+                                                       budget=self.budget or DEFAULT_BUDGET,
+                                                       num_workers=self.population)
+
     def _ask(self) -> np.ndarray:
+        self.ng = self.ng or self._build()
         self._before_ask = pickle.dumps(self.ng)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -83,8 +91,9 @@ class Nevergrad(Optimizer):
 
     def _state(self) -> dict:
         # one pickle: the pending candidates stay the ones the optimiser knows it asked
-        return {"ng": pickle.dumps((self.ng, self._candidates)), "before_ask": self._before_ask}
+        return {"ng": pickle.dumps((self.ng, self._candidates)), "before_ask": self._before_ask, "seed": self._seed}
 
     def _load_state(self, state: dict) -> None:
         self.ng, self._candidates = pickle.loads(state["ng"])
         self._before_ask = state["before_ask"]
+        self._seed = state.get("seed", self._seed)  # (a state from before the lazy build holds its built optimiser)

@@ -176,6 +176,24 @@ def test_state_dict_round_trip_between_ask_and_tell(name, options):
 
 
 @pytest.mark.parametrize("name, options", CASES)
+def test_a_budget_set_after_construction_counts_as_one_given_to_it(name, options):
+    """A run given in generations sets ``budget`` right after construction (xdream.evolve.build):
+    every optimiser then asks as one built with that budget."""
+    later = make(name, options)
+    later.budget = 120
+    assert_same_sequence(make(name, options, budget=120), later)
+
+
+def test_nevergrad_sees_the_budget_of_a_run_given_in_generations():
+    """NGOpt chooses its algorithm by the budget: the one set after construction is the one it
+    is built with (it was built with the 3000 of no budget)."""
+    later = make("nevergrad", {"method": "NGOpt", "population": 8})
+    later.budget = 80
+    later.ask()
+    assert later.ng.budget == 80
+
+
+@pytest.mark.parametrize("name, options", CASES)
 def test_population_is_declared_and_is_what_ask_returns(name, options):
     """The Experiment reads ``population`` to turn generations into a budget."""
     opt = make(name, options)
