@@ -220,7 +220,10 @@ class Comparison:
         return results
 
     def close(self) -> None:
-        self.responder.close()
+        try:
+            self.responder.close()
+        finally:
+            self.run.lock.release()
 
 
 def write_comparison(run: RunDir, results: list[MethodResult], tops: dict, *, title: str, hlines: dict[str, float],

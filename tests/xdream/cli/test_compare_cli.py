@@ -9,6 +9,7 @@ from PIL import Image
 
 from xdream.core import registry
 from xdream.cli import main
+from xdream.runs.rundir import RunDir
 
 QUICK = ["--preset", "quick", "--generator", "pixel", "--seed", "1", "--quiet"]
 
@@ -46,6 +47,7 @@ def test_compare_writes_table_report_and_consistent_scores(tmp_path, capsys):
     for folder in ("evolution-genetic", "gradient-featurevis", "gradient-latent"):
         assert (out / folder / "report.html").is_file()
     assert (out / "trajectories.png").stat().st_size > 1000
+    RunDir.open(out).lock.release()  # the comparison let go of its folder: this process can take it again
 
 
 def test_gradient_command_writes_a_run(tmp_path, capsys):
