@@ -712,7 +712,8 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
         if _fixed(key):
             raise ConfigError(f"--allow-changed {key}: {key} cannot change on resume ({_fixed(key)}); "
                               "start a new run instead")
-    refused = {k: v for k, v in changes.items() if not any(k == a or k.startswith(a + ".") for a in allow)}
+    refused = {k: v for k, v in changes.items()  # a fixed key stays refused under its allowed table
+               if _fixed(k) or not any(k == a or k.startswith(a + ".") for a in allow)}
     if refused:
         raise changed_config_error(run.path, refused, {k: _fixed(k) for k in refused if _fixed(k)})
     recorded = list(state.get("changes", [])) + [{"generation": state["generation"], "key": k, "old": old, "new": new}

@@ -154,6 +154,28 @@ def test_allow_changed_records_when_and_config_toml_stays_the_start(tmp_path, fa
     assert f"{run} started with; that run was changed on resume ({key} {old!r} -> {new!r} at generation 1)" in note
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_allowing_a_table_to_change_never_lets_its_fixed_key_change(tmp_path, fast_job, kind):
+    """``--allow-changed TABLE`` lets the table's keys change, but never the ones no resume may
+    change: a generator of another latent space got the checkpoint's codes (a traceback at the
+    next decode), and a thread's new seed was recorded for a run its old seed made."""
+    run = stepped(kind, tmp_path / "r", fast_job, 1)
+    config = run / "config.toml"
+    if kind == "run":
+        table, key = "generator", "generator.name"
+        config.write_text(config.read_text().replace('name = "pixel"\nsize = 16',
+                                                     'name = "fourier"\nsize = 16\nmax_frequency = 4'))
+    else:
+        table, key = "thread.pix", "thread.pix.seed"
+        config.write_text(config.read_text().replace("seed = 2152514161", "seed = 7"))
+    edited = files(run)
+    with pytest.raises(RunDirError, match=f"{re.escape(key)} .* -> .*; {re.escape(key)} cannot change on resume") \
+            as info:
+        resume(kind, run, allow_changed=[table])
+    assert "\n" not in str(info.value) and "--allow-changed" not in str(info.value)
+    assert files(run) == edited
+
+
 @pytest.mark.parametrize("name", [".", "..", "a/b", ".hidden", "../x"])
 def test_thread_names_that_are_not_plain_folder_names_are_refused_in_one_line(name):
     data = copy.deepcopy(SESSION)
