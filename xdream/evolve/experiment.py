@@ -688,11 +688,17 @@ def _check_components(run: RunDir, then: dict, now: dict, allow: tuple[str, ...]
                           f"resume with the run's own {kind}, or pass --allow-changed {kind} to continue anyway")
 
 
-def _fixed(key: str) -> str | None:
+def _key_path(key: str, threads) -> list[str]:
+    """Dotted config key ``key`` as its path of tables: a session thread's key is split at the
+    thread's name (one of ``threads``), which may hold dots (``thread.v4.b.seed``: ``v4.b``'s seed)."""
+    name = max((n for n in threads if f"{key}.".startswith(f"thread.{n}.")), key=len, default=None)
+    return key.split(".") if name is None else ["thread", name, *filter(None, key[len(f"thread.{name}"):].split("."))]
+
+
+def _fixed(key: str, threads=()) -> str | None:
     """Why config key ``key`` can never change on resume (None: it may, with --allow-changed)."""
-    if key.startswith("thread.") and key.count(".") >= 2:
-        key = key.split(".", 2)[2]
-    return FIXED_ON_RESUME.get(key)
+    path = _key_path(key, threads)
+    return FIXED_ON_RESUME.get(".".join(path[2:] if path[0] == "thread" and len(path) > 2 else path))
 
 
 def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) -> tuple[ExperimentConfig, list]:
@@ -702,20 +708,21 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
     run's changes (earlier ones and these: generation, key, old, new)."""
     session = "threads" in state
     view = comparable if session else (lambda c: c)
-    effective, started = view(state["config"]), view(state.get("started_config") or state["config"])
-    edited = config_changes(started, view(data))
+    effective, started, now = view(state["config"]), view(state.get("started_config") or state["config"]), view(data)
+    names = [*effective.get("thread", {}), *now.get("thread", {})]
     wanted = json.loads(json.dumps(effective))
-    for key, (_, new) in edited.items():
-        _set_dotted(wanted, key, new)
+    for key, (_, new) in config_changes(started, now).items():
+        _set_dotted(wanted, _key_path(key, names), new)
     changes = config_changes(effective, wanted)
     for key in allow:
-        if _fixed(key):
-            raise ConfigError(f"--allow-changed {key}: {key} cannot change on resume ({_fixed(key)}); "
+        if _fixed(key, names):
+            raise ConfigError(f"--allow-changed {key}: {key} cannot change on resume ({_fixed(key, names)}); "
                               "start a new run instead")
+    allowed = [_key_path(a, names) for a in allow]
     refused = {k: v for k, v in changes.items()  # a fixed key stays refused under its allowed table
-               if _fixed(k) or not any(k == a or k.startswith(a + ".") for a in allow)}
+               if _fixed(k, names) or not any(_key_path(k, names)[:len(a)] == a for a in allowed)}
     if refused:
-        raise changed_config_error(run.path, refused, {k: _fixed(k) for k in refused if _fixed(k)})
+        raise changed_config_error(run.path, refused, {k: _fixed(k, names) for k in refused if _fixed(k, names)})
     recorded = list(state.get("changes", [])) + [{"generation": state["generation"], "key": k, "old": old, "new": new}
                                                  for k, (old, new) in changes.items()]
     if not recorded:  # never changed: the config is config.toml as it is
@@ -727,9 +734,9 @@ def _check_config(run: RunDir, state: dict, data: dict, allow: tuple[str, ...]) 
     return ExperimentConfig.from_dict(wanted), recorded
 
 
-def _set_dotted(tree: dict, key: str, value) -> None:
-    *path, last = key.split(".")
-    for part in path:
+def _set_dotted(tree: dict, path: list[str], value) -> None:
+    *tables, last = path
+    for part in tables:
         tree = tree.setdefault(part, {})
     if value is None:
         tree.pop(last, None)

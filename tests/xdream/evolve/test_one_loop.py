@@ -176,6 +176,33 @@ def test_allowing_a_table_to_change_never_lets_its_fixed_key_change(tmp_path, fa
     assert files(run) == edited
 
 
+def test_a_thread_name_with_dots_resumes_with_the_allow_changed_its_refusal_names(tmp_path):
+    """A thread's name may hold dots (``v4.b``): its config keys (``thread.v4.b.optimizer.sigma0``)
+    are split at the name, not at every dot, so the ``--allow-changed`` a refusal names continues
+    the run (it was refused as an unknown key 'b' of a thread 'v4'), and the thread's seed stays fixed."""
+    data = copy.deepcopy(SESSION)
+    data["thread"][1]["name"] = "v4.b"
+    run = tmp_path / "r"
+    session = Experiment(ExperimentConfig.from_dict(data), responder=layer(), run_dir=run)
+    session.step()
+    session.close()
+    config = run / "config.toml"
+    config.write_text(config.read_text().replace('optimizer = { name = "cmaes", population = 5 }',
+                                                 'optimizer = { name = "cmaes", population = 5, sigma0 = 0.5 }'))
+    key = "thread.v4.b.optimizer.sigma0"
+    with pytest.raises(RunDirError, match=f"{re.escape(key)} None -> 0.5; .* --allow-changed {re.escape(key)}$"):
+        resume("session", run)
+    with pytest.raises(ConfigError, match="--allow-changed thread.v4.b.seed: .* cannot change on resume"):
+        resume("session", run, allow_changed=["thread.v4.b.seed"])
+    resume("session", run, allow_changed=["thread.v4.b"]).close()  # the whole thread's table, ended unsaved
+    resumed = resume("session", run, allow_changed=[key])
+    assert [t.name for t in resumed.config.thread] == ["pix", "v4.b"]
+    assert resumed.config.thread[1].optimizer.options["sigma0"] == 0.5
+    assert resumed.changes == [{"generation": 1, "key": key, "old": None, "new": 0.5}]
+    resumed.step()
+    resumed.close()
+
+
 @pytest.mark.parametrize("name", [".", "..", "a/b", ".hidden", "../x"])
 def test_thread_names_that_are_not_plain_folder_names_are_refused_in_one_line(name):
     data = copy.deepcopy(SESSION)
