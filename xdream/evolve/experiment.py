@@ -578,8 +578,8 @@ class Experiment:
         for index, t in enumerate(self.threads):
             c = self.config.thread[index] if self.session else None
             first = t.history[0]["best"] if t.history else math.nan
-            refs = [h["reference_mean"] for h in t.history if h.get("reference_mean") is not None]
-            cleans = [h["clean_best"] for h in t.history if h.get("clean_best") is not None]
+            refs = [h["reference_mean"] for h in t.history if math.isfinite(h.get("reference_mean", math.nan))]
+            cleans = [h["clean_best"] for h in t.history if math.isfinite(h.get("clean_best", math.nan))]
             target = self.components["responder"].get("target") if c is None else \
                 (c.target[0] if len(c.target) == 1 else list(c.target))
             out.append({

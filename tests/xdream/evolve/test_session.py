@@ -274,3 +274,41 @@ def test_cnn_units_are_scored_in_one_forward_pass_per_generation(tmp_path):
     run_session(tmp_path / "layer", generations=1)  # the same session read through torch-layer
     np.testing.assert_allclose(thread_arrays(tmp_path / "s", "four", "scores")[0],
                                thread_arrays(tmp_path / "layer", "four", "scores")[0], rtol=1e-5, atol=1e-5)
+
+
+
+def test_a_generation_that_went_unscored_leaves_the_summary_to_the_others(tmp_path):
+    """On a rig a whole generation may come back unscored (NaN: no valid trial); its log
+    record's reference_mean and clean_best are NaN, and the thread's reference_mean and
+    clean_best in results.jsonl and summary.json are those of the other generations (they were
+    null, from a NaN first generation)."""
+    from responders.torch_layer import TorchLayer
+
+    class LosesFirstGeneration(TorchLayer):
+        """The session's real layer behind a link that loses every trial of generation 0."""
+
+        def prepare(self, run_dir, generation, image_ids=None):
+            self.ids = image_ids
+
+        def respond_units(self, images):
+            full = super().respond_units(images)
+            full[[i.startswith("g0-") for i in self.ids]] = np.nan
+            return full
+
+    data = copy.deepcopy(SESSION)
+    data["noise"] = {"name": "gaussian", "level": 0.3}
+    session = Experiment(ExperimentConfig.from_dict(data), responder=LosesFirstGeneration(LAYER, input_size=64),
+                         run_dir=tmp_path / "s")
+    try:
+        summary = session.run(progress=False)
+    finally:
+        session.close()
+    saved = json.loads((tmp_path / "s" / "summary.json").read_text())["threads"]
+    results = [json.loads(line) for line in (tmp_path / "s" / "results.jsonl").read_text().splitlines()]
+    for index, name in enumerate(("pix", "four")):
+        log = RunDir(tmp_path / "s" / "threads" / name).read_log()
+        means, cleans = ([r[key] for r in log] for key in ("reference_mean", "clean_best"))
+        assert means[0] is None and cleans[0] is None and None not in means[1:] + cleans[1:]  # NaN written as null
+        for record in (summary.threads[index], saved[index], results[index]):
+            assert record["reference_mean"] == pytest.approx(np.mean(means[1:]))
+            assert record["clean_best"] == max(cleans[1:])
