@@ -656,11 +656,12 @@ def _check_python_objects(config: ExperimentConfig, given: list[str]) -> None:
     mark) runs only with such objects again: its tables do not describe what that run used."""
     for kind in (config.python_objects or "").split(","):
         if kind and kind not in given:
-            flags = "--target MODEL:LAYER:CHANNEL" if kind == "responder" else "--generator NAME"
+            flag = "--generator NAME or " if kind == "generator" else \
+                "--target MODEL:LAYER:CHANNEL or " if config.thread is None else ""  # a session's are in [[thread]]
             raise ConfigError(f"this config is from a run started from Python with its own {kind} object "
                               f"(python_objects = {config.python_objects!r}), which its [{kind}] table does not "
                               f"describe: pass the object again (Experiment(config, {kind}=...)), or name the {kind} "
-                              f"to use ({flags} or --set {kind}.KEY=VALUE)")
+                              f"to use ({flag}--set {kind}.KEY=VALUE)")
 
 
 def _as_recorded(then, now) -> bool:

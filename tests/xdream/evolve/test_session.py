@@ -312,3 +312,19 @@ def test_a_generation_that_went_unscored_leaves_the_summary_to_the_others(tmp_pa
         for record in (summary.threads[index], saved[index], results[index]):
             assert record["reference_mean"] == pytest.approx(np.mean(means[1:]))
             assert record["clean_best"] == max(cleans[1:])
+
+
+def test_a_session_config_saved_with_its_own_responder_names_a_flag_a_session_takes(tmp_path, capsys):
+    """`xdream evolve RUN/config.toml` of a session given its own responder object is refused on
+    one line naming what to pass: never --target, which a session config refuses (its targets
+    are in its [[thread]] tables), but --set responder.KEY=VALUE, which runs."""
+    from xdream.cli.main import main
+
+    run_session(tmp_path / "s", generations=1)
+    config = str(tmp_path / "s" / "config.toml")
+    assert main(["evolve", config, "--output", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its own responder object" in err and "--target" not in err, err
+    assert "(--set responder.KEY=VALUE)" in err and not (tmp_path / "t").exists()
+    assert main(["evolve", config, "--set", "responder.input_size=64", "--output", str(tmp_path / "t"),
+                 "--quiet"]) == 0
