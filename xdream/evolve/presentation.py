@@ -13,7 +13,8 @@ images are never re-shown: they track the cell, they do not steer the search.
 
 Every image carries an id for the responder (on a rig: the protocol's image id):
 ``g{generation}-{i}`` for evolved image ``i`` (the same id when it is re-shown) and
-``g{generation}-ref{k}`` for image ``k`` of the reference set.
+``g{generation}-ref{k}`` for image ``k`` of the reference set; in a session (below) evolved
+image ``i`` of thread ``NAME`` is ``g{generation}-NAME-{i}``.
 
 Several threads (a session) share one call: :class:`SessionResponder` scores each image on
 its own thread's columns of the responder's units, and :func:`interleaving` shuffles the
