@@ -232,6 +232,7 @@ class Experiment:
         self.generation = self.presented = self.checkpointed = 0
         self.log_lines: list[str] = [] if self.session else self.threads[0].log_lines
         self.changes: list[dict] = list(_changes or [])
+        self._unrecorded = False  # this resume's --allow-changed changes, not yet in run.json and config.toml
         self._started = None if _state is None else _state.get("started_config") or _state["config"]
         if _resume is not None:
             self.run_dir = _resume
@@ -396,11 +397,7 @@ class Experiment:
             change = f"{len(then)} images then, {len(now)} now" if len(then) != len(now) else "other file names"
             raise RunDirError(f"the reference images of {self.run_dir.path} changed since the run started "
                               f"({change}); restore the folder to resume")
-        new = self.changes[len(state.get("changes", [])):]
-        if new:  # recorded now that every check passed; config.toml stays the config the run started with
-            self.run_dir.record_changes(self.changes, _custom_note(self.custom, self.components)
-                                        + _started_toml(self.run_dir, state, self.changes),
-                                        SESSION_KIND if self.session else "evolution")
+        self._unrecorded = len(self.changes) > len(state.get("changes", []))  # recorded with the next checkpoint
         self._rewind()
         if not self.done:  # the completion mark of an earlier end no longer holds
             self.run_dir.remove(SUMMARY)
@@ -428,6 +425,11 @@ class Experiment:
             state.update(self.threads[0].state())
         self.run_dir.save_checkpoint(state)
         self.checkpointed = self.generation
+        if self._unrecorded:  # once a checkpoint holds them; config.toml stays the config the run started with
+            self.run_dir.record_changes(self.changes, _custom_note(self.custom, self.components)
+                                        + _started_toml(self.run_dir, self._started, self.changes),
+                                        SESSION_KIND if self.session else "evolution")
+            self._unrecorded = False
 
     # -- the loop -----------------------------------------------------------------------------------
     @property
@@ -745,9 +747,8 @@ def _set_dotted(tree: dict, path: list[str], value) -> None:
         tree[last] = value
 
 
-def _started_toml(run: RunDir, state: dict, changes: list[dict]) -> str:
-    """config.toml as the run started, with a note of what changed since (and when)."""
-    started = state.get("started_config") or state["config"]
+def _started_toml(run: RunDir, started: dict, changes: list[dict]) -> str:
+    """config.toml as the run started (``started``), with a note of what changed since (and when)."""
     output = read_toml(run.path / CONFIG).get("output")
     note = "".join(f"# Changed on resume at generation {c['generation']}: {c['key']} {c['old']!r} -> {c['new']!r}\n"
                    for c in changes)

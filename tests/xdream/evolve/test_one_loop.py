@@ -155,6 +155,29 @@ def test_allow_changed_records_when_and_config_toml_stays_the_start(tmp_path, fa
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_change_is_recorded_only_once_a_checkpoint_holds_it(tmp_path, fast_job, kind):
+    """A resume with ``--allow-changed`` that ends before it saves a generation (a rig that fails,
+    a kill) leaves the change unrecorded and config.toml as edited: the next resume asks for
+    ``--allow-changed`` again. It put config.toml back and wrote the change to run.json at once,
+    so the next resume continued silently without the change (here: the run ended 2 short)."""
+    run = stepped(kind, tmp_path / "r", fast_job, 1)
+    config, n = run / "config.toml", 6 if kind == "run" else 3
+    config.write_text(config.read_text().replace(f"generations = {n}", f"generations = {n + 2}"))
+    edited = files(run)
+    resume(kind, run, allow_changed=["generations"]).close()  # ends before its first generation
+    assert files(run) == edited
+    with pytest.raises(RunDirError, match=f"generations {n} -> {n + 2}; .* --allow-changed generations$"):
+        resume(kind, run)
+    resumed = resume(kind, run, allow_changed=["generations"])
+    summary = resumed.run(progress=False)
+    resumed.close()
+    assert summary.generations == n + 2
+    change = {"generation": 1, "key": "generations", "old": n, "new": n + 2}
+    assert json.loads((run / "run.json").read_text())["changes"] == [change]
+    assert f"# Changed on resume at generation 1: generations {n} -> {n + 2}" in config.read_text()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_allowing_a_table_to_change_never_lets_its_fixed_key_change(tmp_path, fast_job, kind):
     """``--allow-changed TABLE`` lets the table's keys change, but never the ones no resume may
     change: a generator of another latent space got the checkpoint's codes (a traceback at the
