@@ -392,12 +392,14 @@ class Experiment:
         self.generation, self.presented, self.log_lines = (progress["generation"], progress["presented"],
                                                            progress["log_lines"])
         self.checkpointed = self.generation
+        new = self.changes[len(state.get("changes", [])):]  # this resume's: recorded with the next checkpoint
         then, now = state.get("reference_names") or [], [] if self.reference is None else self.reference.names
-        if then != now:  # the cycle would show other images than the run did
+        if then != now and not any(c["key"].startswith("reference.") for c in new):
+            # the cycle would show other images than the run did, and no allowed change asked for them
             change = f"{len(then)} images then, {len(now)} now" if len(then) != len(now) else "other file names"
             raise RunDirError(f"the reference images of {self.run_dir.path} changed since the run started "
                               f"({change}); restore the folder to resume")
-        self._unrecorded = len(self.changes) > len(state.get("changes", []))  # recorded with the next checkpoint
+        self._unrecorded = bool(new)
         self._rewind()
         if not self.done:  # the completion mark of an earlier end no longer holds
             self.run_dir.remove(SUMMARY)

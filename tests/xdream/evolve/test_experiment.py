@@ -412,6 +412,30 @@ def test_resume_refuses_a_changed_reference_folder(tmp_path, fast_job):
         Experiment.resume(tmp_path / "run")
 
 
+def test_an_allowed_change_of_the_references_continues_with_them(tmp_path, fast_job):
+    """A [reference] table added to a run's config.toml is refused naming the --allow-changed
+    that continues with it; that resume shows the references from then on (it was refused as
+    a changed reference folder: "restore the folder to resume")."""
+    fast_job["generations"] = 3
+    run = tmp_path / "run"
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=run)
+    experiment.step()
+    experiment.close()
+    config = run / "config.toml"
+    config.write_text(config.read_text() + "\n[reference]\nper_generation = 2\n")
+    with pytest.raises(RunDirError, match="per_generation None -> 2; .* --allow-changed reference.per_generation$"):
+        Experiment.resume(run)
+    resumed = Experiment.resume(run, allow_changed=["reference.per_generation"])
+    try:
+        resumed.run(progress=False)
+    finally:
+        resumed.close()
+    arrays = all_arrays(run, 3)
+    assert "reference_scores" not in arrays[0]
+    assert [arrays[g]["reference_index"].tolist() for g in (1, 2)] == [[2, 3], [4, 5]]
+    assert [h.get("reference_mean") is not None for h in resumed.history] == [False, True, True]
+
+
 def test_decoding_in_chunks_changes_nothing(tmp_path, fast_job, monkeypatch):
     """A population larger than the decode chunk is decoded piecewise, bit-identically."""
     import xdream.evolve.experiment as experiment_module
