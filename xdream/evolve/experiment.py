@@ -68,6 +68,7 @@ FIXED_ON_RESUME = {"seed": "the run's random state is in its checkpoint",
                    "optimizer.name": "the checkpoint holds the state of the run's optimiser",
                    "generator.name": "the checkpoint's codes are in the run's generator's latent space"}
 TIMINGS = ("ask", "decode", "respond", "tell", "save")
+CHANGE_NOTE = "# Changed on resume at generation "  # config.toml's note of each --allow-changed change
 
 
 @dataclass
@@ -355,6 +356,7 @@ class Experiment:
                 [RunDir(run.path / THREADS_DIR / t.name) for t in config.thread]
             if restart:
                 run.set_aside(**({"subdirs": (THREADS_DIR,)} if config.thread is not None else {}))
+                _drop_change_notes(run)
                 return cls(config, _resume=run, **components)
             state = run.load_checkpoint()
             if state is None:
@@ -752,10 +754,17 @@ def _set_dotted(tree: dict, path: list[str], value) -> None:
 def _started_toml(run: RunDir, started: dict, changes: list[dict]) -> str:
     """config.toml as the run started (``started``), with a note of what changed since (and when)."""
     output = read_toml(run.path / CONFIG).get("output")
-    note = "".join(f"# Changed on resume at generation {c['generation']}: {c['key']} {c['old']!r} -> {c['new']!r}\n"
-                   for c in changes)
+    note = "".join(f"{CHANGE_NOTE}{c['generation']}: {c['key']} {c['old']!r} -> {c['new']!r}\n" for c in changes)
     return ("# This is the config the run started with; `xdream evolve` of it repeats that run.\n" + note
             + to_toml({**started, **({"output": output} if output else {})}))
+
+
+def _drop_change_notes(run: RunDir) -> None:
+    """config.toml without the notes of changes on resume: they were the run a restart discards."""
+    text = (run.path / CONFIG).read_text()
+    kept = "".join(line for line in text.splitlines(keepends=True) if not line.startswith(CHANGE_NOTE))
+    if kept != text:
+        atomic_write(run.path / CONFIG, kept.encode())
 
 
 def _refuse_without_checkpoint(run: RunDir, threads: list[RunDir]) -> None:

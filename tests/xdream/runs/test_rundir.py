@@ -41,7 +41,8 @@ def test_a_damaged_summary_is_one_line(layout_copy, capsys, text):
 def test_a_restart_drops_the_changes_of_the_run_it_discards(layout_copy, tmp_path, monkeypatch, capsys):
     """--restart starts the run over from config.toml: the --allow-changed changes run.json
     recorded were the discarded run's (its summary in discarded-*/ keeps them), so the
-    restarted run's config is not announced as that of a run changed on resume."""
+    restarted run's config is not announced as that of a run changed on resume, and
+    config.toml loses its notes of those changes."""
     run = layout_copy("run").resolve()
     monkeypatch.chdir(tmp_path)
     config = run / "config.toml"
@@ -51,6 +52,7 @@ def test_a_restart_drops_the_changes_of_the_run_it_discards(layout_copy, tmp_pat
     assert main(["evolve", "--resume", str(run), "--restart", "--quiet"]) == 0
     info = json.loads((run / "run.json").read_text())
     assert "changes" not in info and info["kind"] == "evolution"
+    assert "# Changed on resume" not in config.read_text() and "generations = 2\n" in config.read_text()
     (aside,) = run.glob("discarded-*")
     assert json.loads((aside / "summary.json").read_text())["changes"][0]["key"] == "generations"
     capsys.readouterr()
