@@ -242,6 +242,13 @@ class Conformance:
         self.client.hello()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _sized(self, n: int, repeats: int) -> tuple[int, int]:
+        """``n`` images shown ``repeats`` times, or for a rig that takes fewer images per request
+        (its ``max_images``, which a client never exceeds, §3) as many as it takes, shown more
+        often (up to the protocol's 100 repeats): about as many presentations either way."""
+        most = self.welcome.get("max_images", n)
+        return (n, repeats) if n <= most else (most, min(-(-n * repeats // most), Limits().max_repeats))
+
     def _result(self, frames: list, rid: str, client: Client | None = None) -> dict:
         client = client or self.client
         reply = client.ask(frames, rid, self.timeout * 3)
@@ -410,11 +417,11 @@ class Conformance:
         reply = self.client.ask(encode({"type": "ping", "session": "never-greeted", "request_id": rid}), rid)
         _require(reply is not None and reply.type == "pong", "a ping from a session never greeted must get a pong "
                                                               "(§4.3)")
-        images, rid = _images(6, seed=3), _id("pp")
+        (n, repeats), rid = self._sized(6, 2), _id("pp")
         start = time.monotonic()
-        self.client.send(_present(self.client.session, rid, images, repeats=2))
+        self.client.send(_present(self.client.session, rid, _images(n, seed=3), repeats=repeats))
         pongs, result = self._track(self.client, rid, 3 * self.timeout)
-        self.pace = (time.monotonic() - start) / 12
+        self.pace = (time.monotonic() - start) / (n * repeats)
         _require(result is not None, "no result while pinging (§4.2, §4.3)")
         states = {p["state"] for p in pongs}
         _require(states <= {"queued", "presenting", "done"}, f"pongs during a request said {sorted(states)}; expected "
@@ -425,7 +432,7 @@ class Conformance:
         return f"{len(pongs)} pongs while presenting"
 
     def check_resend_while_presenting(self) -> str:
-        n, repeats = 32, 2
+        n, repeats = self._sized(32, 2)
         images, rid, total = _images(n, seed=5), _id("rwp"), n * repeats
         frames = _present(self.client.session, rid, images, repeats=repeats)
         start = time.monotonic()
@@ -470,7 +477,7 @@ class Conformance:
         return f"caught at {first}/{total} presentations; one presentation each"
 
     def check_deadline(self) -> str:
-        n, repeats, deadline_ms = 40, 2, 100
+        (n, repeats), deadline_ms = self._sized(40, 2), 100
         images, rid = _images(n, seed=4), _id("d")
         frames = _present(self.client.session, rid, images, repeats=repeats, deadline_ms=deadline_ms)
         start = time.monotonic()
@@ -632,7 +639,7 @@ class Conformance:
         if self.restart_command is None:
             raise NotRun("give --restart-command CMD (a shell command that kills and restarts the rig) to check "
                          "what survives a crash")
-        n, repeats = 32, 4
+        n, repeats = self._sized(32, 4)
         total, ids = n * repeats, [f"c{i}" for i in range(n)]
         images, rid = _images(n, seed=6), _id("crash")
         probe = {"probe": True} if self._probe() else {}

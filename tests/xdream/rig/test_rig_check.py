@@ -223,6 +223,28 @@ def test_a_rig_that_advertises_lower_limits_passes_the_limit_checks(tmp_path, li
     assert detail.endswith(" refusals with the right code" + noted), detail
 
 
+def test_a_rig_that_takes_few_images_per_request_is_sent_no_more(tmp_path):
+    """A rig that advertises ``max_images`` 5 (§3: a client never sends more) passes every check
+    that runs without a restart command: the long requests (pings, deadline, resend while
+    presenting) show fewer images more often, never a request it must refuse."""
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
+                       limits=Limits(max_images=5), presentation_ms=5)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    checker = Conformance(sim.endpoint, timeout=2.0)
+    try:
+        outcomes = {o.name: o for o in checker.run()}
+    finally:
+        checker.close()
+        stop.set()
+        thread.join(10)
+        sim.close()
+    assert outcomes.pop("restart mid-request").status == "NOT RUN"
+    assert {name: o.status for name, o in outcomes.items() if o.status != "PASS"} == {}, outcomes
+    assert "/80 records" in outcomes["deadline"].detail  # 5 images shown 16 times: the 80 presentations of 40 x 2
+
+
 class RefusesLongRequests(RigSimulator):
     """Answers a present of more than 16 images with an error (its limit not advertised)."""
 
