@@ -10,7 +10,7 @@ import sys
 
 from xdream.cli import common
 from xdream.config import defaults
-from xdream.core.errors import ConfigError
+from xdream.core.errors import ConfigError, WeightsError
 
 
 def add_parser(commands) -> None:
@@ -53,7 +53,9 @@ def run(args) -> int:
         overrides["optimizers"] = common.names(args.optimizers)
     if args.gradient is not None:
         overrides["gradient"] = common.names(args.gradient)
-    comparison = Comparison(settings_for(args.preset or "default", **overrides), args.output)
+    settings = settings_for(args.preset or "default", **overrides)
+    check_weights(settings)
+    comparison = Comparison(settings, args.output)
     print(f"output: {comparison.run.path}", file=sys.stderr)
     try:
         results = comparison.run_all(progress=not args.quiet)
@@ -62,6 +64,24 @@ def run(args) -> int:
     report = write_report(comparison.run.path)
     print(table_markdown(results) + f"report: {report}")
     return 0
+
+
+def check_weights(settings) -> None:
+    """Refuse a comparison whose generator (evolution, latent ascent) or target network loads a
+    weights file missing here, before anything is written (an evolution run loads its generator
+    after the folder is made): one line naming each file and how to get it. Compare takes no
+    local weights file, so the hint is the caches (``xdream.weights.needed``), not evolve's flags."""
+    from xdream.core import registry
+    from xdream.weights.needed import needed_files
+
+    plugins = [("responder", registry.responder_for_target(settings.target), {"target": settings.target})]
+    if settings.optimizers or "latent" in settings.gradient:
+        plugins.insert(0, ("generator", settings.generator, {}))
+    missing = [f for kind, name, options in plugins for f in needed_files(kind, name, options) if not f.present]
+    if missing:
+        files = "; ".join(f"{f.what} at {f.path} ({f.how})" for f in missing)
+        raise WeightsError(f"compare needs weights files missing here: {files}; xdream compare takes no weights "
+                           "file flags: it loads each from the cache named (XDREAM_HOME sets xdream's)")
 
 
 def from_session(args) -> int:

@@ -122,7 +122,9 @@ def _evolution_config(s: CompareSettings, optimizer: str) -> ExperimentConfig:
 
 
 class Comparison:
-    """All checks happen in the constructor, before anything is written."""
+    """All checks happen in the constructor, before anything is written, but for the weights
+    files (this package does not import :mod:`xdream.weights`): ``xdream compare`` checks those
+    before it builds one (:func:`xdream.cli.compare.check_weights`)."""
 
     def __init__(self, settings: CompareSettings, output: str | Path | None = None):
         s = self.settings = settings

@@ -118,3 +118,20 @@ def test_compare_refuses_a_method_named_twice_before_anything_is_written(flags, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("methods", [["--optimizers", "genetic", "--gradient", "featurevis"],
+                                     ["--optimizers", "", "--gradient", "latent"]], ids=["evolution", "latent"])
+def test_compare_refuses_missing_generator_weights_before_writing(methods, tmp_path, monkeypatch, capsys):
+    """A generator whose weights are not in the cache: one line naming the file and how compare
+    gets it (the cache; compare has no --generator-weights), and no folder is left to block a rerun."""
+    monkeypatch.setenv("XDREAM_HOME", str(tmp_path / "home"))
+    out = tmp_path / "cmp"
+    assert main(["compare", "--preset", "quick", "--generator", "deepsim-fc6", *methods, "--quiet",
+                 "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(tmp_path / "home" / "weights" / "upconvGAN_fc6.pt") in err
+    assert "xdream weights download deepsim-fc6" in err and "XDREAM_HOME" in err
+    assert "--generator-weights" not in err and "--target-weights" not in err
+    assert not out.exists()
