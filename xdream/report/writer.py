@@ -10,7 +10,7 @@ from xdream.core.errors import RunDirError
 from xdream.report import characterise, compare, evolution, gradient
 from xdream.report.html import REPORT, page
 from xdream.runs.lock import is_written, writer_since
-from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write
+from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write, legacy_kind
 
 #: The page of each run kind (recorded by :meth:`RunDir.create` in ``run.json``).
 PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": compare.page,
@@ -18,19 +18,6 @@ PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": comp
 #: The kinds whose page writes report.html only, so it is written beside the run's writer (no lock).
 LIVE = ("evolution", "session")
 CLOCK_SLACK = 0.05  # s: file times come from the kernel's coarse clock, a few ms behind time.time()
-
-
-def legacy_kind(path: Path) -> str | None:
-    """The kind of a folder written before runs recorded theirs, from the files it holds."""
-    if (path / "compare.json").is_file():
-        return "compare"
-    if (path / "gradient.json").is_file():
-        return "gradient"
-    if (path / "classification.csv").is_file() and (path / SUMMARY).is_file():
-        return "characterise"
-    if (path / "config.toml").is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
-        return "evolution"
-    return None
 
 
 def run_kind(path: Path) -> str:

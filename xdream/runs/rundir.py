@@ -162,6 +162,19 @@ def _run_info(path: Path) -> dict | None:
     return info if isinstance(info, dict) else None
 
 
+def legacy_kind(path: Path) -> str | None:
+    """The kind of a folder written before runs recorded theirs, from the files it holds."""
+    if (path / "compare.json").is_file():
+        return "compare"
+    if (path / "gradient.json").is_file():
+        return "gradient"
+    if (path / "classification.csv").is_file() and (path / SUMMARY).is_file():
+        return "characterise"
+    if (path / CONFIG).is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
+        return "evolution"
+    return None
+
+
 def _holds_no_file(folder: Path) -> bool:
     return all(entry.is_dir() and not entry.is_symlink() and _holds_no_file(entry) for entry in folder.iterdir())
 
@@ -190,9 +203,10 @@ class RunDir:
         lock is taken before anything is written."""
         path = Path(path)
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_skeleton(path))):
-            # only an evolution resumes (gradient, compare, characterise have no --resume)
+            # only an evolution resumes (gradient, compare, characterise have no --resume), of any version
+            found = cls.kind_of(path) or legacy_kind(path)
             resume = f" or resume it with xdream evolve --resume {path}" \
-                if (path / CONFIG).is_file() and cls.kind_of(path) in ("evolution", "session", None) else ""
+                if (path / CONFIG).is_file() and found in ("evolution", "session") else ""
             raise RunDirError(f"output directory {path} already exists and is not empty; choose another{resume}")
         try:
             path.mkdir(parents=True, exist_ok=True)

@@ -31,3 +31,22 @@ def test_a_folder_without_a_run_is_still_told_apart(tmp_path):
         RunDir.open(tmp_path / "x")
     with pytest.raises(RunDirError, match="choose another$"):
         RunDir.create(tmp_path / "x", "", subdirs=())
+
+
+@pytest.mark.parametrize("files, hint", [
+    ({"config.toml": 'kind = "gradient"\n', "gradient.json": "{}"}, False),
+    ({"config.toml": 'kind = "compare"\n', "compare.json": "{}"}, False),
+    ({"config.toml": 'kind = "characterise"\n', "classification.csv": "", "summary.json": "{}"}, False),
+    ({"config.toml": "generations = 2\n", "log.jsonl": ""}, True),
+], ids=["gradient", "compare", "characterise", "evolution"])
+def test_a_folder_from_before_run_json_names_resume_only_for_an_evolution(tmp_path, files, hint):
+    """A folder written before runs recorded their kind is told apart by its files: an old gradient
+    run (whose config.toml ``xdream evolve --resume`` refuses: unknown key 'kind') gets no resume hint."""
+    old = tmp_path / "old"
+    old.mkdir()
+    for name, text in files.items():
+        (old / name).write_text(text)
+    with pytest.raises(RunDirError, match="already exists and is not empty") as error:
+        RunDir.create(old, "", subdirs=(), kind="gradient")
+    assert ("xdream evolve --resume" in str(error.value)) is hint
+    assert sorted(p.name for p in old.iterdir()) == sorted(files)
