@@ -784,6 +784,9 @@ def main(argv: list[str]) -> int:
     check_endpoint(args.endpoint)
     if not 0 < args.timeout <= 86400:  # (infinity or 1e300 seconds: no poll takes them)
         raise ConfigError(f"--timeout must be a positive number of seconds (at most 86400), got {args.timeout}")
+    if args.restart_command is not None and not args.restart_command.strip():
+        raise ConfigError(f"--restart-command is empty (got {args.restart_command!r}); give a shell command that kills "
+                          "and restarts the rig, or leave the option out")
     try:
         checker = Conformance(args.endpoint, args.timeout, args.restart_command, content=not args.no_content,
                               bind=args.bind)

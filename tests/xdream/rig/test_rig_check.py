@@ -299,6 +299,16 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_a_one_line_error(
     assert out.stdout == ""
 
 
+@pytest.mark.parametrize("command", ["", "  "], ids=["empty", "blank"])
+def test_an_empty_restart_command_is_a_one_line_error(xdream_main, command):
+    """An empty command would run nothing and then fail the restart check as a rig that kept its sessions."""
+    out = xdream_main("rig", "check", f"tcp://127.0.0.1:{free_loopback_port()}", "--timeout", "0.5",
+                      "--restart-command", command)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"--restart-command is empty (got {command!r})" in out.stderr
+    assert out.stdout == ""
+
+
 def restart_check_failure(tmp_path, restart_command):
     """What the restart check raises against the simulator with ``restart_command``."""
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
