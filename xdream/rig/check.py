@@ -770,7 +770,7 @@ def check_endpoint(endpoint: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD] [--no-content]``."""
+    """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD] [--no-content] [--bind]``."""
     parser = OneLineParser(prog="xdream rig check", description=__doc__.splitlines()[0])
     parser.add_argument("endpoint", help="the rig's endpoint, e.g. tcp://127.0.0.1:5555")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
