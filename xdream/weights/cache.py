@@ -104,7 +104,8 @@ class WeightsStore:
                 sha256: str | None = None, option: str = "--generator-weights") -> Path:
         """The verified file to load for ``name``: the local ``weights`` file if given, else
         the cached one. Never downloads; a missing or wrong file is one WeightsError whose hint
-        names ``option``, the ``xdream evolve`` flag that passes this plugin a local file."""
+        names ``option``, the ``xdream evolve`` flag that passes this plugin a local file (said as
+        evolve's: ``xdream gradient`` and ``compare`` take no such flag)."""
         entry = self.entry(name)
         if weights is not None:
             path = Path(weights).expanduser()
@@ -115,7 +116,7 @@ class WeightsStore:
             if not path.is_file():
                 raise WeightsError(
                     f"{name}: weights not found at {path}; run `xdream weights download {name}` or fetch "
-                    f"{self.url(name)} ({entry.hash_text()}) and put it there, or pass {option} FILE"
+                    f"{self.url(name)} ({entry.hash_text()}) and put it there, or give xdream evolve {option} FILE"
                 )
         if verify:
             reason = self.problem(name, path, sha256)

@@ -29,3 +29,14 @@ def test_objective_and_unit_activation_are_labelled_printed_and_on_the_page(tmp_
     assert "<th>objective at the last step</th><th>unit activation of the best final image</th>" in page
     assert data["objective_meaning"] in page and data["activation_meaning"] in page
     assert "best activation" not in page  # the old unlabelled column
+
+
+def test_missing_generator_weights_name_only_flags_that_exist(tmp_path, monkeypatch, capsys):
+    """``xdream gradient --method latent`` with the generator's weights missing: one line saying
+    how to get them; the local-file flag is named as ``xdream evolve``'s (gradient has none)."""
+    monkeypatch.setenv("XDREAM_HOME", str(tmp_path / "home"))
+    assert main(["gradient", "--method", "latent", "--generator", "deepsim-fc6", "--target", UNIT, "--steps", "2",
+                 "--quiet", "--output", str(tmp_path / "grad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "xdream weights download deepsim-fc6" in err
+    assert "give xdream evolve --generator-weights FILE" in err and not (tmp_path / "grad").exists()
