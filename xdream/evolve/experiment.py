@@ -220,6 +220,8 @@ class Experiment:
         use_determinism(config.device, config.deterministic)  # before any model reaches the device
         self._decode_chunks: dict[int, int] = {}
         generators = self._generators(generator)
+        if _state is not None:  # before the responder connects: the checkpoint's codes must fit the generators
+            _check_latent(_resume, _state, config, generators)
         self.image_size = max(g.image_size for g in generators.values())
         # Reference images are read and counted before the responder connects or anything is written.
         self.reference = None if config.reference is None else ReferenceCycle.load(config.reference, self.image_size)
@@ -693,6 +695,27 @@ def _check_components(run: RunDir, then: dict, now: dict, allow: tuple[str, ...]
         shown = "; ".join(f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in keys[:2])
         raise RunDirError(f"the {kind} of {run.path} differs from the one its checkpoint records ({shown}); "
                           f"resume with the run's own {kind}, or pass --allow-changed {kind} to continue anyway")
+
+
+def _check_latent(run: RunDir, state: dict, config: ExperimentConfig, generators: dict) -> None:
+    """Each thread's generator searches the space of the checkpoint's codes (its last generation
+    file's): an allowed change of a generator's table may alter its latent dimension (a pixel
+    generator's ``size``), and the optimiser's state is in the old space."""
+    saved = state["threads"] if "threads" in state else {None: state}
+    for t in config.thread or [None]:
+        name = None if t is None else t.name
+        done = (saved.get(name) or {}).get("generation", 0)
+        if not done:
+            continue
+        folder = run if t is None else RunDir(run.path / THREADS_DIR / name)
+        with np.load(folder.generation_file(done - 1)) as data:
+            then = data["codes"].shape[-1]
+        now = generators[_plugin_key((config if t is None else t).generator)].latent_dim
+        if then != now:
+            whose = "its generator" if name is None else f"thread {name!r}'s generator"
+            raise RunDirError(f"run {run.path} evolved codes of {then} dimensions, but {whose} now has a latent "
+                              f"space of {now}: the checkpoint's optimiser state is in the old space, so the run "
+                              "cannot continue with this generator; start a new run with it instead")
 
 
 def _key_path(key: str, threads) -> list[str]:

@@ -262,3 +262,28 @@ def test_the_rig_responders_files_on_a_full_disk_fail_in_one_line(tmp_path):
     journal.path = tmp_path / JOURNAL_FILE
     with pytest.raises(RunDirError, match=f"cannot write .*{JOURNAL_FILE}: No space left on device"):
         journal.record(0, 0, "r0", ["g0-0"], "sum")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_generator_of_another_latent_size_is_refused_before_anything_changes(tmp_path, fast_job, kind, capsys):
+    """An allowed change of the generator's table that alters its latent size (a pixel generator's
+    ``size``) is refused in one line naming the run and both sizes, with nothing changed: the
+    optimiser's state is in the old space (it resumed, and the first decode was a traceback)."""
+    run = stepped(kind, tmp_path / "r", fast_job, 1)
+    config = run / "config.toml"
+    if kind == "run":
+        config.write_text(config.read_text().replace("size = 16", "size = 12"))
+        allow = ["generator.size", "generator"]
+    else:
+        config.write_text(config.read_text().replace('generator = { name = "pixel", size = 16 }',
+                                                     'generator = { name = "pixel", size = 12 }'))
+        allow = ["thread.pix.generator.size", "generators"]
+    edited = files(run)
+    with pytest.raises(RunDirError, match=f"{re.escape(str(run))} .*768 .*432.*new run") as info:
+        resume(kind, run, allow_changed=allow)
+    assert "\n" not in str(info.value) and files(run) == edited
+    if kind == "run":  # the command of the report
+        assert main(["evolve", "--resume", str(run), "--quiet", *(f"--allow-changed={a}" for a in allow)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("xdream: error: ") and "432" in err[0], err
+        assert files(run) == edited
