@@ -191,7 +191,8 @@ class Experiment:
     actually used (:func:`xdream.runs.fingerprint.component_record`), and a resume without the
     same objects is refused. Everything is validated, the models loaded and a rig connected
     before anything is written; the run directory's write lock is held from construction until
-    :meth:`close` (or the end of :meth:`run`).
+    :meth:`close` (or the end of :meth:`run`). A construction that fails (a refused resume
+    included) releases the lock and closes the responder, as :meth:`close` does.
 
     The config's ``threads`` sets torch's intra-op threads (process-wide) before anything is
     built; left out, the process's current count is kept and recorded.
@@ -229,19 +230,24 @@ class Experiment:
             "responder", config.responder.name, config.responder.options, device=config.device))
         try:
             self._build(config, generators, inner, _resume, _state, _allow_changed, progress)
-        except BaseException:
+            self._open(config, run_dir, _resume, _state, _changes)
+        except BaseException:  # the responder is closed as close() closes it (a rig's connection too)
             inner.close()
             raise
+
+    def _open(self, config, run_dir, resume, state, changes) -> None:
+        """The run's folder: a resumed one's progress restored (and checked), or a new one
+        created (its lock released again if what follows fails)."""
         self.generation = self.presented = self.checkpointed = 0
         self.log_lines: list[str] = [] if self.session else self.threads[0].log_lines
-        self.changes: list[dict] = list(_changes or [])
+        self.changes: list[dict] = list(changes or [])
         self._unrecorded = False  # this resume's --allow-changed changes, not yet in run.json and config.toml
-        self._started = None if _state is None else _state.get("started_config") or _state["config"]
-        if _resume is not None:
-            self.run_dir = _resume
+        self._started = None if state is None else state.get("started_config") or state["config"]
+        if resume is not None:
+            self.run_dir = resume
             self._attach_threads()
-            if _state is not None:
-                self._restore(_state)
+            if state is not None:
+                self._restore(state)
             else:  # no generation finished (or --restart): start afresh in the run's folder
                 self._rewind()
                 self._save_start()
@@ -249,12 +255,8 @@ class Experiment:
             path = run_dir or config.output or new_run_path(
                 "session" if self.session else f"{config.generator.name}-{config.optimizer.name}")
             toml = to_toml({**config.to_dict(), "output": str(path)})
-            try:
-                self.run_dir = RunDir.create(path, _custom_note(self.custom, self.components) + toml,
-                                             **({"subdirs": (THREADS_DIR,), "kind": SESSION_KIND} if self.session else {}))
-            except BaseException:
-                inner.close()
-                raise
+            self.run_dir = RunDir.create(path, _custom_note(self.custom, self.components) + toml,
+                                         **({"subdirs": (THREADS_DIR,), "kind": SESSION_KIND} if self.session else {}))
             try:
                 self._attach_threads()
                 self._save_start()

@@ -287,3 +287,35 @@ def test_a_generator_of_another_latent_size_is_refused_before_anything_changes(t
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("xdream: error: ") and "432" in err[0], err
         assert files(run) == edited
+
+
+def test_a_refused_resume_closes_the_rig_connection_it_opened(tmp_path, fast_job):
+    """The responder a resume builds (here a ``zmq`` client of a rig) is closed when the resume is
+    refused after it connected (the reference folder changed since the run started): only the lock
+    was released, and the rig's connection stayed open until garbage collection."""
+    import gc
+
+    from PIL import Image
+
+    from responders.rig_sim import RigSimulator, ServingThread
+    from responders.torch_unit import TorchUnit
+    from responders.zmq_client import ZmqResponder
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.new("RGB", (20, 20), (90 * i, 0, 0)).save(photos / f"p{i}.png")
+    rig = ServingThread(RigSimulator(TorchUnit(fast_job["responder"]["target"], input_size=64),
+                                     endpoint="tcp://127.0.0.1:*", log=tmp_path / "rig-log.jsonl"))
+    try:
+        endpoint = rig.sim.endpoint
+        job = {**fast_job, "responder": {"name": "zmq", "target": endpoint, "timeout": 20},
+               "reference": {"folder": str(photos), "per_generation": 1}}
+        stepped("run", tmp_path / "r", job, 1)
+        Image.new("RGB", (20, 20)).save(photos / "p2.png")
+        with pytest.raises(RunDirError, match=r"reference images .* changed since the run started") as info:
+            Experiment.resume(tmp_path / "r")
+        clients = [o for o in gc.get_objects() if type(o) is ZmqResponder and o.target == endpoint]
+        assert clients and all(c._context.closed and c._socket is None for c in clients), info.value
+    finally:
+        rig.stop()
