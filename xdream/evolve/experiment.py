@@ -201,7 +201,7 @@ class Experiment:
     def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None,
                  responder: Responder | None = None, run_dir: str | Path | None = None, progress: bool = False,
                  _resume: RunDir | None = None, _state: dict | None = None, _allow_changed: tuple[str, ...] = (),
-                 _changes: list[dict] | None = None):
+                 _changes: list[dict] | None = None, _repair: bool = False):
         if config.threads is None:
             config = dataclasses.replace(config, threads=torch.get_num_threads())
         else:
@@ -230,12 +230,12 @@ class Experiment:
             "responder", config.responder.name, config.responder.options, device=config.device))
         try:
             self._build(config, generators, inner, _resume, _state, _allow_changed, progress)
-            self._open(config, run_dir, _resume, _state, _changes)
+            self._open(config, run_dir, _resume, _state, _changes, _repair)
         except BaseException:  # the responder is closed as close() closes it (a rig's connection too)
             inner.close()
             raise
 
-    def _open(self, config, run_dir, resume, state, changes) -> None:
+    def _open(self, config, run_dir, resume, state, changes, repair) -> None:
         """The run's folder: a resumed one's progress restored (and checked), or a new one
         created (its lock released again if what follows fails)."""
         self.generation = self.presented = self.checkpointed = 0
@@ -247,7 +247,7 @@ class Experiment:
             self.run_dir = resume
             self._attach_threads()
             if state is not None:
-                self._restore(state)
+                self._restore(state, repair)
             else:  # no generation finished (or --restart): start afresh in the run's folder
                 self._rewind()
                 self._save_start()
@@ -349,9 +349,10 @@ class Experiment:
         checkpoint's (``allow_changed``: dotted keys that may differ, e.g. ``generations`` to
         extend a run, ``thread.NAME.optimizer.mutation_rate`` in a session), every log and
         generation file against the checkpoint's copy and digests (``repair``: rebuild the logs
-        from the checkpoint's copy). Without a checkpoint, a run whose later generations exist is
-        refused; ``restart`` moves everything but the config into ``RUN/discarded-<time>/`` and
-        starts over. Temp files of a killed write are removed only once every check passed."""
+        from the checkpoint's copy, once every other check passed). Without a checkpoint, a run
+        whose later generations exist is refused; ``restart`` moves everything but the config
+        into ``RUN/discarded-<time>/`` and starts over. Temp files of a killed write are removed
+        only once every check passed."""
         run = RunDir.open(path)
         try:
             data = read_toml(run.path / CONFIG)
@@ -373,24 +374,21 @@ class Experiment:
             config, changes = _check_config(run, state, data, tuple(allow_changed))
             saved = state["threads"] if "threads" in state else {None: state}
             names = [None] if config.thread is None else [t.name for t in config.thread]
-            if repair:  # only logs whose generation files all match the checkpoint are rebuilt
+            if repair:  # only logs whose generation files all match the checkpoint are rebuilt (by _restore)
                 for r, name in zip(threads, names):
                     r.verify([], saved[name]["digests"])
-                for r, name in zip(threads, names):
-                    r.repair_log(saved[name]["log_lines"])
+            else:
                 if "threads" in state:
-                    run.repair_log(state["log_lines"])
-            if "threads" in state:
-                run.verify(state["log_lines"], [])
-            for r, name in zip(threads, names):
-                r.verify(saved[name]["log_lines"], saved[name]["digests"])
+                    run.verify(state["log_lines"], [])
+                for r, name in zip(threads, names):
+                    r.verify(saved[name]["log_lines"], saved[name]["digests"])
             return cls(config, _resume=run, _state=state, _allow_changed=tuple(allow_changed), _changes=changes,
-                       **components)
+                       _repair=repair, **components)
         except BaseException:
             run.lock.release()
             raise
 
-    def _restore(self, state: dict) -> None:
+    def _restore(self, state: dict, repair: bool = False) -> None:
         saved = state["threads"] if self.session else {None: state}
         for t in self.threads:
             t.restore(saved[t.name], self.run_dir.path)
@@ -406,6 +404,11 @@ class Experiment:
             raise RunDirError(f"the reference images of {self.run_dir.path} changed since the run started "
                               f"({change}); restore the folder to resume")
         self._unrecorded = bool(new)
+        if repair:  # the logs from the checkpoint's copy, only now that every check has passed
+            for t in self.threads:
+                t.run.repair_log(t.log_lines)
+            if self.session:
+                self.run_dir.repair_log(self.log_lines)
         self._rewind()
         if not self.done:  # the completion mark of an earlier end no longer holds
             self.run_dir.remove(SUMMARY)

@@ -79,6 +79,29 @@ def test_a_damaged_log_names_a_repair_command_that_works(tmp_path, fast_job, kin
     assert log.read_bytes() == b"\n".join(lines)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_repair_leaves_the_folder_of_a_resume_refused_later_as_it_was(tmp_path, fast_job, kind):
+    """``--repair`` rebuilds a damaged log only once every check passed: a resume refused for
+    its components (here: the run's own responder object not passed again) had already
+    rewritten the log."""
+    from responders.torch_unit import TorchUnit
+
+    run = tmp_path / "r"
+    if kind == "run":
+        experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=run,
+                                responder=TorchUnit(fast_job["responder"]["target"], input_size=64))
+    else:
+        experiment = build(kind, run, fast_job)  # a session given its responder object
+    experiment.step()
+    experiment.close()
+    log = thread_folder(kind, run) / "log.jsonl"
+    log.write_bytes(b"{damaged" + log.read_bytes()[1:])
+    before = files(run)
+    with pytest.raises(RunDirError, match="started through the Python API with its own responder") as info:
+        Experiment.resume(run, repair=True)
+    assert files(run) == before and "\n" not in str(info.value)
+
+
 def test_a_session_without_run_json_resumes_through_the_command(tmp_path, capsys):
     """run.json is not what tells a session from a one-thread run (folders of older versions
     lack it): config.toml's [[thread]] tables and the checkpoint do."""
