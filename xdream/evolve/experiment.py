@@ -463,6 +463,12 @@ class Experiment:
     def step(self) -> dict:
         """One generation of every live thread, in one responder call; returns its log record
         (a one-thread run's generation record, or the session's)."""
+        if self.done:  # what run() would call finished
+            why = " / ".join(sorted({t.stopped for t in self.threads}))
+            raise RunDirError(f"run {self.run_dir.path} has finished: {self.generation} generations, "
+                              f"{self.evaluations} evaluations (stopped: {why}); step() has no generation left to "
+                              f"run (to extend the run, raise its {why} in config.toml and resume it with "
+                              "--allow-changed KEY)")
         self.run_dir.lock.acquire()  # again, if run() released it at the end
         g, clock = self.generation, [time.perf_counter()]
         live = [t for t in self.threads if t.stopped is None]

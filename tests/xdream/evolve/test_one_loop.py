@@ -102,6 +102,28 @@ def test_repair_leaves_the_folder_of_a_resume_refused_later_as_it_was(tmp_path, 
     assert files(run) == before and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_stepping_a_finished_run_is_one_line_and_changes_nothing(tmp_path, fast_job, kind):
+    """``step()`` after the run has finished (``run()`` returned "finished: 2 generations") is a
+    one-line error saying so, in process and after a resume; it was a KeyError traceback for one
+    thread and torch.cat's ValueError for a session."""
+    run = tmp_path / "r"
+    experiment = build(kind, run, fast_job, generations=2)
+    assert experiment.run(progress=False).lines()[0].startswith("finished: 2 generations")
+    before = files(run)
+
+    def refused(finished):
+        with pytest.raises(RunDirError, match=f"run {re.escape(str(run))} has finished: 2 generations.*"
+                                              "stopped: generations.* no generation left") as info:
+            finished.step()
+        assert "\n" not in str(info.value) and finished.generation == 2
+        finished.close()
+
+    refused(experiment)
+    refused(resume(kind, run))
+    assert files(run) == before
+
+
 def test_a_session_without_run_json_resumes_through_the_command(tmp_path, capsys):
     """run.json is not what tells a session from a one-thread run (folders of older versions
     lack it): config.toml's [[thread]] tables and the checkpoint do."""
