@@ -1,14 +1,15 @@
 """nevergrad's optimisers behind xdream's interface: the off-the-shelf peers of the benchmark.
 
 nevergrad (Rapin & Teytaud 2018, facebookresearch/nevergrad) is the field's toolbox of
-gradient-free optimisers; ``method`` names one of its registry (``NGOpt``, ``DiagonalCMA``
-(the default), ``TwoPointsDE``, ...), built on ``ng.p.Array(shape=(dim,))`` with ``num_workers = population``
-so that it is asked a whole generation at a time, and ``budget`` evaluations (which NGOpt uses
-to choose its algorithm; 3000 without one). It is built at the first ask, so that it sees the
-budget of a run given in generations, set after construction (:mod:`xdream.core.optimizer`). It
-is used as a user would: its own settings, its own start (the zero code, or the mean of ``init``). NGOpt is not the default because it fails
-where its choice falls on a metamodel (nevergrad 1.0.12 with numpy 2 raises a TypeError in
-``learn_on_k_best``, seen at d = 8).
+gradient-free optimisers; ``method`` names one of its registry (``NGOpt``, ``DiagonalCMA`` (the
+default), ``TwoPointsDE``, ...), built on ``ng.p.Array(shape=(dim,))`` with ``num_workers =
+population`` so that it is asked a whole generation at a time, and ``budget`` evaluations (which
+NGOpt uses to choose its algorithm; 3000 without one). It is built at the first ask, so that it
+sees the budget of a run given in generations, set after construction
+(:mod:`xdream.core.optimizer`). It is used as a user would: its own settings, its own start (the
+zero code, or the mean of ``init``). NGOpt is not the default because it fails where its choice
+falls on a metamodel (nevergrad 1.0.12 with numpy 2 raises a TypeError in ``learn_on_k_best``,
+seen at d = 8).
 
 nevergrad minimises: scores are negated, and an unscored (NaN) sample is told a loss worse than
 every finite one ("rank-last"); a generation with no score is not told at all and the
