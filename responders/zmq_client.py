@@ -203,7 +203,10 @@ class ZmqResponder(Responder):
 
     def _rep_hint(self, hello: list) -> str:
         """A REP rig drops a DEALER's messages (no empty delimiter frame) but answers a
-        delimited one: try one, so the error can say what is wrong (docs/protocol.md §1)."""
+        delimited one: try one, so the error can say what is wrong (docs/protocol.md §1). A rig
+        that sent replies (malformed ones) heard this client: it is not REP, and not asked."""
+        if self.malformed_kinds:
+            return ""
         self._send([b"", *hello])
         if self._socket.poll(500, zmq.POLLIN) and self._socket.recv_multipart()[0] == b"":
             return ("; it answers only messages with an empty delimiter frame: the rig binds a REP socket, which "

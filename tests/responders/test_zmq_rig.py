@@ -670,3 +670,22 @@ def test_the_rigs_heartbeat_ms_lengthens_the_liveness_window(scripted_rig):
         np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [2.0, 2.0])
         assert client.stats["resends"] == 0 and client.stats["reconnects"] == 0
     assert len(presents) == 1
+
+
+def test_a_malformed_welcome_is_not_blamed_on_a_rep_socket(scripted_rig):
+    """A ROUTER rig that also takes REQ clients (it strips their delimiter, as the reference rig
+    does: §1) but whose welcome breaks the schema: the client heard it, so the one-line error
+    names the malformed welcome and does not claim the rig binds REP."""
+    def rig(router, identity, frames):
+        if frames and frames[0] == b"":
+            identity, frames = [identity, b""], frames[1:]
+        else:
+            identity = [identity]
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([*identity, *encode({**welcome(h["request_id"], ["a"]), "heartbeat_ms": 0})])
+
+    with pytest.raises(RigUnavailableError) as error:
+        ZmqResponder(scripted_rig(rig), heartbeat=0.05, liveness=2, timeout=0.5)
+    assert "malformed repl" in str(error.value) and "heartbeat_ms" in str(error.value)
+    assert "REP" not in str(error.value), error.value
