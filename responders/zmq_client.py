@@ -433,6 +433,7 @@ class ZmqResponder(Responder):
         channels = result.header["channels"]
         picked = list(range(len(channels))) if self.wanted is None else [channels.index(str(c)) for c in self.wanted
                                                                           if str(c) in channels]
+        lacking = [c for c in self.unit_labels() if c not in channels]  # a selected channel left out: as null
         index = {image_id: i for i, image_id in enumerate(ids)}
         seen, records = set(), []
         for r in result.header["records"]:
@@ -441,7 +442,7 @@ class ZmqResponder(Responder):
                 continue  # a record for no image of this request, or a repeat already counted
             seen.add(key)
             values = [r["values"][c] if c < len(r["values"]) else None for c in picked]
-            usable = r["valid"] and picked and all(v is not None for v in values)
+            usable = r["valid"] and picked and not lacking and all(v is not None for v in values)
             score = _combine(np.mean, values) if usable else math.nan
             records.append({"generation": self.generation, "request_id": rid, "image_index": index[r["image_id"]],
                             **r, "channels": channels, "score": score})

@@ -689,3 +689,26 @@ def test_a_malformed_welcome_is_not_blamed_on_a_rep_socket(scripted_rig):
         ZmqResponder(scripted_rig(rig), heartbeat=0.05, liveness=2, timeout=0.5)
     assert "malformed repl" in str(error.value) and "heartbeat_ms" in str(error.value)
     assert "REP" not in str(error.value), error.value
+
+
+def test_a_channel_missing_from_the_result_leaves_the_score_unusable(scripted_rig):
+    """A rig that welcomes channels a and b but leaves b out of its result: a score is the mean
+    over every selected channel, so a record lacking one is unusable like a null value (NaN),
+    as in respond_units; it was the mean over the channels that happened to be there."""
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode(welcome(h["request_id"], ["a", "b"]))])
+        elif h["type"] == "present":
+            records = [{"image_id": i, "repeat": 0, "trial_id": k, "onset": None, "values": [5.0], "valid": True}
+                       for k, i in enumerate(h["image_ids"])]
+            router.send_multipart([identity, *encode({"type": "result", "request_id": h["request_id"],
+                                                      "complete": True, "channels": ["a"], "records": records})])
+
+    endpoint = scripted_rig(rig)
+    for channels in (None, ["a", "b"]):
+        with ZmqResponder(endpoint, channels=channels, heartbeat=0.1) as client:
+            np.testing.assert_array_equal(client.respond_units(torch.rand(2, 3, 8, 8)), [[5.0, np.nan]] * 2)
+            np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [np.nan, np.nan])
+    with ZmqResponder(endpoint, channels=["a"], heartbeat=0.1) as client:
+        np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [5.0, 5.0])
