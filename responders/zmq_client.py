@@ -115,6 +115,8 @@ class ZmqResponder(Responder):
         for name, value, low in (("repeats", repeats, 1), ("liveness", liveness, 1), ("retries", retries, 0)):
             if value < low:
                 raise ConfigError(f"zmq option {name!r} must be >= {low}, got {value}")
+        if repeats > Limits.max_repeats:  # the protocol's maximum (§3): refused here, before the run starts
+            raise ConfigError(f"zmq option 'repeats' must be <= {Limits.max_repeats}, got {repeats}")
         for name, value in (("heartbeat", heartbeat), ("deadline", deadline), ("timeout", timeout)):
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"zmq option {name!r} must be a positive number of seconds, got {value}")

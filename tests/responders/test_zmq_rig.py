@@ -712,3 +712,16 @@ def test_a_channel_missing_from_the_result_leaves_the_score_unusable(scripted_ri
             np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [np.nan, np.nan])
     with ZmqResponder(endpoint, channels=["a"], heartbeat=0.1) as client:
         np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [5.0, 5.0])
+
+
+def test_repeats_above_the_protocol_maximum_are_refused_before_the_run_starts(tmp_path, sim_thread, xdream_main):
+    """repeats is 1..100 (docs/protocol.md §3): 101 is one line naming the option and its range,
+    before the run folder is made; it used to start the run and stop at the rig's refusal."""
+    sim = sim_thread(tmp_path)
+    out = xdream_main("evolve", "--set", 'responder.name="zmq"', "--set", f'responder.target="{sim.endpoint}"',
+                      "--set", "responder.repeats=101", "--generator", "pixel", "--set", "generator.size=16",
+                      "--set", "optimizer.population=4", "--output", tmp_path / "run")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "zmq option 'repeats' must be" in out.stderr and "100, got 101" in out.stderr, out.stderr
+    assert not (tmp_path / "run").exists()
+    assert not any(json.loads(line)["event"] == "request" for line in sim.log.path.read_text().splitlines())
