@@ -120,6 +120,9 @@ class ZmqResponder(Responder):
         for name, value in (("heartbeat", heartbeat), ("deadline", deadline), ("timeout", timeout)):
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"zmq option {name!r} must be a positive number of seconds, got {value}")
+        if channels is not None and not len(channels):
+            raise ConfigError("zmq option 'channels' is empty; allowed: a list of the rig's channel names, or leave "
+                              "it out for all")
         if (server_key is None) != (client_key is None):
             raise ConfigError("zmq CURVE needs both server_key (the rig's NAME.key) and client_key "
                               f"(your NAME.key_secret), got server_key={server_key!r}, client_key={client_key!r}")

@@ -725,3 +725,12 @@ def test_repeats_above_the_protocol_maximum_are_refused_before_the_run_starts(tm
     assert "zmq option 'repeats' must be" in out.stderr and "100, got 101" in out.stderr, out.stderr
     assert not (tmp_path / "run").exists()
     assert not any(json.loads(line)["event"] == "request" for line in sim.log.path.read_text().splitlines())
+
+
+def test_an_empty_channel_list_is_refused(tmp_path, sim_thread):
+    """channels = [] selects nothing to score: one line saying what is allowed, not a run in
+    which every image scores NaN."""
+    from xdream.core.errors import ConfigError
+    sim = sim_thread(tmp_path)
+    with pytest.raises(ConfigError, match="zmq option 'channels' is empty; .*leave it out for all"):
+        ZmqResponder(sim.endpoint, channels=[], heartbeat=0.1).close()
