@@ -29,13 +29,17 @@ class RequestJournal:
         self.path = Path(run_dir) / JOURNAL_FILE
         self.unfinished: dict[tuple[int, int], dict] = {}
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            text = self.path.read_text()
+            whole = text[:text.rfind("\n") + 1]  # without a torn last line (a crash, a full disk): never sent
+            for line in whole.splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     break  # the torn last line of a crash: that request was never sent
                 if entry["generation"] >= generation:
                     self.unfinished[(entry["generation"], entry["seq"])] = entry
+            if whole != text:  # dropped, so that the next request is appended on a line of its own
+                atomic_write(self.path, whole.encode())
         _drop_trials_from(Path(run_dir) / trials_file, generation)
 
     def request_id(self, generation: int, seq: int, image_ids: list[str], checksum: str) -> str | None:

@@ -96,3 +96,22 @@ def test_resume_presents_nothing_twice_and_is_bit_identical(tmp_path, uninterrup
         np.testing.assert_array_equal(a["scores"], b["scores"], err_msg=f"generation {g}")
     saved = [json.loads(line) for line in (run / "rig_trials.jsonl").read_text().splitlines()]
     assert len(saved) == GENERATIONS * POPULATION * REPEATS  # no duplicate records after the resume
+
+
+@pytest.mark.parametrize("torn", ['{"generation": 1, "seq": 0, "req', '{"generation": 1, "seq": 0, "request_id": '
+                                  '"x", "image_ids": ["g1-0"], "checksum": "c"}'])
+def test_a_torn_journal_line_does_not_swallow_the_next_request(tmp_path, torn):
+    """A journal whose last append was cut short (a full disk: `cannot write ...; free some
+    space, then resume the run`), with or without the line's JSON whole: the resumed run's
+    request is journalled on a line of its own, so a second interruption and resume still
+    resends it under its id (the rig answers from its cache) instead of presenting it again."""
+    from responders.rig_journal import JOURNAL_FILE, RequestJournal
+    from responders.zmq_client import TRIALS_FILE
+
+    first = {"generation": 0, "seq": 0, "request_id": "r0", "image_ids": ["g0-0"], "checksum": "00000001"}
+    (tmp_path / JOURNAL_FILE).write_text(json.dumps(first) + "\n" + torn)
+    RequestJournal(tmp_path, 1, TRIALS_FILE).record(1, 0, "r1", ["g1-0"], "00000002")
+    again = RequestJournal(tmp_path, 1, TRIALS_FILE)
+    assert again.request_id(1, 0, ["g1-0"], "00000002") == "r1"
+    lines = (tmp_path / JOURNAL_FILE).read_text().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["r0", "r1"]
