@@ -175,7 +175,11 @@ class RigSimulator:
             raise
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         # The log is opened last: a rig that fails to start leaves no file behind.
-        self.log = PresentationLog(log)
+        try:
+            self.log = PresentationLog(log)
+        except OSError as e:
+            self._close_socket()
+            raise ConfigError(f"cannot write the presentation log {str(log)!r}: {e.strerror or e}") from None
         self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time(),
                         "channels": {c: self.units[i // channels] for i, c in enumerate(self.channels)}})
 

@@ -734,3 +734,16 @@ def test_an_empty_channel_list_is_refused(tmp_path, sim_thread):
     sim = sim_thread(tmp_path)
     with pytest.raises(ConfigError, match="zmq option 'channels' is empty; .*leave it out for all"):
         ZmqResponder(sim.endpoint, channels=[], heartbeat=0.1).close()
+
+
+@pytest.mark.parametrize("option", ["--log"])
+def test_rig_simulate_with_a_file_it_cannot_write_is_one_line(tmp_path, xdream_main, option):
+    """`xdream rig simulate --log` or `--endpoint-file` in a folder that does not exist: one
+    line naming the option's file (it was a FileNotFoundError traceback)."""
+    missing = tmp_path / "no-such-folder" / "file"
+    files = {"--log": tmp_path / "log", "--endpoint-file": tmp_path / "endpoint", option: missing}
+    out = xdream_main("rig", "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
+                      "--max-seconds", "0", *(a for name, path in files.items() for a in (name, path)))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("xdream: error: cannot write") and repr(str(missing)) in out.stderr, out.stderr
+    assert not missing.parent.exists()
