@@ -503,8 +503,14 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"cannot bind {args.endpoint!r}: {e}") from None
     if args.endpoint_file:
         tmp = Path(args.endpoint_file + ".tmp")
-        tmp.write_text(sim.endpoint)
-        os.replace(tmp, args.endpoint_file)
+        try:
+            tmp.write_text(sim.endpoint)
+            os.replace(tmp, args.endpoint_file)
+        except OSError as e:
+            sim.close()
+            if tmp.exists():
+                tmp.unlink()
+            raise ConfigError(f"cannot write the endpoint file {args.endpoint_file!r}: {e.strerror or e}") from None
     print(f"rig simulator listening on {sim.endpoint}", file=sys.stderr, flush=True)
     try:
         sim.serve(args.max_seconds)

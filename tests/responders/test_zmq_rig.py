@@ -736,7 +736,7 @@ def test_an_empty_channel_list_is_refused(tmp_path, sim_thread):
         ZmqResponder(sim.endpoint, channels=[], heartbeat=0.1).close()
 
 
-@pytest.mark.parametrize("option", ["--log"])
+@pytest.mark.parametrize("option", ["--log", "--endpoint-file"])
 def test_rig_simulate_with_a_file_it_cannot_write_is_one_line(tmp_path, xdream_main, option):
     """`xdream rig simulate --log` or `--endpoint-file` in a folder that does not exist: one
     line naming the option's file (it was a FileNotFoundError traceback)."""
