@@ -55,6 +55,7 @@ from xdream.rig.protocol import (DTYPES, ENCODINGS, MAX_RESULT_VALUES, Limits, P
 CRASH_EXIT = 75  # exit status of an injected crash; the supervisor restarts on it
 MAX_QUEUE = 16
 DEFAULT_DEADLINE_MS = 600_000  # docs/protocol.md §4.2
+MAX_CHANNELS = 256  # docs/protocol.md §3
 CHUNK_BYTES = 64 << 20  # the most float32 pixels the neuron sees at once
 PAYLOAD = ("image_ids", "encoding", "dtype", "shape", "repeats", "probe")  # a resend must match these (§5)
 
@@ -143,10 +144,14 @@ class RigSimulator:
                  curve_secret: str | Path | None = None, allow_dir: str | Path | None = None):
         if channels < 1:
             raise ConfigError(f"channels must be >= 1, got {channels}")
+        units = list(neuron.unit_labels())
+        if len(units) * channels > MAX_CHANNELS:  # a welcome lists at most 256 (docs/protocol.md §3)
+            raise ConfigError(f"{len(units)} neuron(s) x {channels} channels each are {len(units) * channels} "
+                              f"channels; a rig has at most {MAX_CHANNELS}")
         if presentation_ms < 0:
             raise ConfigError(f"presentation time must be >= 0 ms, got {presentation_ms}")
         self.neuron, self.noise, self.limits = neuron, noise, limits
-        self.units = list(neuron.unit_labels())
+        self.units = units
         self.copies = channels
         self.channels = [f"ch{i}" for i in range(len(self.units) * channels)]
         self.presentation_s, self.heartbeat_ms = presentation_ms / 1000, heartbeat_ms

@@ -747,3 +747,14 @@ def test_rig_simulate_with_a_file_it_cannot_write_is_one_line(tmp_path, xdream_m
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith("xdream: error: cannot write") and repr(str(missing)) in out.stderr, out.stderr
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("option", [("--channels", "257"), ("--target", OTHER, "--channels", "129")])
+def test_rig_simulate_refuses_more_channels_than_the_protocol_allows(tmp_path, xdream_main, option):
+    """A welcome lists 1..256 channels (docs/protocol.md §3): a simulated rig with more was
+    started, and every client's hello got a welcome it must drop as malformed."""
+    out = xdream_main("rig", "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
+                      "--max-seconds", "0", "--log", tmp_path / "log", *option)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "256" in out.stderr and "channels" in out.stderr and not (tmp_path / "log").exists()
+
