@@ -29,6 +29,7 @@ import argparse
 import collections
 import ipaddress
 import json
+import math
 import os
 import signal
 import subprocess
@@ -78,8 +79,8 @@ class Faults:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"fault probability {name} must be in 0..1, got {value}")
-        if self.delay_s < 0:
-            raise ConfigError(f"fault delay must be >= 0 seconds, got {self.delay_s}")
+        if not 0 <= self.delay_s < math.inf:
+            raise ConfigError(f"fault delay must be a finite number >= 0 seconds, got {self.delay_s}")
 
 
 class PresentationLog:
@@ -148,8 +149,8 @@ class RigSimulator:
         if len(units) * channels > MAX_CHANNELS:  # a welcome lists at most 256 (docs/protocol.md §3)
             raise ConfigError(f"{len(units)} neuron(s) x {channels} channels each are {len(units) * channels} "
                               f"channels; a rig has at most {MAX_CHANNELS}")
-        if presentation_ms < 0:
-            raise ConfigError(f"presentation time must be >= 0 ms, got {presentation_ms}")
+        if not 0 <= presentation_ms < math.inf:
+            raise ConfigError(f"presentation time must be a finite number >= 0 ms, got {presentation_ms}")
         self.neuron, self.noise, self.limits = neuron, noise, limits
         self.units = units
         self.copies = channels

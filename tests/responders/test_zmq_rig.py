@@ -758,3 +758,13 @@ def test_rig_simulate_refuses_more_channels_than_the_protocol_allows(tmp_path, x
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "256" in out.stderr and "channels" in out.stderr and not (tmp_path / "log").exists()
 
+
+@pytest.mark.parametrize("option", [("--presentation-ms", "nan"), ("--presentation-ms", "inf"),
+                                    ("--delay-s", "nan"), ("--delay-s", "inf")])
+def test_rig_simulate_refuses_times_that_are_not_finite(tmp_path, xdream_main, option):
+    """A NaN or infinite presentation time made the rig present one image and then nothing
+    until the deadline; a NaN or infinite --delay-s held every delayed reply for ever."""
+    out = xdream_main("rig", "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
+                      "--max-seconds", "0", "--log", tmp_path / "log", *option)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert option[1] in out.stderr and not (tmp_path / "log").exists()
