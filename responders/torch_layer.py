@@ -61,6 +61,18 @@ class TorchLayer(TorchUnit):
                          input_size=input_size, device=device, weights_variant=weights_variant)
 
     @classmethod
+    def check_targets(cls, specs: list[str], options: dict) -> None:
+        """Layer targets ``MODEL:LAYER[:Y:X]`` checked as construction checks them (a feature map,
+        Y:X on it), on the architecture alone; unit targets (a session's threads, which
+        :meth:`~TorchUnit.for_units` records through ``torch-units``) as ``torch-unit`` checks them."""
+        TorchUnit.check_targets([spec for spec in specs if not cls.accepts_target(spec)], options)
+        super().check_targets([spec for spec in specs if cls.accepts_target(spec)], options)
+
+    @classmethod
+    def _unit_spec(cls, spec: str) -> str:
+        return layer_target(spec)
+
+    @classmethod
     def from_module(cls, module: nn.Module, layer: str, y: int | None = None, x: int | None = None,
                     **options) -> "TorchLayer":
         """Every channel of a layer of the caller's own model (Python API)."""

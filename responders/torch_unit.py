@@ -517,7 +517,7 @@ class TorchUnit(TorchModelResponder):
         shapes: dict[tuple[str, str], tuple[int, ...]] = {}
         readout = options.get("readout", "center")
         for spec in specs:
-            t = parse_target(spec)
+            t = parse_target(cls._unit_spec(spec))
             if (t.model, t.layer) in shapes:  # the layer probed already: the unit alone is checked
                 check_unit(t, shapes[t.model, t.layer], readout, spec)
                 continue
@@ -529,6 +529,11 @@ class TorchUnit(TorchModelResponder):
             unit._setup(model, t, readout=readout, input_size=options.get("input_size") or model_def.input_size,
                         mean=model_def.mean, std=model_def.std, batch_size=1, device=torch.device("cpu"))
             shapes[t.model, t.layer] = unit.layer_shape
+
+    @classmethod
+    def _unit_spec(cls, spec: str) -> str:
+        """The unit spec a target of this responder is checked as (here: the target itself)."""
+        return spec
 
     def _setup(self, model, target: Target, *, readout, input_size, mean, std, batch_size, device) -> None:
         """The one construction path: check options, find the layer, probe its output shape."""

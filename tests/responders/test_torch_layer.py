@@ -44,3 +44,22 @@ def test_bad_layer_targets_one_line(make, message):
     with pytest.raises(ConfigError) as info:
         make()
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_sweep_checks_torch_layer_targets_as_construction_does(fast_job):
+    """A sweep checks every target before any run (``check_targets``): torch-layer's own
+    ``MODEL:LAYER[:Y:X]`` targets pass and a bad one is refused on one line naming it as given;
+    a session's unit targets (recorded through ``for_units`` by torch-units) are checked as units."""
+    from xdream.sweep.grid import check_values, expand
+
+    TorchLayer.check_targets(["efficientnet_lite0:_blocks.0", "efficientnet_lite0:_blocks.1:2:2"], {"input_size": 64})
+    for specs, message in ((["efficientnet_lite0:_blocks.0", "efficientnet_lite0:_blocks.0:99:0"],
+                            "efficientnet_lite0:_blocks.0:99:0: Y 99 out of range"),
+                           (["efficientnet_lite0:_fc"], "layer '_fc' outputs [1000] per image, no spatial map")):
+        with pytest.raises(ConfigError) as info:
+            TorchLayer.check_targets(specs, {"input_size": 64})
+        assert message in str(info.value) and "\n" not in str(info.value)
+    TorchLayer.check_targets(["efficientnet_lite0:_blocks.0:3", "efficientnet_lite0:_fc:7"], {"input_size": 64})
+    base = {k: v for k, v in fast_job.items() if k != "seed"}
+    base["responder"] = {"name": "torch-layer", "target": "efficientnet_lite0:_blocks.2", "input_size": 64}
+    check_values(expand({"base": base, "grid": {"seed": [0, 1]}}))
