@@ -24,6 +24,7 @@ embedding is then also :meth:`~BigGANDeep.initial_code`, the mean CMA-ES starts 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 
@@ -178,8 +179,8 @@ class BigGANDeep(Generator):
         config = CONFIGS[self.resolution]
         if not 0 < truncation <= 1:
             raise ConfigError(f"{self.name}: truncation must be in (0, 1], got {truncation}")
-        if noise_std < 0:
-            raise ConfigError(f"{self.name}: noise_std must be >= 0, got {noise_std}")
+        if not 0 <= noise_std < math.inf:  # NaN fails too
+            raise ConfigError(f"{self.name}: noise_std must be >= 0 and finite, got {noise_std}")
         if init_class is not None and not 0 <= init_class < config["num_classes"]:
             raise ConfigError(f"{self.name}: init_class must be an ImageNet class 0-{config['num_classes'] - 1}, "
                               f"got {init_class}")

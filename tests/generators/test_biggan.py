@@ -132,6 +132,8 @@ def test_truncation_picks_the_stored_statistics(biggan_file):
     ({"truncation": 1.5}, "truncation must be in \\(0, 1\\]"),
     ({"init_class": 1000}, "init_class must be an ImageNet class 0-999, got 1000"),
     ({"noise_std": -1.0}, "noise_std must be >= 0"),
+    ({"noise_std": float("nan")}, "noise_std must be >= 0 and finite, got nan"),
+    ({"noise_std": float("inf")}, "noise_std must be >= 0 and finite, got inf"),
 ])
 def test_bad_options_are_one_line(options, message, biggan_file):
     path, sha = biggan_file(128)
