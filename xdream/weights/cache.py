@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -107,6 +108,11 @@ class WeightsStore:
         names ``option``, the ``xdream evolve`` flag that passes this plugin a local file (said as
         evolve's: ``xdream gradient`` and ``compare`` take no such flag)."""
         entry = self.entry(name)
+        if sha256 is not None:
+            if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+                raise WeightsError(f"{name}: sha256 {sha256!r} is not a SHA-256 hash; give its 64 hexadecimal "
+                                   "digits, as sha256sum prints them")
+            sha256 = sha256.lower()  # sha256sum prints lower case, PowerShell's Get-FileHash upper
         if weights is not None:
             path = Path(weights).expanduser()
             if not path.is_file():

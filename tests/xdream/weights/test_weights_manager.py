@@ -244,3 +244,20 @@ def test_every_hub_url_is_pinned_to_a_commit():
     assert not WeightsEntry(url="https://huggingface.co/a/b/resolve/main/f.pt", **base).pinned
     assert not WeightsEntry(url="https://huggingface.co/a/b/resolve/a815407/f.pt", **base).pinned  # short: a prefix
     assert not WeightsEntry(url="https://example.org/resolve/" + "0" * 40 + "/f.pt", **base).pinned
+
+
+def test_a_pinned_hash_is_read_as_hex_digits_whatever_their_case(tmp_path, payload):
+    """``sha256 = "HASH"`` pins weights of your own: the hash PowerShell's Get-FileHash prints
+    (upper case) is the same hash; a value that is no SHA-256 at all is refused on one line
+    naming it and what is allowed, not blamed on the file."""
+    store = WeightsStore(tmp_path, {"test-net": WeightsEntry(
+        "test-net", "http://x/test.pt", "test.pt", "0" * 64, None, "MIT", "")})
+    local = tmp_path / "mine.pt"
+    local.write_bytes(payload)
+    assert store.resolve("test-net", local, sha256=hashlib.sha256(payload).hexdigest().upper()) == local
+    for bad in ("abc123", hashlib.sha256(payload).hexdigest()[:-1] + "g"):
+        with pytest.raises(WeightsError) as info:
+            store.resolve("test-net", local, sha256=bad)
+        message = str(info.value)
+        assert f"sha256 {bad!r} is not a SHA-256 hash" in message and "64 hexadecimal digits" in message
+        assert "corrupt" not in message and "\n" not in message
