@@ -392,7 +392,7 @@ class TorchModelResponder(Responder):
         try:
             with torch.no_grad():
                 outs = self._layer_outputs(torch.zeros(1, 3, input_size, input_size, device=device))
-        except RuntimeError as exc:
+        except (RuntimeError, AssertionError) as exc:  # torch._assert: e.g. a vision transformer's fixed size
             raise ConfigError(
                 f"{model_name} cannot run at input_size {input_size}: {str(exc).splitlines()[0]}"
             ) from None

@@ -206,6 +206,21 @@ def test_bad_options_raise_clear_errors(options, error, text):
     assert "\n" not in str(info.value)
 
 
+def test_a_model_that_cannot_run_at_the_input_size_is_one_line():
+    """input_size 227 (the Ponce lab's convention for every network) on a vision transformer,
+    which asserts its own image size: one ConfigError naming the model and the size, from the
+    Python API as from a sweep's check of its targets (architecture only)."""
+    vit = torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2,
+                                               hidden_dim=8, mlp_dim=8)
+    with pytest.raises(ConfigError, match="VisionTransformer cannot run at input_size 48: .*32") as info:
+        TorchUnit.from_module(vit, "encoder", 0, input_size=48)
+    assert "\n" not in str(info.value)
+    assert TorchUnit.from_module(vit, "conv_proj", 0, input_size=32).layer_shape == (8, 2, 2)
+    with pytest.raises(ConfigError, match="vit_b_16 cannot run at input_size 227: .*224") as info:
+        TorchUnit.check_targets(["vit_b_16:conv_proj:0"], {"input_size": 227})
+    assert "\n" not in str(info.value)
+
+
 def test_parse_target():
     assert parse_target("alexnet:features.8:0:6:7") == Target("alexnet", "features.8", 0, 6, 7)
     assert str(parse_target("efficientnet_lite0:_fc:3")) == "efficientnet_lite0:_fc:3"
