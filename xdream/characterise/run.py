@@ -63,6 +63,12 @@ class Settings:
                 f"noisy responses need repeats >= 2 and baseline_repeats >= 2 for the statistical test, got "
                 f"{protocol.repeats} and {protocol.baseline_repeats}; use --preset coarse or --set repeats=5"
             )
+        if self.method == "ttest" and min(protocol.repeats, protocol.baseline_repeats) < 2:
+            raise ConfigError(
+                f"the t-test needs repeats >= 2 and baseline_repeats >= 2 (method 'ttest'), got {protocol.repeats} "
+                f"and {protocol.baseline_repeats}; use --preset coarse, --set repeats=5 --set baseline_repeats=5, "
+                "or --method exact"
+            )
 
 
 def target_responder(target: str, options: dict, device: str = "cpu") -> Responder:

@@ -75,6 +75,7 @@ BAD = [
     (["efficientnet_lite0:_blocks.0", "--set", "colour=red"], "unknown protocol key 'colour'"),
     (["efficientnet_lite0:_blocks.0", "--noise", "laplace", "--preset", "coarse"], "unknown noise 'laplace'"),
     (["efficientnet_lite0:_blocks.0", "--method", "bayes"], "unknown classification method 'bayes'"),
+    (["efficientnet_lite0:_blocks.0", "--method", "ttest"], "the t-test needs"),
     (["efficientnet_lite0:_blocks.0:999"], "channel 999 out of range"),
     (["vgg99:features.0"], "unknown model 'vgg99'"),
     (["efficientnet_lite0:_blocks.0", "--set", "noise.gain=2"], "noise options given without --noise"),
