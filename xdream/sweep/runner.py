@@ -140,6 +140,8 @@ def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunS
                                   "removed; new grid values only add runs); choose another --output")
             atomic_write(sweep_dir / PLAN, plan.encode())
             (sweep_dir / RESULTS).unlink(missing_ok=True)  # it lists the smaller sweep; rewritten when all are done
+    elif sweep_dir.exists() and not sweep_dir.is_dir():
+        raise RunDirError(f"output {sweep_dir} is a file, not a sweep directory; choose another")
     elif sweep_dir.exists() and any(sweep_dir.iterdir()):
         raise RunDirError(f"output directory {sweep_dir} already exists and is not a sweep; choose another")
     else:

@@ -368,3 +368,14 @@ def test_a_sweep_planned_by_an_earlier_xdream_goes_on_or_is_refused_on_one_line(
     recorded_as_before(tmp_path / "b", lambda name: name.replace("efficientnet_lite0-", ""))
     with pytest.raises(RunDirError, match="planned by an earlier xdream, whose run names leave out the target's model"):
         prepare(targets, None)
+
+
+def test_an_output_that_is_a_file_is_refused_on_one_line(fast_job, tmp_path, capsys):
+    """--output naming an existing file: one line, exit 2, the file untouched (was a NotADirectoryError traceback)."""
+    path = write_sweep(tmp_path / "s.toml", sweep_data(fast_job), tmp_path / "out")
+    taken = tmp_path / "notes.txt"
+    taken.write_text("my notes\n")
+    assert main(["sweep", str(path), "--output", str(taken), "--backend", "process"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xdream: error: ") and err.count("\n") == 1 and f"{taken} is a file" in err, err
+    assert taken.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "s.toml"]
