@@ -117,9 +117,10 @@ def run_one(path: str, config: dict, threads: int) -> dict:
     return run_record(run_dir)
 
 
-def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunSpec]]:
+def prepare(sweep_file, output: str | None, check=None, ready=None) -> tuple[Path, list[RunSpec]]:
     """Validate the sweep (and ``check(runs)``, before anything is written) and create (or
-    re-open) its directory with the plan."""
+    re-open) its directory with the plan; ``ready(sweep_dir, runs)`` is called after every check
+    of the directory, just before anything is written (an error it raises leaves the directory as it was)."""
     file_output, runs = load_sweep(sweep_file)
     if check is not None:
         check(runs)
@@ -129,21 +130,24 @@ def prepare(sweep_file, output: str | None, check=None) -> tuple[Path, list[RunS
     sweep_dir = Path(out)
     plan = json.dumps({"runs": [{"name": r.name, "labels": r.labels, "config": r.config} for r in runs]},
                       indent=1, sort_keys=True)
-    if (sweep_dir / PLAN).is_file():
-        recorded = (sweep_dir / PLAN).read_text()
-        if recorded != plan:
-            if not _grows(json.loads(recorded)["runs"], json.loads(plan)["runs"]):
-                if _names_without_model(json.loads(recorded)["runs"]):
-                    raise RunDirError(f"{sweep_dir} holds a sweep planned by an earlier xdream, whose run names leave "
-                                      "out the target's model; run this grid into another --output")
-                raise RunDirError(f"{sweep_dir} holds a different sweep ({PLAN} differs: a run was changed or "
-                                  "removed; new grid values only add runs); choose another --output")
-            atomic_write(sweep_dir / PLAN, plan.encode())
-            (sweep_dir / RESULTS).unlink(missing_ok=True)  # it lists the smaller sweep; rewritten when all are done
+    recorded = (sweep_dir / PLAN).read_text() if (sweep_dir / PLAN).is_file() else None
+    if recorded is not None:
+        if recorded != plan and not _grows(json.loads(recorded)["runs"], json.loads(plan)["runs"]):
+            if _names_without_model(json.loads(recorded)["runs"]):
+                raise RunDirError(f"{sweep_dir} holds a sweep planned by an earlier xdream, whose run names leave "
+                                  "out the target's model; run this grid into another --output")
+            raise RunDirError(f"{sweep_dir} holds a different sweep ({PLAN} differs: a run was changed or "
+                              "removed; new grid values only add runs); choose another --output")
     elif sweep_dir.exists() and not sweep_dir.is_dir():
         raise RunDirError(f"output {sweep_dir} is a file, not a sweep directory; choose another")
     elif sweep_dir.exists() and any(sweep_dir.iterdir()):
         raise RunDirError(f"output directory {sweep_dir} already exists and is not a sweep; choose another")
+    if ready is not None:
+        ready(sweep_dir, runs)
+    if recorded is not None:
+        if recorded != plan:
+            atomic_write(sweep_dir / PLAN, plan.encode())
+            (sweep_dir / RESULTS).unlink(missing_ok=True)  # it lists the smaller sweep; rewritten when all are done
     else:
         try:
             (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
@@ -227,11 +231,26 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             raise ConfigError("the sweep's runs use device cuda but no GPU is visible here (CUDA_VISIBLE_DEVICES, "
                               "torch.cuda.device_count()); use device = \"cpu\"")
 
-    sweep_dir, runs = prepare(sweep_file, output, check=check_gpus)
+    def start(sweep_dir, runs):
+        # after every check, before the plan is written: Ray starts (and its GPUs are checked) only for
+        # a sweep with runs to do, and a cluster without the GPUs they need leaves the folder as it was
+        placement["done"] = {r.name for r in runs if is_complete(sweep_dir / "runs" / r.name)}
+        if backend == "ray" and len(placement["done"]) < len(runs):
+            _start_ray(workers or os.cpu_count() or 1, address, placement["resources"])
+            placement["ray"] = True
+
+    try:
+        sweep_dir, runs = prepare(sweep_file, output, check=check_gpus, ready=start)
+    except BaseException:
+        if placement.get("ray"):
+            import ray
+
+            ray.shutdown()
+        raise
     resources, gpus = placement["resources"], placement["gpus"]
     workers = workers or (len(gpus) if gpus else os.cpu_count() or 1)
     threads = fair_share(workers)
-    done = {r.name for r in runs if is_complete(sweep_dir / "runs" / r.name)}
+    done = placement["done"]
     pending = [r for r in runs if r.name not in done]
     log(f"sweep {sweep_dir}: {len(runs)} runs, {len(done)} complete (skipped), {len(pending)} to run "
         f"on {backend} with {workers} workers")
@@ -240,7 +259,7 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
     if not jobs:  # nothing to run: no Ray instance or pool is started
         outcomes = []
     elif backend == "ray":
-        outcomes = _run_ray(jobs, workers, address, resources)
+        outcomes = _run_ray(jobs, resources)
     else:
         outcomes = _run_pool(jobs, workers, worker_threads_env(threads), gpus)
     for k, (name, outcome) in enumerate(outcomes, start=1):
@@ -298,10 +317,9 @@ def _run_pool(jobs, workers, env, gpus=None, task=None):
             yield futures[future], exc if exc is not None else future.result()
 
 
-def _run_ray(jobs, workers, address, resources):
-    """Ray tasks, one CPU each (and ``resources['num_gpus']`` of a GPU on CUDA, Ray setting each
-    task's CUDA_VISIBLE_DEVICES): a local instance with ``workers`` CPUs, or the cluster at
-    ``address``. (Ray sets a task's OMP_NUM_THREADS to its CPUs itself, so it gets no thread variables.)"""
+def _start_ray(workers, address, resources):
+    """Start a local Ray instance with ``workers`` CPUs, or join the cluster at ``address``; one
+    whose runs need a GPU (``resources['num_gpus']``) and that has none is shut down again and refused."""
     import ray
 
     if address:
@@ -309,9 +327,18 @@ def _run_ray(jobs, workers, address, resources):
     else:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  object_store_memory=200 * 1024**2)
+    if resources["num_gpus"] and not ray.cluster_resources().get("GPU"):
+        ray.shutdown()
+        raise ConfigError("the sweep's runs use device cuda but the Ray cluster has no GPU; use device = \"cpu\"")
+
+
+def _run_ray(jobs, resources):
+    """Ray tasks on the instance :func:`_start_ray` started (shut down when they are done), one CPU
+    each (and ``resources['num_gpus']`` of a GPU on CUDA, Ray setting each task's
+    CUDA_VISIBLE_DEVICES). (Ray sets a task's OMP_NUM_THREADS to its CPUs itself, so it gets no thread variables.)"""
+    import ray
+
     try:
-        if resources["num_gpus"] and not ray.cluster_resources().get("GPU"):
-            raise ConfigError("the sweep's runs use device cuda but the Ray cluster has no GPU; use device = \"cpu\"")
         task = ray.remote(**resources, max_retries=0)(run_one)
         refs = {task.remote(*job): Path(job[0]).name for job in jobs}
         while refs:

@@ -44,3 +44,25 @@ def test_a_cpu_sweep_refuses_a_gpu_share(fast_job, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "gpu_per_run 0.5 needs runs on a CUDA device" in err
     assert not (tmp_path / "s").exists()  # refused before the sweep's folder is made
+
+
+def test_a_ray_cluster_without_a_gpu_is_refused_before_anything_is_written(fast_job, tmp_path, monkeypatch, capsys):
+    """Runs on device cuda and a local Ray instance with no GPU: one error, exit 2, and no sweep
+    folder, so the sweep fixed as the error says (device = "cpu") may use the same --output (a
+    plan written first refused it: 'holds a different sweep')."""
+    import shutil
+    import tempfile
+
+    ray_tmp = tempfile.mkdtemp(prefix="xr", dir="/tmp")  # short: the AF_UNIX path limit
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for the local Ray instance, on any machine
+    out = tmp_path / "out"
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('[base]\ngenerations = 1\ndevice = "cuda"\ngenerator = { name = "pixel", size = 16 }\n'
+                     f'responder = {{ name = "torch-unit", target = "{fast_job["responder"]["target"]}", '
+                     'input_size = 64 }\n[grid]\nseed = [0]\n')
+    code = main(["sweep", str(sweep), "--output", str(out), "--backend", "ray", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "xdream: error: the sweep's runs use device cuda but the Ray cluster has no GPU" in err, err
+    assert not out.exists()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
