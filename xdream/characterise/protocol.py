@@ -100,6 +100,9 @@ class Protocol:
         _within("spot_sigmas", self.spot_sigmas, 1e-6, math.inf)
         for key, lo, hi in (("saturation", 0, 1), ("lightness", 0, 1), ("contrast", 0, 1), ("surround", 1.000001, math.inf)):
             _within(key, [getattr(self, key)], lo, hi)
+        for key in ("red_green", "spots"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         for key in ("repeats", "baseline_repeats"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

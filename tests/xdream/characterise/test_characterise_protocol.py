@@ -70,6 +70,8 @@ BAD = [
     ({"baseline": "pink"}, ConfigError, "baseline 'pink' is not a uniform field; valid: black, grey, white"),
     ({"baseline": "grey", "baseline_levels": [0.0]}, ConfigError, "must be one of baseline_levels"),
     ({"contrast": 2}, ConfigError, "contrast value 2 out of range"),
+    ({"red_green": "False"}, ConfigError, "red_green must be true or false, got 'False'"),  # --set red_green=False
+    ({"spots": "no"}, ConfigError, "spots must be true or false, got 'no'"),
 ]
 
 
