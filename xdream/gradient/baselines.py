@@ -26,6 +26,7 @@ from xdream.config import defaults, to_toml
 from xdream.core.errors import ConfigError, choices_text
 from xdream.gradient import objectives as obj
 from xdream.gradient import deepdream_image, latent_ascent, render, target_of
+from xdream.gradient.param import SIZE_RANGE
 from xdream.gradient.transforms import no_transforms, standard_transforms
 from xdream.images.io import montage, save_png
 from xdream.images.plots import plot_curves
@@ -66,6 +67,9 @@ class GradientSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"gradient {name} must be >= 1, got {value}")
+        low, high = SIZE_RANGE
+        if self.method in ("featurevis", "pixel") and not low <= self.size <= high:
+            raise ConfigError(f"gradient image size must be in [{low}, {high}] px for {self.method}, got {self.size}")
         for name in ("tv", "l1", "blur"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"gradient {name} weight must be >= 0, got {getattr(self, name)}")

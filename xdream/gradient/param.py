@@ -22,6 +22,8 @@ from xdream.gradient.lucid import irfft_image, rfft2d_freqs, spectrum_scale, to_
 
 #: Lucid's initial standard deviation of the parameter tensor.
 LUCID_SD = 0.01
+#: The image sizes (px) a parameterisation allows.
+SIZE_RANGE = (8, 2048)
 
 
 class ImageParam:
@@ -39,8 +41,8 @@ class ImageParam:
         generator: torch.Generator | None = None,
         device: str | torch.device = "cpu",
     ):
-        if not 8 <= size <= 2048:
-            raise ConfigError(f"image size must be in [8, 2048], got {size}")
+        if not SIZE_RANGE[0] <= size <= SIZE_RANGE[1]:
+            raise ConfigError(f"image size must be in [{SIZE_RANGE[0]}, {SIZE_RANGE[1]}], got {size}")
         if batch < 1:
             raise ConfigError(f"batch must be >= 1, got {batch}")
         self.size, self.batch, self.fft, self.decorrelate = size, batch, fft, decorrelate

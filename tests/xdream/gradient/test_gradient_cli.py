@@ -40,3 +40,15 @@ def test_missing_generator_weights_name_only_flags_that_exist(tmp_path, monkeypa
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "xdream weights download deepsim-fc6" in err
     assert "give xdream evolve --generator-weights FILE" in err and not (tmp_path / "grad").exists()
+
+
+def test_image_size_out_of_range_is_refused_before_the_folder_is_created(tmp_path, capsys):
+    """``--size 4`` (or beyond 2048) on an image parameterisation: one line naming the size and
+    the allowed range, exit 2, and no run folder left behind (checks happen before anything is written)."""
+    for size in ("4", "4096"):
+        out = tmp_path / f"grad{size}"
+        assert main(["gradient", "--target", UNIT, "--size", size, "--steps", "2", "--quiet",
+                     "--output", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and size in err and "[8, 2048]" in err
+        assert not out.exists()
