@@ -17,6 +17,8 @@ PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": comp
          "characterise": characterise.page, "session": evolution.page}
 #: The kinds whose page writes report.html only, so it is written beside the run's writer (no lock).
 LIVE = ("evolution", "session")
+#: The file a run of each kind writes when it has finished, and its page reads.
+RESULTS = {"gradient": "gradient.json", "compare": "compare.json"}
 CLOCK_SLACK = 0.05  # s: file times come from the kernel's coarse clock, a few ms behind time.time()
 
 
@@ -34,6 +36,10 @@ def write_report(run_dir: str | Path) -> Path:
     its path; a comparison's report also writes the reports of its evolution runs."""
     path = Path(run_dir)
     kind = run_kind(path)
+    result = RESULTS.get(kind)
+    if result is not None and not (path / result).is_file():
+        raise RunDirError(f"{kind} run {path} has not finished (no {result}): it was killed or ended by an error, "
+                          f"or is still running; for a page, run xdream {kind} again")
     if kind == "compare":
         for m in json.loads((path / "compare.json").read_text())["methods"]:
             if m.get("folder") and (path / m["folder"]).is_dir():

@@ -141,3 +141,23 @@ def test_a_run_nobody_writes_any_more_says_so_and_watch_returns(evolution):
         holder.kill()
         holder.wait()
     assert "not running and not ended" in write_report(run).read_text()  # the kernel dropped the killed one's lock
+
+
+def test_report_of_a_gradient_or_compare_run_that_did_not_finish(tmp_path, capsys):
+    """A gradient or compare folder left by a run killed (or ended by an error) before it wrote
+    its result: ``xdream report`` says so in one line, exit 2, and writes nothing into it."""
+    from xdream.gradient.baselines import GradientSettings, create_dir
+    from xdream.runs.rundir import RunDir
+
+    gradient = create_dir(tmp_path / "grad", GradientSettings())  # as ``xdream gradient`` creates it
+    gradient.lock.release()  # as the kernel does when the process dies
+    compare = RunDir.create(tmp_path / "cmp", 'kind = "compare"\n', subdirs=(), kind="compare")
+    compare.lock.release()
+    for run, kind in ((gradient.path, "gradient"), (compare.path, "compare")):
+        before = sorted(p.name for p in run.iterdir())
+        assert main(["report", str(run)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(run) in err and "not finish" in err and f"xdream {kind}" in err
+        assert sorted(p.name for p in run.iterdir()) == before
+        with pytest.raises(RunDirError, match="not finish"):
+            write_report(run)
