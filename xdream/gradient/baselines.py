@@ -27,6 +27,7 @@ from xdream.core.errors import ConfigError, choices_text
 from xdream.gradient import objectives as obj
 from xdream.gradient import deepdream_image, latent_ascent, render, target_of
 from xdream.gradient.param import SIZE_RANGE
+from xdream.gradient.render import check_differentiable
 from xdream.gradient.transforms import no_transforms, standard_transforms
 from xdream.images.io import montage, save_png
 from xdream.images.plots import plot_curves
@@ -153,6 +154,7 @@ def prepare(responder, settings: GradientSettings) -> dict:
             raise ConfigError(f"latent ascent needs a generator name (--generator NAME); valid: "
                               f"{choices_text(registry.available('generator'))}")
         parts["generator"] = registry.create("generator", name, options, device=str(target.device))
+        check_differentiable(parts["generator"])
     if settings.method == "deepdream":
         from xdream.images.natural import read_image, reference_set, skimage_photos
 

@@ -152,6 +152,19 @@ def render(
                    score=score, score_every=score_every, progress=progress, desc="render")
 
 
+def check_differentiable(generator, codes: torch.Tensor | None = None) -> None:
+    """A one-line ConfigError unless ``generator.decode`` carries a gradient to ``codes`` (by
+    default one zero code, so that the check draws nothing from any random generator)."""
+    if codes is None:
+        codes = torch.zeros(1, generator.latent_dim, device=generator.device, requires_grad=True)
+    images = generator.decode(codes)
+    if not isinstance(images, torch.Tensor) or images.grad_fn is None:
+        raise ConfigError(
+            f"generator {generator.name!r} is not differentiable (its images carry no gradient to the codes); "
+            "latent ascent needs a generator whose decode is a torch computation"
+        )
+
+
 def latent_ascent(
     generator,
     objective: Objective,
@@ -172,12 +185,7 @@ def latent_ascent(
     rng, _ = seeded(seed)
     codes = torch.as_tensor(generator.sample(batch, rng), dtype=torch.float32).to(generator.device)
     codes.requires_grad_(True)
-    images = generator.decode(codes)
-    if not isinstance(images, torch.Tensor) or images.grad_fn is None:
-        raise ConfigError(
-            f"generator {generator.name!r} is not differentiable (its images carry no gradient to the codes); "
-            "latent ascent needs a generator whose decode is a torch computation"
-        )
+    check_differentiable(generator, codes)
     transforms = no_transforms() if transforms is None else transforms
     result = _ascend(objective, target, lambda: generator.decode(codes), [codes], transforms=transforms, steps=steps,
                      lr=lr, rng=rng, score=score, score_every=score_every, progress=progress, desc="latent ascent")

@@ -52,3 +52,43 @@ def test_image_size_out_of_range_is_refused_before_the_folder_is_created(tmp_pat
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and size in err and "[8, 2048]" in err
         assert not out.exists()
+
+
+NUMPY_GENERATOR = '''
+import numpy as np
+import torch
+
+from xdream.core.generator import Generator
+
+
+class NumpyBlobs(Generator):
+    """Real images rendered with numpy: no gradient reaches the codes."""
+
+    name = "numpy-blobs"
+    latent_shape = (3,)
+    image_size = 16
+
+    def decode_tensor(self, codes):
+        colours = 1 / (1 + np.exp(-codes.detach().cpu().numpy()))
+        images = np.broadcast_to(colours[:, :, None, None], (len(codes), 3, 16, 16))
+        return torch.from_numpy(np.ascontiguousarray(images))
+'''
+
+
+def test_latent_ascent_through_a_generator_without_gradients_is_refused_before_the_folder_is_created(
+        tmp_path, monkeypatch, capsys):
+    """An installed generator plugin whose decode is not a torch computation (allowed: it still
+    evolves): ``xdream gradient --method latent`` with it is one line naming the generator, exit 2,
+    and leaves no run folder behind."""
+    from tests.xdream.core.test_registry import install_distribution
+
+    (tmp_path / "lab_numpy_generator.py").write_text(NUMPY_GENERATOR)
+    install_distribution(tmp_path, "lab-numpy-generator",
+                         {"xdream.generators": {"numpy-blobs": "lab_numpy_generator:NumpyBlobs"}})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "grad"
+    assert main(["gradient", "--method", "latent", "--generator", "numpy-blobs", "--target", UNIT, "--steps", "2",
+                 "--quiet", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "generator 'numpy-blobs' is not differentiable" in err
+    assert not out.exists()
