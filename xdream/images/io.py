@@ -72,11 +72,21 @@ def montage(images: torch.Tensor, tile: int = 128, padding: int = 2) -> torch.Te
     return make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
 
 
+def rgb_array(image: Image.Image) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` of an open image. 16-bit greyscale (PIL modes ``I;16*`` and ``I``, as
+    16-bit PNG, PGM and TIFF files open) is scaled to 8 bits (65535 -> 255): PIL's
+    ``convert("RGB")`` clips those values at 255, which turns such a picture nearly white."""
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        grey = np.rint(np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.array(image.convert("RGB"))  # a writable copy (torch.from_numpy warns otherwise)
+
+
 def load_image(path: str | Path) -> torch.Tensor:
     """An image file as float32 ``[3, H, W]`` RGB in [0, 1]; unreadable -> ConfigError."""
     try:
         with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            array = rgb_array(image).astype(np.float32) / 255.0
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot read image {path}: {e}") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from xdream.core.errors import ConfigError
+from xdream.images.io import rgb_array
 
 #: scikit-image photographs that ship inside the package (no pooch download).
 SKIMAGE_PHOTOS = (
@@ -48,7 +49,7 @@ def read_image(path: str | Path) -> np.ndarray | None:
     """uint8 [H, W, 3] of an image file, or None when it is not a readable image."""
     try:
         with Image.open(path) as im:
-            return np.array(im.convert("RGB"))  # a writable copy (torch.from_numpy warns otherwise)
+            return rgb_array(im)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 

@@ -39,3 +39,24 @@ def test_batch_shapes_and_layout(shape):
 def test_any_float_tensor(make):
     image = make(torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(2)))
     assert np.array_equal(to_uint8(image), reference(image.detach()))
+
+
+def test_a_16_bit_greyscale_file_reads_as_it_looks(tmp_path):
+    """A 16-bit greyscale PNG (a lab photo or stimulus; PIL mode I;16) as a reference image
+    (``--reference DIR``), DeepDream's ``--image`` or an ``--init-image``: its grey levels
+    scaled to 8 bits (65535 -> 255), not clipped at 255 into a nearly white image; the same
+    picture saved at 8 bits reads the same."""
+    from PIL import Image
+
+    from xdream.images.io import load_image
+    from xdream.images.natural import folder_images, read_image
+
+    ramp = np.arange(256, dtype=np.uint16).repeat(4).reshape(32, 32)
+    Image.fromarray(ramp * 257).save(tmp_path / "deep.png")  # 0, 257, ..., 65535
+    Image.fromarray(ramp.astype(np.uint8)).save(tmp_path / "flat.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    expected = np.repeat(ramp.astype(np.uint8)[..., None], 3, axis=2)
+    assert np.array_equal(read_image(tmp_path / "deep.png"), expected)
+    assert np.array_equal(read_image(tmp_path / "flat.png"), expected)
+    assert [name for name, _ in folder_images(tmp_path)] == ["deep.png", "flat.png"]
+    assert torch.equal(load_image(tmp_path / "deep.png"), load_image(tmp_path / "flat.png"))
