@@ -2,6 +2,7 @@
 the checker, and experiments/rig_minimal) and fails on the right line, naming the spec
 section, against deliberately broken rigs (the simulator with one behaviour broken)."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from responders.rig_sim import RigSimulator
 from responders.torch_unit import TorchUnit
-from xdream.rig.check import Conformance, format_table
+from xdream.rig.check import CheckFailed, Conformance, format_table
 from xdream.rig.ports import free_loopback_port
 from xdream.rig.protocol import Limits, ProtocolError, decode, error_reply
 
@@ -32,6 +33,42 @@ def check_cli(xdream_main, endpoint, *extra):
     out = xdream_main("rig", "check", endpoint, "--timeout", "5", *extra)
     rows = {m.group(2).strip(): m.group(1) for m in map(ROW.match, out.stdout.splitlines()) if m}
     return out, rows
+
+
+@contextlib.contextmanager
+def serving(sim):
+    """``sim`` answering on a thread for the block, closed after it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    thread.start()
+    try:
+        yield sim
+    finally:
+        stop.set()
+        thread.join(10)
+        sim.close()
+
+
+def against(sim, action, **options):
+    """What ``action(checker)`` returns for a checker of ``sim`` (served on a thread) made with ``options``."""
+    with serving(sim):
+        checker = Conformance(sim.endpoint, **options)
+        try:
+            return action(checker)
+        finally:
+            checker.close()
+
+
+def greeted(check: str):
+    """The action: the handshake, then ``Conformance.<check>`` alone."""
+    def action(checker):
+        checker.welcome = checker.client.hello()
+        return getattr(checker, check)()
+    return action
+
+
+def all_checks(checker) -> dict:
+    return {o.name: o for o in checker.run()}
 
 
 def wait_for_answer(endpoint):
@@ -177,17 +214,7 @@ class PngSizeUnchecked(RigSimulator):
 ])
 def test_a_broken_rig_fails_on_the_right_check(tmp_path, rig, failing, section):
     sim = rig(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
-    checker = Conformance(sim.endpoint, timeout=1.0)
-    try:
-        outcomes = {o.name: o for o in checker.run()}
-    finally:
-        checker.close()
-        stop.set()
-        thread.join(10)
-        sim.close()
+    outcomes = against(sim, all_checks, timeout=1.0)
     table = format_table(sim.endpoint, list(outcomes.values()))
     print(table)
     assert outcomes[failing].status == "FAIL", table
@@ -208,18 +235,7 @@ def test_a_rig_that_advertises_lower_limits_passes_the_limit_checks(tmp_path, li
     send a message that another one refuses (the reference simulator, its limits lowered)."""
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
                        limits=limits)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
-    checker = Conformance(sim.endpoint, timeout=2.0)
-    try:
-        checker.welcome = checker.client.hello()
-        detail = checker.check_limits_and_error_codes()
-    finally:
-        checker.close()
-        stop.set()
-        thread.join(10)
-        sim.close()
+    detail = against(sim, greeted("check_limits_and_error_codes"), timeout=2.0)
     assert detail.endswith(" refusals with the right code" + noted), detail
 
 
@@ -229,17 +245,7 @@ def test_a_rig_that_takes_few_images_per_request_is_sent_no_more(tmp_path):
     presenting) show fewer images more often, never a request it must refuse."""
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
                        limits=Limits(max_images=5), presentation_ms=5)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
-    checker = Conformance(sim.endpoint, timeout=2.0)
-    try:
-        outcomes = {o.name: o for o in checker.run()}
-    finally:
-        checker.close()
-        stop.set()
-        thread.join(10)
-        sim.close()
+    outcomes = against(sim, all_checks, timeout=2.0)
     assert outcomes.pop("restart mid-request").status == "NOT RUN"
     assert {name: o.status for name, o in outcomes.items() if o.status != "PASS"} == {}, outcomes
     assert "/80 records" in outcomes["deadline"].detail  # 5 images shown 16 times: the 80 presentations of 40 x 2
@@ -260,22 +266,10 @@ def test_a_check_waiting_for_presenting_names_the_error_the_request_got(tmp_path
     request, and names it (not: no pong said 'presenting')."""
     sim = RefusesLongRequests(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*",
                               log=tmp_path / "log.jsonl", presentation_ms=5)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
-    checker = Conformance(sim.endpoint, timeout=2.0, restart_command="exit 1")
-    try:
-        checker.welcome = checker.client.hello()
-        getattr(checker, check)()
-    except Exception as e:
-        failure = e
-    finally:
-        checker.close()
-        stop.set()
-        thread.join(10)
-        sim.close()
-    assert type(failure).__name__ == "CheckFailed"
-    assert str(failure) == "present answered with error internal (cannot show more than 16 images in a block) (§4.2)"
+    with pytest.raises(CheckFailed) as failure:
+        against(sim, greeted(check), timeout=2.0, restart_command="exit 1")
+    assert str(failure.value) == ("present answered with error internal (cannot show more than 16 images in a "
+                                  "block) (§4.2)")
 
 
 def test_no_rig_fails_the_handshake_and_bad_input_is_a_one_line_error(xdream_main):
@@ -313,20 +307,10 @@ def restart_check_failure(tmp_path, restart_command):
     """What the restart check raises against the simulator with ``restart_command``."""
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl",
                        presentation_ms=5)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
-    checker = Conformance(sim.endpoint, timeout=2.0, restart_command=restart_command)
     try:
-        checker.welcome = checker.client.hello()
-        checker.check_restart_mid_request()
+        against(sim, greeted("check_restart_mid_request"), timeout=2.0, restart_command=restart_command)
     except Exception as e:
         return e
-    finally:
-        checker.close()
-        stop.set()
-        thread.join(10)
-        sim.close()
 
 
 def test_a_failing_restart_command_is_a_fail_row(tmp_path):
@@ -385,23 +369,19 @@ def test_the_simulator_takes_a_present_without_generation(tmp_path):
     from xdream.rig.protocol import encode
 
     sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint="tcp://127.0.0.1:*", log=tmp_path / "log.jsonl")
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: [sim.serve(0.1) for _ in iter(stop.is_set, True)], daemon=True)
-    thread.start()
     context = zmq.Context()
-    try:
-        client = Client(context, sim.endpoint, timeout=10)
-        client.hello()
-        frames = _present(client.session, "no-generation", _images(2))
-        header = json.loads(frames[0])
-        del header["generation"]
-        reply = client.ask(encode({k: v for k, v in header.items() if k != "protocol"}, frames[1:]), "no-generation")
-        assert reply.type == "result" and len(reply.header["records"]) == 4
-        assert client.ping("after").type == "pong"
-        logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-        assert {e["generation"] for e in logged if e["event"] == "trial"} == {None}
-    finally:
-        context.destroy(linger=0)
-        stop.set()
-        thread.join(10)
-        sim.close()
+    with serving(sim):
+        try:
+            client = Client(context, sim.endpoint, timeout=10)
+            client.hello()
+            frames = _present(client.session, "no-generation", _images(2))
+            header = json.loads(frames[0])
+            del header["generation"]
+            request = encode({k: v for k, v in header.items() if k != "protocol"}, frames[1:])
+            reply = client.ask(request, "no-generation")
+            assert reply.type == "result" and len(reply.header["records"]) == 4
+            assert client.ping("after").type == "pong"
+            logged = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+            assert {e["generation"] for e in logged if e["event"] == "trial"} == {None}
+        finally:
+            context.destroy(linger=0)
