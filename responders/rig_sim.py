@@ -49,6 +49,7 @@ from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
 from xdream.core.seeding import derive_rngs
 from xdream.rig.probe import probe_values
+from xdream.rig.schema import load_schema
 from xdream.rig.usage import OneLineParser
 from xdream.rig.protocol import (DTYPES, ENCODINGS, MAX_RESULT_VALUES, Limits, ProtocolError, decode, encode,
                                  error_reply, iter_images)
@@ -56,7 +57,6 @@ from xdream.rig.protocol import (DTYPES, ENCODINGS, MAX_RESULT_VALUES, Limits, P
 CRASH_EXIT = 75  # exit status of an injected crash; the supervisor restarts on it
 MAX_QUEUE = 16
 DEFAULT_DEADLINE_MS = 600_000  # docs/protocol.md §4.2
-MAX_CHANNELS = 256  # docs/protocol.md §3
 CHUNK_BYTES = 64 << 20  # the most float32 pixels the neuron sees at once
 PAYLOAD = ("image_ids", "encoding", "dtype", "shape", "repeats", "probe")  # a resend must match these (§5)
 
@@ -146,9 +146,10 @@ class RigSimulator:
         if channels < 1:
             raise ConfigError(f"channels must be >= 1, got {channels}")
         units = list(neuron.unit_labels())
-        if len(units) * channels > MAX_CHANNELS:  # a welcome lists at most 256 (docs/protocol.md §3)
+        most = load_schema()["$defs"]["channels"]["maxItems"]  # what a welcome may list (docs/protocol.md §3)
+        if len(units) * channels > most:
             raise ConfigError(f"{len(units)} neuron(s) x {channels} channels each are {len(units) * channels} "
-                              f"channels; a rig has at most {MAX_CHANNELS}")
+                              f"channels; a rig has at most {most}")
         if not 0 <= presentation_ms < math.inf:
             raise ConfigError(f"presentation time must be a finite number >= 0 ms, got {presentation_ms}")
         self.neuron, self.noise, self.limits = neuron, noise, limits
