@@ -171,7 +171,10 @@ def _torchvision_spec(name: str, variant: str | None = None) -> ModelSpec:
 
 def load_state_file(model: nn.Module, path: str | Path, what: str) -> nn.Module:
     """Load a local state-dict file into ``model`` strictly; a file that does not fit raises a
-    one-line WeightsError saying which keys or shapes are wrong."""
+    one-line WeightsError saying which keys or shapes are wrong. A file without any auxiliary-head
+    keys (googlenet's ``aux1``/``aux2``, inception_v3's ``AuxLogits``; saved with ``aux_logits=False``
+    as torchvision's pretrained googlenet is) drops those heads, as torchvision does: they never
+    take part in a response."""
     path = verify_file(path, None, what)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -180,6 +183,11 @@ def load_state_file(model: nn.Module, path: str | Path, what: str) -> nn.Module:
         raise WeightsError(f"{what}: cannot read {path} as a torch state dict ({reason})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{what}: {path} is not a state dict; save one with torch.save(model.state_dict(), FILE)")
+    aux = [n for n in ("aux1", "aux2", "AuxLogits") if getattr(model, n, None) is not None]
+    if aux and not any(k.split(".")[0] in aux for k in state):
+        model.aux_logits = False
+        for name in aux:
+            setattr(model, name, None)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

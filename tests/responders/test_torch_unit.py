@@ -265,6 +265,27 @@ def test_torchvision_model_from_weights_file_and_cache(monkeypatch, tmp_path, im
     np.testing.assert_allclose(cached.respond(images), manual.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_googlenet_weights_file_without_aux_heads(tmp_path, images):
+    """torchvision's pretrained googlenet has no aux1/aux2 (aux_logits=False): its saved state dict
+    loads (the heads never take part in a response); a file missing a real key is still refused."""
+    net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).eval()
+    path = tmp_path / "googlenet.pt"
+    torch.save(net.state_dict(), path)
+    unit = registry.create("responder", "torch-unit", {"target": "googlenet:inception3a:5", "weights": str(path)})
+    assert "aux1" not in layer_names(unit.model)
+    net.transform_input = True  # as torchvision's pretrained googlenet
+    seen = []
+    net.inception3a.register_forward_hook(lambda module, args, output: seen.append(output))
+    with torch.no_grad():
+        net(normalise(images, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
+    np.testing.assert_allclose(unit.respond(images), seen[0][:, 5, 14, 14].numpy(), rtol=1e-5, atol=1e-6)
+    state = net.state_dict()
+    del state["conv1.conv.weight"]
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="1 missing keys .e.g. conv1.conv.weight.$"):
+        TorchUnit("googlenet:inception3a:5", weights=str(path))
+
+
 def test_weights_variant_names_which_published_weights(monkeypatch, tmp_path, images, capsys):
     """mobilenet_v2 has two published sets (DEFAULT: IMAGENET1K_V2); weights_variant picks V1 --
     what ``pretrained=True`` meant -- from the hub cache, and the run records it."""
