@@ -156,8 +156,9 @@ def _calibrate(net: BigGANDeepNet, config: dict, g: torch.Generator, batch: int)
 class BigGANDeep(Generator):
     """BigGAN-deep with the Ponce-lab 256-d latent; subclasses fix ``resolution``.
 
-    Options: ``weights`` (a local file instead of the cache), ``verify`` (check its SHA-256;
-    default true), ``sha256`` (the hash to check instead of the published one), ``truncation``
+    Options: ``weights`` (a local file instead of the cache), ``verify`` (check the published SHA-256;
+    default true), ``sha256`` (the hash to check instead of the published one, even with
+    ``verify = false``), ``truncation``
     (0.7: which batch-norm statistics are used, in (0, 1]), ``noise_std`` (0.7: the initial noise
     half's scale), ``init_class`` (an ImageNet class 0-999 whose embedding is the initial class
     half; default zeros)."""

@@ -213,8 +213,8 @@ def read_state_dict(path: Path, variant: str, what: str) -> OrderedDict:
 
 class DeePSiM(Generator):
     """A DeePSiM generator; subclasses fix ``variant``. Options: ``weights`` (a local file
-    instead of the cache), ``verify`` (check its SHA-256; default true), ``sha256`` (the hash
-    to check instead of the published one, for weights of your own). Initial codes are
+    instead of the cache), ``verify`` (check the published SHA-256; default true), ``sha256`` (the hash
+    to check instead of the published one, for weights of your own, even with ``verify = false``). Initial codes are
     N(0, 1), as XDREAM starts every DeePSiM space (the base class's ``sample``)."""
 
     variant: str = "fc6"

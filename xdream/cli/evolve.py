@@ -78,7 +78,8 @@ def add_parser(commands) -> None:
                              "torchvision state dict or caffenet.pt; its keys and shapes are checked")
     evolve.add_argument("--weights", metavar="FILE", help=argparse.SUPPRESS)  # refused: names the two above
     evolve.add_argument("--no-verify", action="store_true",
-                        help="load --generator-weights FILE without checking its SHA-256 (weights of your own)")
+                        help="load --generator-weights FILE without checking the published SHA-256 (weights of your "
+                             "own; a pinned generator.sha256 is still checked)")
     evolve.add_argument("--init-image", metavar="FILE",
                         help="start the optimiser from this image's code (gradient inversion)")
     evolve.add_argument("--init-from-characterisation", metavar="RUN",

@@ -104,7 +104,9 @@ class WeightsStore:
     def resolve(self, name: str, weights: str | Path | None = None, *, verify: bool = True,
                 sha256: str | None = None, option: str = "--generator-weights") -> Path:
         """The verified file to load for ``name``: the local ``weights`` file if given, else
-        the cached one. Never downloads; a missing or wrong file is one WeightsError whose hint
+        the cached one, checked against the catalogue's size and hash unless ``verify`` is False;
+        a pinned ``sha256`` replaces those checks and is checked even then. Never downloads; a
+        missing or wrong file is one WeightsError whose hint
         names ``option``, the ``xdream evolve`` flag that passes this plugin a local file (said as
         evolve's: ``xdream gradient`` and ``compare`` take no such flag)."""
         entry = self.entry(name)
@@ -124,8 +126,10 @@ class WeightsStore:
                     f"{name}: weights not found at {path}; run `xdream weights download {name}` or fetch "
                     f"{self.url(name)} ({entry.hash_text()}) and put it there, or give xdream evolve {option} FILE"
                 )
-        if verify:
+        if verify or sha256 is not None:  # verify = false waives the published hash, never a pinned sha256
             reason = self.problem(name, path, sha256)
+            if reason is not None and sha256 is not None:
+                raise WeightsError(f"{name}: {reason} (the pinned sha256); the file is corrupt or not the one pinned")
             if reason is not None:
                 hint = (f"; replace it with `xdream weights download {name}`" if weights is None
                         else f"; to use weights of your own add --no-verify to {option} FILE (config: "

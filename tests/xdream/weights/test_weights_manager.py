@@ -235,6 +235,20 @@ def test_local_file_is_verified_unless_told_not_to(tmp_path, payload):
         store.resolve("test-net", tmp_path / "nope.pt")
 
 
+def test_a_pinned_hash_is_checked_under_verify_false(tmp_path, payload):
+    """``verify = false`` waives only the published hash: a file pinned with ``sha256`` is checked."""
+    store = WeightsStore(tmp_path, {"test-net": WeightsEntry(
+        "test-net", "http://x/test.pt", "test.pt", "0" * 64, None, "MIT", "")})
+    local = tmp_path / "mine.pt"
+    local.write_bytes(payload)
+    pinned = hashlib.sha256(payload).hexdigest()
+    assert store.resolve("test-net", local, verify=False, sha256=pinned) == local
+    local.write_bytes(payload[:-1] + b"x")
+    with pytest.raises(WeightsError, match=f"SHA-256 [0-9a-f]{{64}}, expected {pinned}") as info:
+        store.resolve("test-net", local, verify=False, sha256=pinned)
+    assert "\n" not in str(info.value)
+
+
 def test_every_hub_url_is_pinned_to_a_commit():
     """resolve/main follows the branch; every catalogued Hugging Face file names its commit."""
     hub = [entry for entry in CATALOG.values() if entry.url.startswith("https://huggingface.co/")]
