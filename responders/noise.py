@@ -24,7 +24,8 @@ class PoissonNoise(NoiseModel):
     """Spike counts: ``Poisson(max(score, 0) * gain)``, as float64 counts.
 
     Treats the activation as a firing rate, so noise grows with the response like real spike
-    counts; ``gain`` sets counts per unit of activation (higher gain, relatively less noise)."""
+    counts; ``gain`` sets counts per unit of activation (higher gain, relatively less noise).
+    A rate ``gain x score`` above numpy's Poisson limit (about 9.2e18) is a ConfigError at the draw."""
 
     name = "poisson"
 
@@ -35,7 +36,12 @@ class PoissonNoise(NoiseModel):
         scores = np.asarray(scores, dtype=np.float64)
         valid = ~np.isnan(scores)
         rate = np.where(valid, np.maximum(scores, 0.0) * self.gain, 0.0)
-        counts = rng.poisson(rate).astype(np.float64)
+        try:
+            counts = rng.poisson(rate).astype(np.float64)
+        except ValueError:  # numpy's "lam value too large": a rate above about 9.2e18
+            top = float(np.max(scores[valid]))
+            raise ConfigError(f"noise option 'gain' {self.gain:g} is too large for the response {top:g}: gain x "
+                              f"response must stay below 9.2e18 (here gain < {9.2e18 / top:.2g})") from None
         return np.where(valid, counts, np.nan)
 
     def __repr__(self) -> str:

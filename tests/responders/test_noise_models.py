@@ -67,6 +67,14 @@ def test_bad_noise_options(name, options, text):
         registry.create("noise", name, options)
 
 
+def test_poisson_gain_too_large_for_the_responses_is_one_config_error():
+    """gain x response above numpy's Poisson limit (~9.2e18) is one line naming both, not a traceback."""
+    assert PoissonNoise(gain=1e18)(np.array([0.5, np.nan]), rng())[0] > 0
+    with pytest.raises(ConfigError, match=r"'gain' 1e\+18 is too large for the response 12.*gain < 7.7e\+17") as info:
+        PoissonNoise(gain=1e18)(np.array([0.5, np.nan, 12.0]), rng())
+    assert "\n" not in str(info.value)
+
+
 def test_noisy_responder_wraps_a_torch_unit():
     unit = registry.create("responder", "torch-unit", {"target": "efficientnet_lite0:_blocks.2:5", "input_size": 64})
     images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
