@@ -73,11 +73,22 @@ def montage(images: torch.Tensor, tile: int = 128, padding: int = 2) -> torch.Te
 
 
 def rgb_array(image: Image.Image) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` of an open image. 16-bit greyscale (PIL modes ``I;16*`` and ``I``, as
-    16-bit PNG, PGM and TIFF files open) is scaled to 8 bits (65535 -> 255): PIL's
-    ``convert("RGB")`` clips those values at 255, which turns such a picture nearly white."""
-    if image.mode == "I" or image.mode.startswith("I;16"):
-        grey = np.rint(np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257).astype(np.uint8)
+    """uint8 ``[H, W, 3]`` of an open image. Greyscale deeper than 8 bits is scaled to 8 bits by
+    its depth (PIL's ``convert("RGB")`` clips those values at 255, which turns such a picture
+    nearly white): 16-bit files (PIL modes ``I;16*``, and ``I`` as 16-bit PGM files open) by
+    65535 -> 255; 32-bit integer TIFFs (mode ``I``, TIFF BitsPerSample 32) keep data within
+    0..255 as it is, read data within 0..65535 as 16-bit, and scale wider data by mode ``I``'s
+    range, 2**31 - 1 -> 255; float files (mode ``F``) with data within [0, 1] by 1 -> 255, other
+    float data as on 0..255. Negative values and NaN read 0, values above the range 255."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
+        top = values.max(initial=0.0)
+        full = 65535
+        if image.mode == "F":
+            full = 1 if top <= 1 else 255
+        elif image.mode == "I" and getattr(image, "tag_v2", {}).get(258, (16,))[0] > 16:
+            full = 255 if top <= 255 else 65535 if top <= 65535 else 2**31 - 1
+        grey = np.rint(np.clip(values, 0, full) * 255 / full).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.array(image.convert("RGB"))  # a writable copy (torch.from_numpy warns otherwise)
 

@@ -60,3 +60,26 @@ def test_a_16_bit_greyscale_file_reads_as_it_looks(tmp_path):
     assert np.array_equal(read_image(tmp_path / "flat.png"), expected)
     assert [name for name, _ in folder_images(tmp_path)] == ["deep.png", "flat.png"]
     assert torch.equal(load_image(tmp_path / "deep.png"), load_image(tmp_path / "flat.png"))
+
+
+def test_16_bit_32_bit_and_float_greyscale_files_read_by_their_depth(tmp_path):
+    """What Pillow opens them as: a 16-bit PNG/TIFF is mode I;16, a 16-bit PGM and every
+    32-bit integer TIFF mode I, a float TIFF mode F. 16-bit files scale 65535 -> 255; a 32-bit
+    file keeps 0..255 data as it is, reads 0..65535 data as 16-bit and wider data by its type's
+    range (2**31 - 1 -> 255); float data in [0, 1] scales by 255, other float data is on 0..255."""
+    from PIL import Image
+
+    from xdream.images.natural import read_image
+
+    ramp = np.arange(256).repeat(4).reshape(32, 32)
+    files = {"16.png": ramp.astype(np.uint16) * 257, "16.tif": ramp.astype(np.uint16) * 257,
+             "16.pgm": ramp.astype(np.uint16) * 257, "32-8.tif": ramp.astype(np.int32),
+             "32-16.tif": ramp.astype(np.int32) * 257, "32.tif": ramp.astype(np.int32) * 8421504,
+             "f1.tif": ramp.astype(np.float32) / 255, "f255.tif": ramp.astype(np.float32)}
+    modes = {"16.png": "I;16", "16.tif": "I;16", "16.pgm": "I", "32-8.tif": "I", "32-16.tif": "I", "32.tif": "I",
+             "f1.tif": "F", "f255.tif": "F"}
+    expected = np.repeat(ramp.astype(np.uint8)[..., None], 3, axis=2)
+    for name, array in files.items():
+        Image.fromarray(array).save(tmp_path / name)
+        assert Image.open(tmp_path / name).mode == modes[name], name
+        assert np.array_equal(read_image(tmp_path / name), expected), name
