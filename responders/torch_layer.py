@@ -105,6 +105,16 @@ class TorchLayer(TorchUnit):
         """The mean over the layer's units per image, float64 ``[B]``."""
         return self.respond_units(images).mean(axis=1)
 
+    def feature_target(self):
+        """The model and its preprocessing for gradient ascent (:mod:`xdream.gradient`) with what
+        :meth:`respond` scores as the objective: the mean over the layer's channels of the unit at
+        the centre (or Y:X). A layer target has no channel."""
+        from xdream.gradient import Objective
+
+        target, layer, (y, x) = super().feature_target(), self.target.layer, self.unit
+        target.objective = Objective(lambda a: a[layer][:, :, y, x].mean(), (layer,), f"units({layer}@{y},{x})")
+        return target
+
     def unit_labels(self) -> list[str]:
         t = self.target
         return [str(Target(t.model, t.layer, c, t.y, t.x)) for c in range(self.layer_shape[0])]

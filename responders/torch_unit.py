@@ -609,7 +609,7 @@ class TorchUnit(TorchModelResponder):
             objective = neuron(t.layer, t.channel, t.y, t.x)
         return ModelTarget(
             self.model, input_size=self.input_size, mean=tuple(self._mean.flatten().tolist()),
-            std=tuple(self._std.flatten().tolist()), name=str(t), objective=objective,
+            std=tuple(self._std.flatten().tolist()), name=self._spec(), objective=objective,
         )
 
     def unit_labels(self) -> list[str]:

@@ -19,7 +19,8 @@ def add_parser(commands) -> None:
     gradient = defaults("gradient")
     common.add_target(g, default=gradient["target"], help=f"MODEL:LAYER:CHANNEL[:Y:X] (default {gradient['target']})")
     common.add_weights(g)
-    g.add_argument("--objective", help="unit (default), channel, layer (DeepDream's default) or class:N")
+    g.add_argument("--objective", help="unit (default: what the target scores), channel (a unit target's), layer "
+                   "(DeepDream's default) or class:N")
     g.add_argument("--steps", type=int, help="steps (per octave for deepdream); default 512, latent 256, deepdream 32")
     g.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     g.add_argument("--size", type=int, default=128, help="image size in px (default 128)")

@@ -15,6 +15,7 @@ numbers compare directly with an evolution's. A run folder holds ``gradient.json
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,8 @@ RESULT = "gradient.json"
 
 @dataclass
 class GradientSettings:
-    """One gradient run. ``objective``: ``unit`` (the responder's own unit), ``channel``,
+    """One gradient run. ``objective``: ``unit`` (what the responder scores: its unit, or a layer
+    target's mean over its channels), ``channel`` (the unit's; a layer target has none),
     ``layer`` (DeepDream on the unit's layer) or ``class:N``; by default ``layer`` for
     DeepDream and ``unit`` otherwise. ``transforms`` defaults to Lucid's standard set for
     image parameterisations and to none for latent ascent (the generator is the prior)."""
@@ -121,11 +123,14 @@ def build_objective(spec: str, target, settings: GradientSettings) -> obj.Object
     if unit is None:
         raise ConfigError(f"{target.name} names no unit to visualise")
     layer_name = unit.layers[0]
-    channel_index = int(unit.name.split(":")[-1].split(")")[0].split("@")[0])
     if spec == "unit":
         objective = unit
     elif spec == "channel":
-        objective = obj.channel(layer_name, channel_index)
+        named = re.fullmatch(r"(?:neuron|channel)\(.+:(\d+)(?:@\d+,\d+)?\)", unit.name)  # the unit's channel
+        if named is None:
+            raise ConfigError(f"objective 'channel' needs a target with a channel; {target.name} has none (it is "
+                              f"scored by {unit.name}); valid objectives for it: unit, layer, class:N")
+        objective = obj.channel(layer_name, int(named[1]))
     elif spec == "layer":
         objective = obj.layer(layer_name)
     elif spec.startswith("class:") and spec[6:].isdecimal():

@@ -41,6 +41,26 @@ def test_responder_objective_equals_its_activation(lite_unit, lite_target):
     assert float(value) == pytest.approx(float(mean_unit.activation(images).mean()), rel=1e-5)
 
 
+def test_layer_target_unit_objective_is_the_layer_score_and_it_has_no_channel():
+    """On a whole-layer target (torch-layer, scored by the mean over its channels' centre units)
+    the ``unit`` objective is that score, not channel 0; ``channel`` is refused on one line."""
+    from xdream.gradient.baselines import GradientSettings, prepare
+
+    layer_unit = registry.create("responder", "torch-layer", {"target": "efficientnet_lite0:_blocks.4",
+                                                              "input_size": 64})
+    parts = prepare(layer_unit, GradientSettings(size=40))
+    target, objective = parts["target"], parts["objective"]
+    images = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        value = objective(target.activations(images, objective.layers))
+    assert float(value) == pytest.approx(float(layer_unit.respond(images)[0]), rel=1e-5, abs=1e-6)
+    assert target.name == "efficientnet_lite0:_blocks.4"
+    with pytest.raises(ConfigError) as e:
+        prepare(layer_unit, GradientSettings(objective="channel"))
+    message = str(e.value)
+    assert "\n" not in message and "efficientnet_lite0:_blocks.4" in message and "unit, layer, class:N" in message
+
+
 class DetachedHead(nn.Module):
     """A user's model whose second layer is computed on a detached copy: no gradient path."""
 
