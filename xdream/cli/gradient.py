@@ -15,16 +15,19 @@ from xdream.config import defaults
 def add_parser(commands) -> None:
     g = commands.add_parser("gradient", help="gradient-ascent feature visualisation of a target unit")
     g.set_defaults(handler=run)
-    g.add_argument("--method", default="featurevis", help="featurevis (Lucid), pixel, latent or deepdream")
+    g.add_argument("--method", default="featurevis", help="featurevis (Lucid), pixel, latent or deepdream; an option "
+                   "the method does not use is refused")
     gradient = defaults("gradient")
     common.add_target(g, default=gradient["target"], help=f"MODEL:LAYER:CHANNEL[:Y:X] (default {gradient['target']})")
     common.add_weights(g)
     g.add_argument("--objective", help="unit (default: what the target scores), channel (a unit target's), layer "
                    "(DeepDream's default) or class:N")
     g.add_argument("--steps", type=int, help="steps (per octave for deepdream); default 512, latent 256, deepdream 32")
-    g.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
-    g.add_argument("--size", type=int, default=128, help="image size in px (default 128)")
-    g.add_argument("--batch", type=int, default=1, help="images optimised together")
+    g.add_argument("--lr", type=float,
+                   help="Adam's learning rate (default 0.05); deepdream: its step size (default 0.01)")
+    g.add_argument("--size", type=int, default=128,
+                   help="featurevis, pixel: image size in px (default 128); deepdream: the photo is twice this")
+    g.add_argument("--batch", type=int, default=1, help="featurevis, pixel, latent: images optimised together")
     common.add_generator(g, default=gradient["generator"],
                          help=f"latent: the generator to ascend through (default {gradient['generator']})")
     g.add_argument("--image", metavar="FILE", help="deepdream: the photo (default scikit-image's chelsea)")
@@ -33,7 +36,8 @@ def add_parser(commands) -> None:
     for name in ("tv", "l1", "blur"):
         g.add_argument(f"--{name}", type=float, default=0.0, help=f"weight of the {name} penalty (default 0)")
     g.add_argument("--transforms", action=argparse.BooleanOptionalAction, default=None,
-                   help="Lucid's standard transforms (default on for images, off for latent)")
+                   help="featurevis, pixel, latent: Lucid's standard transforms (default on for images, off for "
+                   "latent; deepdream has its own jitter)")
     common.add_seed(g, default=0)
     common.add_output(g, help="output folder (must not exist or be empty)")
     common.add_quiet(g)

@@ -106,8 +106,9 @@ class MethodResult:
 
 def _gradient_settings(s: CompareSettings, method: str) -> GradientSettings:
     steps = s.latent_steps if method == "latent" else s.steps
-    return GradientSettings(method=method, steps=steps, size=s.size, batch=s.batch, seed=s.seed,
-                            generator={"name": s.generator}, score_every=max(1, steps // 32))
+    used = {"generator": {"name": s.generator}} if method == "latent" else {"size": s.size}  # what it uses only
+    return GradientSettings(method=method, steps=steps, batch=s.batch, seed=s.seed, score_every=max(1, steps // 32),
+                            **used)
 
 
 def _responder_table(s: CompareSettings) -> dict:

@@ -36,6 +36,10 @@ from xdream.runs.rundir import RunDir
 
 METHODS = ("featurevis", "pixel", "latent", "deepdream")
 RESULT = "gradient.json"
+#: The settings only some methods use, and which; the others serve every method.
+USED_BY = {"size": ("featurevis", "pixel", "deepdream"), "batch": ("featurevis", "pixel", "latent"),
+           "transforms": ("featurevis", "pixel", "latent"), "score_every": ("featurevis", "pixel", "latent"),
+           "generator": ("latent",), "image": ("deepdream",), "octaves": ("deepdream",), "octave_scale": ("deepdream",)}
 
 
 @dataclass
@@ -44,13 +48,15 @@ class GradientSettings:
     target's mean over its channels), ``channel`` (the unit's; a layer target has none),
     ``layer`` (DeepDream on the unit's layer) or ``class:N``; by default ``layer`` for
     DeepDream and ``unit`` otherwise. ``transforms`` defaults to Lucid's standard set for
-    image parameterisations and to none for latent ascent (the generator is the prior)."""
+    image parameterisations and to none for latent ascent (the generator is the prior).
+    ``lr`` is Adam's learning rate, or DeepDream's step size. A setting its method does not use
+    (``USED_BY``; DeepDream: one photo, its own jitter, scored once per octave) must keep its default."""
 
     method: str = "featurevis"
     objective: str | None = None
     steps: int | None = None  # default per method: 512 (latent 256, deepdream 32 per octave)
-    lr: float = 0.05
-    size: int = 128
+    lr: float | None = None  # default per method: 0.05 (deepdream's step size 0.01)
+    size: int = 128  # deepdream: the photo is resized to twice this
     batch: int = 1
     seed: int = 0
     transforms: bool | None = None
@@ -66,6 +72,11 @@ class GradientSettings:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown gradient method {self.method!r}; valid: {', '.join(METHODS)}")
+        default = GradientSettings()
+        for name, methods in USED_BY.items():
+            if self.method not in methods and getattr(self, name) != getattr(default, name):
+                raise ConfigError(f"gradient {name} {getattr(self, name)!r} is not used by method {self.method!r}; "
+                                  f"methods that use it: {', '.join(methods)}")
         for name in ("steps", "batch", "size", "octaves", "score_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -76,7 +87,7 @@ class GradientSettings:
         for name in ("tv", "l1", "blur"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"gradient {name} weight must be >= 0, got {getattr(self, name)}")
-        if not self.lr > 0:  # NaN fails too
+        if self.lr is not None and not self.lr > 0:  # NaN fails too
             raise ConfigError(f"gradient learning rate must be > 0, got {self.lr}")
         if not self.octave_scale > 1:
             raise ConfigError(f"gradient octave_scale must be > 1, got {self.octave_scale}")
@@ -101,6 +112,10 @@ class GradientSettings:
     @property
     def n_steps(self) -> int:
         return self.steps or {"latent": 256, "deepdream": 32}.get(self.method, 512)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else 0.01 if self.method == "deepdream" else 0.05
 
 
 #: What a gradient run's re-scored activation measures (the command's output and its page say so).
@@ -193,15 +208,15 @@ def run_gradient(responder, settings: GradientSettings, parts: dict, progress: b
     s = settings
     transforms = standard_transforms() if s.use_transforms else no_transforms()
     if s.method in ("featurevis", "pixel"):
-        result = render(objective, target, size=s.size, batch=s.batch, lr=s.lr, steps=s.n_steps,
+        result = render(objective, target, size=s.size, batch=s.batch, lr=s.learning_rate, steps=s.n_steps,
                         parameterisation="fourier" if s.method == "featurevis" else "pixel",
                         transforms=transforms, score_every=s.score_every, **common)
     elif s.method == "latent":
-        result = latent_ascent(parts["generator"], objective, target, batch=s.batch, steps=s.n_steps, lr=s.lr,
-                               transforms=transforms, score_every=s.score_every, **common)
+        result = latent_ascent(parts["generator"], objective, target, batch=s.batch, steps=s.n_steps,
+                               lr=s.learning_rate, transforms=transforms, score_every=s.score_every, **common)
     else:
-        result = deepdream_image(parts["photo"], target, objective,
-                                 octaves=s.octaves, octave_scale=s.octave_scale, steps_per_octave=s.n_steps, **common)
+        result = deepdream_image(parts["photo"], target, objective, octaves=s.octaves, octave_scale=s.octave_scale,
+                                 steps_per_octave=s.n_steps, step_size=s.learning_rate, **common)
     scores = np.asarray(responder.respond(result.images), dtype=np.float64)
     return GradientOutcome(result.images, scores, result.history, result.steps, result.seconds, objective.name)
 

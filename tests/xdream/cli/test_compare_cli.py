@@ -89,6 +89,19 @@ BAD = [
     (["gradient", "--objective", "class:5000"], "objective class:5000 cannot be computed on"),
     (["gradient", "--lr", "-1"], "learning rate must be > 0, got -1.0"),
     (["gradient", "--method", "deepdream", "--octave-scale", "1"], "octave_scale must be > 1"),
+    # an option the method does not use is refused, naming it, the method and the methods that use it
+    (["gradient", "--method", "deepdream", "--batch", "2"], "batch 2 is not used by method 'deepdream'; methods that "
+     "use it: featurevis, pixel, latent"),
+    (["gradient", "--method", "deepdream", "--transforms"], "transforms True is not used by method 'deepdream'"),
+    (["gradient", "--method", "deepdream", "--no-transforms"], "transforms False is not used by method 'deepdream'"),
+    (["gradient", "--image", "{text}"], "image '{text}' is not used by method 'featurevis'; methods that use it: "
+     "deepdream"),
+    (["gradient", "--method", "latent", "--octaves", "2"], "octaves 2 is not used by method 'latent'"),
+    (["gradient", "--method", "pixel", "--octave-scale", "2"], "octave_scale 2.0 is not used by method 'pixel'"),
+    (["gradient", "--generator", "pixel"], "generator {{'name': 'pixel'}} is not used by method "
+     "'featurevis'; methods that use it: latent"),
+    (["gradient", "--method", "latent", "--size", "64"], "size 64 is not used by method 'latent'; methods that "
+     "use it: featurevis, pixel, deepdream"),
     (["report", "{empty}"], "is not an xdream run"),
 ]
 
@@ -99,6 +112,7 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monk
     (tmp_path / "notes.txt").write_text("words")
     monkeypatch.chdir(tmp_path)
     argv = [a.format(empty=tmp_path / "empty", text=tmp_path / "notes.txt") for a in argv]
+    message = message.format(text=tmp_path / "notes.txt")
     extra = ["--output", "out"] if argv[0] != "report" else []
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err

@@ -131,3 +131,21 @@ def test_deepdream_from_a_photo_with_octaves(lite_target):
     assert np.corrcoef(result.images.flatten(), photo.flatten())[0, 1] > 0.8
     with pytest.raises(ConfigError, match="octave_scale > 1"):
         deepdream_image(photo, lite_target, objective, octave_scale=0.5)
+
+
+def test_deepdream_run_takes_lr_as_its_step_size_and_refuses_score_every(lite_unit):
+    """``xdream gradient --method deepdream --lr X`` is DeepDream's step size (default 0.01);
+    a setting DeepDream does not use (score_every: it scores once per octave) is refused."""
+    from xdream.gradient.baselines import GradientSettings, prepare, run_gradient
+
+    settings = GradientSettings(method="deepdream", size=16, steps=2, octaves=2)
+    parts = prepare(lite_unit, settings)
+    images = {lr: run_gradient(lite_unit, GradientSettings(method="deepdream", size=16, steps=2, octaves=2, lr=lr),
+                               parts).images for lr in (None, 0.01, 0.05)}
+    expected = deepdream_image(parts["photo"], parts["target"], parts["objective"], octaves=2, steps_per_octave=2,
+                               step_size=0.05).images
+    assert torch.equal(images[None], images[0.01]) and torch.equal(images[0.05], expected)
+    assert not torch.equal(images[None], images[0.05])
+    with pytest.raises(ConfigError, match=r"^gradient score_every 4 is not used by method 'deepdream'; methods "
+                                          r"that use it: featurevis, pixel, latent$"):
+        GradientSettings(method="deepdream", score_every=4).validate()
