@@ -18,7 +18,8 @@ def add_parser(commands) -> None:
     g.add_argument("--method", default="featurevis", help="featurevis (Lucid), pixel, latent or deepdream; an option "
                    "the method does not use is refused")
     gradient = defaults("gradient")
-    common.add_target(g, default=gradient["target"], help=f"MODEL:LAYER:CHANNEL[:Y:X] (default {gradient['target']})")
+    common.add_target(g, default=gradient["target"], help="MODEL:LAYER:CHANNEL[:Y:X] (a unit) or MODEL:LAYER[:Y:X] "
+                      f"(the mean over a layer's channels; default {gradient['target']})")
     common.add_weights(g)
     g.add_argument("--objective", help="unit (default: what the target scores), channel (a unit target's), layer "
                    "(DeepDream's default) or class:N")
