@@ -246,6 +246,7 @@ class ZmqResponder(Responder):
             kind = None
         text = str(error)
         for marker, reason in (("non-standard JSON constant", "NaN/Infinity literal"), ("duplicate key", "duplicate key"),
+                               ("range of a double", "out-of-range number"),
                                ("not UTF-8 JSON", "not JSON"), ("lacks field", "missing field"),
                                ("unknown field", "unknown field"), ("exceeds the limit", "too large")):
             if marker in text:

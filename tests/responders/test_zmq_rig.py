@@ -649,6 +649,24 @@ def test_malformed_results_are_counted_by_kind_in_the_final_error(scripted_rig):
     assert len(sent) == 3
 
 
+def test_a_result_with_a_number_beyond_a_double_is_malformed_not_scored(scripted_rig):
+    """A rig whose values read as 1e400 (infinity to Python's json): the replies are dropped and
+    counted like NaN literals; the client scored them inf before."""
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        if h["type"] == "hello":
+            router.send_multipart([identity, *encode(welcome(h["request_id"], ["a", "b"]))])
+        elif h["type"] == "present":
+            result = encode({"type": "result", "request_id": h["request_id"], "complete": True,
+                             "channels": ["a", "b"], "records": records_for(h, 7.0)})
+            router.send_multipart([identity, result[0].replace(b"7.0", b"1e400")])
+
+    with ZmqResponder(scripted_rig(rig), heartbeat=0.05, liveness=2, retries=1, timeout=5) as client:
+        with pytest.raises(RigUnavailableError, match="after 2 tries; the rig sent 2 malformed replies: 2 result "
+                                                      "with out-of-range number"):
+            client.respond(torch.rand(2, 3, 8, 8))
+
+
 def test_the_rigs_heartbeat_ms_lengthens_the_liveness_window(scripted_rig):
     """A rig that says it may take 1.5 s to answer (heartbeat_ms) and is silent for 1 s before
     its result: the client, which alone would call 0.2 s of silence dead, waits instead of

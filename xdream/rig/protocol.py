@@ -15,6 +15,7 @@ import io
 import json
 import re
 import struct
+import sys
 import zlib
 from dataclasses import dataclass, field
 
@@ -102,7 +103,7 @@ def decode(frames, limits: Limits = Limits(), expect=None) -> Message:
                             "too-large")
     try:
         header = json.loads(bytes(frames[0]).decode("utf-8"), parse_constant=_reject_constant,
-                            object_pairs_hook=_no_duplicates)
+                            parse_float=_finite(float), parse_int=_finite(int), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ProtocolError(f"header is not UTF-8 JSON ({e if isinstance(e, (DuplicateKey, NonStandardConstant)) else type(e).__name__})") \
             from None
@@ -146,6 +147,18 @@ class NonStandardConstant(ValueError):
 
 def _reject_constant(token):
     raise NonStandardConstant(f"non-standard JSON constant {token}")
+
+
+def _finite(parse):
+    """``parse`` (float or int) refusing a number beyond the range of a double: Python reads
+    ``1e400`` as infinity, and a 400-digit integer cannot become a float."""
+    def number(token):
+        value = parse(token)
+        if not abs(value) <= sys.float_info.max:  # exact for ints, false for infinity
+            raise NonStandardConstant(f"number {token if len(token) <= 40 else token[:37] + '...'} beyond the "
+                                      "range of a double")
+        return value
+    return number
 
 
 def _no_duplicates(pairs):

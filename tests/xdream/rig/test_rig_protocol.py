@@ -116,6 +116,22 @@ def test_frame_counts_and_sizes_are_checked_before_parsing():
         decode([b'{"protocol": NaN}'], SMALL)
 
 
+@pytest.mark.parametrize("kind,field,literal", [
+    ("result", "onset", "1e400"), ("result", "values", "[-1e400, 2.0]"), ("pong", "progress", "1e400"),
+    ("result", "onset", "1" + "0" * 400),  # an integer no double holds
+])
+def test_numbers_beyond_a_double_are_refused_like_nan(kind, field, literal):
+    """Python's json reads 1e400 as infinity: refused where NaN literals are (§2), not scored."""
+    header = {"protocol": PROTOCOL, **VALID[kind]}
+    if kind == "result":
+        header["records"] = [{**header["records"][0], field: "HERE"}]
+    else:
+        header[field] = "HERE"
+    with pytest.raises(ProtocolError, match="beyond the range of a double") as info:
+        decode([json.dumps(header).replace('"HERE"', literal).encode()], SMALL)
+    assert info.value.code == "bad-message"
+
+
 def test_png_of_the_wrong_size_is_refused_before_decoding():
     images, frames = present(encoding="png")
     _, other = present(shape=(5, 4, 3), encoding="png")
