@@ -90,7 +90,8 @@ def describe(node: dict, root: dict) -> str:
 
 
 _PATTERN_WORDS = {"^[A-Za-z0-9_.:-]+$": "of A-Z a-z 0-9 _ . : - (no space)",
-                  "^[^\\u0000-\\u001f\\u007f]+$": "of free text (no control characters)"}
+                  "^[^\\u0000-\\u001f\\u007f]+$": "of free text (no control characters)",
+                  "^[^\\n\\r]*$": "on one line (no line break)"}
 
 _TYPES = {
     "string": lambda v: isinstance(v, str),
