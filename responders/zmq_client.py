@@ -171,7 +171,7 @@ class ZmqResponder(Responder):
                                                 | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         attach(sock, self.target, self.bind)
         self._socket = sock
-        self._pings_out = self._stale_pongs = 0  # pings unanswered on this socket; pongs known to be stale
+        self._pings_out = self._stale_pongs = 0  # pings of the request unanswered on this socket; pongs known stale
         rid = uuid.uuid4().hex
         hello = encode({"type": "hello", "session": self.session, "request_id": rid, "client": "xdream",
                         "encodings": [self.encoding], "dtypes": [self.dtype]})
@@ -398,6 +398,7 @@ class ZmqResponder(Responder):
         """Send ``request`` until its result arrives; reconnect and resend the same request id
         when the rig falls silent, restarts or forgets the session."""
         self.malformed_kinds.clear()
+        self._pings_out = self._stale_pongs = 0  # the pongs of earlier requests carry their ids: dropped as stale
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["resends"] += 1

@@ -574,6 +574,40 @@ def test_a_lost_result_is_fetched_again_when_the_rig_says_done(tmp_path, scripte
     assert len(presents) == 2 and presents[0] == presents[1]  # the same request id, sent twice
 
 
+def test_each_request_starts_its_pong_accounting_afresh(scripted_rig):
+    """A rig deaf to pings through the first request (about ten pings unanswered), then restarted
+    twice during the second (its first two sends lost, pings answered "unknown"): the client
+    resends after one "unknown" pong each time. It took the next ten for answers to the first
+    request's pings, waiting ten heartbeats before its second resend."""
+    messages = []
+
+    def rig(router, identity, frames):
+        h = json.loads(frames[0])
+        messages.append((h["type"], h["request_id"]))
+        presents = [rid for kind, rid in messages if kind == "present"]
+        reply = None
+        if h["type"] == "hello":
+            reply = welcome(h["request_id"], ["a"])
+        elif h["type"] == "ping" and h["request_id"] != presents[0]:
+            reply = {"type": "pong", "request_id": h["request_id"], "state": "unknown", "progress": 0}
+        elif h["type"] == "present" and len(presents) not in (2, 3):  # the 2nd and 3rd sends are lost
+            time.sleep(1.0 if len(presents) == 1 else 0)  # presenting, deaf to pings
+            reply = {"type": "result", "request_id": h["request_id"], "complete": True, "channels": ["a"],
+                     "records": [{"image_id": i, "repeat": 0, "trial_id": k, "onset": 0.0, "values": [1.0],
+                                  "valid": True} for k, i in enumerate(h["image_ids"])]}
+        if reply is not None:
+            router.send_multipart([identity, *encode(reply)])
+
+    with ZmqResponder(scripted_rig(rig), heartbeat=0.1, liveness=20, timeout=30) as client:
+        for _ in range(2):
+            np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [1.0, 1.0])
+        assert client.stats["resends"] == 2 and client.stats["reconnects"] == 0
+    sends = [i for i, (kind, _) in enumerate(messages) if kind == "present"]
+    assert len(sends) == 4 and messages[sends[1]][1] == messages[sends[3]][1]
+    assert sum(kind == "ping" for kind, _ in messages[:sends[1]]) >= 5  # the first request's, unanswered
+    assert sum(kind == "ping" for kind, _ in messages[sends[2]:sends[3]]) <= 2, messages
+
+
 # -- what a rig author meets: open value sets, limits, malformed replies (docs/protocol.md §2-§4, §7) --
 
 def records_for(h, value=1.0):
