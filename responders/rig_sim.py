@@ -81,6 +81,9 @@ class Faults:
                 raise ConfigError(f"fault probability {name} must be in 0..1, got {value}")
         if not 0 <= self.delay_s < math.inf:
             raise ConfigError(f"fault delay must be a finite number >= 0 seconds, got {self.delay_s}")
+        if any(n < 1 for n in self.crash_at):  # (presentations count from 1: a crash at 0 never came)
+            raise ConfigError(f"fault crash_at (--crash-at N) must be a presentation count >= 1, "
+                              f"got {min(self.crash_at)}")
 
 
 class PresentationLog:
@@ -152,6 +155,8 @@ class RigSimulator:
                               f"channels; a rig has at most {most}")
         if not 0 <= presentation_ms < math.inf:
             raise ConfigError(f"presentation time must be a finite number >= 0 ms, got {presentation_ms}")
+        if seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {seed}")
         self.neuron, self.noise, self.limits = neuron, noise, limits
         self.units = units
         self.copies = channels
@@ -491,6 +496,8 @@ def _warn_if_public(endpoint: str) -> None:
 def main(argv: list[str]) -> int:
     """Entry point of ``xdream rig simulate``; with ``--restart``, a supervisor of itself."""
     args = build_parser().parse_args(argv)
+    if not args.max_seconds >= 0:  # (NaN: a rig that stops at once)
+        raise ConfigError(f"--max-seconds must be a number >= 0 (inf: until stopped), got {args.max_seconds}")
     if args.restart:
         return _supervise(args, argv)
     noise = _noise(args)

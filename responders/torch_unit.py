@@ -485,7 +485,7 @@ class TorchUnit(TorchModelResponder):
         model, spec = load_model(t.model, weights, weights_variant)
         self.weights_name = f"file {weights}" if weights is not None else spec.weights_name
         self._setup(
-            model, t, readout=readout, input_size=input_size or spec.input_size,
+            model, t, readout=readout, input_size=spec.input_size if input_size is None else input_size,
             mean=spec.mean, std=spec.std, batch_size=batch_size, device=dev,
         )
 

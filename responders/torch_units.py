@@ -66,7 +66,8 @@ class TorchUnits(TorchModelResponder):
         model, spec = load_model(models[0], weights, weights_variant)
         self.weights_name = f"file {weights}" if weights is not None else spec.weights_name
         layers = list(dict.fromkeys(t.layer for t in parsed))
-        shapes = self._setup_model(model, models[0], layers, readout=readout, input_size=input_size or spec.input_size,
+        size = spec.input_size if input_size is None else input_size  # (0 is refused, not the default)
+        shapes = self._setup_model(model, models[0], layers, readout=readout, input_size=size,
                                    mean=spec.mean, std=spec.std, batch_size=batch_size, device=dev)
         for label, t in zip(targets, parsed):
             check_unit(t, shapes[t.layer], readout, label)

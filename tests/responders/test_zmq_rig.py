@@ -820,3 +820,16 @@ def test_rig_simulate_refuses_times_that_are_not_finite(tmp_path, xdream_main, o
                       "--max-seconds", "0", "--log", tmp_path / "log", *option)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert option[1] in out.stderr and not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("option", [("--crash-at", "0"), ("--crash-at", "-3"), ("--max-seconds", "nan"),
+                                    ("--max-seconds", "-1"), ("--seed", "-1"), ("--input-size", "0")])
+def test_rig_simulate_refuses_counts_and_times_out_of_range(tmp_path, xdream_main, option):
+    """--crash-at 0 or below never crashed (presentations count from 1); --max-seconds nan or
+    below 0 started a rig that stopped at once; --seed -1 was a ValueError traceback; and
+    --input-size 0 ran at the model's own size. Each is one line naming the value."""
+    out = xdream_main("rig", "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
+                      "--max-seconds", "0", "--log", tmp_path / "log", *option)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert option[0].strip("-").replace("-", "_") in out.stderr.replace("-", "_"), out.stderr
+    assert f"got {option[1]}" in out.stderr and not (tmp_path / "log").exists(), out.stderr
