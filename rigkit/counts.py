@@ -146,7 +146,8 @@ def align(presentations: list[Presentation], onsets: np.ndarray, jitter: float =
     """Pair each valid presentation with its onset; returns the onsets in presentation order
     (NaN for aborted trials) and the clock offset (acquisition minus stimulus clock, s).
 
-    Aborted trials need no onset (one found near them is used, not required). The offset is
+    Aborted trials need no onset (one found near them is used, not required), and onsets of
+    no presentation (test flashes, a restarted program's) are left out. The offset is
     the one under which most onsets have a presentation within ``jitter`` s; every valid
     presentation must then have one (:class:`MissingOnsetError` names the first that has
     not), and, where the two clocks should agree (``max_offset`` s, e.g. LSL's corrected
@@ -160,9 +161,16 @@ def align(presentations: list[Presentation], onsets: np.ndarray, jitter: float =
         first = presentations[int(np.flatnonzero(valid)[0])]
         raise MissingOnsetError(f"no onset events at all; the first valid presentation is trial {first.trial_id} "
                                 f"(image {first.image_id}, repeat {first.repeat})")
-    k = min(8, len(stim))  # candidate offsets: a few onsets against a few presentations
-    candidates = (onsets[:k, None] - stim[None, :k]).ravel()
-    offset = max(candidates, key=lambda o: (_matched(stim + o, onsets, jitter), -abs(o)))
+    # candidate offsets: every onset against the first k presentations (onsets before the program's first one: test
+    # flashes, a restarted program) and the first k onsets against every presentation (the acquisition started late),
+    # each tried on the first and last k presentations and onsets (one shifted by whole trials leaves an end unmatched,
+    # 2 * jitter: both times jitter); those within k // 2 of the best fit are counted in full
+    k = min(8, len(stim))
+    candidates = np.r_[(onsets[:, None] - stim[None, :k]).ravel(), (onsets[:k, None] - stim[None, :]).ravel()]
+    fit = (_near(np.r_[stim[:k], stim[-k:]] + candidates[:, None], onsets, 2 * jitter).sum(axis=1)
+           + _near(np.r_[onsets[:k], onsets[-k:]] - candidates[:, None], np.sort(stim), 2 * jitter).sum(axis=1))
+    best = np.unique(candidates[fit >= fit.max() - k // 2])
+    offset = max(best, key=lambda o: (_matched(stim + o, onsets, jitter), -abs(o)))
     nearest = _nearest(stim + offset, onsets)
     hit = np.abs(onsets[nearest] - (stim + offset)) <= jitter
     offset = float(np.median(onsets[nearest[hit & valid]] - stim[hit & valid]))  # refined on the matches
@@ -189,6 +197,11 @@ def _nearest(expected: np.ndarray, onsets: np.ndarray) -> np.ndarray:
     right = np.clip(np.searchsorted(onsets, expected), 0, len(onsets) - 1)
     left = np.clip(right - 1, 0, len(onsets) - 1)
     return np.where(np.abs(onsets[left] - expected) <= np.abs(onsets[right] - expected), left, right)
+
+
+def _near(expected: np.ndarray, events: np.ndarray, jitter: float) -> np.ndarray:
+    """Whether each expected time has one of the (sorted) ``events`` within ``jitter``."""
+    return np.abs(events[_nearest(expected, events)] - expected) <= jitter
 
 
 def _matched(expected: np.ndarray, onsets: np.ndarray, jitter: float) -> int:

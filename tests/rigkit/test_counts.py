@@ -72,3 +72,20 @@ def test_bad_windows_are_refused():
         SpikeCounter(WINDOWS, subtract=True)
     with pytest.raises(ConfigError, match="no spike times for channel 'e2'"):
         SpikeCounter(WINDOWS).counts({"e1": np.array([])}, np.array([1.0]))
+
+
+@pytest.mark.parametrize("spacing", [0.4, 0.7])  # test flashes at the trials' own spacing, or another
+def test_onsets_before_the_first_presentation_shift_no_alignment(spacing):
+    s = build(seed=6, n_images=20, jitter=0.004)
+    flashes = s.onsets[0] - 5.0 - spacing * np.arange(15)[::-1]  # test flashes, a restarted program
+    onsets, offset = align(s.presentations, np.r_[flashes, s.onsets], jitter=0.005)
+    assert offset == pytest.approx(s.offset, abs=0.004)
+    valid = np.array([p.valid for p in s.presentations])
+    np.testing.assert_array_equal(onsets[valid], s.onsets[valid])
+    # the acquisition started after the program's first 12 presentations (uneven intervals: evenly spaced ones cannot
+    # tell which are missing): the first is named, at its time
+    extra = np.cumsum(np.random.default_rng(6).uniform(0, 0.2, len(s.presentations)))
+    shown = [type(p)(p.image_id, p.repeat, p.trial_id, p.time + e, p.valid) for p, e in zip(s.presentations, extra)]
+    first = f"trial {shown[0].trial_id} .* expected at {shown[0].time + s.offset:.1f}"
+    with pytest.raises(MissingOnsetError, match=first + r"\d* s .*; 10 valid presentation\(s\) lack"):  # 2 aborted
+        align(shown, (s.onsets + extra)[12:], jitter=0.005)
