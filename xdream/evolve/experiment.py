@@ -60,7 +60,8 @@ from xdream.evolve.record import save_generation
 from xdream.evolve.reference import ReferenceCycle
 from xdream.runs.fingerprint import changed_config_error, component_record, config_changes, config_fingerprint
 from xdream.runs.rundir import (
-    CONFIG, LOG, RESULTS, SESSION_KIND, SUMMARY, THREADS_DIR, RunDir, atomic_write, json_safe, new_run_path,
+    CONFIG, LOG, RESULTS, SESSION_KIND, SUMMARY, THREADS_DIR, RunDir, atomic_write, evolution_kind, json_safe,
+    new_run_path,
 )
 
 #: Config keys a resume can never take changed (``--allow-changed`` refuses them too), per thread.
@@ -353,6 +354,7 @@ class Experiment:
         whose later generations exist is refused; ``restart`` moves everything but the config
         into ``RUN/discarded-<time>/`` and starts over. Temp files of a killed write are removed
         only once every check passed."""
+        evolution_kind(Path(path))
         run = RunDir.open(path)
         try:
             data = read_toml(run.path / CONFIG)

@@ -10,7 +10,7 @@ from xdream.core.errors import RunDirError
 from xdream.report import characterise, compare, evolution, gradient
 from xdream.report.html import REPORT, page
 from xdream.runs.lock import is_written, writer_since
-from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write, legacy_kind
+from xdream.runs.rundir import LOG, SUMMARY, RunDir, atomic_write
 
 #: The page of each run kind (recorded by :meth:`RunDir.create` in ``run.json``).
 PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": compare.page,
@@ -24,7 +24,7 @@ CLOCK_SLACK = 0.05  # s: file times come from the kernel's coarse clock, a few m
 
 def run_kind(path: Path) -> str:
     """The run's recorded kind (or its legacy kind), or a one-line RunDirError."""
-    kind = RunDir.kind_of(path) or legacy_kind(path)
+    kind = RunDir.kind_of(path)
     if kind not in PAGES:
         raise RunDirError(f"{path} is not an xdream run, session, gradient, comparison or characterisation folder "
                           f"(no run.json, config.toml, gradient.json, compare.json or classification.csv)")

@@ -171,8 +171,18 @@ def legacy_kind(path: Path) -> str | None:
     if (path / "classification.csv").is_file() and (path / SUMMARY).is_file():
         return "characterise"
     if (path / CONFIG).is_file() and ((path / LOG).is_file() or (path / "generations").is_dir()):
-        return "evolution"
+        return SESSION_KIND if (path / THREADS_DIR).is_dir() else "evolution"
     return None
+
+
+def evolution_kind(path: Path) -> str | None:
+    """The kind of ``path`` where it is an evolution run or session (or not a run at all: None),
+    else a one-line RunDirError naming the kind it is (``--resume``, ``compare --from-session``)."""
+    kind = RunDir.kind_of(path)
+    if kind not in (None, "evolution", SESSION_KIND):
+        raise RunDirError(f"{path} is a {kind} folder, not an evolution run or session; give the folder of an "
+                          "xdream evolve run")
+    return kind
 
 
 def _holds_no_file(folder: Path) -> bool:
@@ -204,7 +214,7 @@ class RunDir:
         path = Path(path)
         if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not _is_skeleton(path))):
             # only an evolution resumes (gradient, compare, characterise have no --resume), of any version
-            found = cls.kind_of(path) or legacy_kind(path)
+            found = cls.kind_of(path)
             resume = f" or resume it with xdream evolve --resume {path}" \
                 if (path / CONFIG).is_file() and found in ("evolution", "session") else ""
             raise RunDirError(f"output directory {path} already exists and is not empty; choose another{resume}")
@@ -232,9 +242,9 @@ class RunDir:
 
     @staticmethod
     def kind_of(path: str | Path) -> str | None:
-        """The kind recorded in ``path/run.json``; None for a folder without one (not a run, or
-        written by an xdream older than the record)."""
-        return (_run_info(Path(path)) or {}).get("kind")
+        """The kind recorded in ``path/run.json``, or for a folder written by an xdream older than
+        the record the kind its files show (:func:`legacy_kind`); None for a folder of no run."""
+        return (_run_info(Path(path)) or {}).get("kind") or legacy_kind(Path(path))
 
     @classmethod
     def open(cls, path: str | Path, *, lock: bool = True) -> "RunDir":
@@ -537,10 +547,7 @@ class RunState:
     @classmethod
     def read(cls, path: str | Path) -> "RunState":
         path = Path(path)
-        kind = RunDir.kind_of(path)
-        if kind not in (None, "evolution", SESSION_KIND):
-            raise RunDirError(f"{path} is a {kind} folder, not an evolution run or session; give the folder of an "
-                              "xdream evolve run")
+        kind = evolution_kind(path)
         run = RunDir.open(path, lock=False)
         try:
             config = tomllib.loads((path / CONFIG).read_text())

@@ -107,6 +107,14 @@ def test_threads_without_a_session_and_a_folder_that_is_not_one(tmp_path, capsys
     assert main(["compare", "--from-session", str(run), "--output", str(tmp_path / "cmp")]) == 0
     assert main(["compare", "--from-session", str(tmp_path / "cmp"), "--output", str(tmp_path / "cmp2")]) == 2
     assert "is a compare folder, not an evolution run or session" in capsys.readouterr().err
+    assert main(["evolve", "--resume", str(tmp_path / "cmp")]) == 2  # nor one to resume
+    assert "is a compare folder, not an evolution run or session" in capsys.readouterr().err
+    (tmp_path / "cmp" / "run.json").unlink()  # as an earlier xdream wrote it: told by its compare.json
+    for args in (["compare", "--from-session", str(tmp_path / "cmp"), "--output", str(tmp_path / "cmp2")],
+                 ["evolve", "--resume", str(tmp_path / "cmp")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "is a compare folder, not an evolution run or session" in err and len(err.splitlines()) == 1
     (tmp_path / "empty").mkdir()
     assert main(["compare", "--from-session", str(tmp_path / "empty"), "--output", str(tmp_path / "cmp2")]) == 2
     assert "is not an xdream run directory" in capsys.readouterr().err
