@@ -173,7 +173,8 @@ def align(presentations: list[Presentation], onsets: np.ndarray, jitter: float =
     offset = max(best, key=lambda o: (_matched(stim + o, onsets, jitter), -abs(o)))
     nearest = _nearest(stim + offset, onsets)
     hit = np.abs(onsets[nearest] - (stim + offset)) <= jitter
-    offset = float(np.median(onsets[nearest[hit & valid]] - stim[hit & valid]))  # refined on the matches
+    matched = hit & valid if (hit & valid).any() else hit  # (onsets only near aborted trials: theirs)
+    offset = float(np.median(onsets[nearest[matched]] - stim[matched]))  # refined on the matches
     if max_offset is not None and abs(offset) > max_offset:
         raise ClockOffsetError(f"the acquisition clock is {offset * 1000:+.1f} ms off the stimulus clock "
                                f"(allowed: {max_offset * 1000:g} ms): check the clock synchronisation "

@@ -2,11 +2,13 @@
 dropped, onsets from a photodiode trace and from markers, and alignment that names a missing
 onset or a clock offset."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from rigkit.counts import (ClockOffsetError, MissingOnsetError, SpikeCounter, Window, align, onsets_from_markers,
-                           onsets_from_photodiode)
+from rigkit.counts import (ClockOffsetError, MissingOnsetError, Presentation, SpikeCounter, Window, align,
+                           onsets_from_markers, onsets_from_photodiode)
 from spike_scenario import BASELINE, WINDOWS, build, expected_values
 from xdream.core.errors import ConfigError, XDreamError
 
@@ -55,6 +57,15 @@ def test_a_missing_onset_is_named():
         align(s.presentations, np.delete(s.onsets, k), jitter=0.005)
     onsets, _ = align(s.presentations, np.delete(s.onsets, 3), jitter=0.005)  # an aborted trial's: not needed
     assert np.isnan(onsets[3])
+
+
+def test_onsets_that_fall_only_on_aborted_trials_name_the_missing_one_at_a_finite_time():
+    shown = [Presentation("a", 0, 1, 0.0, valid=False), Presentation("a", 0, 2, 0.4, valid=False),
+             Presentation("b", 0, 3, 2.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no median of an empty set (numpy's warning, then NaN)
+        with pytest.raises(MissingOnsetError, match=r"trial 3 .*expected at 2\.0000 s"):
+            align(shown, np.array([0.0, 0.4]))
 
 
 def test_a_clock_offset_is_detected_and_named():
