@@ -81,7 +81,9 @@ def target_responder(target: str, options: dict, device: str = "cpu") -> Respond
 def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Settings, output: str | Path,
                  *, config: dict | None = None, progress: bool = False) -> tuple[list[UnitResult], list[dict]]:
     """Present ``protocol`` to every responder (name -> responder), classify every unit and
-    write the run directory ``output``; returns the unit results and the layer summary."""
+    write the run directory ``output``; returns the unit results and the layer summary. Its
+    ``config.toml`` holds ``config`` with the settings and protocol the run used (seed, targets,
+    method, alpha, batch_size, size, protocol, noise) in place of any it gives."""
     from tqdm.auto import tqdm
 
     settings.validate(protocol)
@@ -90,7 +92,11 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
         raise RunDirError(f"output directory {output} already exists and is not empty; choose another")
     noise = settings.noise_model()
     rngs = derive_rngs(settings.seed)
-    run = RunDir.create(output, to_toml(config or {"protocol": protocol.to_dict()}), subdirs=("responses", "plots"),
+    resolved = {"seed": settings.seed, "targets": list(targets), "method": settings.method, "alpha": settings.alpha,
+                "batch_size": settings.batch_size, **({"size": settings.size} if settings.size else {}),
+                "protocol": protocol.to_dict(), **({"noise": settings.noise} if settings.noise else {})}
+    # what the run did, whatever the caller's config says: the report and its redrawn plots read it
+    run = RunDir.create(output, to_toml({**(config or {}), **resolved}), subdirs=("responses", "plots"),
                         kind="characterise")
     table = protocol.table()
     outputs.write_stimulus_strip(run.path / "stimuli.png", table)

@@ -35,3 +35,21 @@ def test_any_responder_through_the_api(tmp_path):
         row = next(csv.DictReader(f))
     assert row["red-green_class"] == "opponent" and row["spectral_preferred"].startswith("hue=0 ")
     assert np.load(tmp_path / "run" / "responses.npz")["rig__units"].tolist() == ["cone-cell"]
+
+
+def test_api_run_records_its_settings_so_the_report_and_rebuilt_plots_say_what_was_computed(tmp_path):
+    from xdream.characterise.load import CharacterisationRun
+    from xdream.config import read_toml
+    from xdream.report import write_report
+
+    protocol = Protocol.from_dict({"orientations": [0.0, 90.0], "phases": [0.0, 180.0], "frequencies": [2],
+                                   "repeats": 3, "baseline_repeats": 3})
+    settings = Settings(seed=3, size=16, method="exact", alpha=0.01, noise={"name": "gaussian"}, unit_plots=False)
+    (unit,), _ = characterise({"rig": ConeContrast()}, protocol, settings, tmp_path / "run")
+    config = read_toml(tmp_path / "run" / "config.toml")
+    assert [config[k] for k in ("seed", "method", "alpha", "noise")] == [3, "exact", 0.01, {"name": "gaussian"}]
+    ((_, (rebuilt,)),) = CharacterisationRun.open(tmp_path / "run").recordings().values()  # redraws the plots
+    assert {k: (v.label, v.method) for k, v in rebuilt.sweeps.items()} == {
+        k: (v.label, v.method) for k, v in unit.sweeps.items()}
+    page = write_report(tmp_path / "run").read_text()
+    assert "classification exact, noise gaussian" in page
