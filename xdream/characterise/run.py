@@ -52,6 +52,8 @@ class Settings:
     def validate(self, protocol: Protocol) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown classification method {self.method!r}; valid: {', '.join(METHODS)}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}")
         if self.size is not None and self.size < 1:

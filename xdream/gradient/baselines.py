@@ -91,6 +91,8 @@ class GradientSettings:
             raise ConfigError(f"gradient learning rate must be > 0, got {self.lr}")
         if not self.octave_scale > 1:
             raise ConfigError(f"gradient octave_scale must be > 1, got {self.octave_scale}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"gradient seed must be an integer >= 0, got {self.seed!r}")
 
     @property
     def objective_spec(self) -> str:

@@ -79,6 +79,7 @@ BAD = [
     (["efficientnet_lite0:_blocks.0:999"], "channel 999 out of range"),
     (["vgg99:features.0"], "unknown model 'vgg99'"),
     (["efficientnet_lite0:_blocks.0", "--set", "noise.gain=2"], "noise options given without --noise"),
+    (["efficientnet_lite0:_blocks.0", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
 ]
 
 

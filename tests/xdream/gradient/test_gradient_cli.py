@@ -54,6 +54,18 @@ def test_image_size_out_of_range_is_refused_before_the_folder_is_created(tmp_pat
         assert not out.exists()
 
 
+
+def test_negative_seed_is_refused_before_the_folder_is_created(tmp_path, capsys):
+    """``--seed -1``: one line naming the seed and what is allowed, exit 2, no run folder (it was
+    numpy's ValueError traceback after the folder had been made)."""
+    out = tmp_path / "grad"
+    assert main(["gradient", "--target", UNIT, "--seed", "-1", "--steps", "2", "--size", "32", "--quiet",
+                 "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("seed must be an integer >= 0, got -1") and "\n" not in err
+    assert not out.exists()
+
+
 NUMPY_GENERATOR = '''
 import numpy as np
 import torch
