@@ -15,6 +15,7 @@ numbers compare directly with an evolution's. A run folder holds ``gradient.json
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,10 +86,10 @@ class GradientSettings:
         if self.method in ("featurevis", "pixel") and not low <= self.size <= high:
             raise ConfigError(f"gradient image size must be in [{low}, {high}] px for {self.method}, got {self.size}")
         for name in ("tv", "l1", "blur"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(f"gradient {name} weight must be >= 0, got {getattr(self, name)}")
-        if self.lr is not None and not self.lr > 0:  # NaN fails too
-            raise ConfigError(f"gradient learning rate must be > 0, got {self.lr}")
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"gradient {name} weight must be a finite number >= 0, got {getattr(self, name)}")
+        if self.lr is not None and not 0 < self.lr < math.inf:  # NaN fails too
+            raise ConfigError(f"gradient learning rate must be a finite number > 0, got {self.lr}")
         if not self.octave_scale > 1:
             raise ConfigError(f"gradient octave_scale must be > 1, got {self.octave_scale}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

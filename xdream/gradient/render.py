@@ -52,8 +52,8 @@ def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:
 def _check_steps(steps: int, lr: float) -> None:
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
-    if not lr > 0:
-        raise ConfigError(f"learning rate must be > 0, got {lr}")
+    if not 0 < lr < float("inf"):
+        raise ConfigError(f"learning rate must be a finite number > 0, got {lr}")
 
 
 class _Recorder:

@@ -87,7 +87,7 @@ BAD = [
     (["gradient", "--method", "deepdream", "--image", "{text}"], "is not a readable image file"),
     (["gradient", "--steps", "0"], "steps must be >= 1, got 0"),
     (["gradient", "--objective", "class:5000"], "objective class:5000 cannot be computed on"),
-    (["gradient", "--lr", "-1"], "learning rate must be > 0, got -1.0"),
+    (["gradient", "--lr", "-1"], "learning rate must be a finite number > 0, got -1.0"),
     (["gradient", "--method", "deepdream", "--octave-scale", "1"], "octave_scale must be > 1"),
     # an option the method does not use is refused, naming it, the method and the methods that use it
     (["gradient", "--method", "deepdream", "--batch", "2"], "batch 2 is not used by method 'deepdream'; methods that "

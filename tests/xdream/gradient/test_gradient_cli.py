@@ -66,6 +66,20 @@ def test_negative_seed_is_refused_before_the_folder_is_created(tmp_path, capsys)
     assert not out.exists()
 
 
+
+def test_infinite_learning_rate_or_penalty_weight_is_refused_before_the_folder_is_created(tmp_path, capsys):
+    """``--lr inf`` (or an infinite penalty weight) ran to NaN images and a run folder of NaN
+    scores; now one line naming the value and what is allowed, exit 2, nothing written."""
+    for flag, said in (("--lr", "learning rate must be a finite number > 0, got inf"),
+                       ("--tv", "tv weight must be a finite number >= 0, got inf")):
+        out = tmp_path / flag.strip("-")
+        assert main(["gradient", "--target", UNIT, flag, "inf", "--steps", "2", "--size", "32", "--quiet",
+                     "--output", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(said) and "\n" not in err
+        assert not out.exists()
+
+
 NUMPY_GENERATOR = '''
 import numpy as np
 import torch
