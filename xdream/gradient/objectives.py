@@ -153,7 +153,9 @@ def l1(layer: str = "input", constant: float = 0.0) -> Objective:
 
 def blur(layer: str = "input") -> Objective:
     """Lucid's ``blur_input_each_step``: ``0.5 * sum((x - stop_grad(blur3x3(x)))^2)``; a
-    penalty whose gradient pulls each step towards a 3x3-blurred copy."""
+    penalty whose gradient pulls each step towards a 3x3-blurred copy. Here ``blur3x3`` is the
+    plain 3x3 mean with edge pixels replicated (not necessarily Lucid's own blur kernel), and
+    the sum is per image, averaged over the batch."""
 
     def fn(a):
         t = a[layer]
