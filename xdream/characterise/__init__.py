@@ -7,6 +7,6 @@ each unit is classified as unresponsive, non-opponent or opponent per sweep.
 Modules: :mod:`.stimuli` (renderers), :mod:`.protocol` (presets and the stimulus table),
 :mod:`.classify` (the classification rules), :mod:`.record` (presenting a protocol through a
 responder), :mod:`.outputs` (CSV, plots and the layer summary), :mod:`.load` (reading a run
-back: for ``evolve --init-from-characterisation``, see :mod:`xdream.evolve.start`) and :mod:`.report`
-(its page in ``xdream report``).
+back: for ``evolve --init-from-characterisation``, see :mod:`xdream.evolve.start`); its page in
+``xdream report`` is :mod:`xdream.report.characterise`.
 """
