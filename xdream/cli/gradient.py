@@ -34,8 +34,9 @@ def add_parser(commands) -> None:
     g.add_argument("--image", metavar="FILE", help="deepdream: the photo (default scikit-image's chelsea)")
     g.add_argument("--octaves", type=int, default=4, help="deepdream octaves (default 4)")
     g.add_argument("--octave-scale", type=float, default=1.4, help="deepdream octave scale (default 1.4)")
-    for name in ("tv", "l1", "blur"):
-        g.add_argument(f"--{name}", type=float, default=0.0, help=f"weight of the {name} penalty (default 0)")
+    for name, what in (("tv", "total variation"), ("l1", "the L1 distance from mid-grey (0.5)"),
+                       ("blur", "the distance from a blurred copy (Lucid's blur)")):
+        g.add_argument(f"--{name}", type=float, default=0.0, help=f"weight of the penalty on {what} (default 0)")
     g.add_argument("--transforms", action=argparse.BooleanOptionalAction, default=None,
                    help="featurevis, pixel, latent: Lucid's standard transforms (default on for images, off for "
                    "latent; deepdream has its own jitter)")

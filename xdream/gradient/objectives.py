@@ -152,16 +152,19 @@ def l1(layer: str = "input", constant: float = 0.0) -> Objective:
 
 
 def blur(layer: str = "input") -> Objective:
-    """Lucid's ``blur_input_each_step``: ``0.5 * sum((x - stop_grad(blur3x3(x)))^2)``; a
-    penalty whose gradient pulls each step towards a 3x3-blurred copy. Here ``blur3x3`` is the
-    plain 3x3 mean with edge pixels replicated (not necessarily Lucid's own blur kernel), and
-    the sum is per image, averaged over the batch."""
+    """Lucid's ``blur_input_each_step`` (lucid/optvis/objectives.py, and lucent's port):
+    ``0.5 * sum((x - stop_grad(blur(x)))^2)``, a penalty whose gradient pulls each step towards
+    a blurred copy. Lucid's blur: a 3x3 kernel of 0.5 with 1 at the centre, zero-padded and
+    divided by the kernel's weight inside the image. Summed per image, averaged over the batch
+    (as :func:`total_variation` and :func:`l1`)."""
 
     def fn(a):
         t = a[layer]
         c = t.shape[1]
-        kernel = t.new_full((c, 1, 3, 3), 1.0 / 9.0)
-        blurred = F.conv2d(F.pad(t.detach(), (1, 1, 1, 1), mode="replicate"), kernel, groups=c)
+        kernel = t.new_full((c, 1, 3, 3), 0.5)
+        kernel[:, :, 1, 1] = 1.0
+        x = t.detach()
+        blurred = F.conv2d(x, kernel, padding=1, groups=c) / F.conv2d(torch.ones_like(x), kernel, padding=1, groups=c)
         return 0.5 * (t - blurred).pow(2).flatten(1).sum(1).mean()
 
     return Objective(fn, (layer,), f"blur({layer})")

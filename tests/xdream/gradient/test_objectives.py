@@ -48,6 +48,16 @@ def test_regularisers(acts):
     assert float(obj.blur()(acts)) > 0
 
 
+def test_blur_is_lucids_kernel():
+    """An impulse in a 3x3 image: Lucid's blur (0.5 around, 1 at the centre, zero-padded and
+    normalised inside the image) gives 1/5 at the centre and corners and 1/7 at the edges."""
+    impulse = torch.zeros(1, 1, 3, 3)
+    impulse[..., 1, 1] = 1.0
+    blurred = torch.tensor([[1 / 5, 1 / 7, 1 / 5], [1 / 7, 1 / 5, 1 / 7], [1 / 5, 1 / 7, 1 / 5]])
+    expected = 0.5 * float(((impulse[0, 0] - blurred) ** 2).sum())
+    assert float(obj.blur()({"input": impulse})) == pytest.approx(expected, rel=1e-6)
+
+
 def test_algebra(acts):
     a, b = obj.channel("conv", 0), obj.class_logit(3)
     va, vb = float(a(acts)), float(b(acts))
