@@ -47,7 +47,7 @@ from xdream.core import registry
 from xdream.core.errors import ConfigError
 from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
-from xdream.core.seeding import derive_rngs
+from xdream.core.seeding import check_seed, derive_rngs
 from xdream.rig.probe import probe_values
 from xdream.rig.schema import load_schema
 from xdream.rig.usage import OneLineParser
@@ -155,8 +155,7 @@ class RigSimulator:
                               f"channels; a rig has at most {most}")
         if not 0 <= presentation_ms < math.inf:
             raise ConfigError(f"presentation time must be a finite number >= 0 ms, got {presentation_ms}")
-        if seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {seed}")
+        check_seed(seed)
         self.neuron, self.noise, self.limits = neuron, noise, limits
         self.units = units
         self.copies = channels

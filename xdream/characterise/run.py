@@ -21,7 +21,7 @@ from xdream.config import to_toml
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.responder import NoisyResponder, Responder
 from xdream.runs.rundir import RunDir, atomic_write
-from xdream.core.seeding import derive_rngs
+from xdream.core.seeding import check_seed, derive_rngs
 from xdream.characterise import outputs
 from xdream.characterise.classify import METHODS
 from xdream.characterise.protocol import Protocol
@@ -52,8 +52,7 @@ class Settings:
     def validate(self, protocol: Protocol) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"unknown classification method {self.method!r}; valid: {', '.join(METHODS)}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed)
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}")
         if self.size is not None and self.size < 1:

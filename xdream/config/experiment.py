@@ -54,6 +54,7 @@ import numpy as np
 from xdream.config.defaults import defaults
 from xdream.core import registry
 from xdream.core.errors import ConfigError, choices_text
+from xdream.core.seeding import check_seed
 
 # Framework-provided constructor arguments per plugin kind (not user options).
 PROVIDED = {
@@ -234,8 +235,7 @@ class ExperimentConfig:
         if "generations" in kwargs and "budget" in kwargs:
             raise ConfigError(f"generations ({kwargs['generations']}) and budget ({kwargs['budget']}) are mutually "
                               "exclusive: a run has a number of generations or a budget of evaluations; give one")
-        if kwargs.get("seed", 0) < 0:
-            raise ConfigError(f"config key 'seed' must be an integer >= 0, got {kwargs['seed']}")
+        check_seed(kwargs.get("seed", 0), "config key 'seed'")
         for key, choices in CHOICES.items():
             if key in kwargs and kwargs[key] not in choices:
                 raise ConfigError(f"config key {key!r} must be one of {choices_text(choices)}, got {kwargs[key]!r}")

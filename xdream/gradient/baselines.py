@@ -26,6 +26,7 @@ import torch
 from xdream.core import registry
 from xdream.config import defaults, to_toml
 from xdream.core.errors import ConfigError, choices_text
+from xdream.core.seeding import check_seed
 from xdream.gradient import objectives as obj
 from xdream.gradient import deepdream_image, latent_ascent, render, target_of
 from xdream.gradient.param import SIZE_RANGE
@@ -92,8 +93,7 @@ class GradientSettings:
             raise ConfigError(f"gradient learning rate must be a finite number > 0, got {self.lr}")
         if not self.octave_scale > 1:
             raise ConfigError(f"gradient octave_scale must be > 1, got {self.octave_scale}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"gradient seed must be an integer >= 0, got {self.seed!r}")
+        check_seed(self.seed, "gradient seed")
 
     @property
     def objective_spec(self) -> str:
