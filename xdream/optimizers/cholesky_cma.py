@@ -2,7 +2,8 @@
 
 Samples ``x = mean + sigma * z @ A`` with ``z ~ N(0, I)``; ``C = A^T A``. Settings of the
 paper (Wang & Ponce, GECCO 2022): population ``4 + floor(3 log2 d)`` (40 at d = 4096), sigma0 3,
-initial mean zero (or the mean of ``init``), mu = lambda / 2 log-rank weights,
+initial mean zero (or the mean of ``init``), mu = lambda / 2 log-rank weights
+``log(lambda / 2 + 1/2) - log i``, i = 1..floor(lambda / 2),
 ``cc = 4 / (d + 4)``, ``cs = sqrt(mueff) / (sqrt(mueff) + sqrt(d))``,
 ``c1 = 2 / (d + sqrt 2)^2``, ``damps = 1 + cs + 2 max(0, sqrt((mueff - 1) / (d + 1)) - 1)``;
 cumulative step-size adaptation every generation and a rank-one update of ``A`` and ``A^-1``
@@ -90,7 +91,7 @@ class CholeskyCMA(Optimizer):
         d = self.dim
         self.population = population or int(4 + math.floor(3 * math.log2(d)))
         self.mu = self.population // 2
-        self.weights = log_rank_weights(self.mu)
+        self.weights = log_rank_weights(self.mu, self.population)
         self.mueff = 1.0 / float(np.sum(self.weights**2))
         self.cc = 4 / (d + 4)
         self.cs = math.sqrt(self.mueff) / (math.sqrt(self.mueff) + math.sqrt(d))

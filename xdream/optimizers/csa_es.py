@@ -7,7 +7,7 @@ the length of the evolution path (Hansen & Ostermeier, Evolutionary Computation 
 here with the constants of Hansen, "The CMA Evolution Strategy: A Tutorial",
 arXiv:1604.00772, 2016, Table 1 and eqs. 41-44 with ``C = I`` and ``c_m = 1``):
 
-- ``lambda = 4 + floor(3 ln d)``, ``mu = floor(lambda / 2)``, weights ``ln(mu + 1/2) - ln i``;
+- ``lambda = 4 + floor(3 ln d)``, ``mu = floor(lambda / 2)``, weights ``ln((lambda + 1) / 2) - ln i``;
 - ``c_sigma = (mu_eff + 2) / (d + mu_eff + 5)``,
   ``d_sigma = 1 + 2 max(0, sqrt((mu_eff - 1) / (d + 1)) - 1) + c_sigma``;
 - ``m += sigma z_w``, ``p <- (1 - c_sigma) p + sqrt(c_sigma (2 - c_sigma) mu_eff) z_w``,
@@ -50,7 +50,7 @@ class IsotropicES(Optimizer):
         super().__init__(dim, rng, sampler=sampler, init=init, budget=budget)
         self._check_strategy(population, sigma0, min_dim=2)
         self.population = int(population) if population is not None else 4 + int(3 * math.log(dim))
-        self.weights = log_rank_weights(self.population // 2)
+        self.weights = log_rank_weights(self.population // 2, self.population)
         self.mu_eff = 1.0 / float(np.sum(self.weights**2))
         self.mean = self.start_mean()
         self.sigma = float(sigma0)

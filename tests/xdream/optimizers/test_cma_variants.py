@@ -99,6 +99,18 @@ def test_cholesky_constants_follow_the_paper():
     assert np.std(x) == pytest.approx(3.0, rel=0.02) and abs(np.mean(x)) < 0.05  # zero mean, sigma 3
 
 
+@pytest.mark.parametrize("dim, population", [(918, None), (16, 23)])  # 4 + floor(3 log2 918) = 33: odd
+def test_cholesky_weights_at_an_odd_population_follow_the_paper(dim, population):
+    """Wang & Ponce's CholeskyCMAES: ``mu = lambda / 2``, weights ``log(mu + 1/2) - log(1..floor(mu))``,
+    i.e. ``log((lambda + 1) / 2)`` first, as Hansen's tutorial, not ``log(floor(lambda / 2) + 1/2)``."""
+    opt = make("cholesky-cma", {} if population is None else {"population": population}, dim=dim)
+    lam = opt.population
+    assert lam % 2 == 1 and opt.mu == lam // 2
+    w = np.log(lam / 2 + 0.5) - np.log(np.arange(1, opt.mu + 1))
+    np.testing.assert_allclose(opt.weights, w / w.sum(), rtol=1e-12)
+    assert opt.mueff == pytest.approx(1 / np.sum((w / w.sum()) ** 2), rel=1e-12)
+
+
 def dense_reference(opt, told):
     """The paper's dense Cholesky-CMA update, written out independently, for told (codes,
     scores) pairs; returns (mean, sigma, A, Ainv)."""

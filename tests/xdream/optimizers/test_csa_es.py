@@ -67,6 +67,24 @@ def test_samples_are_isotropic_whatever_the_landscape():
     assert spread.max() / spread.min() < 1.35 and abs(spread.mean() - 1) < 0.05
 
 
+@pytest.mark.parametrize("name", ["csa-es", "tpa-es"])
+@pytest.mark.parametrize("dim, population", [(100, None), (30, 9)])  # 4 + floor(3 ln 100) = 17: odd
+def test_weights_follow_the_tutorial_and_pycma_at_an_odd_population(name, dim, population):
+    """Tutorial eq. 49 (and pycma): ``w_i ~ ln((lambda + 1) / 2) - ln i`` for i = 1..floor(lambda / 2);
+    for an odd population the first term is not ``ln(mu + 1/2)``."""
+    import cma
+
+    options = {} if population is None else {"population": population}
+    opt = registry.create("optimizer", name, options, dim=dim, rng=np.random.default_rng(0))
+    lam = opt.population
+    assert lam % 2 == 1
+    w = np.log((lam + 1) / 2) - np.log(np.arange(1, lam // 2 + 1))
+    np.testing.assert_allclose(opt.weights, w / w.sum(), rtol=1e-12)
+    pycma = cma.recombination_weights.RecombinationWeights(lam)
+    np.testing.assert_allclose(opt.weights, np.asarray(pycma)[: pycma.mu], rtol=1e-12)
+    assert opt.mu_eff == pytest.approx(pycma.mueff, rel=1e-12)
+
+
 def test_population_defaults_to_the_tutorials():
     assert make(dim=918).population == 4 + int(3 * math.log(918)) == 24
     assert make(dim=4096).population == 28
