@@ -34,8 +34,10 @@ NaN scores mean "no valid response". Each optimiser states what it does with the
 
 - ``"carry-over"``: an unscored individual is kept unchanged in the next generation and is
   never a parent (XDREAM's genetic algorithm).
-- ``"rank-last"``: an unscored sample ranks below every scored one, so it never pulls the
-  search towards itself; a generation with no scored sample leaves the state unchanged.
+- ``"rank-last"``: an unscored sample ranks below every scored one, so it enters the new mean
+  only when fewer samples are scored than the strategy selects (its ``mu`` best; then the unscored
+  fill the selection as the worst scores would, and pull the search towards themselves); a
+  generation with no scored sample leaves the state unchanged.
 - ``"ignore"``: scores never change what the optimiser asks (random search, the floor).
 - ``"rank-last-unmodelled"``: as ``"rank-last"`` in the strategy's own update, and an unscored
   sample is left out of the optimiser's model of the responses (a missing response says
