@@ -63,7 +63,7 @@ from xdream.evolve.build import build_optimizer  # noqa: E402
 
 
 def loop_vs_forward(generations: int, population: int) -> dict:
-    config = ExperimentConfig.from_dict({"generations": generations, "seed": 0,
+    config = ExperimentConfig.from_dict({"generations": generations + 1, "seed": 0,  # + the warm-up
                                          "optimizer": {"name": "genetic", "population": population}})
     with tempfile.TemporaryDirectory() as tmp:
         experiment = Experiment(config, run_dir=f"{tmp}/run")

@@ -1,0 +1,25 @@
+"""experiments/bench_loop.py at tiny sizes: part (a), the loop against the forward pass alone,
+runs its warm-up and its timed generations to the end (``make bench`` starts with it)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "bench_loop.py"
+
+
+@pytest.fixture(scope="module")
+def bench_loop():
+    spec = importlib.util.spec_from_file_location("bench_loop", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_loop_vs_forward_times_every_generation_after_the_warm_up(bench_loop):
+    a = bench_loop.loop_vs_forward(2, 4)
+    assert a["population"] == 4 and a["loop_s"] > 0 and a["forward_s"] > 0
+    assert a["generator"] == "dcgan-faces" and a["target"] == "efficientnet_lite0:_blocks.10:27"
