@@ -31,7 +31,7 @@ XDREAM = [sys.executable, "-m", "xdream.cli"]
 SMALL = ["--generator", "fourier", "--target", "efficientnet_lite0:_blocks.4:3", "--population", "8",
          "--generations", "3", "--threads", "1", "--quiet"]
 OPTIMIZERS = ("cholesky-cma", "cmaes", "csa-es", "genetic", "geometry-cma", "nevergrad", "random", "sphere-cma",
-              "tpa-es")
+              "surrogate-tpa", "tpa-es")
 SESSIONS = ROOT / "experiments" / "sessions"
 SHORT_SESSION = ["--generations", "3", "--threads", "1", "--quiet", "--set", "optimizer.population=8"]
 
