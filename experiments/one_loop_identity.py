@@ -88,8 +88,9 @@ def run_all(out: Path) -> None:
         started = time.perf_counter()
         subprocess.run([*XDREAM, *args], cwd=ROOT, check=True, env=env, stdout=subprocess.DEVNULL)
         print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)
-    run_rig_session(out)
-    print("session-rig: done", flush=True)
+    if not (out / "session-rig" / "summary.json").is_file():
+        run_rig_session(out)
+        print("session-rig: done", flush=True)
 
 
 def _files(run: Path) -> set[str]:
