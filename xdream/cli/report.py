@@ -6,8 +6,9 @@ import sys
 
 
 def add_parser(commands) -> None:
-    r = commands.add_parser("report", help="write RUN_DIR/report.html (self-contained) and PNG figures of an "
-                                           "evolution, session, gradient, compare or characterise run")
+    r = commands.add_parser("report", help="write RUN_DIR/report.html (self-contained) of an evolution, session, "
+                                           "gradient, compare or characterise run (a characterisation's "
+                                           "missing PNG figures drawn too)")
     r.set_defaults(handler=run)
     r.add_argument("run_dir", metavar="RUN_DIR")
     r.add_argument("--watch", action="store_true", help="keep the page current until the evolution or session ends")

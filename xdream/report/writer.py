@@ -32,8 +32,8 @@ def run_kind(path: Path) -> str:
 
 
 def write_report(run_dir: str | Path) -> Path:
-    """Write ``RUN_DIR/report.html`` (and, except for an evolution, its PNG figures) and return
-    its path; a comparison's report also writes the reports of its evolution runs."""
+    """Write ``RUN_DIR/report.html`` (and, for a characterisation, its PNG figures that are missing)
+    and return its path; a comparison's report also writes the reports of its evolution runs."""
     path = Path(run_dir)
     kind = run_kind(path)
     result = RESULTS.get(kind)
