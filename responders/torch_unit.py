@@ -14,9 +14,11 @@ either is given as a local state-dict file (option ``weights``). A torchvision m
 ``"IMAGENET1K_V1"``, what ``pretrained=True`` loaded in older lab code, where ``DEFAULT`` is
 ``IMAGENET1K_V2`` for resnet50); the option is recorded in the run's config like any other.
 
-``input_size`` (default: the model's own, 224 for torchvision, 227 for CaffeNet) is the size the
-whole image is resized to, without cropping. The Ponce lab's in-silico scorers resize whole
-images to 227 px for every network; ``input_size = 227`` reproduces that convention.
+``input_size`` (default: the model's own: 227 for CaffeNet, 224 for EfficientNet-Lite0, a torchvision
+model's crop size from its weights' transforms, 224 for most, 299 for inception_v3, 240-600 for
+efficientnet_b1-b7) is the size the whole image is resized to, without cropping. The Ponce lab's
+in-silico scorers resize whole images to 227 px for every network; ``input_size = 227`` reproduces
+that convention.
 """
 
 from __future__ import annotations
