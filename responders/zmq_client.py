@@ -45,6 +45,7 @@ from xdream.runs.rundir import append_line
 from .rig_journal import RequestJournal
 
 TRIALS_FILE = "rig_trials.jsonl"
+MAX_DEADLINE_MS = 86_400_000  # the protocol's maximum deadline_ms (docs/protocol.md §3)
 REPLIES = ("welcome", "pong", "result", "error")
 
 
@@ -64,9 +65,10 @@ class ZmqResponder(Responder):
     ``channels`` names the rig channels averaged into the score (None: all), which are also
     the columns of :meth:`respond_units` (one per channel, for sessions of several threads);
     ``aggregate`` combines an image's valid repeats. ``heartbeat`` (s) is the ping interval, ``liveness``
-    the missed heartbeats that mean a dead rig, ``deadline`` (s) the rig's time per generation,
-    ``timeout`` (s) how long a silent rig is waited for (handshake, restart) and ``retries``
-    how often one request is resent before the run stops. ``server_key`` (the rig's public
+    the missed heartbeats that mean a dead rig, ``deadline`` (s) the rig's time per generation
+    (at most 86400, one day: the protocol's ``deadline_ms`` limit), ``timeout`` (s) how long a
+    silent rig is waited for (handshake, restart) and ``retries`` how often one request is resent
+    before the run stops. ``server_key`` (the rig's public
     ``NAME.key``) and ``client_key`` (this client's ``NAME.key_secret``) turn on CURVE. ``dtype = "float32"`` sends the generator's exact
     floats (in-silico rigs); rigs showing images on a screen want ``uint8``."""
 
@@ -120,6 +122,9 @@ class ZmqResponder(Responder):
         for name, value in (("heartbeat", heartbeat), ("deadline", deadline), ("timeout", timeout)):
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"zmq option {name!r} must be a positive number of seconds, got {value}")
+        if int(deadline * 1000) > MAX_DEADLINE_MS:  # sent as deadline_ms (§3): refused here, not by the rig
+            raise ConfigError(f"zmq option 'deadline' must be <= {MAX_DEADLINE_MS // 1000} seconds (one day), "
+                              f"got {deadline}")
         if channels is not None and not len(channels):
             raise ConfigError("zmq option 'channels' is empty; allowed: a list of the rig's channel names, or leave "
                               "it out for all")

@@ -779,6 +779,20 @@ def test_repeats_above_the_protocol_maximum_are_refused_before_the_run_starts(tm
     assert not any(json.loads(line)["event"] == "request" for line in sim.log.path.read_text().splitlines())
 
 
+def test_a_deadline_above_the_protocol_maximum_is_refused_before_the_run_starts(tmp_path, sim_thread, xdream_main):
+    """deadline_ms is 1..86400000 (docs/protocol.md §3): a deadline of more than a day is one
+    line naming the option and its range, before the run folder is made; it used to start the
+    run and stop at generation 0 with the rig's too-large refusal."""
+    sim = sim_thread(tmp_path)
+    out = xdream_main("evolve", "--set", 'responder.name="zmq"', "--set", f'responder.target="{sim.endpoint}"',
+                      "--set", "responder.deadline=86401", "--generator", "pixel", "--set", "generator.size=16",
+                      "--set", "optimizer.population=4", "--output", tmp_path / "run")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "zmq option 'deadline' must be" in out.stderr and "86400" in out.stderr, out.stderr
+    assert not (tmp_path / "run").exists()
+    assert not any(json.loads(line)["event"] == "request" for line in sim.log.path.read_text().splitlines())
+
+
 def test_an_empty_channel_list_is_refused(tmp_path, sim_thread):
     """channels = [] selects nothing to score: one line saying what is allowed, not a run in
     which every image scores NaN."""
