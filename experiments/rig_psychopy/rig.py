@@ -114,6 +114,9 @@ class Rig:
             self.reply(envelope, error_reply(e.request_id, e.code, str(e)))
             return None
         h, rid = msg.header, msg.request_id
+        if msg.type == "present" and h["dtype"] != "uint8":  # the codec takes float32 too; the screen shows 0..255
+            self.reply(envelope, error_reply(rid, "unsupported", f"dtype {h['dtype']!r} not taken; allowed: uint8"))
+            return None
         if msg.type == "hello":
             self.sessions.add(h["session"])
             self.reply(envelope, encode({"type": "welcome", "request_id": rid, "rig": "rig_psychopy",

@@ -18,6 +18,7 @@ import torch
 
 from responders.zmq_client import ZmqResponder
 from xdream.images.io import to_uint8
+from xdream.rig.check import Conformance
 
 pylsl = pytest.importorskip("pylsl", reason="pylsl is installed by `make install` (pyproject extra 'lsl')")
 RIG = Path(__file__).resolve().parents[2] / "experiments" / "rig_psychopy" / "rig.py"
@@ -79,3 +80,34 @@ def test_headless_psychopy_rig_answers_spike_counts_over_lsl():
     np.testing.assert_array_equal(scores, counts)
     assert len(records) == 10 and all(r["valid"] for r in records) and neuron.answered == 10
     assert all(r["onset"] is not None for r in records)
+
+
+@pytest.fixture
+def headless_rig():
+    """The headless rig on a free loopback port, with an LSL spike stream that carries no spikes
+    (every count is 0): its endpoint."""
+    tag = uuid.uuid4().hex[:8]
+    spike_id = f"test-spikes-{tag}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo("spikes", "Spikes", 1, pylsl.IRREGULAR_RATE, "int32", spike_id))
+    rig = subprocess.Popen([sys.executable, str(RIG), "tcp://127.0.0.1:*", "--spike-source", spike_id, "--marker-id",
+                            f"test-markers-{tag}", "--headless", "--on-ms", "2", "--off-ms", "2", "--latency-ms", "1",
+                            "--window-ms", "2"], stdout=subprocess.PIPE, text=True)
+    try:
+        yield rig.stdout.readline().split()[-1]
+    finally:
+        rig.kill()
+        rig.wait()
+        del outlet
+
+
+def test_a_float32_request_is_refused_as_unsupported(headless_rig):
+    """The rig takes uint8 only (its welcome says so, and PsychoPyScreen scales pixels from
+    0..255): a float32 request is `unsupported` (docs/protocol.md §4.2). It used to be presented,
+    its 0..1 pixels drawn as a black image, and answered as if it were the image."""
+    check = Conformance(headless_rig, timeout=5)
+    try:
+        check.check_handshake()
+        assert check.welcome["dtypes"] == ["uint8"]
+        assert check.check_float32() == "refused as unsupported"
+    finally:
+        check.close()
