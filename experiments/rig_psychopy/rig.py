@@ -10,7 +10,10 @@ through :mod:`rigkit` (an LSL inlet with LSL's clock correction), pairs each pre
 its marker (``rigkit.counts.align``: a missing marker or a clock offset above 10 ms stops the
 request with an ``internal`` error naming it), counts spikes in each channel's window and
 answers the trial records. Pings are answered between presentations; results are kept by
-request id, so a resend is answered from the cache.
+request id, so a resend is answered from the cache (in memory: a restarted rig forgets them).
+It takes uint8 images (raw or png) and offers the content probe (docs/protocol.md §4.5): a
+request with ``"probe": true`` is presented and aligned like any other, and each record then
+carries the probe values of its image's pixels.
 
     python experiments/rig_psychopy/rig.py tcp://127.0.0.1:5555 --spike-source my-sorter   # a PsychoPy window
     python experiments/rig_psychopy/rig.py tcp://127.0.0.1:5555 --spike-source my-sorter --headless
@@ -33,6 +36,7 @@ import zmq
 
 from rigkit.counts import AlignmentError, Presentation, SpikeCounter, Window, align, onsets_from_markers
 from rigkit.sources.lsl import LslSource
+from xdream.rig.probe import probe_values
 from xdream.rig.protocol import ProtocolError, decode, decode_images, encode, error_reply
 
 
@@ -121,7 +125,7 @@ class Rig:
             self.sessions.add(h["session"])
             self.reply(envelope, encode({"type": "welcome", "request_id": rid, "rig": "rig_psychopy",
                                          "encodings": ["raw", "png"], "dtypes": ["uint8"],
-                                         "channels": self.counter.channels, "heartbeat_ms": 2000}))
+                                         "channels": self.counter.channels, "heartbeat_ms": 2000, "probe": True}))
         elif msg.type == "ping":
             state = ("presenting", self.progress) if self.current and self.current[0] == rid else \
                 ("done", 0) if rid in self.cache else ("unknown", 0)
@@ -132,7 +136,7 @@ class Rig:
             self.reply(envelope, error_reply(rid, "unknown-session", "send hello first"))
         elif rid in self.cache:
             payload, result = self.cache[rid]
-            if payload != (h["image_ids"], h["repeats"]):
+            if payload != (h["image_ids"], h["repeats"], h.get("probe", False)):
                 self.reply(envelope, error_reply(rid, "bad-message", "request id was used for another request"))
             else:
                 self.reply(envelope, encode(result))
@@ -175,11 +179,16 @@ class Rig:
         try:
             onsets, _ = align(shown, onsets_from_markers(markers, "onset"), jitter=0.002, max_offset=0.01)
             header["records"] = self.counter.records(shown, onsets, data.spike_times(self.counter.channels))
+            if h.get("probe"):  # the content probe (§4.5): each record carries its image's probe values, valid
+                index = {image_id: i for i, image_id in enumerate(h["image_ids"])}
+                for r in header["records"]:
+                    r["values"] = probe_values(images[index[r["image_id"]]], len(self.counter.channels))
+                    r["valid"] = True
         except AlignmentError as e:
             self.current = None
             self.reply(envelope, error_reply(rid, "internal", f"spike counts unavailable: {e}"))
             return
-        self.cache[rid] = ((h["image_ids"], h["repeats"]), header)
+        self.cache[rid] = ((h["image_ids"], h["repeats"], h.get("probe", False)), header)
         self.current = None
         self.reply(envelope, encode(header))
 

@@ -111,3 +111,16 @@ def test_a_float32_request_is_refused_as_unsupported(headless_rig):
         assert check.check_float32() == "refused as unsupported"
     finally:
         check.close()
+
+
+def test_the_content_probe_is_offered_and_carries_each_image_s_values(headless_rig):
+    """docs/protocol.md §4.5 (a MUST; docs/rigs.md: every path ends in a passing `xdream rig
+    check`): the welcome offers the probe and every record of a probe request carries the probe
+    values of the image its id names. The rig used to offer none, so the check failed."""
+    check = Conformance(headless_rig, timeout=5)
+    try:
+        assert "content probe" in check.check_handshake()
+        assert check.check_content_probe() == ("32 records verified: raw/uint8/C3, raw/uint8/C1, png/uint8/C3, "
+                                               "png/uint8/C1")
+    finally:
+        check.close()
