@@ -13,11 +13,11 @@ function rig(endpoint, cache_file)
 if nargin < 1, endpoint = 'tcp://127.0.0.1:5555'; end
 if nargin < 2, cache_file = ''; end
 state.sock = rig_socket('open', endpoint);
-[state.cache, state.partial] = load_cache(cache_file);  % request id -> {payload text, result text}; -> trials
+[state.cache, state.partial, trials] = load_cache(cache_file);  % request id -> {payload text, result text}; -> trials
 state.cache_file = cache_file;
 state.sessions = containers.Map();
 state.clock = tic;
-state.trials = containers.Map({'count'}, {0});
+state.trials = containers.Map({'count'}, {trials});  % trial ids go on after a restart (section 4.2)
 [state.png, why] = png_works();
 state.encodings = {'raw'};
 if state.png, state.encodings{end + 1} = 'png'; end
@@ -428,10 +428,12 @@ text = jsonencode(message);
 text = ['{"protocol":"xdream-rig/1",', text(2:end)];
 end
 
-function [cache, partial] = load_cache(file)
-% The answered requests, and the trials of requests a crash interrupted (request id -> records).
+function [cache, partial, trials] = load_cache(file)
+% The answered requests, the trials of requests a crash interrupted (request id -> records) and
+% the number of the next trial (one more than the highest trial_id recorded).
 cache = containers.Map();
 partial = containers.Map();
+trials = 0;
 if isempty(file) || ~exist(file, 'file'), return; end
 lines = strsplit(fileread(file), sprintf('\n'));
 for k = 1:numel(lines)
@@ -444,6 +446,7 @@ for k = 1:numel(lines)
     end
     if isfield(r, 'protocol'), r = rmfield(r, 'protocol'); end  % written by encode()
     r.values = num2cell(reshape(r.values, 1, []));
+    trials = max(trials, r.trial_id + 1);
     if ~isKey(partial, parts{1}), partial(parts{1}) = {}; end
     partial(parts{1}) = [partial(parts{1}), {r}];
   elseif numel(parts) == 3

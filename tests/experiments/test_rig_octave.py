@@ -17,7 +17,7 @@ import zmq
 
 from xdream.core import registry
 from xdream.images.io import to_uint8
-from xdream.rig.check import Client
+from xdream.rig.check import Client, _images, _present
 from xdream.rig.ports import free_loopback_port
 
 RIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "rig_octave"
@@ -112,6 +112,38 @@ def test_rig_check_passes_against_the_octave_rig(octave_rig, xdream_main):
     assert "raw/uint8/C3, raw/uint8/C1, png/uint8/C3, png/uint8/C1" in out.stdout  # the content probe (§4.5)
     assert re.search(r"killed at \d+/128; resumed from a new session: 0 re-presented, cache kept", out.stdout)
     assert "7 broken pngs refused" in out.stdout
+
+
+def test_trial_ids_stay_unique_across_a_rig_crash(tmp_path, octave_rig):
+    """trial_id is the rig's trial number (docs/protocol.md §4.2: records sharing one were shown in
+    one trial). Killed mid-request and restarted, the rig continues the request from its cache
+    file; its count of trials used to start again at 0, so the resumed request's result gave two
+    different images (one shown before the crash, one after) the same trial_id."""
+    context = zmq.Context()
+    cache = tmp_path / "cache.tsv"
+    try:
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        rid, images = "crash-1", _images(40, side=4)
+        client.send(_present(client.session, rid, images, repeats=20))
+        end = time.monotonic() + 60
+        while not (cache.exists() and cache.read_text().count("\ttrial\t") >= 5):
+            assert time.monotonic() < end, "no trial recorded"
+            time.sleep(0.01)
+        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        before = cache.read_text().count("\ttrial\t")
+        assert before < 800, "the request finished before the crash"
+        octave_rig.start()
+        client.close()
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        reply = client.ask(_present(client.session, rid, images, repeats=20), rid, timeout=120)
+        client.close()
+    finally:
+        context.destroy(linger=0)
+    records = reply.header["records"]
+    assert reply.type == "result" and len(records) == 800
+    assert len({r["trial_id"] for r in records}) == 800, "two records of one request share a trial_id"
 
 
 def test_png_is_advertised_only_where_imread_decodes_it(tmp_path):
