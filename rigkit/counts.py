@@ -151,7 +151,10 @@ def align(presentations: list[Presentation], onsets: np.ndarray, jitter: float =
     the one under which most onsets have a presentation within ``jitter`` s; every valid
     presentation must then have one (:class:`MissingOnsetError` names the first that has
     not), and, where the two clocks should agree (``max_offset`` s, e.g. LSL's corrected
-    timestamps), the offset must be within it (:class:`ClockOffsetError`)."""
+    timestamps), the offset must be within it (:class:`ClockOffsetError`). Where another offset
+    (within ``max_offset``) also gives every valid presentation an onset, the pairing is
+    ambiguous (evenly spaced trials, an onset of no presentation at an end) and an
+    :class:`AlignmentError` says so rather than score images with their neighbours' responses."""
     onsets = np.sort(np.asarray(onsets, dtype=np.float64))
     stim = np.array([p.time for p in presentations], dtype=np.float64)
     valid = np.array([p.valid for p in presentations], dtype=bool)
@@ -187,11 +190,30 @@ def align(presentations: list[Presentation], onsets: np.ndarray, jitter: float =
         raise MissingOnsetError(f"no onset within {jitter * 1000:g} ms of trial {p.trial_id} (image {p.image_id}, "
                                 f"repeat {p.repeat}; expected at {p.time + offset:.4f} s on the acquisition clock); "
                                 f"{len(missing)} valid presentation(s) lack an onset")
+    for other in best[np.abs(best - offset) > 2 * jitter]:  # another pairing that gives every valid one an onset
+        rival = _refined(stim, valid, onsets, other, jitter)
+        if rival is not None and abs(rival - offset) > 2 * jitter and (max_offset is None or abs(rival) <= max_offset):
+            raise AlignmentError(f"the onsets fit two pairings with the presentations: clock offsets {offset:.4f} s "
+                                 f"and {rival:.4f} s each give every valid presentation an onset (evenly spaced "
+                                 "trials and an onset of no presentation at an end: a test flash, an extra or missed "
+                                 "flip), so which image an onset belongs to cannot be told; remove the onsets of no "
+                                 "presentation, or take onsets from markers that name the trial")
     used = nearest[valid]
     if len(np.unique(used)) < len(used):
         raise AlignmentError(f"two presentations fall on one onset event: presentations closer than the jitter "
                              f"({jitter * 1000:g} ms)")
     return np.where(hit, onsets[nearest], np.nan), offset
+
+
+def _refined(stim: np.ndarray, valid: np.ndarray, onsets: np.ndarray, offset: float, jitter: float) -> float | None:
+    """``offset`` refined on the onsets it pairs (within twice ``jitter``: both times jitter), if
+    every valid presentation then has one within ``jitter``; else None."""
+    nearest = _nearest(stim + offset, onsets)
+    close = np.abs(onsets[nearest] - (stim + offset)) <= 2 * jitter
+    if not close[valid].all():
+        return None
+    refined = float(np.median(onsets[nearest[close]] - stim[close]))
+    return refined if _near(stim[valid] + refined, onsets, jitter).all() else None
 
 
 def _nearest(expected: np.ndarray, onsets: np.ndarray) -> np.ndarray:

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from rigkit.counts import (ClockOffsetError, MissingOnsetError, Presentation, SpikeCounter, Window, align,
-                           onsets_from_markers, onsets_from_photodiode)
-from spike_scenario import BASELINE, WINDOWS, build, expected_values
+from rigkit.counts import (AlignmentError, ClockOffsetError, MissingOnsetError, Presentation, SpikeCounter, Window,
+                           align, onsets_from_markers, onsets_from_photodiode)
+from spike_scenario import BASELINE, SPACING, WINDOWS, build, expected_values
 from xdream.core.errors import ConfigError, XDreamError
 
 
@@ -66,6 +66,21 @@ def test_onsets_that_fall_only_on_aborted_trials_name_the_missing_one_at_a_finit
         warnings.simplefilter("error")  # no median of an empty set (numpy's warning, then NaN)
         with pytest.raises(MissingOnsetError, match=r"trial 3 .*expected at 2\.0000 s"):
             align(shown, np.array([0.0, 0.4]))
+
+
+@pytest.mark.parametrize("extra", ["flash before", "event after"])
+def test_two_pairings_that_fit_equally_are_refused_not_guessed(extra):
+    """Evenly spaced trials with one onset of no presentation at an end fit both the true offset
+    and one shifted by a trial; picking one would score every image with its neighbour's response.
+    Where the clocks agree (``max_offset``), the shifted one is ruled out."""
+    s = build(seed=0, offset=0.002, aborted=(11,) if extra == "flash before" else (0,))  # their flips are recorded
+    spurious = s.onsets[0] - SPACING if extra == "flash before" else s.onsets[-1] + SPACING
+    with pytest.raises(AlignmentError, match=r"two pairings .* offsets -?0\.\d+ s and -?0\.\d+ s"):
+        align(s.presentations, np.r_[spurious, s.onsets], jitter=0.005)
+    onsets, offset = align(s.presentations, np.r_[spurious, s.onsets], jitter=0.005, max_offset=0.05)
+    assert offset == pytest.approx(s.offset, abs=0.003)
+    valid = [p.valid for p in s.presentations]
+    np.testing.assert_array_equal(onsets[valid], s.onsets[valid])
 
 
 def test_a_clock_offset_is_detected_and_named():
