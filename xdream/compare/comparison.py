@@ -12,7 +12,8 @@ evolution run recorded; nothing is run or shown again. Each chosen thread of the
 or a one-thread run's only one) is one method (its generator and optimiser); the natural reference
 images the run showed with its generations are the natural row of each target (a session scores
 them on every thread's target, so there is one natural row per distinct target, and a thread's
-ratio is to the best natural image on its own target). The activation of a thread is the best
+ratio is to the best natural image on its own target; noise-free where noise was simulated, as the
+threads' activations and trajectories). The activation of a thread is the best
 recorded score of the best images of its generations, the noise-free score where noise was
 simulated (the images the optimiser ranked first by their noisy scores); it is not re-scored,
 because the responder may be an animal on a rig, and a CNN's recorded scores already are its
@@ -305,7 +306,8 @@ def compare_session(run: str | Path, output: str | Path | None = None, threads: 
     naturals = {}  # target -> (its natural row, the reference names best first)
     for text in targets:
         owner = next(t for t in chosen if t.target_text == text)
-        natural = _natural_result(owner, label="natural images" + (f" on {text}" if len(targets) > 1 else ""))
+        natural = _natural_result(owner, label="natural images" + (f" on {text}" if len(targets) > 1 else ""),
+                                  noise=state.noise)
         if natural is not None:
             naturals[text] = natural
     for r, t in zip(results, chosen):
@@ -345,6 +347,7 @@ def _thread_result(t: ThreadState, state: RunState, top: int) -> tuple[MethodRes
             clean = t.run.load_arrays(g).get("clean_scores")
             score = float(clean[record["best_index"]]) if clean is not None else score
         ranked.append((score, g))
+    activation = {g: s for s, g in ranked}  # per generation, as the trajectory draws it
     ranked = sorted(ranked, key=lambda x: (-x[0], x[1]))[:top]
     if not ranked:
         raise RunDirError(f"thread {t.name!r} of {state.path} has no image with a response to compare")
@@ -353,19 +356,24 @@ def _thread_result(t: ThreadState, state: RunState, top: int) -> tuple[MethodRes
         raise RunDirError(f"{t.run.image_file('best', missing[0])} is missing (run with save_images = "
                           f"\"none\", or the file was deleted); compare needs each generation's best image")
     images = torch.stack([load_image(t.run.image_file("best", g)) for _, g in ranked])
-    best_so_far = np.fmax.accumulate([b if math.isfinite(b) else -np.inf for b in t.bests])
+    best_so_far = np.fmax.accumulate([activation.get(g, -np.inf) for g in range(len(t.records))])
     trajectory = [(r["evaluations"], float(b)) for r, b in zip(t.records, best_so_far)]
     result = MethodResult(f"{t.name} ({t.generator} + {t.optimizer})", "thread", float(ranked[0][0]), t.evaluations,
                           "evaluations", state.seconds(t), trajectory, [s for s, _ in ranked], folder=None)
     return result, images
 
 
-def _natural_result(t: ThreadState, label: str) -> tuple[MethodResult, list[str]] | None:
+def _natural_result(t: ThreadState, label: str, noise: bool = False) -> tuple[MethodResult, list[str]] | None:
     """The natural reference images scored on ``t``'s target: their best score each (an image
-    is shown in several generations), best first; None if the run showed none."""
+    is shown in several generations), best first; None if the run showed none. With ``noise``
+    the noise-free scores (the generation files' ``reference_clean_scores``), as the threads'."""
     best: dict[str, float] = {}
-    for r in t.records:
-        for name, score in zip(r.get("reference_names", []), r.get("reference_scores", [])):
+    for g, r in enumerate(t.records):
+        scores = r.get("reference_scores", [])
+        if noise and r.get("reference_names"):
+            clean = t.run.load_arrays(g).get("reference_clean_scores")
+            scores = scores if clean is None else clean.tolist()
+        for name, score in zip(r.get("reference_names", []), scores):
             if score is not None and math.isfinite(score):
                 best[name] = max(score, best.get(name, -math.inf))
     if not best:
