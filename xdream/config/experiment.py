@@ -277,8 +277,8 @@ class ExperimentConfig:
 
     def thread_length(self, index: int) -> tuple[int | None, int | None]:
         """``(generations, budget)`` of thread ``index``: its own, else the run's (a session
-        budget split evenly among the threads without a length of their own, the remainder to
-        the first of them)."""
+        budget split evenly among the threads without a length of their own, the remainder one
+        evaluation each to the first of them: 10 among 4 threads is 3, 3, 2, 2)."""
         if self.thread is None:
             return (None, self.budget) if self.budget is not None else (self.generations, None)
         t = self.thread[index]
