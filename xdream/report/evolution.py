@@ -219,7 +219,10 @@ def _table(state: RunState) -> str:
     shared = f"<p>Every target starts with {html.escape(prefix)} (left out below).</p>" if prefix else ""
     note = ("<p>Click a column head to sort. First best: generation 0's best; final best: the best of any "
             "generation; improvement: final / first (where first &gt; 0); best natural ref.: the highest score of "
-            "a natural reference image on the thread's target so far (its name below).</p>")
+            "a natural reference image on the thread's target so far (its name below)."
+            + (" With simulated noise, first best, final best and the natural references are noisy responses, as "
+               "the optimisers were told them; best (noise-free): the highest noise-free score of any image the "
+               "thread evaluated." if noise else "") + "</p>")
     return shared + f'<div style="overflow-x:auto">{table_html(header, rows, "sortable")}</div>' + note
 
 

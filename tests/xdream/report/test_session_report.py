@@ -227,3 +227,21 @@ def test_evolve_units_with_live_report_ends_on_the_finished_page(tmp_path):
     assert "finished: 2 generations, 2 threads" in page and "http-equiv" not in page
     header, *rows = table_rows(page)
     assert [r[0] for r in rows] == [t.name for t in SessionState.read(out).threads] and len(rows) == 2
+
+
+def test_with_simulated_noise_the_table_says_which_scores_are_noisy(tmp_path, session_factory, session_config):
+    """Its noise-free column is the highest noise-free score of any image a thread evaluated (not
+    that of the noisy best, as compare --from-session takes), and the other scores are noisy."""
+    data = session_config
+    data.update(generations=2, noise={"name": "gaussian", "level": 0.5})
+    data["thread"] = data["thread"][:2]
+    run = session_factory(tmp_path / "run", data)
+    page = write_report(run).read_text()
+    header, *rows = table_rows(page)
+    cells = dict(zip(header, rows[0]))
+    thread = RunDir(run / "threads" / "pix")
+    clean = max(float(np.max(thread.load_arrays(r["generation"])["clean_scores"])) for r in thread.read_log())
+    assert float(cells["best (noise-free)"]) == pytest.approx(clean, rel=1e-3)
+    note = html.unescape(page[page.index("Click a column head"):])
+    assert "With simulated noise, first best, final best and the natural references are noisy responses" in note
+    assert "best (noise-free): the highest noise-free score of any image the thread evaluated" in note
