@@ -60,6 +60,24 @@ def ids_swapped(rig):
     wrap(rig, "present", lambda original: lambda sock, env, h, frames: original(sock, env, h, frames[1:] + frames[:1]))
 
 
+def cache_by_payload(rig):
+    """A new request id with the payload of an answered request (image ids, encoding, dtype, shape,
+    repeats) gets that request's result: a cache keyed by image ids, as if they named pixels (a new
+    run's g0-0 .. g0-39 is answered with the last run's records, nothing presented)."""
+    def receive(original):
+        def patched(sock):
+            envelope, h, frames = original(sock)
+            if h is not None and h["type"] == "present" and h["request_id"] not in rig.cache:
+                for entry in list(rig.cache.values()):
+                    if entry["result"] and entry["payload"] == rig.payload(h):
+                        rig.cache[h["request_id"]] = {**entry, "result": {**entry["result"],
+                                                                          "request_id": h["request_id"]}}
+                        break
+            return envelope, h, frames
+        return patched
+    wrap(rig, "receive", receive)
+
+
 def restart_from_first(rig):
     """After a crash during a request, its resend starts over from the first image."""
     def load(original):

@@ -53,6 +53,7 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
     "welcome_without_channels": ("handshake", "§4.1"),
     "busy_to_hello": ("resend while presenting", "§5"),
     "rep_socket": ("handshake", "§1"),
+    "cache_by_payload": ("content probe", "§4.5"),
 }
 CONFORMANT = ("none", "channels_reordered")
 
