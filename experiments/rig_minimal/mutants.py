@@ -296,6 +296,42 @@ def resend_restarts(rig):
     wrap(rig, "answer_pings", answer_pings)
 
 
+def new_session_resend_restarts(rig):
+    """A resend from another session while the request is presented (a client killed and resumed at
+    once) starts it again: the old client is taken for gone and its block for aborted."""
+    first = {}
+
+    def answer_pings(original):
+        def patched(sock, envelope, request_id, progress, wait_s=0.0):
+            def receive(inner):
+                def take(s):
+                    env, h, frames = inner(s)
+                    if (h is not None and h["type"] == "present" and h["request_id"] == request_id
+                            and h["session"] != first[request_id]):
+                        rig.receive = inner
+                        first[request_id] = h["session"]
+                        rig.cache[request_id]["records"] = []
+                        rig.present(s, env, h, frames)
+                        return env, None, []
+                    return env, h, frames
+                return take
+            saved = rig.receive
+            rig.receive = receive(saved)
+            try:
+                return original(sock, envelope, request_id, progress, wait_s)
+            finally:
+                rig.receive = saved
+        return patched
+    wrap(rig, "answer_pings", answer_pings)
+
+    def present(original):
+        def patched(sock, envelope, h, frames):
+            first.setdefault(h["request_id"], h["session"])
+            original(sock, envelope, h, frames)
+        return patched
+    wrap(rig, "present", present)
+
+
 def oldest_sender_answered(rig):
     """The result goes to the first sender, never to the newest."""
     def answer_pings(original):

@@ -54,6 +54,7 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
     "busy_to_hello": ("resend while presenting", "§5"),
     "rep_socket": ("handshake", "§1"),
     "cache_by_payload": ("content probe", "§4.5"),
+    "new_session_resend_restarts": ("resend while presenting", "§5"),
 }
 CONFORMANT = ("none", "channels_reordered")
 
