@@ -332,6 +332,27 @@ def new_session_resend_restarts(rig):
     wrap(rig, "present", present)
 
 
+def cache_expires_for_new_session(rig):
+    """A resend of an answered request from another session than the first sender's is presented
+    again once the request's deadline has passed (the old client 'gave up'): a client resumed after
+    a crash re-presents the generation it had in flight."""
+    first = {}
+
+    def receive(original):
+        def patched(sock):
+            envelope, h, frames = original(sock)
+            if h is not None and h["type"] == "present":
+                rid = h["request_id"]
+                session, at = first.setdefault(rid, (h["session"], rig.time.monotonic()))
+                if (rid in rig.cache and rig.cache[rid]["result"] and h["session"] != session
+                        and rig.time.monotonic() - at > h.get("deadline_ms", 600_000) / 1000):
+                    rig.cache.pop(rid)
+                    first[rid] = (h["session"], rig.time.monotonic())
+            return envelope, h, frames
+        return patched
+    wrap(rig, "receive", receive)
+
+
 def oldest_sender_answered(rig):
     """The result goes to the first sender, never to the newest."""
     def answer_pings(original):

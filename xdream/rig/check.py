@@ -540,6 +540,16 @@ class Conformance:
         again = self._result(frames, rid)
         _require(again["records"] == result["records"] and again["complete"] == result["complete"],
                  "a resend after the deadline got another result; a partial result is final (§6)")
+        resumed = self._another_client()  # a resumed client (a new session) resends it too, the deadline long over
+        try:
+            resumed.hello()
+            again = self._result(encode({**json.loads(frames[0]), "session": resumed.session}, frames[1:]), rid,
+                                 client=resumed)
+        finally:
+            self._done_with(resumed)
+        _require(again["records"] == result["records"] and again["complete"] == result["complete"],
+                 "a resend from a new session after the deadline got another result: the rig presented it again "
+                 "(§5: answered from the cache, from any session; §6: a partial result is final)")
         return f"deadline {deadline_ms} ms: {count}/{n * repeats} records in {took:.2f} s"
 
     def check_limits_and_error_codes(self) -> str:

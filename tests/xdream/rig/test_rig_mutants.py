@@ -55,6 +55,7 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
     "rep_socket": ("handshake", "§1"),
     "cache_by_payload": ("content probe", "§4.5"),
     "new_session_resend_restarts": ("resend while presenting", "§5"),
+    "cache_expires_for_new_session": ("deadline", "§6"),
 }
 CONFORMANT = ("none", "channels_reordered")
 
