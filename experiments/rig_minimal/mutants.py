@@ -272,14 +272,14 @@ def long_ids_taken(rig):
     rig.is_id = lambda v: isinstance(v, str) and rig.ID.match(v)
 
 
-def resend_restarts(rig):
-    """A resend while the request is presented starts it again."""
+def _restart_on_resend(rig, restarts):
+    """A resend of the request being presented for which ``restarts(h)`` holds starts it again."""
     def answer_pings(original):
         def patched(sock, envelope, request_id, progress, wait_s=0.0):
             def receive(inner):
                 def take(s):
                     env, h, frames = inner(s)
-                    if h is not None and h["type"] == "present" and h["request_id"] == request_id:
+                    if h is not None and h["type"] == "present" and h["request_id"] == request_id and restarts(h):
                         rig.receive = inner
                         rig.cache[request_id]["records"] = []
                         rig.present(s, env, h, frames)
@@ -294,6 +294,11 @@ def resend_restarts(rig):
                 rig.receive = saved
         return patched
     wrap(rig, "answer_pings", answer_pings)
+
+
+def resend_restarts(rig):
+    """A resend while the request is presented starts it again."""
+    _restart_on_resend(rig, lambda h: True)
 
 
 def new_session_resend_restarts(rig):
@@ -301,28 +306,13 @@ def new_session_resend_restarts(rig):
     once) starts it again: the old client is taken for gone and its block for aborted."""
     first = {}
 
-    def answer_pings(original):
-        def patched(sock, envelope, request_id, progress, wait_s=0.0):
-            def receive(inner):
-                def take(s):
-                    env, h, frames = inner(s)
-                    if (h is not None and h["type"] == "present" and h["request_id"] == request_id
-                            and h["session"] != first[request_id]):
-                        rig.receive = inner
-                        first[request_id] = h["session"]
-                        rig.cache[request_id]["records"] = []
-                        rig.present(s, env, h, frames)
-                        return env, None, []
-                    return env, h, frames
-                return take
-            saved = rig.receive
-            rig.receive = receive(saved)
-            try:
-                return original(sock, envelope, request_id, progress, wait_s)
-            finally:
-                rig.receive = saved
-        return patched
-    wrap(rig, "answer_pings", answer_pings)
+    def restarts(h):
+        if h["session"] == first[h["request_id"]]:
+            return False
+        first[h["request_id"]] = h["session"]
+        return True
+
+    _restart_on_resend(rig, restarts)
 
     def present(original):
         def patched(sock, envelope, h, frames):
