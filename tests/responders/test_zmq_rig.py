@@ -766,29 +766,18 @@ def test_a_channel_missing_from_the_result_leaves_the_score_unusable(scripted_ri
         np.testing.assert_array_equal(client.respond(torch.rand(2, 3, 8, 8)), [5.0, 5.0])
 
 
-def test_repeats_above_the_protocol_maximum_are_refused_before_the_run_starts(tmp_path, sim_thread, xdream_main):
-    """repeats is 1..100 (docs/protocol.md §3): 101 is one line naming the option and its range,
-    before the run folder is made; it used to start the run and stop at the rig's refusal."""
+@pytest.mark.parametrize("option, value, expected", [("repeats", 101, "100, got 101"), ("deadline", 86401, "86400")])
+def test_a_value_above_the_protocol_maximum_is_refused_before_the_run_starts(tmp_path, sim_thread, xdream_main,
+                                                                             option, value, expected):
+    """repeats is 1..100 and deadline_ms 1..86400000 (docs/protocol.md §3): a value beyond is one
+    line naming the option and its range, before the run folder is made; it used to start the run
+    and stop at generation 0 with the rig's refusal."""
     sim = sim_thread(tmp_path)
     out = xdream_main("evolve", "--set", 'responder.name="zmq"', "--set", f'responder.target="{sim.endpoint}"',
-                      "--set", "responder.repeats=101", "--generator", "pixel", "--set", "generator.size=16",
+                      "--set", f"responder.{option}={value}", "--generator", "pixel", "--set", "generator.size=16",
                       "--set", "optimizer.population=4", "--output", tmp_path / "run")
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "zmq option 'repeats' must be" in out.stderr and "100, got 101" in out.stderr, out.stderr
-    assert not (tmp_path / "run").exists()
-    assert not any(json.loads(line)["event"] == "request" for line in sim.log.path.read_text().splitlines())
-
-
-def test_a_deadline_above_the_protocol_maximum_is_refused_before_the_run_starts(tmp_path, sim_thread, xdream_main):
-    """deadline_ms is 1..86400000 (docs/protocol.md §3): a deadline of more than a day is one
-    line naming the option and its range, before the run folder is made; it used to start the
-    run and stop at generation 0 with the rig's too-large refusal."""
-    sim = sim_thread(tmp_path)
-    out = xdream_main("evolve", "--set", 'responder.name="zmq"', "--set", f'responder.target="{sim.endpoint}"',
-                      "--set", "responder.deadline=86401", "--generator", "pixel", "--set", "generator.size=16",
-                      "--set", "optimizer.population=4", "--output", tmp_path / "run")
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "zmq option 'deadline' must be" in out.stderr and "86400" in out.stderr, out.stderr
+    assert f"zmq option '{option}' must be" in out.stderr and expected in out.stderr, out.stderr
     assert not (tmp_path / "run").exists()
     assert not any(json.loads(line)["event"] == "request" for line in sim.log.path.read_text().splitlines())
 
