@@ -64,9 +64,12 @@ def test_chosen_threads_on_one_target(finished_session, tmp_path):
     assert methods[2]["ratio"] == pytest.approx(1.0)
 
 
-def test_with_simulated_noise_the_activation_is_the_noise_free_score(tmp_path, session_factory, session_config):
+def test_with_simulated_noise_the_activation_trajectory_and_natural_row_are_noise_free(tmp_path, session_factory,
+                                                                                       session_config):
+    """A thread's activation is its noise-free score, so the natural row it is divided by, and the
+    trajectories drawn against it, are noise-free too, not the best of their noisy draws."""
     data = session_config
-    data.update(generations=2, noise={"name": "gaussian", "level": 0.5})
+    data.update(generations=3, noise={"name": "gaussian", "level": 0.5})
     data["thread"] = data["thread"][:2]
     run = session_factory(tmp_path / "run", data)
     out = tmp_path / "cmp"
@@ -80,18 +83,6 @@ def test_with_simulated_noise_the_activation_is_the_noise_free_score(tmp_path, s
         assert not np.isclose(m["best"], max(noisy))
     page = write_report(run).read_text()  # the session's own page has a noise-free column
     assert "<th>best (noise-free)</th>" in page
-
-
-def test_with_simulated_noise_the_natural_row_is_noise_free_too(tmp_path, session_factory, session_config):
-    """The threads' activation is their noise-free score, so the natural row they are divided by
-    is the reference images' noise-free score too, not the best of their noisy draws."""
-    data = session_config
-    data.update(generations=3, noise={"name": "gaussian", "level": 0.5})
-    data["thread"] = data["thread"][:2]
-    run = session_factory(tmp_path / "run", data)
-    out = tmp_path / "cmp"
-    assert main(["compare", "--from-session", str(run), "--output", str(out)]) == 0
-    methods = json.loads((out / "compare.json").read_text())["methods"]
     thread = RunDir(run / "threads" / "pix")
     arrays = [thread.load_arrays(r["generation"]) for r in thread.read_log()]
     clean = np.concatenate([a["reference_clean_scores"] for a in arrays])
@@ -100,7 +91,6 @@ def test_with_simulated_noise_the_natural_row_is_noise_free_too(tmp_path, sessio
     natural = methods[2]
     assert natural["method"] == "natural images" and natural["best"] == pytest.approx(clean.max())
     assert methods[0]["ratio"] == pytest.approx(methods[0]["best"] / clean.max())
-    # the trajectories, drawn against that natural row, are the same noise-free scores
     best_clean = [a["clean_scores"][r["best_index"]] for a, r in zip(arrays, thread.read_log())]
     assert [y for _, y in methods[0]["trajectory"]] == pytest.approx(np.maximum.accumulate(best_clean))
 
