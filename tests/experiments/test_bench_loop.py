@@ -3,20 +3,14 @@ runs its warm-up and its timed generations to the end (``make bench`` starts wit
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "bench_loop.py"
+from experiment_script import load_script  # same folder
 
 
 @pytest.fixture(scope="module")
 def bench_loop():
-    spec = importlib.util.spec_from_file_location("bench_loop", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_loop.py", "bench_loop")
 
 
 def test_loop_vs_forward_times_every_generation_after_the_warm_up(bench_loop):

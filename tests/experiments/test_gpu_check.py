@@ -3,21 +3,15 @@ by resume, and the throughput lines come out (the same script runs on a CUDA mac
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "gpu_check.py"
+from experiment_script import load_script  # same folder
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check.py", "gpu_check")
 
 
 def test_cpu_check_is_bit_identical_and_prints_ratios(gpu_check, capsys):

@@ -4,7 +4,6 @@ variant with plain tpa-es."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,16 +12,15 @@ import pytest
 
 from xdream.optimizers.tpa_es import TPAES
 
+from experiment_script import load_script  # same folder
+
 BENCH = Path(__file__).resolve().parents[2] / "experiments" / "optimizer_benchmark"
 TARGET = "efficientnet_lite0:_blocks.1:0"
 
 
 @pytest.fixture(scope="module")
 def screen():
-    spec = importlib.util.spec_from_file_location("noise_screen", BENCH / "noise_screen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("optimizer_benchmark/noise_screen.py", "noise_screen")
 
 
 def test_runs_are_deterministic_and_repeats_cost_evaluations(screen):

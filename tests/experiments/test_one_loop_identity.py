@@ -3,21 +3,16 @@ second ``run`` into the same folder (after an interruption, or to add jobs) skip
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "one_loop_identity.py"
+from experiment_script import load_script  # same folder
 
 
 @pytest.fixture(scope="module")
 def identity():
-    spec = importlib.util.spec_from_file_location("one_loop_identity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("one_loop_identity.py", "one_loop_identity")
 
 
 def test_one_run_per_built_in_optimiser(identity):

@@ -4,7 +4,6 @@ as Wang & Ponce do (GECCO 2022) and writes table, figure and raw records."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -14,14 +13,13 @@ import pytest
 
 from xdream.sweep.grid import load_sweep
 
+from experiment_script import load_script  # same folder
+
 BENCH = Path(__file__).resolve().parents[2] / "experiments" / "optimizer_benchmark"
 
 
 def load_analyse():
-    spec = importlib.util.spec_from_file_location("bench_analyse", BENCH / "analyse.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("optimizer_benchmark/analyse.py", "bench_analyse")
 
 
 @pytest.mark.parametrize("preset, n_runs", [("smoke", 2 * 7 * 3), ("quick", 4 * 7 * 3), ("paper", 2 * 70 * 7 * 3 * 5)])
@@ -64,10 +62,7 @@ def test_analysis_normalises_per_unit_and_writes_outputs(tmp_path):
 
 
 def load_run():
-    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("optimizer_benchmark/run.py", "bench_run")
 
 
 def test_power_presets_are_paired_grids_of_the_same_cells():
@@ -220,10 +215,7 @@ def test_pipeline_smoke_run_with_a_peer(tmp_path):
 
 
 def load_levels():
-    spec = importlib.util.spec_from_file_location("bench_levels", BENCH / "levels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("optimizer_benchmark/levels.py", "bench_levels")
 
 
 def test_evaluations_to_a_level_counts_a_run_that_never_reached_it_as_censored():
