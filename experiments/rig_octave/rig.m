@@ -435,7 +435,13 @@ cache = containers.Map();
 partial = containers.Map();
 trials = 0;
 if isempty(file) || ~exist(file, 'file'), return; end
-lines = strsplit(fileread(file), sprintf('\n'));
+text = fileread(file);
+lines = strsplit(text, sprintf('\n'));
+if ~isempty(text) && text(end) ~= sprintf('\n')  % a crash tore the last line: the next one starts a line of its own
+  f = fopen(file, 'a');
+  fprintf(f, '\n');
+  fclose(f);
+end
 for k = 1:numel(lines)
   parts = strsplit(lines{k}, sprintf('\t'));
   if numel(parts) == 3 && strcmp(parts{2}, 'trial')
@@ -450,6 +456,11 @@ for k = 1:numel(lines)
     if ~isKey(partial, parts{1}), partial(parts{1}) = {}; end
     partial(parts{1}) = [partial(parts{1}), {r}];
   elseif numel(parts) == 3
+    try
+      jsondecode(parts{3});
+    catch
+      continue;  % a result torn by a crash: the request is not answered, its resend continues it
+    end
     cache(parts{1}) = {parts{2}, parts{3}};
   end
 end

@@ -4,6 +4,7 @@ from the pixels, passes `xdream rig check` with its png checks, across a restart
 advertises png only where imread decodes it. Skipped, saying why, where Octave
 or its zeromq package is missing (`make test` installs both where it can: Makefile `octave`)."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -159,3 +160,53 @@ def test_png_is_advertised_only_where_imread_decodes_it(tmp_path):
         rig.stop()
     assert welcome["encodings"] == ["raw"]
     assert "png off: imread cannot decode PNG (no PNG decoder here)" in rig.out.read_text()
+
+
+def _kill_and_restart(rig):
+    subprocess.run(f"kill -9 $(cat {rig.pid})", shell=True, check=True)
+    time.sleep(0.5)
+    rig.start()
+
+
+def test_a_result_line_torn_by_a_crash_is_not_an_answer(tmp_path, octave_rig):
+    """A crash while the rig appends a request's result to its cache file leaves a torn last line
+    (docs/protocol.md §5: the request is then in the log, not answered). The restarted rig used
+    to take the torn text for the cached result and send it on every resend: the client counted
+    each reply malformed and gave up. The request is now continued from its trials (nothing
+    presented again) and answered whole, and the rig's next line starts a line of its own, so
+    the answer survives another restart."""
+    context = zmq.Context()
+    cache = tmp_path / "cache.tsv"
+    rid, images = "torn-1", _images(3, side=4)
+    try:
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        first = client.ask(_present(client.session, rid, images), rid, timeout=60)
+        client.close()
+        assert first.type == "result" and len(first.header["records"]) == 6
+        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        text = cache.read_text()
+        result_line = text.rstrip("\n").rsplit("\n", 1)[-1]
+        assert result_line.startswith(f"{rid}\t") and "\ttrial\t" not in result_line
+        torn = result_line[: len(result_line) // 2]  # torn in the middle of the result
+        cache.write_text(text[: len(text) - 1 - len(result_line)] + torn)
+        octave_rig.start()
+        replies = []
+        for restart in (True, False):  # the resend, then again after one more restart
+            client = Client(context, octave_rig.endpoint, timeout=30)
+            client.hello()
+            replies.append(client.ask(_present(client.session, rid, images), rid, timeout=60))
+            client.close()
+            if restart:
+                _kill_and_restart(octave_rig)
+    finally:
+        context.destroy(linger=0)
+    for reply in replies:
+        assert reply.type == "result" and reply.header["complete"]
+        for got, was in zip(reply.header["records"], first.header["records"], strict=True):  # nothing presented again
+            assert got == {**was, "onset": pytest.approx(was["onset"], rel=1e-12),  # Octave's jsondecode reads
+                           "values": pytest.approx(was["values"], rel=1e-12)}        # the last digit inexactly
+    lines = cache.read_text().splitlines()  # 6 trials, the torn line, the answer on a line of its own (once)
+    assert len(lines) == 8 and all("\ttrial\t" in line for line in lines[:6]) and lines[6] == torn
+    answer = lines[7].split("\t")
+    assert len(answer) == 3 and answer[0] == rid and len(json.loads(answer[2])["records"]) == 6
