@@ -28,7 +28,7 @@ switch action
     out('sock') = zmtp_socket('open', endpoint);
     out('channels') = channels;
     out('sessions') = containers.Map();
-    out('cache') = containers.Map();  % request id -> result JSON
+    out('cache') = containers.Map();  % request id -> {payload, result JSON, records}
     out('current') = '';  % the request being presented
     out('envelope') = {};
   case 'poll'
@@ -49,7 +49,7 @@ switch action
     result.channels = link('channels');
     result.records = records;
     text = jsonencode(result);
-    cache = link('cache'); cache(job.id) = {link('payload'), text};
+    cache = link('cache'); cache(job.id) = {link('payload'), text, numel(records)};
     link('current') = '';
     zmtp_socket('send', link('sock'), [link('envelope'), {uint8(text)}]);
   case 'probe'
@@ -114,8 +114,9 @@ switch h.type
     if strcmp(rid, link('current'))
       link('envelope') = envelope;
       reply(link, envelope, pong(rid, 'presenting', progress));
-    elseif isKey(cache, rid)
-      reply(link, envelope, pong(rid, 'done', 0));
+    elseif isKey(cache, rid)  % progress: the presentations of the request (docs/protocol.md §4.3)
+      entry = cache(rid);
+      reply(link, envelope, pong(rid, 'done', entry{3}));
     else
       reply(link, envelope, pong(rid, 'unknown', 0));
     end

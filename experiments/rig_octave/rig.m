@@ -13,7 +13,7 @@ function rig(endpoint, cache_file)
 if nargin < 1, endpoint = 'tcp://127.0.0.1:5555'; end
 if nargin < 2, cache_file = ''; end
 state.sock = rig_socket('open', endpoint);
-[state.cache, state.partial, trials] = load_cache(cache_file);  % request id -> {payload text, result text}; -> trials
+[state.cache, state.partial, trials] = load_cache(cache_file);  % request id -> {payload, result, records}; -> trials
 state.cache_file = cache_file;
 state.sessions = containers.Map();
 state.clock = tic;
@@ -74,8 +74,11 @@ switch h.type
     if ~isempty(current) && strcmp(h.request_id, current.rid)
       current.envelope{1} = envelope;
       reply(state, envelope, pong(h.request_id, 'presenting', current.progress));
-    elseif isKey(state.cache, h.request_id)
-      reply(state, envelope, pong(h.request_id, 'done', 0));
+    elseif isKey(state.cache, h.request_id)  % progress: the presentations so far (section 4.3)
+      entry = state.cache(h.request_id);
+      reply(state, envelope, pong(h.request_id, 'done', entry{3}));
+    elseif isKey(state.partial, h.request_id)  % interrupted by a crash: the trials before it count
+      reply(state, envelope, pong(h.request_id, 'unknown', numel(state.partial(h.request_id))));
     else
       reply(state, envelope, pong(h.request_id, 'unknown', 0));
     end
@@ -142,7 +145,7 @@ result = struct('type', 'result', 'request_id', h.request_id, ...
 result.channels = {'ch0'};
 result.records = records;
 text = encode(result);
-state.cache(h.request_id) = {payload(h), text};
+state.cache(h.request_id) = {payload(h), text, numel(records)};
 if ~isempty(state.cache_file)
   f = fopen(state.cache_file, 'a');
   fprintf(f, '%s\t%s\t%s\n', h.request_id, payload(h), text);
@@ -457,11 +460,11 @@ for k = 1:numel(lines)
     partial(parts{1}) = [partial(parts{1}), {r}];
   elseif numel(parts) == 3
     try
-      jsondecode(parts{3});
+      result = jsondecode(parts{3});
     catch
       continue;  % a result torn by a crash: the request is not answered, its resend continues it
     end
-    cache(parts{1}) = {parts{2}, parts{3}};
+    cache(parts{1}) = {parts{2}, parts{3}, numel(result.records)};
   end
 end
 end

@@ -128,7 +128,7 @@ class Rig:
                                          "channels": self.counter.channels, "heartbeat_ms": 2000, "probe": True}))
         elif msg.type == "ping":
             state = ("presenting", self.progress) if self.current and self.current[0] == rid else \
-                ("done", 0) if rid in self.cache else ("unknown", 0)
+                ("done", len(self.cache[rid][1]["records"])) if rid in self.cache else ("unknown", 0)
             if state[0] == "presenting":
                 self.current[1][:] = envelope  # answer the newest sender
             self.reply(envelope, encode({"type": "pong", "request_id": rid, "state": state[0], "progress": state[1]}))

@@ -15,11 +15,12 @@ import time
 import numpy as np
 import pytest
 import torch
+import zmq
 
 from octave_link import EXPERIMENTS, OCTAVE, ROW, octave_link_problem, stand_in_neuron  # same folder
 from xdream.rig.ports import free_loopback_port
 from xdream.core import registry
-from xdream.rig.check import Conformance
+from xdream.rig.check import Client, Conformance, _images, _present
 
 ABORTED = {2: 3, 5: 4, 6: 3, 8: 3}  # trial -> ML trial error (3: fixation break, 4: no fixation); >= 8 trials run
 REPEATS, POPULATION, GENERATIONS = 2, 6, 2
@@ -71,6 +72,27 @@ def test_userloop_passes_rig_check(tmp_path, xdream_main):
     assert set(rows.values()) == {"PASS"}, result.stdout
     assert "verdict: INCOMPLETE (1 MUST not run). To complete: restart mid-request: give --restart-command CMD" \
         in result.stdout
+
+
+def test_a_pong_for_an_answered_request_counts_its_presentations(tmp_path):
+    """docs/protocol.md §4.3: a pong's progress is the presentations of the request so far. The
+    handler answered `done` with progress 0 for a request it had answered with 4 records."""
+    octave, endpoint, _, out = start_driver(tmp_path, {})
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=30)
+        client.hello()
+        rid = "counted-1"
+        result = client.ask(_present(client.session, rid, _images(2, side=4)), rid, timeout=60)
+        pong = client.ping(rid)
+        client.close()
+    finally:
+        context.destroy(linger=0)
+        octave.kill()
+        octave.wait()
+    assert result.type == "result" and len(result.header["records"]) == 4, out.read_text()
+    assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
+
 
 def test_userloop_driven_like_monkeylogic_serves_an_evolution(tmp_path, xdream_main):
     octave, endpoint, log, out = start_driver(tmp_path, ABORTED)

@@ -210,3 +210,31 @@ def test_a_result_line_torn_by_a_crash_is_not_an_answer(tmp_path, octave_rig):
     assert len(lines) == 8 and all("\ttrial\t" in line for line in lines[:6]) and lines[6] == torn
     answer = lines[7].split("\t")
     assert len(answer) == 3 and answer[0] == rid and len(json.loads(answer[2])["records"]) == 6
+
+
+def test_pongs_count_the_presentations_of_answered_and_interrupted_requests(tmp_path, octave_rig):
+    """docs/protocol.md §4.3: a pong's progress is the presentations of the request so far, those
+    before a rig crash included. The rig answered 0 for an answered request (`done`) and for one
+    a crash interrupted (`unknown`: its trials in the cache file, its result not)."""
+    context = zmq.Context()
+    cache = tmp_path / "cache.tsv"
+    rid, images = "counted-1", _images(3, side=4)
+    try:
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        assert client.ask(_present(client.session, rid, images), rid, timeout=60).type == "result"
+        done = client.ping(rid).header
+        client.close()
+        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        lines = cache.read_text().splitlines(keepends=True)
+        assert len(lines) == 7 and "\ttrial\t" not in lines[-1]
+        cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
+        octave_rig.start()
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        interrupted = client.ping(rid).header
+        client.close()
+    finally:
+        context.destroy(linger=0)
+    assert (done["state"], done["progress"]) == ("done", 6)
+    assert (interrupted["state"], interrupted["progress"]) == ("unknown", 6)

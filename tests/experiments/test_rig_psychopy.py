@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import zmq
 
 from responders.zmq_client import ZmqResponder
 from xdream.images.io import to_uint8
-from xdream.rig.check import Conformance
+from xdream.rig.check import Client, Conformance, _images, _present
 
 pylsl = pytest.importorskip("pylsl", reason="pylsl is installed by `make install` (pyproject extra 'lsl')")
 RIG = Path(__file__).resolve().parents[2] / "experiments" / "rig_psychopy" / "rig.py"
@@ -124,3 +125,19 @@ def test_the_content_probe_is_offered_and_carries_each_image_s_values(headless_r
                                                "png/uint8/C1")
     finally:
         check.close()
+
+
+def test_a_pong_for_an_answered_request_counts_its_presentations(headless_rig):
+    """docs/protocol.md §4.3: a pong's progress is the presentations of the request so far. The
+    rig answered `done` with progress 0 for a request it had answered with 4 records."""
+    context = zmq.Context()
+    try:
+        client = Client(context, headless_rig, timeout=30)
+        client.hello()
+        rid = "counted-1"
+        result = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
+        pong = client.ping(rid)
+    finally:
+        context.destroy(linger=0)
+    assert result.type == "result" and len(result.header["records"]) == 4
+    assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
