@@ -40,6 +40,11 @@ from xdream.rig.probe import probe_values
 from xdream.rig.protocol import ProtocolError, decode, decode_images, encode, error_reply
 
 
+def request_payload(h: dict) -> tuple:
+    """What a resend under the same request id must repeat (docs/protocol.md §5)."""
+    return tuple(h.get(k, False) for k in ("image_ids", "encoding", "dtype", "shape", "repeats", "probe"))
+
+
 class PsychoPyScreen:
     """Images in a PsychoPy window; :meth:`show` returns the onset flip's time on the LSL clock."""
 
@@ -136,7 +141,7 @@ class Rig:
             self.reply(envelope, error_reply(rid, "unknown-session", "send hello first"))
         elif rid in self.cache:
             payload, result = self.cache[rid]
-            if payload != (h["image_ids"], h["repeats"], h.get("probe", False)):
+            if payload != request_payload(h):
                 self.reply(envelope, error_reply(rid, "bad-message", "request id was used for another request"))
             else:
                 self.reply(envelope, encode(result))
@@ -188,7 +193,7 @@ class Rig:
             self.current = None
             self.reply(envelope, error_reply(rid, "internal", f"spike counts unavailable: {e}"))
             return
-        self.cache[rid] = ((h["image_ids"], h["repeats"], h.get("probe", False)), header)
+        self.cache[rid] = (request_payload(h), header)
         self.current = None
         self.reply(envelope, encode(header))
 

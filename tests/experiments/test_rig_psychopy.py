@@ -141,3 +141,24 @@ def test_a_pong_for_an_answered_request_counts_its_presentations(headless_rig):
         context.destroy(linger=0)
     assert result.type == "result" and len(result.header["records"]) == 4
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
+
+
+def test_a_resend_with_another_shape_or_encoding_is_bad_message(headless_rig):
+    """docs/protocol.md §5: a resend under a known request id whose payload differs (image ids,
+    shape, encoding, dtype, repeats, probe) is `bad-message`. The rig compared only the image
+    ids, repeats and probe, so the same ids at another size or in png got the cached result of
+    other images."""
+    context = zmq.Context()
+    try:
+        client = Client(context, headless_rig, timeout=30)
+        client.hello()
+        rid = "payload-1"
+        first = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
+        resized = client.ask(_present(client.session, rid, _images(2, side=8)), rid)
+        png = client.ask(_present(client.session, rid, _images(2, side=4), encoding="png"), rid)
+        same = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
+    finally:
+        context.destroy(linger=0)
+    assert first.type == "result" and same.header == first.header
+    for reply in (resized, png):
+        assert (reply.type, reply.header["code"]) == ("error", "bad-message")
