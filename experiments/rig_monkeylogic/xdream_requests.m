@@ -124,8 +124,11 @@ switch h.type
     if ~isKey(sessions, h.session)
       reply(link, envelope, refusal(rid, 'unknown-session', 'send hello first'));
     elseif isKey(cache, rid)
+      [~, code, message] = decode(h, body(2:end));  % checked as a new request is: its encoding, dtype, fields
       entry = cache(rid);
-      if strcmp(entry{1}, payload(h))
+      if ~isempty(code)
+        reply(link, envelope, refusal(rid, code, message));
+      elseif strcmp(entry{1}, payload(h))
         zmtp_socket('send', link('sock'), [envelope, {uint8(entry{2})}]);
       else
         reply(link, envelope, refusal(rid, 'bad-message', 'request id was used for another request'));

@@ -21,6 +21,7 @@ from octave_link import EXPERIMENTS, OCTAVE, ROW, octave_link_problem, stand_in_
 from xdream.rig.ports import free_loopback_port
 from xdream.core import registry
 from xdream.rig.check import Client, Conformance, _images, _present
+from xdream.rig.protocol import encode, image_frames
 
 ABORTED = {2: 3, 5: 4, 6: 3, 8: 3}  # trial -> ML trial error (3: fixation break, 4: no fixation); >= 8 trials run
 REPEATS, POPULATION, GENERATIONS = 2, 6, 2
@@ -92,6 +93,36 @@ def test_a_pong_for_an_answered_request_counts_its_presentations(tmp_path):
         octave.wait()
     assert result.type == "result" and len(result.header["records"]) == 4, out.read_text()
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
+
+
+def test_a_resend_in_another_encoding_or_without_a_field_is_refused(tmp_path):
+    """docs/protocol.md §4.2, §5: a resend under a known request id is checked like any request.
+    The handler compared a resend of an answered request with it on image ids, shape, repeats
+    and probe only, before checking it: the same ids in png or float32 (which it does not take)
+    got the cached result, and one without `shape` (or `repeats`, `image_ids`) stopped the
+    userloop with an Octave error. They are now refused (`unsupported`, `bad-message`) and the
+    rig goes on."""
+    octave, endpoint, _, out = start_driver(tmp_path, {})
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=30)
+        client.hello()
+        rid, images = "payload-1", _images(2, side=4)
+        first = client.ask(_present(client.session, rid, images), rid, timeout=60)
+        png = client.ask(_present(client.session, rid, images, encoding="png"), rid)
+        floats = client.ask(_present(client.session, rid, _images(2, side=4, dtype="float32")), rid)
+        header = json.loads(_present(client.session, rid, images)[0])
+        del header["shape"]
+        no_shape = client.ask(encode(header, image_frames(images)), rid)
+        same = client.ask(_present(client.session, rid, images), rid)
+        client.close()
+    finally:
+        context.destroy(linger=0)
+        octave.kill()
+        octave.wait()
+    assert first.type == "result" and same is not None and same.header == first.header, out.read_text()
+    assert [(r.type, r.header["code"]) for r in (png, floats, no_shape)] == \
+        [("error", "unsupported"), ("error", "unsupported"), ("error", "bad-message")]
 
 
 def test_userloop_driven_like_monkeylogic_serves_an_evolution(tmp_path, xdream_main):
