@@ -8,7 +8,8 @@ acquisition system (LabRecorder, an LSL-aware spike sorter) sees it on the share
 After a request's last presentation the rig reads the spike stream and its own markers back
 through :mod:`rigkit` (an LSL inlet with LSL's clock correction), pairs each presentation with
 its marker (``rigkit.counts.align``: a missing marker or a clock offset above 10 ms stops the
-request with an ``internal`` error naming it), counts spikes in each channel's window and
+request with an ``internal`` error naming it, as does an acquisition clock that went back while
+the rig read it), counts spikes in each channel's window and
 answers the trial records. Pings are answered between presentations; results are kept by
 request id, so a resend is answered from the cache (in memory: a restarted rig forgets them).
 It takes uint8 images (raw or png) and offers the content probe (docs/protocol.md §4.5): a
@@ -176,12 +177,12 @@ class Rig:
             while self.sock.poll(0):  # pings and resends between presentations
                 self.handle(self.sock.recv_multipart())
         time.sleep(self.settle_s)  # the last window closes and its spikes arrive
-        data = self.source.poll(0.05)
-        since = shown[0].time - 1.0 if shown else np.inf  # this request's markers (the inlet keeps all)
-        markers = [m for m in data.markers if m[0] >= since]
         header = {"type": "result", "request_id": rid, "complete": len(shown) == len(order),
                   "channels": self.counter.channels}
         try:
+            data = self.source.poll(0.05)  # ClockOffsetError if the acquisition clock went back (it restarted)
+            since = shown[0].time - 1.0 if shown else np.inf  # this request's markers (the inlet keeps all)
+            markers = [m for m in data.markers if m[0] >= since]
             onsets, _ = align(shown, onsets_from_markers(markers, "onset"), jitter=0.002, max_offset=0.01)
             header["records"] = self.counter.records(shown, onsets, data.spike_times(self.counter.channels))
             if h.get("probe"):  # the content probe (§4.5): each record carries its image's probe values, valid

@@ -84,9 +84,9 @@ def test_headless_psychopy_rig_answers_spike_counts_over_lsl():
 
 
 @pytest.fixture
-def headless_rig():
+def headless_rig_and_spikes():
     """The headless rig on a free loopback port, with an LSL spike stream that carries no spikes
-    (every count is 0): its endpoint."""
+    unless the test pushes some (every count is 0): its endpoint and the spike stream's outlet."""
     tag = uuid.uuid4().hex[:8]
     spike_id = f"test-spikes-{tag}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo("spikes", "Spikes", 1, pylsl.IRREGULAR_RATE, "int32", spike_id))
@@ -94,11 +94,17 @@ def headless_rig():
                             f"test-markers-{tag}", "--headless", "--on-ms", "2", "--off-ms", "2", "--latency-ms", "1",
                             "--window-ms", "2"], stdout=subprocess.PIPE, text=True)
     try:
-        yield rig.stdout.readline().split()[-1]
+        yield rig.stdout.readline().split()[-1], outlet
     finally:
         rig.kill()
         rig.wait()
         del outlet
+
+
+@pytest.fixture
+def headless_rig(headless_rig_and_spikes):
+    """The headless rig of headless_rig_and_spikes, its spike stream empty: its endpoint."""
+    return headless_rig_and_spikes[0]
 
 
 def test_a_float32_request_is_refused_as_unsupported(headless_rig):
@@ -162,3 +168,26 @@ def test_a_resend_with_another_shape_or_encoding_is_bad_message(headless_rig):
     assert first.type == "result" and same.header == first.header
     for reply in (resized, png):
         assert (reply.type, reply.header["code"]) == ("error", "bad-message")
+
+
+def test_an_acquisition_clock_that_went_back_is_an_internal_error(headless_rig_and_spikes):
+    """rigkit raises ClockOffsetError while reading when the acquisition clock goes back (the
+    acquisition restarted; docs/rigs.md). The rig read the spike stream outside the block that
+    turns such errors into an `internal` error (README: a missing marker or a clock offset stops
+    the request with one), so the rig died with a traceback and the client heard nothing."""
+    endpoint, outlet = headless_rig_and_spikes
+    now = pylsl.local_clock()
+    outlet.push_sample([0], now + 10.0)
+    outlet.push_sample([0], now)  # 10 s back
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=20)
+        client.hello()
+        rid = "clock-1"
+        reply = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
+        pong = client.ping("another")
+    finally:
+        context.destroy(linger=0)
+    assert reply is not None and (reply.type, reply.header["code"]) == ("error", "internal")
+    assert "the acquisition clock went back" in reply.header["message"]
+    assert pong is not None and pong.type == "pong"  # the rig goes on
