@@ -10,8 +10,9 @@ through :mod:`rigkit` (an LSL inlet with LSL's clock correction), pairs each pre
 its marker (``rigkit.counts.align``: a missing marker or a clock offset above 10 ms stops the
 request with an ``internal`` error naming it, as does an acquisition clock that went back while
 the rig read it), counts spikes in each channel's window and
-answers the trial records. Pings are answered between presentations; results are kept by
-request id, so a resend is answered from the cache (in memory: a restarted rig forgets them).
+answers the trial records. Pings are answered between presentations; results (or the error a
+request ended in) are kept by request id, so a resend is answered from the cache and never
+presented again (in memory: a restarted rig forgets them).
 It takes uint8 images (raw or png) and offers the content probe (docs/protocol.md §4.5): a
 request with ``"probe": true`` is presented and aligned like any other, and each record then
 carries the probe values of its image's pixels.
@@ -134,18 +135,18 @@ class Rig:
                                          "channels": self.counter.channels, "heartbeat_ms": 2000, "probe": True}))
         elif msg.type == "ping":
             state = ("presenting", self.progress) if self.current and self.current[0] == rid else \
-                ("done", len(self.cache[rid][1]["records"])) if rid in self.cache else ("unknown", 0)
+                ("done", self.cache[rid][2]) if rid in self.cache else ("unknown", 0)
             if state[0] == "presenting":
                 self.current[1][:] = envelope  # answer the newest sender
             self.reply(envelope, encode({"type": "pong", "request_id": rid, "state": state[0], "progress": state[1]}))
         elif h["session"] not in self.sessions:
             self.reply(envelope, error_reply(rid, "unknown-session", "send hello first"))
         elif rid in self.cache:
-            payload, result = self.cache[rid]
+            payload, answer, _ = self.cache[rid]
             if payload != request_payload(h):
                 self.reply(envelope, error_reply(rid, "bad-message", "request id was used for another request"))
             else:
-                self.reply(envelope, encode(result))
+                self.reply(envelope, answer)  # the result, or the error the request ended in
         elif self.current:
             if self.current[0] == rid:
                 self.current[1][:] = envelope
@@ -190,13 +191,12 @@ class Rig:
                 for r in header["records"]:
                     r["values"] = probe_values(images[index[r["image_id"]]], len(self.counter.channels))
                     r["valid"] = True
+            answer = encode(header)
         except AlignmentError as e:
-            self.current = None
-            self.reply(envelope, error_reply(rid, "internal", f"spike counts unavailable: {e}"))
-            return
-        self.cache[rid] = (request_payload(h), header)
+            answer = error_reply(rid, "internal", f"spike counts unavailable: {e}")
+        self.cache[rid] = (request_payload(h), answer, len(shown))  # a resend never presents again (§5)
         self.current = None
-        self.reply(envelope, encode(header))
+        self.reply(envelope, answer)
 
     def _mark(self, text: str) -> float:
         t = pylsl.local_clock()

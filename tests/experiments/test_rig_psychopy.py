@@ -191,3 +191,30 @@ def test_an_acquisition_clock_that_went_back_is_an_internal_error(headless_rig_a
     assert reply is not None and (reply.type, reply.header["code"]) == ("error", "internal")
     assert "the acquisition clock went back" in reply.header["message"]
     assert pong is not None and pong.type == "pong"  # the rig goes on
+
+
+def test_a_resend_of_a_request_that_ended_in_an_error_gets_the_error_again(headless_rig_and_spikes):
+    """docs/protocol.md §5, §9: a resend under the same request id never presents anything again
+    (a resumed run resends its request in flight). The rig cached results only: after an
+    `internal` error (its images shown, their spike counts unusable) a resend presented the
+    images again and answered a result. It now gets the same error, and a ping says `done`
+    with the presentations made."""
+    endpoint, outlet = headless_rig_and_spikes
+    now = pylsl.local_clock()
+    outlet.push_sample([0], now + 10.0)
+    outlet.push_sample([0], now)  # the acquisition clock goes back: the request ends in an internal error
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=20)
+        client.hello()
+        rid, images = "failed-1", _images(2, side=4)
+        first = client.ask(_present(client.session, rid, images), rid)
+        pong = client.ping(rid)
+        client.reopen()
+        client.hello()
+        again = client.ask(_present(client.session, rid, images), rid)
+    finally:
+        context.destroy(linger=0)
+    assert (first.type, first.header["code"]) == ("error", "internal")
+    assert again is not None and again.type == "error" and again.header == first.header
+    assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
