@@ -116,6 +116,7 @@ class Rig:
 
     def handle(self, frames):
         """Answer one message; a new request to present is returned (not while presenting)."""
+        received = time.monotonic()  # a request's deadline runs from here: checking and decoding count (§6)
         envelope, body = frames[:1], frames[1:]
         if len(body) > 1 and body[0] == b"":  # a REQ client's empty delimiter
             envelope, body = frames[:2], frames[2:]
@@ -154,14 +155,14 @@ class Rig:
                 self.reply(envelope, error_reply(rid, "busy", "presenting another request"))
         else:
             try:
-                return msg, envelope, decode_images(msg)
+                return msg, envelope, decode_images(msg), received
             except ProtocolError as e:
                 self.reply(envelope, error_reply(rid, e.code, str(e)))
         return None
 
-    def present(self, msg, envelope, images) -> None:
+    def present(self, msg, envelope, images, received: float) -> None:
         h, rid = msg.header, msg.request_id
-        deadline = time.monotonic() + h.get("deadline_ms", 600_000) / 1000
+        deadline = received + h.get("deadline_ms", 600_000) / 1000
         self.current, self.progress = (rid, envelope), 0
         order = [(i, r) for r in range(h["repeats"]) for i in range(len(images))]
         self.random.shuffle(order)

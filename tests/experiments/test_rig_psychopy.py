@@ -218,3 +218,20 @@ def test_a_resend_of_a_request_that_ended_in_an_error_gets_the_error_again(headl
     assert (first.type, first.header["code"]) == ("error", "internal")
     assert again is not None and again.type == "error" and again.header == first.header
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
+
+
+def test_the_deadline_runs_from_the_receipt_of_the_request(headless_rig):
+    """docs/protocol.md §6 (decision 32): the deadline runs from the rig's receipt of the request;
+    decoding the images counts against it. The rig started it after decoding, so a request whose
+    png images took longer to decode than its deadline still had an image presented."""
+    context = zmq.Context()
+    try:
+        client = Client(context, headless_rig, timeout=30)
+        client.hello()
+        rid = "deadline-1"
+        reply = client.ask(_present(client.session, rid, _images(200, side=64), encoding="png", repeats=1,
+                                    deadline_ms=1), rid)
+    finally:
+        context.destroy(linger=0)
+    assert reply.type == "result" and not reply.header["complete"]
+    assert reply.header["records"] == []
