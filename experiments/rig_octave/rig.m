@@ -13,7 +13,7 @@ function rig(endpoint, cache_file)
 if nargin < 1, endpoint = 'tcp://127.0.0.1:5555'; end
 if nargin < 2, cache_file = ''; end
 state.sock = rig_socket('open', endpoint);
-[state.cache, state.partial, trials] = load_cache(cache_file);  % request id -> {payload, result, records}; -> trials
+[state.cache, state.partial, trials, state.requests] = load_cache(cache_file);  % see load_cache
 state.cache_file = cache_file;
 state.sessions = containers.Map();
 state.clock = tic;
@@ -93,6 +93,8 @@ switch h.type
       else
         reply(state, envelope, refusal(rid, 'bad-message', 'request id was used for another request'));
       end
+    elseif isKey(state.requests, rid) && ~strcmp(state.requests(rid), payload(h))  % presenting, or interrupted
+      reply(state, envelope, refusal(rid, 'bad-message', 'request id was used for another request'));
     elseif ~isempty(current) && strcmp(rid, current.rid)
       current.envelope{1} = envelope;  % a resend while presenting: answer the newest sender
     elseif ~isempty(current)
@@ -116,6 +118,14 @@ if isfield(h, 'deadline_ms'), deadline = h.deadline_ms / 1000; end
 started = job.received;
 records = {};  % a request interrupted by a crash continues with what is missing (section 5)
 if isKey(state.partial, h.request_id), records = state.partial(h.request_id); end
+if ~isKey(state.requests, h.request_id)  % its payload, for the resend check of section 5
+  state.requests(h.request_id) = payload(h);
+  if ~isempty(state.cache_file)
+    f = fopen(state.cache_file, 'a');
+    fprintf(f, '%s\trequest\t%s\n', h.request_id, payload(h));
+    fclose(f);
+  end
+end
 current = struct('rid', h.request_id, 'envelope', {{job.envelope}}, 'progress', numel(records));
 for repeat = 0:h.repeats - 1
   for k = 1:numel(h.image_ids)
@@ -431,12 +441,14 @@ text = jsonencode(message);
 text = ['{"protocol":"xdream-rig/1",', text(2:end)];
 end
 
-function [cache, partial, trials] = load_cache(file)
-% The answered requests, the trials of requests a crash interrupted (request id -> records) and
-% the number of the next trial (one more than the highest trial_id recorded).
+function [cache, partial, trials, requests] = load_cache(file)
+% The answered requests (request id -> {payload, result text, records}), the trials of requests a
+% crash interrupted (request id -> records), the number of the next trial (one more than the
+% highest trial_id recorded) and the payload of every request begun (request id -> payload).
 cache = containers.Map();
 partial = containers.Map();
 trials = 0;
+requests = containers.Map();
 if isempty(file) || ~exist(file, 'file'), return; end
 text = fileread(file);
 lines = strsplit(text, sprintf('\n'));
@@ -458,6 +470,13 @@ for k = 1:numel(lines)
     trials = max(trials, r.trial_id + 1);
     if ~isKey(partial, parts{1}), partial(parts{1}) = {}; end
     partial(parts{1}) = [partial(parts{1}), {r}];
+  elseif numel(parts) == 3 && strcmp(parts{2}, 'request')
+    try
+      jsondecode(parts{3});
+      requests(parts{1}) = parts{3};
+    catch
+      continue;  % torn by a crash
+    end
   elseif numel(parts) == 3
     try
       result = jsondecode(parts{3});

@@ -207,8 +207,8 @@ def test_a_result_line_torn_by_a_crash_is_not_an_answer(tmp_path, octave_rig):
             assert got == {**was, "onset": pytest.approx(was["onset"], rel=1e-12),  # Octave's jsondecode reads
                            "values": pytest.approx(was["values"], rel=1e-12)}        # the last digit inexactly
     lines = cache.read_text().splitlines()  # 6 trials, the torn line, the answer on a line of its own (once)
-    assert len(lines) == 8 and all("\ttrial\t" in line for line in lines[:6]) and lines[6] == torn
-    answer = lines[7].split("\t")
+    assert sum("\ttrial\t" in line for line in lines) == 6 and lines[-2] == torn
+    answer = lines[-1].split("\t")
     assert len(answer) == 3 and answer[0] == rid and len(json.loads(answer[2])["records"]) == 6
 
 
@@ -227,7 +227,7 @@ def test_pongs_count_the_presentations_of_answered_and_interrupted_requests(tmp_
         client.close()
         subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
         lines = cache.read_text().splitlines(keepends=True)
-        assert len(lines) == 7 and "\ttrial\t" not in lines[-1]
+        assert lines[-1].startswith(f"{rid}\t{{") and "\ttrial\t" in lines[-2]
         cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
         octave_rig.start()
         client = Client(context, octave_rig.endpoint, timeout=30)
@@ -238,3 +238,33 @@ def test_pongs_count_the_presentations_of_answered_and_interrupted_requests(tmp_
         context.destroy(linger=0)
     assert (done["state"], done["progress"]) == ("done", 6)
     assert (interrupted["state"], interrupted["progress"]) == ("unknown", 6)
+
+
+def test_a_resend_of_an_interrupted_request_with_another_payload_is_bad_message(tmp_path, octave_rig):
+    """docs/protocol.md §5: a resend whose payload differs from the cached one is `bad-message`;
+    the cache keeps each request's payload, answered or not. The rig wrote a request's payload
+    only with its result, so after a crash mid-request a resend of its id with other images (here
+    another shape) was presented and answered beside the trials of the images shown before the
+    crash."""
+    context = zmq.Context()
+    cache = tmp_path / "cache.tsv"
+    rid, images = "interrupted-1", _images(3, side=4)
+    try:
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        first = client.ask(_present(client.session, rid, images), rid, timeout=60)
+        client.close()
+        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        lines = cache.read_text().splitlines(keepends=True)
+        assert first.type == "result" and "\ttrial\t" not in lines[-1]
+        cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
+        octave_rig.start()
+        client = Client(context, octave_rig.endpoint, timeout=30)
+        client.hello()
+        other = client.ask(_present(client.session, rid, _images(3, side=8)), rid, timeout=60)
+        same = client.ask(_present(client.session, rid, images), rid, timeout=60)
+        client.close()
+    finally:
+        context.destroy(linger=0)
+    assert (other.type, other.header.get("code")) == ("error", "bad-message")
+    assert same.type == "result" and [r["trial_id"] for r in same.header["records"]] == list(range(6))
