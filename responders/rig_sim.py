@@ -97,12 +97,13 @@ class PresentationLog:
         self.payloads: dict[str, dict] = {}
         self.count = 0
         self._lock = threading.Lock()  # the CURVE authenticator thread writes refusals
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
+        text = self.path.read_text() if self.path.exists() else ""
+        if text:
+            for line in text.splitlines():
                 try:
                     event = json.loads(line)
                 except json.JSONDecodeError:
-                    break  # torn last line of a crash
+                    continue  # a line torn by a crash
                 if event["event"] == "trial":
                     self.trials[event["request_id"]].append(event["record"])
                     self.count += 1
@@ -111,6 +112,8 @@ class PresentationLog:
                 elif event["event"] == "request":
                     self.payloads[event["request_id"]] = event["payload"]
         self._file = open(self.path, "a")
+        if text and not text.endswith("\n"):
+            self._file.write("\n")  # ends the torn line, so the next event starts a line of its own
 
     def write(self, event: dict) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import zmq
 
-from responders.rig_sim import Faults, RigSimulator, ServingThread
+from responders.rig_sim import Faults, PresentationLog, RigSimulator, ServingThread
 from responders.torch_unit import TorchUnit
 from responders.torch_units import TorchUnits
 from responders.zmq_client import TRIALS_FILE, RigUnavailableError, ZmqResponder
@@ -279,6 +279,22 @@ def test_partial_replies_and_invalid_trials_score_nan(tmp_path, sim_thread):
     scored = {t["image_index"] for t in saved if t["valid"]}
     assert set(np.flatnonzero(np.isfinite(scores))) == scored
     assert np.isnan(scores[len(saved):]).all() and all(t["generation"] == 4 for t in saved)
+
+
+def test_a_log_line_torn_by_a_crash_keeps_the_events_written_after_it(tmp_path):
+    """rig simulate --log after a crash mid-write: the torn line is ended, so the events of the
+    restarted rig start lines of their own and a second restart still finds them (its answered
+    requests are answered from the cache, never presented again)."""
+    path = tmp_path / "rig.jsonl"
+    path.write_text(json.dumps({"event": "trial", "request_id": "r0", "record": {"image_id": "a"}}) + "\n"
+                    + '{"event": "trial", "requ')
+    log = PresentationLog(path)
+    log.write({"event": "request", "request_id": "r1", "payload": {"image_ids": ["b"]}})
+    log.write({"event": "done", "request_id": "r1", "records": []})
+    log.close()
+    again = PresentationLog(path)
+    again.close()
+    assert list(again.trials) == ["r0"] and list(again.done) == ["r1"] and list(again.payloads) == ["r1"]
 
 
 def test_resent_request_is_answered_from_the_cache(tmp_path, sim_thread):
