@@ -70,8 +70,8 @@ SCALARS = {  # top-level key -> (type, default, description)
     "budget": (int, None, "total evaluations instead of generations (the last generation is trimmed to fit)"),
     "output": (str, None, "run directory (default runs/<time>-<generator>-<optimizer>)"),
     "device": (str, "cpu", "torch device for generator and responder"),
-    "threads": (int, None, "torch intra-op threads (the xdream command's default: one per core, or OMP_NUM_THREADS); "
-                           "the count used is recorded, so a resumed run reuses it"),
+    "threads": (int, None, "torch intra-op threads, 1..1024 (the xdream command's default: one per core, or "
+                           "OMP_NUM_THREADS); the count used is recorded, so a resumed run reuses it"),
     "init_image": (str, None, "image file whose code (found by gradient inversion) starts the optimiser"),
     "init_characterisation": (str, None, "characterisation run whose preferred stimulus for the unit (its code, by "
                                          "gradient inversion) starts the optimiser"),
@@ -99,6 +99,9 @@ UNSCORED = ("nan-policy", "reshow")
 PYTHON_OBJECTS = ("generator", "responder", "generator,responder")
 CHOICES = {"save_images": SAVE_IMAGES, "unscored": UNSCORED, "python_objects": PYTHON_OBJECTS}  # string keys with a fixed set of values
 MAX_RESHOW_ATTEMPTS = 10
+#: torch intra-op threads a config may ask for: far above any machine's cores, far below the
+#: counts (about 100,000) at which torch's pool ends the process (std::bad_alloc or a segfault)
+MAX_TORCH_THREADS = 1024
 PLUGINS = ("generator", "responder", "optimizer", "noise")
 TABLES = ("reference",)  # tables that are not plugins
 THREAD_KEYS = ("name", "target", "generator", "optimizer", "seed", "generations", "budget", "patience")
@@ -232,6 +235,9 @@ class ExperimentConfig:
         for key in ("generations", "budget", "threads"):
             if key in kwargs and kwargs[key] < 1:
                 raise ConfigError(f"config key {key!r} must be >= 1, got {kwargs[key]}")
+        if kwargs.get("threads", 1) > MAX_TORCH_THREADS:
+            raise ConfigError(f"config key 'threads' must be <= {MAX_TORCH_THREADS} (torch threads; the default is one "
+                              f"per core), got {kwargs['threads']}")
         if "generations" in kwargs and "budget" in kwargs:
             raise ConfigError(f"generations ({kwargs['generations']}) and budget ({kwargs['budget']}) are mutually "
                               "exclusive: a run has a number of generations or a budget of evaluations; give one")

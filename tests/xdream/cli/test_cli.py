@@ -35,6 +35,8 @@ BAD_INPUTS = [
     (["--generations", "2", "--budget", "100"], "--generations 2 and --budget 100 are mutually exclusive"),
     (["--population", "100000000"], "population 100000000 needs about"),
     (["--allow-changed", "seed"], "--allow-changed needs --resume RUN_DIR"),
+    # a typo'd thread count: torch ended in std::bad_alloc (a traceback) or a segfault
+    (["--threads", "100000"], "'threads' must be <= 1024"),
 ]
 
 
