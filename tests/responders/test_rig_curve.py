@@ -123,6 +123,17 @@ def test_bad_key_options(tmp_path, keys):
     assert main(["rig", "keygen", "lab", "--dir", str(folder)]) == 2  # never overwrites a key
 
 
+@pytest.mark.parametrize("where", ["a-file", "a-file/keys"])
+def test_keygen_into_a_file_is_one_line(tmp_path, capsys, where):
+    """--dir naming a file (or a folder under one) was a FileExistsError traceback."""
+    (tmp_path / "a-file").write_text("notes")
+    assert main(["rig", "keygen", "lab", "--dir", str(tmp_path / where)]) == 2
+    err = capsys.readouterr().err
+    assert f"--dir {str(tmp_path / where)!r}" in err and "give a folder" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_secret_keys_are_owner_only(keys):
     folder, _ = keys
     for name in ("rig", "lab", "stranger"):

@@ -170,7 +170,11 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"key name {args.name!r} must be letters, digits, - and _")
     if (folder / f"{args.name}.key_secret").exists():
         raise ConfigError(f"{folder / args.name}.key_secret exists; choose another name")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file there or above it, no permission, ...
+        raise ConfigError(f"--dir {args.dir!r}: cannot make the key folder ({e.strerror}); give a folder, or a path "
+                          "where one can be made") from None
     mask = os.umask(0o077)  # the secret file is created owner-only: it gets a client past the allow-list
     try:
         public, secret = zmq.auth.create_certificates(folder, args.name)
