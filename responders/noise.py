@@ -24,13 +24,16 @@ class PoissonNoise(NoiseModel):
     """Spike counts: ``Poisson(max(score, 0) * gain)``, as float64 counts.
 
     Treats the activation as a firing rate, so noise grows with the response like real spike
-    counts; ``gain`` sets counts per unit of activation (higher gain, relatively less noise).
+    counts; ``gain`` (> 0; at 0 every count would be 0) sets counts per unit of activation (higher
+    gain, relatively less noise).
     A rate ``gain x score`` above numpy's Poisson limit (about 9.2e18) is a ConfigError at the draw."""
 
     name = "poisson"
 
     def __init__(self, gain: float = 1.0):
         self.gain = _non_negative("gain", gain)
+        if self.gain == 0:
+            raise ConfigError("noise option 'gain' must be a finite number > 0 (at 0 every spike count is 0), got 0")
 
     def __call__(self, scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)

@@ -58,6 +58,7 @@ def test_noise_is_deterministic_for_a_seed(noise):
         ("poisson", {"gain": -1.0}, "gain"),
         ("poisson", {"gain": float("inf")}, "gain"),
         ("poisson", {"gain": "high"}, "gain"),
+        ("poisson", {"gain": 0.0}, "'gain' must be a finite number > 0"),  # every count 0: nothing to evolve
         ("gaussian", {"level": -0.2}, "level"),
         ("gaussian", {"sigma": 0.2}, "sigma"),
     ],
