@@ -353,6 +353,21 @@ def oldest_sender_answered(rig):
     wrap(rig, "answer_pings", answer_pings)
 
 
+def payload_not_compared_while_presenting(rig):
+    """A resend while the request is presented is taken whatever its payload (other image ids too):
+    it only makes its sender the newest, as a true resend does."""
+    def answer_pings(original):
+        def patched(sock, envelope, request_id, progress, wait_s=0.0):
+            saved = rig.payload
+            rig.payload = lambda h: rig.cache[request_id]["payload"]
+            try:
+                return original(sock, envelope, request_id, progress, wait_s)
+            finally:
+                rig.payload = saved
+        return patched
+    wrap(rig, "answer_pings", answer_pings)
+
+
 def unknown_is_done(rig):
     """Says 'done' for requests it never saw."""
     rig.state_of = lambda rid: "done"

@@ -175,13 +175,16 @@ def payload(h):
 
 def answer_pings(sock, envelope, request_id, progress, wait_s=0.0):
     """For wait_s seconds (at least one poll): pong pings so the client knows this rig is slow,
-    not dead. A resend of this request only makes its sender the newest (§5)."""
+    not dead. A resend of this request only makes its sender the newest; one with another payload
+    is bad-message (§5)."""
     end = time.monotonic() + wait_s
     while sock.poll(max(0, int((end - time.monotonic()) * 1000))):
         env, h, frames = receive(sock)
         if h is None:
             continue
-        if h["request_id"] == request_id:  # a ping for, or a resend of, this request
+        if h["request_id"] == request_id and h["type"] == "present" and cache[request_id]["payload"] != payload(h):
+            send(sock, env, type="error", request_id=request_id, code="bad-message", message="request id reused")
+        elif h["request_id"] == request_id:  # a ping for, or a resend of, this request
             envelope = env
             send(sock, env, type="pong", request_id=request_id, state="presenting", progress=progress)
         elif h["type"] == "hello":  # a client reconnecting while this rig presents

@@ -133,8 +133,15 @@ switch h.type
       else
         reply(link, envelope, refusal(rid, 'bad-message', 'request id was used for another request'));
       end
-    elseif strcmp(rid, link('current'))
-      link('envelope') = envelope;  % a resend while presenting: answer the newest sender
+    elseif strcmp(rid, link('current'))  % a resend while presenting: checked and compared as above
+      [~, code, message] = decode(h, body(2:end));
+      if ~isempty(code)
+        reply(link, envelope, refusal(rid, code, message));
+      elseif ~strcmp(link('payload'), payload(h))
+        reply(link, envelope, refusal(rid, 'bad-message', 'request id was used for another request'));
+      else
+        link('envelope') = envelope;  % answer the newest sender
+      end
     elseif ~isempty(link('current'))
       reply(link, envelope, refusal(rid, 'busy', 'presenting another request'));
     else

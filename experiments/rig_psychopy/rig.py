@@ -149,7 +149,9 @@ class Rig:
             else:
                 self.reply(envelope, answer)  # the result, or the error the request ended in
         elif self.current:
-            if self.current[0] == rid:
+            if self.current[0] == rid and self.current[2] != request_payload(h):
+                self.reply(envelope, error_reply(rid, "bad-message", "request id was used for another request"))
+            elif self.current[0] == rid:
                 self.current[1][:] = envelope
             else:
                 self.reply(envelope, error_reply(rid, "busy", "presenting another request"))
@@ -163,7 +165,7 @@ class Rig:
     def present(self, msg, envelope, images, received: float) -> None:
         h, rid = msg.header, msg.request_id
         deadline = received + h.get("deadline_ms", 600_000) / 1000
-        self.current, self.progress = (rid, envelope), 0
+        self.current, self.progress = (rid, envelope, request_payload(h)), 0
         order = [(i, r) for r in range(h["repeats"]) for i in range(len(images))]
         self.random.shuffle(order)
         shown = []

@@ -170,6 +170,20 @@ def test_a_resend_with_another_shape_or_encoding_is_bad_message(headless_rig):
         assert (reply.type, reply.header["code"]) == ("error", "bad-message")
 
 
+def test_a_resend_with_other_image_ids_while_presenting_is_bad_message(headless_rig):
+    """docs/protocol.md §5: a request id names one payload, also while the request is presented.
+    A resend with other image ids under the id of the request being presented got no answer and
+    only made its sender the one the result went to; it is `bad-message` now, and the request
+    goes on unharmed (one presentation each, the newest true sender answered)."""
+    check = Conformance(headless_rig, timeout=5)
+    try:
+        check.check_handshake()
+        check.check_pings()
+        assert check.check_resend_while_presenting().endswith("one presentation each; another payload refused")
+    finally:
+        check.close()
+
+
 def test_an_acquisition_clock_that_went_back_is_an_internal_error(headless_rig_and_spikes):
     """rigkit raises ClockOffsetError while reading when the acquisition clock goes back (the
     acquisition restarted; docs/rigs.md). The rig read the spike stream outside the block that

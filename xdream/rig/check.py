@@ -451,6 +451,10 @@ class Conformance:
             if reply.type == "pong" and reply.header["state"] == "presenting" and reply.header["progress"] >= 1:
                 first = reply.header["progress"]
         _require(first is not None, "no pong said 'presenting' with progress during a request (§4.3)")
+        # a resend with other image ids under this request id is another request, also while it is presented
+        # (§5: bad-message); the request goes on unharmed (what follows checks its result)
+        self._error(_present(self.client.session, rid, images, repeats=repeats, ids=[f"x{i}" for i in range(n)]),
+                    rid, "bad-message", "a resend with other image ids while the request is presented", "§5")
         newer = self._another_client(self.client.session)  # same session, new identity
         try:
             newer.hello()
@@ -494,7 +498,7 @@ class Conformance:
         finally:
             self._done_with(newer)
         self.pace = max(self.pace, (time.monotonic() - start) / total)
-        return f"caught at {first}/{total} presentations; one presentation each"
+        return f"caught at {first}/{total} presentations; one presentation each; another payload refused"
 
     def check_deadline(self) -> str:
         (n, repeats), deadline_ms = self._sized(40, 2), 100

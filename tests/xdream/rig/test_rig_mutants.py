@@ -46,6 +46,7 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
     "long_ids_taken": ("limits and error codes", "§3"),
     "resend_restarts": ("resend while presenting", "§5"),
     "oldest_sender_answered": ("resend while presenting", "§5"),
+    "payload_not_compared_while_presenting": ("resend while presenting", "§5"),
     "unknown_is_done": ("pings", "§4.3"),
     "partial_result_not_final": ("deadline", "§6"),
     "header_size_unchecked": ("limits and error codes", "§3"),
