@@ -9,7 +9,7 @@ After a request's last presentation the rig reads the spike stream and its own m
 through :mod:`rigkit` (an LSL inlet with LSL's clock correction), pairs each presentation with
 its marker (``rigkit.counts.align``: a missing marker or a clock offset above 10 ms stops the
 request with an ``internal`` error naming it, as does an acquisition clock that went back while
-the rig read it), counts spikes in each channel's window and
+the rig read it, or a spike on a channel index beyond ``--channels``), counts spikes in each channel's window and
 answers the trial records. Pings are answered between presentations; results (or the error a
 request ended in) are kept by request id, so a resend is answered from the cache and never
 presented again (in memory: a restarted rig forgets them).
@@ -38,6 +38,7 @@ import zmq
 
 from rigkit.counts import AlignmentError, Presentation, SpikeCounter, Window, align, onsets_from_markers
 from rigkit.sources.lsl import LslSource
+from xdream.core.errors import ConfigError
 from xdream.rig.probe import probe_values
 from xdream.rig.protocol import ProtocolError, decode, decode_images, encode, error_reply
 
@@ -195,7 +196,7 @@ class Rig:
                     r["values"] = probe_values(images[index[r["image_id"]]], len(self.counter.channels))
                     r["valid"] = True
             answer = encode(header)
-        except AlignmentError as e:
+        except (AlignmentError, ConfigError) as e:  # ConfigError: a spike on a channel index beyond --channels
             answer = error_reply(rid, "internal", f"spike counts unavailable: {e}")
         self.cache[rid] = (request_payload(h), answer, len(shown))  # a resend never presents again (§5)
         self.current = None

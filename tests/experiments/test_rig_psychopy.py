@@ -207,6 +207,28 @@ def test_an_acquisition_clock_that_went_back_is_an_internal_error(headless_rig_a
     assert pong is not None and pong.type == "pong"  # the rig goes on
 
 
+def test_a_spike_on_a_channel_index_beyond_channels_is_an_internal_error(headless_rig_and_spikes):
+    """A spike sample naming a channel index the rig was not given (--channels lists fewer
+    channels than the sorter publishes: a misconfigured channel list; the LSL spike stream has
+    one int32 channel of indices, so its stream info cannot tell the count at start) made
+    rigkit's LslSource raise ConfigError, which is no AlignmentError: the rig died with a
+    traceback and the client heard nothing. The request now ends in an `internal` error naming
+    the index, and the rig goes on: the next request is answered."""
+    endpoint, outlet = headless_rig_and_spikes
+    outlet.push_sample([3], pylsl.local_clock())  # the rig has one channel (index 0)
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=20)
+        client.hello()
+        reply = client.ask(_present(client.session, "index-1", _images(2, side=4)), "index-1")
+        after = client.ask(_present(client.session, "index-2", _images(2, side=4)), "index-2")
+    finally:
+        context.destroy(linger=0)
+    assert reply is not None and (reply.type, reply.header["code"]) == ("error", "internal")
+    assert "channel index 3" in reply.header["message"]
+    assert after is not None and after.type == "result" and len(after.header["records"]) == 4
+
+
 def test_a_resend_of_a_request_that_ended_in_an_error_gets_the_error_again(headless_rig_and_spikes):
     """docs/protocol.md §5, §9: a resend under the same request id never presents anything again
     (a resumed run resends its request in flight). The rig cached results only: after an
