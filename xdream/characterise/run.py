@@ -18,6 +18,7 @@ import numpy as np
 
 from xdream.core import registry
 from xdream.config import to_toml
+from xdream.core.device import SIZE_RANGE, check_memory
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.responder import NoisyResponder, Responder
 from xdream.runs.rundir import RunDir, atomic_write
@@ -55,8 +56,8 @@ class Settings:
         check_seed(self.seed)
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}")
-        if self.size is not None and self.size < 1:
-            raise ConfigError(f"size must be >= 1 px, got {self.size}")
+        if self.size is not None and not 1 <= self.size <= SIZE_RANGE[1]:
+            raise ConfigError(f"size must be in [1, {SIZE_RANGE[1]}] px, got {self.size}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.noise is not None and self.method != "exact" and min(protocol.repeats, protocol.baseline_repeats) < 2:
@@ -70,6 +71,17 @@ class Settings:
                 f"and {protocol.baseline_repeats}; use --preset coarse, --set repeats=5 --set baseline_repeats=5, "
                 "or --method exact"
             )
+
+
+    def check_fits(self, targets: dict[str, Responder], protocol: Protocol) -> None:
+        """Refuse, in one line, a batch of stimuli that cannot fit in memory: ``batch_size``
+        presentations (at most all of them) at each responder's stimulus size, as float32 RGB,
+        twice (the rendered batch and the responder's preprocessed copy)."""
+        count = min(self.batch_size, int(protocol.repeats_of(protocol.table()).sum()))
+        for responder in targets.values():
+            size = self.size or responder.input_size or DEFAULT_SIZE
+            check_memory(f"batch_size {self.batch_size}", count, 3 * size * size * 4 * 2,
+                         f"{count} stimuli of {size} px at once", "use a smaller batch_size (at most about {fits})")
 
 
 def target_responder(target: str, options: dict, device: str = "cpu") -> Responder:
@@ -88,6 +100,7 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
     from tqdm.auto import tqdm
 
     settings.validate(protocol)
+    settings.check_fits(targets, protocol)
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise RunDirError(f"output directory {output} already exists and is not empty; choose another")

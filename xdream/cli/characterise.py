@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
     p.add_argument("--preset", default="default", help=f"stimulus protocol: {', '.join(PRESETS)} (default: default)")
     common.add_noise(p, help="simulated response noise (needs repeats >= 2)")
     common.add_weights(p)
-    p.add_argument("--size", type=int, help="stimulus size in px (default: the model's input size)")
+    p.add_argument("--size", type=int, help="stimulus size in px, at most 2048 (default: the model's input size)")
     p.add_argument("--batch-size", type=int, default=64, help="images per responder call (default 64)")
     p.add_argument("--method", default="auto", help=f"classification rule: {', '.join(METHODS)} (default auto)")
     p.add_argument("--alpha", type=float, default=0.05, help="error rate of the statistical test (default 0.05)")
@@ -70,8 +70,9 @@ def run(args) -> int:
               "batch_size": args.batch_size, **({"size": args.size} if args.size else {}),
               "protocol": protocol.to_dict(), **({"noise": noise} if noise else {}),
               **({"responder": options} if options else {})}
-    print(f"run directory: {output}", file=sys.stderr)
     try:
+        settings.check_fits(targets, protocol)  # before the run directory is named
+        print(f"run directory: {output}", file=sys.stderr)
         results, summary = characterise(targets, protocol, settings, output, config=config, progress=not args.quiet)
     finally:
         for responder in targets.values():

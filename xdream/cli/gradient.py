@@ -27,7 +27,8 @@ def add_parser(commands) -> None:
     g.add_argument("--lr", type=float,
                    help="Adam's learning rate (default 0.05); deepdream: its step size (default 0.01)")
     g.add_argument("--size", type=int, default=128,
-                   help="featurevis, pixel: image size in px (default 128); deepdream: the photo is twice this")
+                   help="featurevis, pixel: image size in px, 8-2048 (default 128); deepdream: the photo is "
+                   "twice this (at most 2048)")
     g.add_argument("--batch", type=int, default=1, help="featurevis, pixel, latent: images optimised together")
     common.add_generator(g, default=gradient["generator"],
                          help=f"latent: the generator to ascend through (default {gradient['generator']})")

@@ -16,19 +16,29 @@ CPU torch's kernels are deterministic already and nothing is changed.
 the generator's cost per image -- its declared ``memory_per_image``, else the peak memory of
 decoding one code, measured once -- so BigGAN-deep-512 decodes a few at a time where DeePSiM fc6
 decodes a whole population. On the CPU the chunk stays :data:`DECODE_CHUNK` (today's behaviour).
+
+**What fits.** :func:`check_memory` refuses, in one line and before anything is written, a run
+whose images alone would take more than half of the memory available (the host's
+``MemAvailable``, or a CUDA device's free memory): evolve's population, a gradient run's batch,
+a characterisation's batch of stimuli. :data:`SIZE_RANGE` bounds the image sizes a user gives.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from xdream.core.errors import ConfigError
 
 CUBLAS_ENV = "CUBLAS_WORKSPACE_CONFIG"
 CUBLAS_WORKSPACE = ":4096:8"
 DECODE_CHUNK = 64  # images decoded at once where nothing better is known (and always on the CPU)
 MEMORY_SHARE = 0.5  # the part of the free device memory a decode chunk may take
+#: The image sizes (px) a user may give: gradient ascent's images, DeepDream's, characterisation stimuli.
+SIZE_RANGE = (8, 2048)
 
 
 def is_cuda(device: str | torch.device) -> bool:
@@ -101,3 +111,30 @@ def bytes_per_image(generator, device: str | torch.device) -> int | None:
         generator.decode(generator.sample(1, np.random.default_rng(0)))
     torch.cuda.synchronize(dev)
     return max(1, torch.cuda.max_memory_allocated(dev) - before)
+
+
+def available_memory(device: str | torch.device | None = None) -> int | None:
+    """Bytes free for a run's tensors: a CUDA ``device``'s free memory, else the host's
+    ``MemAvailable`` (/proc/meminfo); None where it cannot be read."""
+    if device is not None and is_cuda(device):
+        return free_memory(device)
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        return int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) * 1024
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def check_memory(what: str, count: int, per_item: int, items: str, advice: str,
+                 device: str | torch.device | None = None) -> None:
+    """Refuse (one-line ConfigError) ``count`` items of ``per_item`` bytes each that would take
+    more than half of :func:`available_memory` (the rest is for the models and the responder);
+    ``what`` names the value, ``items`` what the memory holds, and ``advice`` says what to do,
+    with ``{fits}`` for how many items fit (at least 1). Nothing is checked where the free
+    memory is unknown."""
+    need, have = count * per_item, available_memory(device)
+    if have is not None and need > have // 2:
+        fits = max(1, have // 2 // per_item)
+        raise ConfigError(f"{what} needs about {need / 2**30:.1f} GiB for {items}, more than half of the "
+                          f"{have / 2**30:.1f} GiB available (the rest is for the models and the responder): "
+                          + advice.format(fits=fits))

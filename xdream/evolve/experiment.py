@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from xdream.config import ExperimentConfig, read_toml, to_toml
 from xdream.config.experiment import check_device, comparable
 from xdream.core import registry
-from xdream.core.device import DECODE_CHUNK, bytes_per_image, decode_chunk, free_memory, use_determinism
+from xdream.core.device import (DECODE_CHUNK, bytes_per_image, check_memory, decode_chunk, free_memory,
+                                use_determinism)
 from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.generator import Generator
 from xdream.core.optimizer import Optimizer
@@ -835,14 +836,5 @@ def _check_memory(population: int, image_size: int, save_images: str) -> None:
     """Refuse a population whose images alone would not fit in memory (decoding is chunked,
     but the responder, the montage and the saved generation see them all at once)."""
     per_image = 3 * image_size * image_size * 4 * (3 if save_images == "all" else 2)
-    need, have = population * per_image, None
-    try:
-        meminfo = Path("/proc/meminfo").read_text().splitlines()
-        have = int(next(line for line in meminfo if line.startswith("MemAvailable:")).split()[1]) * 1024
-    except (OSError, ValueError, StopIteration):
-        pass
-    if have is not None and need > have // 2:
-        raise ConfigError(f"population {population} needs about {need / 2**30:.1f} GiB for one generation's "
-                          f"{image_size} px images, more than half of the {have / 2**30:.1f} GiB available (the rest is "
-                          "for the models and the responder): use a smaller population "
-                          f"(at most about {max(1, have // 2 // per_image)})")
+    check_memory(f"population {population}", population, per_image, f"one generation's {image_size} px images",
+                 "use a smaller population (at most about {fits})")

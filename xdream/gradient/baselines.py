@@ -25,6 +25,7 @@ import torch
 
 from xdream.core import registry
 from xdream.config import defaults, to_toml
+from xdream.core.device import check_memory
 from xdream.core.errors import ConfigError, choices_text
 from xdream.core.seeding import check_seed
 from xdream.gradient import objectives as obj
@@ -86,6 +87,8 @@ class GradientSettings:
         low, high = SIZE_RANGE
         if self.method in ("featurevis", "pixel") and not low <= self.size <= high:
             raise ConfigError(f"gradient image size must be in [{low}, {high}] px for {self.method}, got {self.size}")
+        if self.method == "deepdream" and self.size > high:  # the photo is twice this
+            raise ConfigError(f"gradient image size must be in [1, {high}] px for deepdream, got {self.size}")
         for name in ("tv", "l1", "blur"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise ConfigError(f"gradient {name} weight must be a finite number >= 0, got {getattr(self, name)}")
@@ -162,9 +165,31 @@ def build_objective(spec: str, target, settings: GradientSettings) -> obj.Object
     return objective
 
 
+#: The memory the backward pass through the model takes, as a multiple of the images it sees: autograd
+#: keeps every layer output up to the objective's layer. A lower bound (efficientnet_lite0 keeps about
+#: 70 times its 224 px input up to _blocks.2, 155 times up to _blocks.15), so a refused run cannot fit.
+BACKWARD_FACTOR = 32
+
+
+def check_fits(settings: GradientSettings, target, generator=None) -> None:
+    """Refuse, in one line, a batch whose images and backward pass cannot fit in the free memory
+    of the target's device: ``batch`` (DeepDream: one photo) images at the working size -- the
+    largest of the optimised images (DeepDream's photo: twice ``size``; latent: the generator's
+    images) and the model's input (an image parameterisation's is magnified to it) -- as
+    float32 RGB, times :data:`BACKWARD_FACTOR`."""
+    if settings.method == "deepdream":  # the model sees the photo at its own size
+        what, batch, working, advice = f"gradient size {settings.size}", 1, 2 * settings.size, "use a smaller size"
+    else:
+        images = generator.image_size if settings.method == "latent" else settings.size
+        what, batch, working = f"gradient batch {settings.batch}", settings.batch, max(images, target.input_size)
+        advice = "use a smaller batch (at most about {fits})"
+    check_memory(what, batch, 3 * working * working * 4 * BACKWARD_FACTOR,
+                 f"{batch} image(s) of {working} px and the model's backward pass", advice, target.device)
+
+
 def prepare(responder, settings: GradientSettings) -> dict:
     """Validate everything a run needs before anything is written: target, objective,
-    generator (latent) or photo (deepdream)."""
+    generator (latent) or photo (deepdream), and that the batch fits in memory."""
     settings.validate()
     target = target_of(responder)
     parts = {"target": target, "objective": build_objective(settings.objective_spec, target, settings)}
@@ -189,6 +214,7 @@ def prepare(responder, settings: GradientSettings) -> dict:
                 raise ConfigError(f"image {settings.image} is not a readable image file (PNG, JPEG, ...)")
         _, images = reference_set([("photo", photo)], size=settings.size * 2, crops=False)
         parts["photo"] = images
+    check_fits(settings, target, parts.get("generator"))
     return parts
 
 

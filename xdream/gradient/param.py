@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import torch
 
+from xdream.core.device import SIZE_RANGE  # the image sizes (px) a parameterisation allows
 from xdream.core.errors import ConfigError
 from xdream.gradient.lucid import irfft_image, rfft2d_freqs, spectrum_scale, to_valid_rgb
 
 #: Lucid's initial standard deviation of the parameter tensor.
 LUCID_SD = 0.01
-#: The image sizes (px) a parameterisation allows.
-SIZE_RANGE = (8, 2048)
 
 
 class ImageParam:

@@ -80,6 +80,12 @@ BAD = [
     (["vgg99:features.0"], "unknown model 'vgg99'"),
     (["efficientnet_lite0:_blocks.0", "--set", "noise.gain=2"], "noise options given without --noise"),
     (["efficientnet_lite0:_blocks.0", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
+    # ended in "Storage size calculation overflowed" (a traceback) after the run folder was made
+    (["efficientnet_lite0:_blocks.0:2", "--size", "99999999999"], "size must be in [1, 2048] px, got 99999999999"),
+    (["efficientnet_lite0:_blocks.0:2", "--size", "2048", "--batch-size", "1000000"],
+     "batch_size 1000000 needs about"),
+    (["efficientnet_lite0:_blocks.0:2", "--set", "responder.input_size=2048", "--batch-size", "1000000"],
+     "batch_size 1000000 needs about"),
 ]
 
 

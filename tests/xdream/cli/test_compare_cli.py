@@ -103,6 +103,13 @@ BAD = [
     (["gradient", "--method", "latent", "--size", "64"], "size 64 is not used by method 'latent'; methods that "
      "use it: featurevis, pixel, deepdream"),
     (["report", "{empty}"], "is not an xdream run"),
+    # ended in a torch "can't allocate memory" traceback after the output folder was made
+    (["gradient", "--batch", "99999999999"], "gradient batch 99999999999 needs about"),
+    (["gradient", "--method", "pixel", "--batch", "99999999999"], "gradient batch 99999999999 needs about"),
+    (["gradient", "--method", "latent", "--batch", "99999999999"], "gradient batch 99999999999 needs about"),
+    (["compare", "--preset", "quick", "--batch", "99999999999"], "gradient batch 99999999999 needs about"),
+    (["gradient", "--method", "deepdream", "--size", "99999999"], "gradient image size must be in [1, 2048] px for "
+     "deepdream, got 99999999"),
 ]
 
 
