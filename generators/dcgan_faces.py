@@ -96,7 +96,7 @@ class DCGANFaces(Generator):
                 self.weights_package, self.weights_file, self.weights_sha256, what, self.install_hint
             )
         else:
-            path = verify_file(Path(weights).expanduser(), None, what)
+            path = verify_file(weights, None, what)
         net = build_dcgan()
         net.load_state_dict(read_state_dict(path, net.state_dict(), what), strict=True)
         self.weights_path = path

@@ -35,7 +35,7 @@ from torch import nn
 
 from xdream.core.errors import ConfigError, UnknownNameError, WeightsError, choices_text
 from xdream.core.responder import Responder
-from xdream.weights.store import verify_file
+from xdream.weights.store import local_file, verify_file
 
 from .models.caffenet import WEIGHTS as CAFFENET_WEIGHTS
 
@@ -219,6 +219,7 @@ def load_model(name: str, weights: str | Path | None = None,
 
 
 def _load_file(spec: ModelSpec, weights: str | Path) -> nn.Module:
+    weights = local_file(weights, spec.name)
     if spec.load_file is not None:
         return spec.load_file(weights)
     return load_state_file(spec.build(), weights, spec.name)

@@ -7,6 +7,7 @@ anything that is not a TOML literal is taken as a plain string.
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 
 from xdream.core.errors import ConfigError
@@ -31,6 +32,14 @@ def parse_set(items: list[str]) -> list[tuple[str, object]]:
     return pairs
 
 
+def path_value(text: str) -> str:
+    """A path flag's value (``type=`` of --output and the weights flags): an empty one (an unset
+    shell variable) is refused, not taken as "not given" or as the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty; give a file or folder, or leave the flag out")
+    return text
+
+
 # -- flags more than one command declares: one definition each -----------------------------------
 def add_target(parser, default: str | None = None, help: str | None = None) -> None:
     parser.add_argument("--target", default=default, help=help or "target unit, e.g. MODEL:LAYER:CHANNEL[:Y:X]")
@@ -44,7 +53,7 @@ def add_weights(parser, help: str = "the target network's local weights file (a 
                                    "caffenet.pt); --weights is the same flag here, where only the target loads one") -> None:
     """``--target-weights FILE`` for commands whose only weights are the target's (``--weights``
     there is unambiguous and kept; ``xdream evolve`` takes the generator's file separately)."""
-    parser.add_argument("--target-weights", "--weights", dest="weights", metavar="FILE", help=help)
+    parser.add_argument("--target-weights", "--weights", dest="weights", metavar="FILE", type=path_value, help=help)
 
 
 def add_noise(parser, help: str = "simulated response noise") -> None:
@@ -63,7 +72,7 @@ def add_seed(parser, default: int | None = None, help: str = "master seed") -> N
 
 
 def add_output(parser, help: str = "run directory (must not exist or be empty)") -> None:
-    parser.add_argument("--output", metavar="DIR", help=help)
+    parser.add_argument("--output", metavar="DIR", type=path_value, help=help)
 
 
 def add_device(parser, default: str | None = None) -> None:

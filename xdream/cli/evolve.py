@@ -70,10 +70,10 @@ def add_parser(commands) -> None:
                         help="with --resume: move the run's results into RUN_DIR/discarded-<time>/ and start over")
     common.add_generator(evolve)
     common.add_target(evolve, help="responder target, e.g. MODEL:LAYER:CHANNEL[:Y:X]")
-    evolve.add_argument("--generator-weights", metavar="FILE",
+    evolve.add_argument("--generator-weights", metavar="FILE", type=common.path_value,
                         help="the generator's local weights file (config: [generator] weights), e.g. DeePSiM's "
                              "upconvGAN_fc6.pt; verified against the published SHA-256 unless --no-verify")
-    evolve.add_argument("--target-weights", metavar="FILE",
+    evolve.add_argument("--target-weights", metavar="FILE", type=common.path_value,
                         help="the target network's local weights file (config: [responder] weights), e.g. a "
                              "torchvision state dict or caffenet.pt; its keys and shapes are checked")
     evolve.add_argument("--weights", metavar="FILE", help=argparse.SUPPRESS)  # refused: names the two above

@@ -29,7 +29,7 @@ from typing import Mapping
 from xdream.core.errors import UnknownNameError, WeightsError, choices_text
 from xdream.weights.catalogue import registered
 from xdream.weights.entry import WeightsEntry
-from xdream.weights.store import sha256_file
+from xdream.weights.store import local_file, sha256_file
 
 HOME_ENV = "XDREAM_HOME"
 MIRROR_ENV = "XDREAM_WEIGHTS_MIRROR"
@@ -116,9 +116,7 @@ class WeightsStore:
                                    "digits, as sha256sum prints them")
             sha256 = sha256.lower()  # sha256sum prints lower case, PowerShell's Get-FileHash upper
         if weights is not None:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise WeightsError(f"{name}: weights file {path} not found")
+            path = local_file(weights, name)
         else:
             path = self.path(name)
             if not path.is_file():

@@ -19,11 +19,23 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def verify_file(path: str | Path, sha256: str | None, what: str) -> Path:
-    """Return ``path`` if it exists and (when ``sha256`` is given) matches; else raise."""
-    path = Path(path)
+def local_file(path: str | Path, what: str) -> Path:
+    """A weights file the user named (``~`` expanded), or one WeightsError saying that the path
+    is empty (``Path("")`` would be the current folder), a folder or not found."""
+    if not str(path).strip():
+        raise WeightsError(f"{what}: the weights file path is empty; give a file, or no weights option for the "
+                           "published weights")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise WeightsError(f"{what}: weights file {path} is a folder, not a file; give the file inside it")
     if not path.is_file():
         raise WeightsError(f"{what}: weights file {path} not found")
+    return path
+
+
+def verify_file(path: str | Path, sha256: str | None, what: str) -> Path:
+    """Return ``path`` (:func:`local_file`) if it exists and (when ``sha256`` is given) matches; else raise."""
+    path = local_file(path, what)
     if sha256 is not None:
         actual = sha256_file(path)
         if actual != sha256:

@@ -37,6 +37,14 @@ BAD_INPUTS = [
     (["--allow-changed", "seed"], "--allow-changed needs --resume RUN_DIR"),
     # a typo'd thread count: torch ended in std::bad_alloc (a traceback) or a segfault
     (["--threads", "100000"], "'threads' must be <= 1024"),
+    # an empty weights path said "weights file . not found", a folder "not found"; an empty --output was ignored
+    (["--set", "responder.weights=''"], "efficientnet_lite0: the weights file path is empty"),
+    (["--generator", "dcgan-faces", "--set", "generator.weights=''"],
+     "generator 'dcgan-faces': the weights file path is empty"),
+    (["--target-weights", "."], "efficientnet_lite0: weights file . is a folder, not a file"),
+    (["--generator", "dcgan-faces", "--generator-weights", "."], "generator 'dcgan-faces': weights file . is a folder"),
+    (["--target-weights", ""], "argument --target-weights: the path is empty"),
+    (["--output", ""], "argument --output: the path is empty"),
 ]
 
 
@@ -49,6 +57,19 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monk
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == [], "nothing may be written"
+
+
+@pytest.mark.parametrize("argv", [["gradient", "--steps", "1", "--size", "32"], ["gradient", "--target-weights", ""],
+                                  ["characterise", "efficientnet_lite0:_blocks.0:2"],
+                                  ["characterise", "efficientnet_lite0:_blocks.0:2", "--target-weights", "."]])
+def test_empty_output_or_weights_is_refused_not_ignored(argv, tmp_path, monkeypatch, capsys):
+    """An empty --output fell back to a new folder under runs/, an empty --target-weights to the published weights."""
+    monkeypatch.chdir(tmp_path)
+    output = [] if "--target-weights" in argv else ["--output", ""]
+    assert main([*argv, *output, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert ("the path is empty" in err or "is a folder" in err) and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cuda_without_a_gpu_is_one_line_before_anything_is_built(tmp_path, monkeypatch, capsys):
