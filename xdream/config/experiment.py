@@ -231,6 +231,9 @@ class ExperimentConfig:
                 value = data[key]
                 if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                     raise ConfigError(f"config key {key!r} must be {typ.__name__}, got {value!r}")
+                if typ is str and not value.strip():  # an unset variable: never the default in disguise
+                    raise ConfigError(f"config key {key!r} is empty; give a value, or leave the key out for its "
+                                      "default")
                 kwargs[key] = value
         for key in ("generations", "budget", "threads"):
             if key in kwargs and kwargs[key] < 1:

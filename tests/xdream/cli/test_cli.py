@@ -59,6 +59,16 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, message, tmp_path, monk
     assert list(tmp_path.iterdir()) == [], "nothing may be written"
 
 
+def test_an_empty_output_in_a_config_file_is_refused_not_ignored(tmp_path, monkeypatch, capsys):
+    """output = "" (an unset variable in a generated config) fell back to a new folder under runs/."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.toml").write_text('output = ""\ngenerations = 1\n[generator]\nname = "pixel"\n')
+    assert main(["evolve", "job.toml"]) == 2
+    err = capsys.readouterr().err
+    assert "config key 'output' is empty" in err and err.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["job.toml"]
+
+
 @pytest.mark.parametrize("argv", [["gradient", "--steps", "1", "--size", "32"], ["gradient", "--target-weights", ""],
                                   ["characterise", "efficientnet_lite0:_blocks.0:2"],
                                   ["characterise", "efficientnet_lite0:_blocks.0:2", "--target-weights", "."]])
