@@ -72,7 +72,6 @@ class Settings:
                 "or --method exact"
             )
 
-
     def check_fits(self, targets: dict[str, Responder], protocol: Protocol) -> None:
         """Refuse, in one line, a batch of stimuli that cannot fit in memory: ``batch_size``
         presentations (at most all of them) at each responder's stimulus size, as float32 RGB,
