@@ -68,6 +68,16 @@ class OctaveRig:
     def stop(self):
         subprocess.run(f"kill $(cat {self.pid})", shell=True)
 
+    def kill(self):
+        """A crash: kill -9, nothing flushed."""
+        subprocess.run(f"kill -9 $(cat {self.pid})", shell=True, check=True)
+
+    def client(self, context):
+        """A new client of the rig, greeted."""
+        client = Client(context, self.endpoint, timeout=30)
+        client.hello()
+        return client
+
 
 @pytest.fixture
 def octave_rig(tmp_path):
@@ -123,21 +133,19 @@ def test_trial_ids_stay_unique_across_a_rig_crash(tmp_path, octave_rig):
     context = zmq.Context()
     cache = tmp_path / "cache.tsv"
     try:
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         rid, images = "crash-1", _images(40, side=4)
         client.send(_present(client.session, rid, images, repeats=20))
         end = time.monotonic() + 60
         while not (cache.exists() and cache.read_text().count("\ttrial\t") >= 5):
             assert time.monotonic() < end, "no trial recorded"
             time.sleep(0.01)
-        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        octave_rig.kill()
         before = cache.read_text().count("\ttrial\t")
         assert before < 800, "the request finished before the crash"
         octave_rig.start()
         client.close()
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         reply = client.ask(_present(client.session, rid, images, repeats=20), rid, timeout=120)
         client.close()
     finally:
@@ -163,7 +171,7 @@ def test_png_is_advertised_only_where_imread_decodes_it(tmp_path):
 
 
 def _kill_and_restart(rig):
-    subprocess.run(f"kill -9 $(cat {rig.pid})", shell=True, check=True)
+    rig.kill()
     time.sleep(0.5)
     rig.start()
 
@@ -179,12 +187,11 @@ def test_a_result_line_torn_by_a_crash_is_not_an_answer(tmp_path, octave_rig):
     cache = tmp_path / "cache.tsv"
     rid, images = "torn-1", _images(3, side=4)
     try:
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         first = client.ask(_present(client.session, rid, images), rid, timeout=60)
         client.close()
         assert first.type == "result" and len(first.header["records"]) == 6
-        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        octave_rig.kill()
         text = cache.read_text()
         result_line = text.rstrip("\n").rsplit("\n", 1)[-1]
         assert result_line.startswith(f"{rid}\t") and "\ttrial\t" not in result_line
@@ -193,8 +200,7 @@ def test_a_result_line_torn_by_a_crash_is_not_an_answer(tmp_path, octave_rig):
         octave_rig.start()
         replies = []
         for restart in (True, False):  # the resend, then again after one more restart
-            client = Client(context, octave_rig.endpoint, timeout=30)
-            client.hello()
+            client = octave_rig.client(context)
             replies.append(client.ask(_present(client.session, rid, images), rid, timeout=60))
             client.close()
             if restart:
@@ -220,18 +226,16 @@ def test_pongs_count_the_presentations_of_answered_and_interrupted_requests(tmp_
     cache = tmp_path / "cache.tsv"
     rid, images = "counted-1", _images(3, side=4)
     try:
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         assert client.ask(_present(client.session, rid, images), rid, timeout=60).type == "result"
         done = client.ping(rid).header
         client.close()
-        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        octave_rig.kill()
         lines = cache.read_text().splitlines(keepends=True)
         assert lines[-1].startswith(f"{rid}\t{{") and "\ttrial\t" in lines[-2]
         cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
         octave_rig.start()
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         interrupted = client.ping(rid).header
         client.close()
     finally:
@@ -250,17 +254,15 @@ def test_a_resend_of_an_interrupted_request_with_another_payload_is_bad_message(
     cache = tmp_path / "cache.tsv"
     rid, images = "interrupted-1", _images(3, side=4)
     try:
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         first = client.ask(_present(client.session, rid, images), rid, timeout=60)
         client.close()
-        subprocess.run(f"kill -9 $(cat {octave_rig.pid})", shell=True, check=True)
+        octave_rig.kill()
         lines = cache.read_text().splitlines(keepends=True)
         assert first.type == "result" and "\ttrial\t" not in lines[-1]
         cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
         octave_rig.start()
-        client = Client(context, octave_rig.endpoint, timeout=30)
-        client.hello()
+        client = octave_rig.client(context)
         other = client.ask(_present(client.session, rid, _images(3, side=8)), rid, timeout=60)
         same = client.ask(_present(client.session, rid, images), rid, timeout=60)
         client.close()
