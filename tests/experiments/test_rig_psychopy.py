@@ -5,6 +5,7 @@ to those markers, counts each image's spikes with rigkit and answers xdream's `z
 the scores are exactly the constructed counts (spikes outside the response window included in
 the stream and left out of the counts)."""
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -133,18 +134,25 @@ def test_the_content_probe_is_offered_and_carries_each_image_s_values(headless_r
         check.close()
 
 
+@contextlib.contextmanager
+def _client(endpoint, timeout):
+    """A greeted client of the rig at ``endpoint`` (its context destroyed after)."""
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=timeout)
+        client.hello()
+        yield client
+    finally:
+        context.destroy(linger=0)
+
+
 def test_a_pong_for_an_answered_request_counts_its_presentations(headless_rig):
     """docs/protocol.md §4.3: a pong's progress is the presentations of the request so far. The
     rig answered `done` with progress 0 for a request it had answered with 4 records."""
-    context = zmq.Context()
-    try:
-        client = Client(context, headless_rig, timeout=30)
-        client.hello()
+    with _client(headless_rig, timeout=30) as client:
         rid = "counted-1"
         result = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
         pong = client.ping(rid)
-    finally:
-        context.destroy(linger=0)
     assert result.type == "result" and len(result.header["records"]) == 4
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
 
@@ -154,17 +162,12 @@ def test_a_resend_with_another_shape_or_encoding_is_bad_message(headless_rig):
     shape, encoding, dtype, repeats, probe) is `bad-message`. The rig compared only the image
     ids, repeats and probe, so the same ids at another size or in png got the cached result of
     other images."""
-    context = zmq.Context()
-    try:
-        client = Client(context, headless_rig, timeout=30)
-        client.hello()
+    with _client(headless_rig, timeout=30) as client:
         rid = "payload-1"
         first = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
         resized = client.ask(_present(client.session, rid, _images(2, side=8)), rid)
         png = client.ask(_present(client.session, rid, _images(2, side=4), encoding="png"), rid)
         same = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
-    finally:
-        context.destroy(linger=0)
     assert first.type == "result" and same.header == first.header
     for reply in (resized, png):
         assert (reply.type, reply.header["code"]) == ("error", "bad-message")
@@ -193,15 +196,10 @@ def test_an_acquisition_clock_that_went_back_is_an_internal_error(headless_rig_a
     now = pylsl.local_clock()
     outlet.push_sample([0], now + 10.0)
     outlet.push_sample([0], now)  # 10 s back
-    context = zmq.Context()
-    try:
-        client = Client(context, endpoint, timeout=20)
-        client.hello()
+    with _client(endpoint, timeout=20) as client:
         rid = "clock-1"
         reply = client.ask(_present(client.session, rid, _images(2, side=4)), rid)
         pong = client.ping("another")
-    finally:
-        context.destroy(linger=0)
     assert reply is not None and (reply.type, reply.header["code"]) == ("error", "internal")
     assert "the acquisition clock went back" in reply.header["message"]
     assert pong is not None and pong.type == "pong"  # the rig goes on
@@ -216,14 +214,9 @@ def test_a_spike_on_a_channel_index_beyond_channels_is_an_internal_error(headles
     the index, and the rig goes on: the next request is answered."""
     endpoint, outlet = headless_rig_and_spikes
     outlet.push_sample([3], pylsl.local_clock())  # the rig has one channel (index 0)
-    context = zmq.Context()
-    try:
-        client = Client(context, endpoint, timeout=20)
-        client.hello()
+    with _client(endpoint, timeout=20) as client:
         reply = client.ask(_present(client.session, "index-1", _images(2, side=4)), "index-1")
         after = client.ask(_present(client.session, "index-2", _images(2, side=4)), "index-2")
-    finally:
-        context.destroy(linger=0)
     assert reply is not None and (reply.type, reply.header["code"]) == ("error", "internal")
     assert "channel index 3" in reply.header["message"]
     assert after is not None and after.type == "result" and len(after.header["records"]) == 4
@@ -239,18 +232,13 @@ def test_a_resend_of_a_request_that_ended_in_an_error_gets_the_error_again(headl
     now = pylsl.local_clock()
     outlet.push_sample([0], now + 10.0)
     outlet.push_sample([0], now)  # the acquisition clock goes back: the request ends in an internal error
-    context = zmq.Context()
-    try:
-        client = Client(context, endpoint, timeout=20)
-        client.hello()
+    with _client(endpoint, timeout=20) as client:
         rid, images = "failed-1", _images(2, side=4)
         first = client.ask(_present(client.session, rid, images), rid)
         pong = client.ping(rid)
         client.reopen()
         client.hello()
         again = client.ask(_present(client.session, rid, images), rid)
-    finally:
-        context.destroy(linger=0)
     assert (first.type, first.header["code"]) == ("error", "internal")
     assert again is not None and again.type == "error" and again.header == first.header
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
@@ -260,14 +248,9 @@ def test_the_deadline_runs_from_the_receipt_of_the_request(headless_rig):
     """docs/protocol.md §6 (decision 32): the deadline runs from the rig's receipt of the request;
     decoding the images counts against it. The rig started it after decoding, so a request whose
     png images took longer to decode than its deadline still had an image presented."""
-    context = zmq.Context()
-    try:
-        client = Client(context, headless_rig, timeout=30)
-        client.hello()
+    with _client(headless_rig, timeout=30) as client:
         rid = "deadline-1"
         reply = client.ask(_present(client.session, rid, _images(200, side=64), encoding="png", repeats=1,
                                     deadline_ms=1), rid)
-    finally:
-        context.destroy(linger=0)
     assert reply.type == "result" and not reply.header["complete"]
     assert reply.header["records"] == []
