@@ -64,7 +64,8 @@ def add_noise(parser, help: str = "simulated response noise") -> None:
 
 def add_reference_folder(parser, help: str) -> None:
     """``--reference-folder DIR`` (``--reference`` is the same flag, kept for older scripts)."""
-    parser.add_argument("--reference-folder", "--reference", dest="reference_folder", metavar="DIR", help=help)
+    parser.add_argument("--reference-folder", "--reference", dest="reference_folder", metavar="DIR", type=path_value,
+                        help=help)
 
 
 def add_seed(parser, default: int | None = None, help: str = "master seed") -> None:

@@ -31,8 +31,9 @@ def add_parser(commands) -> None:
     common.add_seed(c)
     common.add_output(c, help="output folder (must not exist or be empty)")
     common.add_quiet(c, help="no progress bars")
-    c.add_argument("--from-session", metavar="RUN", help="compare the threads of the session (or one-thread run) RUN from what it recorded "
-                                                         "(runs nothing; takes only --threads and --output)")
+    c.add_argument("--from-session", metavar="RUN", type=common.path_value,
+                   help="compare the threads of the session (or one-thread run) RUN from what it recorded "
+                        "(runs nothing; takes only --threads and --output)")
     c.add_argument("--threads", metavar="A,B", help="with --from-session: the threads to compare (default all)")
 
 

@@ -32,7 +32,8 @@ def add_parser(commands) -> None:
     g.add_argument("--batch", type=int, default=1, help="featurevis, pixel, latent: images optimised together")
     common.add_generator(g, default=gradient["generator"],
                          help=f"latent: the generator to ascend through (default {gradient['generator']})")
-    g.add_argument("--image", metavar="FILE", help="deepdream: the photo (default scikit-image's chelsea)")
+    g.add_argument("--image", metavar="FILE", type=common.path_value,
+                   help="deepdream: the photo (default scikit-image's chelsea)")
     g.add_argument("--octaves", type=int, default=4, help="deepdream octaves (default 4)")
     g.add_argument("--octave-scale", type=float, default=1.4, help="deepdream octave scale (default 1.4)")
     for name, what in (("tv", "total variation"), ("l1", "the L1 distance from mid-grey (0.5)"),

@@ -78,6 +78,10 @@ def test_gradient_prints_and_plots_the_objective_it_optimised(tmp_path, capsys):
 
 BAD = [
     (["compare", "--reference", "{empty}"], "has no readable images"),
+    # an empty path (an unset shell variable) was read as the current folder, "."
+    (["compare", "--reference", ""], "argument --reference-folder/--reference: the path is empty"),
+    (["compare", "--from-session", ""], "argument --from-session: the path is empty"),
+    (["gradient", "--method", "deepdream", "--image", ""], "argument --image: the path is empty"),
     (["compare", "--optimizers", "adam"], "unknown optimizer 'adam'"),
     (["compare", "--gradient", "cppn"], "unknown gradient method 'cppn'; valid: featurevis, pixel, latent, deepdream"),
     (["compare", "--preset", "huge"], "unknown compare preset 'huge'; valid: default, quick"),
