@@ -78,6 +78,14 @@ class OctaveRig:
         client.hello()
         return client
 
+    def answer_then_crash(self, context, rid, images):
+        """The rig's reply to request ``rid`` of ``images``; then the rig is killed (kill -9)."""
+        client = self.client(context)
+        reply = client.ask(_present(client.session, rid, images), rid, timeout=60)
+        client.close()
+        self.kill()
+        return reply
+
 
 @pytest.fixture
 def octave_rig(tmp_path):
@@ -187,11 +195,8 @@ def test_a_result_line_torn_by_a_crash_is_not_an_answer(tmp_path, octave_rig):
     cache = tmp_path / "cache.tsv"
     rid, images = "torn-1", _images(3, side=4)
     try:
-        client = octave_rig.client(context)
-        first = client.ask(_present(client.session, rid, images), rid, timeout=60)
-        client.close()
+        first = octave_rig.answer_then_crash(context, rid, images)
         assert first.type == "result" and len(first.header["records"]) == 6
-        octave_rig.kill()
         text = cache.read_text()
         result_line = text.rstrip("\n").rsplit("\n", 1)[-1]
         assert result_line.startswith(f"{rid}\t") and "\ttrial\t" not in result_line
@@ -254,10 +259,7 @@ def test_a_resend_of_an_interrupted_request_with_another_payload_is_bad_message(
     cache = tmp_path / "cache.tsv"
     rid, images = "interrupted-1", _images(3, side=4)
     try:
-        client = octave_rig.client(context)
-        first = client.ask(_present(client.session, rid, images), rid, timeout=60)
-        client.close()
-        octave_rig.kill()
+        first = octave_rig.answer_then_crash(context, rid, images)
         lines = cache.read_text().splitlines(keepends=True)
         assert first.type == "result" and "\ttrial\t" not in lines[-1]
         cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
