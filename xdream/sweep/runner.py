@@ -86,6 +86,15 @@ def run_record(path: Path) -> dict:
             "clean_best": max(values) if values else None, "seconds": seconds}
 
 
+def best_text(record: dict) -> str:
+    """A record's best for the progress line: one number, or a session's best per thread (``a=1.23 b=4.5``: its
+    threads score different units, whose scales do not compare, so never their max)."""
+    if "threads" in record:
+        return " ".join(f"{t['thread']}={'n/a' if t['clean_best'] is None else format(t['clean_best'], '.4g')}"
+                        for t in record["threads"])
+    return "n/a (no image got a response)" if record["clean_best"] is None else f"{record['clean_best']:.4g}"
+
+
 def result_lines(name: str, labels: dict, record: dict) -> list[str]:
     """``results.jsonl`` lines of one run: one, or one per thread of a session."""
     if "threads" in record:
@@ -268,9 +277,7 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
             failures[name] = f"{type(outcome).__name__}: {outcome}"
             log(f"[{k}/{len(jobs)}] {name}: FAILED {failures[name]}")
         else:
-            best = outcome["clean_best"]
-            best = "n/a (no image got a response)" if best is None else f"{best:.4g}"
-            log(f"[{k}/{len(jobs)}] {name}: best {best}")
+            log(f"[{k}/{len(jobs)}] {name}: best {best_text(outcome)}")
     if not failures:
         lines = [line for r in runs for line in result_lines(r.name, r.labels, run_record(sweep_dir / "runs" / r.name))]
         atomic_write(sweep_dir / RESULTS, ("\n".join(lines) + "\n").encode())

@@ -281,7 +281,8 @@ def test_a_run_held_by_a_straggler_is_not_written_twice(fast_job, tmp_path, back
 
 def test_a_session_is_a_grid_point_with_one_result_per_thread(tmp_path):
     """A [base] with [[base.thread]] tables: each grid point is a session; the grid's optimizer
-    is the default of the threads without their own; results.jsonl has one record per thread."""
+    is the default of the threads without their own; results.jsonl has one record per thread, and
+    the progress line each thread's best (units whose scales do not compare: never their max)."""
     unit = "efficientnet_lite0:_blocks.2"
     base = {"generations": 2, "generator": {"name": "pixel", "size": 16},
             "responder": {"name": "torch-unit", "input_size": 64},
@@ -290,10 +291,13 @@ def test_a_session_is_a_grid_point_with_one_result_per_thread(tmp_path):
     grid = {"optimizer": [{"name": "genetic", "population": 4, "label": "ga"},
                           {"name": "random", "population": 4, "label": "rs"}], "seed": [0]}
     path = write_sweep(tmp_path / "s.toml", {"base": base, "grid": grid}, tmp_path / "out")
-    result = run_sweep(path, backend="process", workers=1, log=lambda line: None)
+    lines = []
+    result = run_sweep(path, backend="process", workers=1, log=lines.append)
     assert result["ran"] == 2 and not result["failures"], result["failures"]
     records = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert [(r["optimizer"], r["thread"]) for r in records] == [("ga", "a"), ("ga", "b"), ("rs", "a"), ("rs", "b")]
+    assert lines[1:] == [f"[{k}/2] {a['name']}: best a={a['clean_best']:.4g} b={b['clean_best']:.4g}"
+                         for k, (a, b) in enumerate([records[:2], records[2:]], start=1)]  # one worker: in order
     assert all(r["evaluations"] == 8 and np.isfinite(r["clean_best"]) for r in records)
     summary = json.loads((tmp_path / "out" / "runs" / "optimizer=rs__seed=0" / "summary.json").read_text())
     assert [t["optimizer"] for t in summary["threads"]] == ["random", "cmaes"]
