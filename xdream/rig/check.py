@@ -16,6 +16,7 @@ and the verdict says so. Every image is presented: run it with the rig in a test
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -218,6 +219,8 @@ class Conformance:
                 outcomes.append(Outcome(name, section, STATUS_OF[type(e)], str(e)))
                 if isinstance(e, CheckFailed):
                     self.client.reopen()  # a fresh connection for the next check
+                    if name != "handshake":
+                        self._wait_until_idle()
             if name == "handshake" and outcomes[-1].status == "FAIL":
                 outcomes += [Outcome(n, s, "NOT RUN", "no handshake") for n, s in self.CHECKS[1:]]
                 break
@@ -242,6 +245,18 @@ class Conformance:
         self.client.hello()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _wait_until_idle(self) -> None:
+        """After a failed row: wait until the rig takes a request again (one image shown once; at most the
+        60 s deadline of the checker's requests), so a request that row left presenting does not fail the
+        next rows as well ('busy'). A rig that answers it otherwise, or not at all, is left to the next row."""
+        rid, end = _id("idle"), time.monotonic() + 60 + 3 * self.timeout
+        frames = _present(self.client.session, rid, _images(1), repeats=1)
+        with contextlib.suppress(CheckFailed):
+            while time.monotonic() < end and (reply := self.client.ask(frames, rid)) is not None:
+                if reply.type != "pong" and not (reply.type == "error" and reply.header["code"] == "busy"):
+                    return
+                time.sleep(0.05)  # busy, or taken and queued or presenting: resent, as a client does (§4.4, §5)
+
     def _sized(self, n: int, repeats: int) -> tuple[int, int]:
         """``n`` images shown ``repeats`` times, or for a rig that takes fewer images per request
         (its ``max_images``, which a client never exceeds, §3) as many as it takes, shown more

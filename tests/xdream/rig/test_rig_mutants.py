@@ -142,6 +142,15 @@ def test_a_broken_rig_fails_on_the_section_it_breaks(verdicts, defect):
     assert verdict(list(outcomes.values()))[0] == 1 and "verdict: FAIL" in table
 
 
+@pytest.mark.parametrize("defect", sorted(d for d, (name, _) in EXPECTED.items() if name == "resend while presenting"))
+def test_a_request_a_failed_row_left_presenting_fails_no_later_row(verdicts, defect):
+    """The rig is still presenting the request of the failed resend-while-presenting row: the rows after
+    it wait until the rig is idle, so the report names that one failure, not a cascade of 'busy'."""
+    outcomes, table = verdicts[defect]
+    print(table)
+    assert [name for name, o in outcomes.items() if o.status == "FAIL"] == ["resend while presenting"], table
+
+
 def test_the_client_names_a_rep_rig(tmp_path):
     """The `zmq` responder's handshake error says that a REP rig must bind ROUTER (§1)."""
     from responders.zmq_client import RigUnavailableError, ZmqResponder
