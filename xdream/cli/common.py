@@ -33,7 +33,7 @@ def parse_set(items: list[str]) -> list[tuple[str, object]]:
 
 
 def path_value(text: str) -> str:
-    """A path flag's value (``type=`` of --output and the weights flags): an empty one (an unset
+    """A path flag's value (``type=`` of --output, the weights flags and the other path flags): an empty one (an unset
     shell variable) is refused, not taken as "not given" or as the current folder."""
     if not text.strip():
         raise argparse.ArgumentTypeError("the path is empty; give a file or folder, or leave the flag out")

@@ -80,9 +80,9 @@ def add_parser(commands) -> None:
     evolve.add_argument("--no-verify", action="store_true",
                         help="load --generator-weights FILE without checking the published SHA-256 (weights of your "
                              "own; a pinned generator.sha256 is still checked)")
-    evolve.add_argument("--init-image", metavar="FILE",
+    evolve.add_argument("--init-image", metavar="FILE", type=common.path_value,
                         help="start the optimiser from this image's code (gradient inversion)")
-    evolve.add_argument("--init-from-characterisation", metavar="RUN",
+    evolve.add_argument("--init-from-characterisation", metavar="RUN", type=common.path_value,
                         help="start the optimiser from the code of the unit's preferred stimulus in this "
                              "characterisation run (xdream characterise; gradient inversion)")
     evolve.add_argument("--init-unit", metavar="UNIT",

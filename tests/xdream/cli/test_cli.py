@@ -45,6 +45,9 @@ BAD_INPUTS = [
     (["--generator", "dcgan-faces", "--generator-weights", "."], "generator 'dcgan-faces': weights file . is a folder"),
     (["--target-weights", ""], "argument --target-weights: the path is empty"),
     (["--output", ""], "argument --output: the path is empty"),
+    # the config check named the key (init_image, init_characterisation), not the flag
+    (["--init-image", ""], "argument --init-image: the path is empty"),
+    (["--init-from-characterisation", ""], "argument --init-from-characterisation: the path is empty"),
 ]
 
 
