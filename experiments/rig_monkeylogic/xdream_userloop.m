@@ -19,7 +19,8 @@ function [C, timingfile, userdefined_trialholder] = xdream_userloop(MLConfig, Tr
 %     says valid = false (docs/protocol.md §4.2: one record per (image, repeat), the first counts);
 %   - answers the request with its trial records once the queue is empty or its deadline (from
 %     the request's receipt) has passed (complete = false): at the first trial boundary after
-%     it, since a trial in progress is not cut; answers pings between trials.
+%     it, since a trial in progress is not cut, and before the first trial when decoding and
+%     writing the images took longer; answers pings between trials.
 % Settings come from xdream_config.m (a lab's copy first on the path wins).
 C = [];
 timingfile = 'xdream_timing.m';
@@ -33,13 +34,13 @@ if S.in_trial
   S = finish_trial(S, TrialRecord);
   S.in_trial = false;
 end
-progress = S.progress;
-if ~isempty(S.job) && (isempty(S.queue) || toc(S.started) > S.deadline)
-  send_result(S);
-  S.job = [];
-end
-while isempty(S.job)  % between requests: wait for the next one (answering hello and pings)
-  job = xdream_requests('poll', S.link, 200, progress);
+while true  % between requests: wait for the next one (answering hello and pings)
+  if ~isempty(S.job) && (isempty(S.queue) || toc(S.started) > S.deadline)
+    send_result(S);  % also before the first trial, when decoding and writing the images took the deadline
+    S.job = [];
+  end
+  if ~isempty(S.job), break; end
+  job = xdream_requests('poll', S.link, 200, S.progress);
   if ~isempty(job), S = begin_request(S, job); end
 end
 xdream_requests('poll', S.link, 0, S.progress);  % pings and resends between trials

@@ -95,6 +95,27 @@ def test_a_pong_for_an_answered_request_counts_its_presentations(tmp_path):
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
 
 
+def test_no_trial_begins_after_the_deadline(tmp_path):
+    """docs/protocol.md §6: the deadline runs from receipt, and a rig that keeps it begins every
+    trial before it. The userloop checked the deadline only after a trial, so when decoding and
+    writing the images took longer than the deadline (`xdream rig check` on a loaded machine) it
+    still began the first trial and answered with its records; it now answers with none."""
+    octave, endpoint, _, out = start_driver(tmp_path, {})
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=30)
+        client.hello()
+        rid = "late-1"
+        result = client.ask(_present(client.session, rid, _images(40), deadline_ms=1), rid, timeout=60)
+        client.close()
+    finally:
+        context.destroy(linger=0)
+        octave.kill()
+        octave.wait()
+    assert result.type == "result", out.read_text()
+    assert (result.header["complete"], result.header["records"]) == (False, [])
+
+
 def test_a_resend_in_another_encoding_or_without_a_field_is_refused(tmp_path):
     """docs/protocol.md §4.2, §5: a resend under a known request id is checked like any request.
     The handler compared a resend of an answered request with it on image ids, shape, repeats
