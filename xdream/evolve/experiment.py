@@ -197,7 +197,9 @@ class Experiment:
     included) releases the lock and closes the responder, as :meth:`close` does.
 
     The config's ``threads`` sets torch's intra-op threads (process-wide) before anything is
-    built; left out, the process's current count is kept and recorded.
+    built; left out, the process's current count is kept and recorded. Either way numpy's BLAS
+    gets one thread (:func:`~xdream.core.threads.use_threads`), as a resume or a rerun of the
+    recorded config gives it.
     """
 
     def __init__(self, config: ExperimentConfig, *, generator: Generator | None = None,
@@ -206,8 +208,7 @@ class Experiment:
                  _changes: list[dict] | None = None, _repair: bool = False):
         if config.threads is None:
             config = dataclasses.replace(config, threads=torch.get_num_threads())
-        else:
-            use_threads(config.threads)
+        use_threads(config.threads)  # numpy's BLAS gets one thread either way, as a resume of the run gives it
         self.config = config
         self.session = config.thread is not None
         if generator is not None and self.session:

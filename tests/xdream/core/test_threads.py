@@ -122,6 +122,29 @@ def test_experiment_applies_and_records_threads(tmp_path, fast_job):
         torch.set_num_threads(before)
 
 
+def test_experiment_without_threads_gives_numpy_blas_one_thread_as_its_resume_does(tmp_path, fast_job):
+    """A Python-API run whose config leaves ``threads`` out records the process's count, and a
+    resume (or ``xdream evolve RUN/config.toml``) applies that count, which gives numpy's BLAS
+    one thread: the run itself must too, or it differs from them (full CMA-ES's eigh at d = 300
+    differs bit-wise between 1 and 2 BLAS threads, seen from generation 8 of a 40-generation run)."""
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from xdream import Experiment
+
+    blas = lambda: {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}  # noqa: E731
+    with threadpool_limits(2, user_api="blas"):  # a fresh Python process's BLAS on 2 cores; restored after
+        assert blas() == {2}
+        a = np.random.default_rng(0).standard_normal((300, 300))
+        two = np.linalg.eigh(a @ a.T)[1]
+        experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+        experiment.close()
+        assert experiment.config.threads == torch.get_num_threads()
+        assert blas() == {1}, "the run computes with another BLAS thread count than its resume"
+        assert not np.array_equal(np.linalg.eigh(a @ a.T)[1], two)  # the count changes values
+
+
 def test_use_threads_gives_numpy_blas_one_thread_whatever_the_core_count():
     """numpy's BLAS ends at one thread after use_threads (its products are small; a busy
     machine makes a second thread wait), so the values of a run do not depend on the cores."""
