@@ -11,7 +11,7 @@ Layout of the run directory::
                                     range edges) / least preferred
     RUN/layer_summary.csv, .png     fraction of each class per target (layer)
     RUN/plots/<unit>.png            hue curve against the baseline line + orientation x frequency map
-    RUN/summary.json                counts, timings, the summary table and every unit's verdicts with
+    RUN/summary.json                counts, timings, torch threads, the summary table and every unit's verdicts with
                                     its preferred / least preferred stimulus's exact parameters
                                     (what ``evolve --init-from-characterisation`` re-renders)
 """

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from xdream.core import registry
 from xdream.config import to_toml
@@ -139,5 +140,6 @@ def characterise(targets: dict[str, Responder], protocol: Protocol, settings: Se
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write(run.path / "responses.npz", buffer.getvalue())
-    summary = outputs.write_summary(run.path, protocol, results, {"timings": timings, "seed": settings.seed})
+    summary = outputs.write_summary(run.path, protocol, results, {"timings": timings, "seed": settings.seed,
+                                                                    "threads": torch.get_num_threads()})
     return results, summary

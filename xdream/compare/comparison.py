@@ -220,7 +220,7 @@ class Comparison:
         write_comparison(self.run, results, tops, title=self.settings.target,
                          hlines={"best natural image": natural.best},
                          record={"settings": asdict(self.settings), "responder": self.responder.describe(),
-                                 "natural_top_names": natural_names})
+                                 "natural_top_names": natural_names, "threads": torch.get_num_threads()})
         return results
 
     def close(self) -> None:

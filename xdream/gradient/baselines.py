@@ -266,6 +266,7 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
         "scores": outcome.scores.tolist(), "best": float(outcome.scores.max()), "history": outcome.history,
         "final_objective": outcome.history[-1]["objective"] if outcome.history else None,
         "objective_meaning": settings.objective_meaning, "activation_meaning": ACTIVATION_MEANING,
+        "threads": torch.get_num_threads(),  # torch's intra-op count: 1 and 2 threads sum in other orders
     })
     steps = [h["step"] for h in outcome.history]
     curves = {f"objective {outcome.objective}": (steps, [h["objective"] for h in outcome.history])}

@@ -66,6 +66,21 @@ def test_noisy_run_records_clean_responses(tmp_path):
     assert not list((out / "plots").iterdir())
 
 
+def test_summary_records_the_torch_threads_its_responses_depend_on(tmp_path):
+    """A unit's responses differ bit-wise between 1 and 2 torch threads (efficientnet_lite0:
+    _blocks.4:3, coarse protocol): summary.json says which count recorded them."""
+    import torch
+
+    out, before = tmp_path / "one", torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert main(["characterise", "efficientnet_lite0:_blocks.0:2", "--output", str(out), "--no-unit-plots",
+                     *SMALL]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((out / "summary.json").read_text())["threads"] == 1
+
+
 BAD = [
     (["efficientnet_lite0:_blocks.0", "--preset", "fine"], "unknown preset 'fine'; valid: default, coarse"),
     (["efficientnet_lite0:_blocks.0", "--set", "frequencies=[]"], "empty parameter range: frequencies = []"),

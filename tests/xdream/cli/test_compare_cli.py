@@ -50,6 +50,26 @@ def test_compare_writes_table_report_and_consistent_scores(tmp_path, capsys):
     RunDir.open(out).lock.release()  # the comparison let go of its folder: this process can take it again
 
 
+def test_compare_json_records_the_torch_threads_its_numbers_depend_on(tmp_path):
+    """The table's activations (natural images, gradient baselines) differ bit-wise between 1 and
+    2 torch threads: compare.json and each gradient folder's gradient.json say which count made
+    them, as each evolution folder's config.toml does."""
+    import tomllib
+
+    import torch
+
+    out, before = tmp_path / "cmp", torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert main(["compare", *QUICK, "--optimizers", "genetic", "--gradient", "featurevis",
+                     "--output", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((out / "compare.json").read_text())["threads"] == 1
+    assert json.loads((out / "gradient-featurevis" / "gradient.json").read_text())["threads"] == 1
+    assert tomllib.loads((out / "evolution-genetic" / "config.toml").read_text())["threads"] == 1
+
+
 def test_gradient_command_writes_a_run(tmp_path, capsys):
     out = tmp_path / "g"
     assert main(["gradient", "--target", "efficientnet_lite0:_blocks.2:5", "--steps", "3", "--size", "32",
