@@ -49,6 +49,9 @@ def run(args) -> int:
     if command == "download" and (args.preset or not args.names):
         return download_preset(args)
     if command == "download":
+        if args.dry_run:  # it lists a preset's files; never a silent download of the names
+            raise WeightsError(f"--dry-run lists the files of --preset PRESET and fetches nothing; xdream weights "
+                               f"download {' '.join(args.names)} fetches them: drop --dry-run, or give --preset")
         for name in args.names:
             store.entry(name)  # every name is checked before anything is fetched
         for name in args.names:

@@ -92,3 +92,12 @@ def test_list_says_what_is_pinned_hashed_and_sized(home, capsys):
     assert (f"    {deep512.url}  [NOT pinned (the host has no revision to pin), NO published SHA-256, "
             "exact size not published, 225 MiB checked]\n") in out
     assert f"    {CATALOG['deepsim-pool5'].url}  [pinned to a commit, NO published SHA-256, size not published]" in out
+
+
+def test_dry_run_without_preset_is_refused_and_fetches_nothing(home, file_server, capsys):
+    """``--dry-run`` lists a preset's files; given with catalogue names it must not download them."""
+    file_server.files["upconvGAN_pool5.pt"] = b"pool5 bytes" * 1000
+    assert main(["weights", "download", "deepsim-pool5", "--dry-run", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--dry-run" in err and "--preset" in err
+    assert not (home / "weights" / "upconvGAN_pool5.pt").exists()
