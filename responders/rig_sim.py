@@ -449,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readout", default="center", help="center or mean")
     p.add_argument("--input-size", type=int, help="model input size (default the model's)")
     p.add_argument("--noise", help="trial noise: poisson or gaussian")
-    p.add_argument("--noise-set", action="append", default=[], metavar="KEY=VALUE", help="noise option, e.g. level=0.5")
+    p.add_argument("--noise-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="noise option of --noise, e.g. level=0.5")
     p.add_argument("--channels", type=int, default=1, metavar="N",
                    help="channels per neuron (copies with independent noise); with several --target, target k "
                         "is on ch{k*N} .. ch{k*N+N-1}")
@@ -473,6 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _noise(args) -> NoiseModel | None:
     if args.noise is None:
+        if args.noise_set:
+            raise ConfigError(f"--noise-set {args.noise_set[0]} given without --noise NAME "
+                              f"({', '.join(registry.available('noise'))}); "
+                              "give the noise model, or drop --noise-set")
         return None
     options = {}
     for item in args.noise_set:

@@ -852,3 +852,12 @@ def test_rig_simulate_refuses_counts_and_times_out_of_range(tmp_path, xdream_mai
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert option[0].strip("-").replace("-", "_") in out.stderr.replace("-", "_"), out.stderr
     assert f"got {option[1]}" in out.stderr and not (tmp_path / "log").exists(), out.stderr
+
+
+def test_rig_simulate_refuses_noise_options_without_a_noise_model(tmp_path, xdream_main):
+    """`--noise-set level=0.5` without `--noise NAME` started a noise-free rig: the option was
+    silently dropped. It is one line, as `xdream characterise --set noise.KEY` without --noise."""
+    out = xdream_main("rig", "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
+                      "--max-seconds", "0", "--log", tmp_path / "log", "--noise-set", "level=0.5")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "--noise-set" in out.stderr and "--noise" in out.stderr and not (tmp_path / "log").exists()
