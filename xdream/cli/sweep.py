@@ -18,7 +18,8 @@ def add_parser(commands) -> None:
                        help="parallel runs (default: CPU count; runs on device cuda: one per visible GPU)")
     sweep.add_argument("--gpu-per-run", type=float, metavar="FRACTION",
                        help="runs on device cuda, Ray backend: the GPU share each run asks for, in (0, 1] (default 1: "
-                            "one run per card; 0.25: four)")
+                            "one run per card; 0.25: four); refused on the process backend, whose workers get a "
+                            "whole GPU each")
 
 
 def run(args) -> int:

@@ -219,7 +219,8 @@ def visible_gpus(environ=None) -> list[str]:
 def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=None, log=print,
               gpu_per_run: float | None = None) -> dict:
     """Run every incomplete grid point; returns counts and failures. ``log`` gets progress lines.
-    Runs on CUDA: Ray tasks ask for ``gpu_per_run`` of a GPU; pool workers get one GPU each."""
+    Runs on CUDA: Ray tasks ask for ``gpu_per_run`` of a GPU; pool workers get one GPU each (a
+    ``gpu_per_run`` there is refused)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown sweep backend {backend!r}; valid: {choices_text(BACKENDS)}")
     if workers is not None and workers < 1:
@@ -236,6 +237,9 @@ def run_sweep(sweep_file, *, output=None, backend="auto", address=None, workers=
     def check_gpus(runs):
         cuda = uses_cuda(runs)
         placement["resources"] = task_resources(cuda, gpu_per_run)
+        if gpu_per_run is not None and backend != "ray":  # a pool worker has a whole card
+            raise ConfigError(f"gpu_per_run (--gpu-per-run) {gpu_per_run:g} is a Ray task's share of a GPU; the "
+                              f"{backend} backend gives each worker one whole GPU: use the ray backend, or drop it")
         placement["gpus"] = visible_gpus() if cuda and backend == "process" else None
         if placement["gpus"] == []:
             raise ConfigError("the sweep's runs use device cuda but no GPU is visible here (CUDA_VISIBLE_DEVICES, "

@@ -46,6 +46,21 @@ def test_a_cpu_sweep_refuses_a_gpu_share(fast_job, tmp_path, capsys):
     assert not (tmp_path / "s").exists()  # refused before the sweep's folder is made
 
 
+def test_a_gpu_share_on_the_process_pool_is_refused(fast_job, tmp_path, monkeypatch, capsys):
+    """--gpu-per-run is a Ray task's share of a card; the process pool gives each worker a whole
+    card, so on it --gpu-per-run 0.25 was accepted and ignored (one run per card, not four)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # a visible card, on any machine
+    out = tmp_path / "out"
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('[base]\ngenerations = 1\ndevice = "cuda"\ngenerator = { name = "pixel", size = 16 }\n'
+                     f'responder = {{ name = "torch-unit", target = "{fast_job["responder"]["target"]}", '
+                     'input_size = 64 }\n[grid]\nseed = [0]\n')
+    code = main(["sweep", str(sweep), "--output", str(out), "--backend", "process", "--gpu-per-run", "0.25"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--gpu-per-run" in err and "ray backend" in err, err
+    assert not out.exists()
+
+
 def test_a_ray_cluster_without_a_gpu_is_refused_before_anything_is_written(fast_job, tmp_path, monkeypatch, capsys):
     """Runs on device cuda and a local Ray instance with no GPU: one error, exit 2, and no sweep
     folder, so the sweep fixed as the error says (device = "cpu") may use the same --output (a
