@@ -112,7 +112,8 @@ def add_parser(commands) -> None:
     evolve.add_argument("--thread", action="append", default=[], metavar="KEY=VALUE,...",
                         help="add an evolution thread to a session, e.g. name=faces,generator=dcgan-faces,"
                              "optimizer=genetic,target=ch0 (target=A+B: averaged); repeatable; --target is then "
-                             "the session responder's (e.g. a rig's endpoint)")
+                             "the session responder's (e.g. a rig's endpoint); --generator, --optimizer, --population "
+                             "and --set generator/optimizer.KEY set the default of threads that name none")
     evolve.add_argument("--units", metavar="LIST",
                         help="with --target MODEL:LAYER: evolve one thread per channel in one job (shared model, "
                              "batched forward passes), e.g. 0:64 (channels 0-63) or 3,7,12")
@@ -170,9 +171,23 @@ def config_from_args(args) -> ExperimentConfig:
             data.setdefault(key.split(".")[0], {})
         set_dotted(data, key, value)
     if session:
+        _refuse_unused_defaults(data, args)
         _name_tables(data)
     _unmark_described(data, args)
     return ExperimentConfig.from_dict(data)
+
+
+def _refuse_unused_defaults(data: dict, args) -> None:
+    """A flag that sets the session's top-level generator or optimizer, the default of threads
+    without their own, while every thread names its own: one line, not a setting no thread uses."""
+    for kind in ("generator", "optimizer"):
+        given = [f"--{flag.replace('_', '-')} {getattr(args, flag)}" for flag, key in FLAG_KEYS.items()
+                 if key.startswith(kind + ".") and getattr(args, flag) is not None]
+        given += ["--no-verify"] if kind == "generator" and getattr(args, "no_verify", False) else []
+        given += [f"--set {item}" for item in args.set if item.strip().startswith(kind + ".")]
+        if given and all(kind in thread for thread in data["thread"]):
+            raise ConfigError(f"{given[0]} sets the session's default {kind}, which no thread uses (each names its "
+                              f"own {kind}); give it in each thread's own {kind} table of a config file, or drop it")
 
 
 def _unmark_described(data: dict, args) -> None:

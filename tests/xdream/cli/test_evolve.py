@@ -38,6 +38,11 @@ def test_units_evolves_one_thread_per_channel_in_one_job(tmp_path, evolve):
     (["--thread", f"name=a,target={LAYER}:1", "--thread", f"name=a,target={LAYER}:2"], "two threads are named 'a'"),
     (["--thread", f"name=a,target={LAYER}:1,colour=red"], "'colour=red' is not KEY=VALUE"),
     (["--units", "0:2", "--target", LAYER, "--init-image", "x.png"], "--init-image starts a one-thread run"),
+    # every thread names its own optimiser: --population 4 (in SMALL) set the session's default, which no thread
+    # used, and the run went on with genetic's population of 20
+    (["--thread", f"name=a,optimizer=genetic,target={LAYER}:1"], "--population 4 sets the session's default"),
+    (["--thread", f"name=a,optimizer=genetic,target={LAYER}:1", "--set", "optimizer.mutation_rate=0.1"],
+     "no thread uses"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, evolve, args, message):
     proc = evolve(*args, *SMALL, "--output", str(tmp_path / "run"))
