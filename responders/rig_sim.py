@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "scored in one forward pass, one channel each (ch0, ch1, ... in this order)")
     p.add_argument("--target-weights", "--weights", dest="weights", metavar="FILE",
                    help="the target network's local weights file (a torchvision state dict, caffenet.pt)")
-    p.add_argument("--readout", default="center", help="center or mean")
+    p.add_argument("--readout", default="center", help="center or mean (default center)")
     p.add_argument("--input-size", type=int, help="model input size (default the model's)")
     p.add_argument("--noise", help="trial noise: poisson or gaussian")
     p.add_argument("--noise-set", action="append", default=[], metavar="KEY=VALUE",
@@ -454,11 +454,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=1, metavar="N",
                    help="channels per neuron (copies with independent noise); with several --target, target k "
                         "is on ch{k*N} .. ch{k*N+N-1}")
-    p.add_argument("--presentation-ms", type=float, default=0.0, help="time per presentation")
-    p.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="bind address (tcp://127.0.0.1:* picks a port)")
+    p.add_argument("--presentation-ms", type=float, default=0.0, help="time per presentation (default 0)")
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5555",
+                   help="bind address (default tcp://127.0.0.1:5555; tcp://127.0.0.1:* picks a port)")
     p.add_argument("--endpoint-file", help="write the bound endpoint to this file once listening")
-    p.add_argument("--log", default="rig-log.jsonl", help="presentation log, also the reply cache")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", default="rig-log.jsonl",
+                   help="presentation log, also the reply cache (default rig-log.jsonl)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the trial noise and the faults (default 0)")
     p.add_argument("--max-seconds", type=float, default=float("inf"), help="stop after this long")
     for name in ("drop", "delay", "duplicate", "corrupt", "invalid"):
         p.add_argument(f"--{name}", type=float, default=0.0, help=f"fault: probability to {name} a "

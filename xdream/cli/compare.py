@@ -19,7 +19,7 @@ def add_parser(commands) -> None:
     c.add_argument("--preset", help="default (full, minutes; the default) or quick (a pipeline check)")
     compare = defaults("compare")
     common.add_target(c, help="MODEL:LAYER:CHANNEL[:Y:X] (a unit) or MODEL:LAYER[:Y:X] (the mean over a layer's "
-                      f"channels; default {compare['target']})")
+                      f"channels; default {compare['target']}, --preset quick: {compare['quick_target']})")
     common.add_generator(c, help=f"generator for evolution and latent ascent (default {compare['generator']})")
     c.add_argument("--optimizers", help=f"comma-separated evolution optimisers (default {','.join(compare['optimizers'])})")
     c.add_argument("--gradient", help="comma-separated gradient methods (default featurevis,latent)")

@@ -56,7 +56,8 @@ FLAG_KEYS = {
 def add_parser(commands) -> None:
     evolve = commands.add_parser("evolve", help="evolve images that drive a target unit or neuron")
     evolve.set_defaults(handler=run)
-    evolve.add_argument("config", nargs="?", help="TOML config file (defaults: the embedded demo job)")
+    evolve.add_argument("config", nargs="?",
+                        help="TOML config file (defaults: the embedded demo job); flags and --set override its values")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or crashed run")
     evolve.add_argument("--preset", metavar="NAME",
                         help=f"a published setup ({', '.join(presets.names())}; README 'Published setups'): its "
@@ -96,10 +97,11 @@ def add_parser(commands) -> None:
     evolve.add_argument("--budget", type=int, help="total evaluations (instead of generations)")
     common.add_noise(evolve, help="simulated response noise (options with --set noise.level=0.5)")
     common.add_reference_folder(evolve, "natural reference images shown in every generation "
-                                        "(default: scikit-image's photographs)")
+                                        "(default: scikit-image's photographs; with neither this flag nor "
+                                        "--reference-per-generation, a run shows no reference images)")
     evolve.add_argument("--reference-per-generation", type=int, metavar="N",
                         help="natural reference images per generation, scored but never told to the optimiser "
-                             "(default 2 when --reference-folder is given; 0: none)")
+                             "(default 2 when --reference-folder is given, none without either flag; 0: none)")
     evolve.add_argument("--unscored", choices=("nan-policy", "reshow"),
                         help="images with no valid response: the optimiser's NaN policy acts, or they are shown "
                              "again before it is told (--set reshow_attempts=N, default 1)")

@@ -822,7 +822,7 @@ def main(argv: list[str]) -> int:
     """``xdream rig check ENDPOINT [--timeout S] [--restart-command CMD] [--no-content] [--bind]``."""
     parser = OneLineParser(prog="xdream rig check", description=__doc__.splitlines()[0])
     parser.add_argument("endpoint", help="the rig's endpoint, e.g. tcp://127.0.0.1:5555")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each answer (default 10)")
     parser.add_argument("--restart-command", metavar="CMD", help="a shell command that kills and restarts the rig "
                         "(run while a request is being presented)")
     parser.add_argument("--no-content", action="store_true", help="accept a rig without the content probe (§4.5); "

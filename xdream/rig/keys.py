@@ -163,7 +163,7 @@ def main(argv: list[str]) -> int:
     """``xdream rig keygen NAME [--dir DIR]``."""
     parser = OneLineParser(prog="xdream rig keygen", description="Create a CURVE key pair.")
     parser.add_argument("name", help="key name: writes NAME.key (public) and NAME.key_secret")
-    parser.add_argument("--dir", default=".", help="directory for the key files")
+    parser.add_argument("--dir", default=".", help="directory for the key files (default: the current one)")
     args = parser.parse_args(argv)
     folder = Path(args.dir)
     if not args.name.replace("-", "").replace("_", "").isalnum():
