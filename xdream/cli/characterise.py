@@ -26,12 +26,13 @@ def add_parser(commands) -> None:
     p.add_argument("targets", nargs="+", metavar="TARGET",
                    help="MODEL:LAYER:CHANNEL[:Y:X] (one unit) or MODEL:LAYER[:Y:X] (every channel of a layer)")
     p.add_argument("--preset", default="default", help=f"stimulus protocol: {', '.join(PRESETS)} (default: default)")
-    common.add_noise(p, help="simulated response noise (needs repeats >= 2)")
+    common.add_noise(p, help="simulated response noise (needs repeats >= 2, unless --method exact)")
     common.add_weights(p)
     p.add_argument("--size", type=int, help="stimulus size in px, at most 2048 (default: the model's input size)")
     p.add_argument("--batch-size", type=int, default=64, help="images per responder call (default 64)")
     p.add_argument("--method", default="auto", help=f"classification rule: {', '.join(METHODS)} (default auto)")
-    p.add_argument("--alpha", type=float, default=0.05, help="error rate of the statistical test (default 0.05)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="error rate of the statistical test (default 0.05; ttest, and auto on noisy units)")
     common.add_seed(p, default=0, help="master seed (presentation order, noise)")
     common.add_output(p)
     common.add_device(p, default="cpu")
