@@ -23,6 +23,19 @@ FAST_JOB = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_put_back():
+    """A run's ``threads`` sets torch's thread count process-wide; put it back after each test, so
+    a test that compares an in-process run with a rig subprocess (both at the default count) does
+    not depend on which test ran before it in this worker (a Ray sweep test left 1 thread, and a
+    noise-free rig run then differed from its local run by 4e-6)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def fast_job():
     import copy
