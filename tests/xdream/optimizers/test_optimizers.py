@@ -53,6 +53,17 @@ CASES = [pytest.param(n, {}, id=n) for n in NAMES] + [
 D = 8  # search dimension for the contract tests (small: fast)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """numpy's BLAS on one thread, as every run has it (xdream.core.threads.use_threads): the
+    surrogate's eigendecompositions took ~10x longer on OpenBLAS's spinning threads on a busy
+    machine (surrogate-tpa's climb: 43 s against 4 s beside the other pytest worker)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 # Optimisers that wrap an optional package (an extra of pyproject.toml): skipped without it.
 OPTIONAL_PACKAGES = {"nevergrad": "nevergrad"}
 
