@@ -167,7 +167,7 @@ def _kill_session(sid: int) -> None:
 def test_ray_sweep_killed_part_way_resumes_and_skips_completed_runs(fast_job, tmp_path):
     import ray  # noqa: F401  (a test dependency: fails, never skips, if Ray is missing)
 
-    n = 6
+    n = 4  # two complete before the kill, two to run after it: one round on the two workers each time
     job = {**fast_job, "generations": 10}
     out = tmp_path / "out"
     path = write_sweep(tmp_path / "s.toml", sweep_data(job, seed=list(range(n))), out)
@@ -270,8 +270,8 @@ def test_a_run_held_by_a_straggler_is_not_written_twice(fast_job, tmp_path, back
     sweep_dir, runs = prepare(path, None)
     held = sweep_dir / "runs" / runs[0].name
     held.mkdir(parents=True)
-    with RunLock(held):
-        result = run_sweep(path, backend=backend, workers=2, log=lambda line: None)
+    with RunLock(held):  # one worker: the locked run fails at once, then the other runs
+        result = run_sweep(path, backend=backend, workers=1, log=lambda line: None)
     assert list(result["failures"]) == [runs[0].name]
     assert result["failures"][runs[0].name].startswith("RunDirError: ")
     assert f"being written by pid {os.getpid()}" in result["failures"][runs[0].name]
