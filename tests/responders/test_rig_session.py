@@ -117,29 +117,30 @@ def test_sigkill_mid_generation_resumes_bit_identically_showing_nothing_twice(tm
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name} generation {g} {key}")
 
 
-def test_threads_do_not_leak_into_each_other(tmp_path, xdream_main):
+@pytest.fixture(scope="module")
+def noise_free_sim(tmp_path_factory):
+    """One noise-free simulator (its start costs a torch import) for the tests that only need a
+    rig to answer: it keeps no state between sessions that they look at."""
+    sim = SimProcess(tmp_path_factory.mktemp("noise_free"), "--target", SECOND)
+    yield sim
+    sim.stop()
+
+
+def test_threads_do_not_leak_into_each_other(tmp_path, xdream_main, noise_free_sim):
     """On a noise-free rig, thread pix's codes are identical whatever thread four's options."""
-    sim = SimProcess(tmp_path, "--target", SECOND)
-    try:
-        for run, four in (("a", '{ name = "cmaes", population = 5 }'),
-                          ("b", '{ name = "cmaes", population = 5, sigma0 = 0.9 }')):
-            result = xdream_main("evolve", "--quiet", session(tmp_path / f"{run}.toml", sim.endpoint, four),
-                                 "--output", tmp_path / run)
-            assert result.returncode == 0, result.stderr
-    finally:
-        sim.stop()
+    for run, four in (("a", '{ name = "cmaes", population = 5 }'),
+                      ("b", '{ name = "cmaes", population = 5, sigma0 = 0.9 }')):
+        result = xdream_main("evolve", "--quiet", session(tmp_path / f"{run}.toml", noise_free_sim.endpoint, four),
+                             "--output", tmp_path / run)
+        assert result.returncode == 0, result.stderr
     for a, b in zip(thread(tmp_path / "a", "pix"), thread(tmp_path / "b", "pix")):
         np.testing.assert_array_equal(a["codes"], b["codes"])
     assert not np.array_equal(thread(tmp_path / "a", "four")[1]["codes"], thread(tmp_path / "b", "four")[1]["codes"])
 
 
-def test_a_channel_the_rig_does_not_have_is_one_line_and_writes_nothing(tmp_path, xdream_main):
-    sim = SimProcess(tmp_path, "--target", SECOND)
-    try:
-        job = session(tmp_path / "job.toml", sim.endpoint, pix_target="ch5")
-        proc = xdream_main("evolve", job, "--output", tmp_path / "run")
-    finally:
-        sim.stop()
+def test_a_channel_the_rig_does_not_have_is_one_line_and_writes_nothing(tmp_path, xdream_main, noise_free_sim):
+    job = session(tmp_path / "job.toml", noise_free_sim.endpoint, pix_target="ch5")
+    proc = xdream_main("evolve", job, "--output", tmp_path / "run")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "thread 'pix': channel 'ch5' is not recorded" in proc.stderr and "ch0, ch1" in proc.stderr
