@@ -3,12 +3,14 @@
 
 Layout::
 
-    RUN/run.json             the run's kind (evolution, gradient, compare, characterise) and xdream version
+    RUN/run.json             the run's kind (evolution, session, gradient, compare, characterise), xdream version
+                             and the changes allowed on resume
     RUN/config.toml          the resolved config (re-runnable with ``xdream evolve RUN/config.toml``)
     RUN/log.jsonl            one JSON record per generation (scores, best, mean, timings)
     RUN/checkpoint.pkl       state after the last finished generation (atomic replace, SHA-256 checked)
     RUN/generations/gen_NNNN.npz   codes (float32) and scores of every generation (with reference_scores,
-                             reference_index of the natural references; shown: batches per image)
+                             reference_index of the natural references; shown: batches per image;
+                             clean_scores, reference_clean_scores: noise-free, where noise is simulated)
     RUN/images/best_NNNN.png, montage_NNNN.png   best image and all images of a generation
     RUN/best.png             the best image so far
     RUN/trajectory.png, RUN/summary.json   written when the run ends; summary.json last: it is the
@@ -17,7 +19,8 @@ Layout::
 
 A session of several threads (run.json kind ``session``) has its own ``log.jsonl`` (one record
 per generation of all threads), ``checkpoint.pkl``, ``results.jsonl`` and ``summary.json``, and
-one folder of the layout above per thread: ``RUN/threads/NAME/``.
+one folder of the layout above per thread: ``RUN/threads/NAME/``. docs/runs.md ("What the
+files hold") names every field of these files.
 
 A killed run loses at most the generation in flight: files of a generation are written before
 its log line, and the checkpoint last. The checkpoint carries the SHA-256 of every generation
