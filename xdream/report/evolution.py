@@ -120,7 +120,15 @@ def _one_thread(state: RunState) -> list[str]:
         for row, r in zip(rows, listed):
             mean = r.get("reference_mean")
             row += ["-" if mean is None else fmt(mean), ", ".join(r.get("reference_names", []))]
+    if state.noise:  # as a session's page: the noisy scores the optimiser was told, and the noise-free best
+        header.append("best (noise-free)")
+        for row, r in zip(rows, listed):
+            row.append("n/a" if r.get("clean_best") is None else fmt(r["clean_best"]))
     body.append(table_html(header, rows))
+    if state.noise:
+        body.append("<p>With simulated noise, the best, mean and reference scores (and the best image's score "
+                    "above) are noisy responses, as the optimiser was told them; best (noise-free): the highest "
+                    "noise-free score of the generation's images.</p>")
     return body
 
 

@@ -44,3 +44,20 @@ def test_a_session_on_different_targets_says_its_scores_compare_only_within_one(
     page = write_report(shutil.copytree(finished_session, tmp_path / "run")).read_text()
     assert "the threads&#x27; targets differ: a score compares only with those of the same target" in page
     assert "Under each image: its score, the best of its thread's generation." in page
+
+
+def test_a_noisy_run_says_its_scores_are_noisy_and_shows_the_noise_free_best(fast_job, tmp_path):
+    """With simulated noise, a one-thread page's best and table are the noisy scores the optimiser
+    was told; it says so and lists each generation's noise-free best, as a session's page does."""
+    fast_job.update(generations=2, optimizer={"name": "genetic", "population": 4},
+                    noise={"name": "gaussian", "level": 0.5})
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
+    experiment.run(progress=False)
+    experiment.close()
+    path = experiment.run_dir.path
+    page = write_report(path).read_text()
+    table = page[page.index("<h2>Generations</h2>"):page.index("<h2>Config</h2>")]
+    assert "best (noise-free)" in table and "noisy" in table
+    records = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
+    for r in records:
+        assert f"<td>{r['clean_best']:.4g}</td>" in table
