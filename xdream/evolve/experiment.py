@@ -638,7 +638,8 @@ class Experiment:
                 **status, **{k: getattr(summary, k) for k in ("generations", "evaluations", "presented",
                                                               "initial_best", "final_best", "best_generation",
                                                               "stopped_early")},
-                "improvement": summary.improvement, "config": self.config.to_dict(),
+                "improvement": summary.improvement, **{k: results[0][k] for k in ("clean_best", "reference_mean")},
+                "config": self.config.to_dict(),
                 "components": self.components, "custom_components": self.custom, **changes})
             return summary
         for t, r in zip(self.threads, results):

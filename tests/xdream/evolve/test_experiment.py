@@ -343,6 +343,9 @@ def test_reference_images_are_scored_but_never_told(tmp_path, fast_job):
     assert [h["reference_mean"] for h in experiment.history] == [r["reference_mean"] for r in records]
     saved = json.loads((tmp_path / "ref" / "summary.json").read_text())
     assert saved["evaluations"] == summary.evaluations == 32 and saved["presented"] == 44
+    # as a session's thread record: the references' mean over the generations; no noise, no clean_best
+    assert saved["reference_mean"] == pytest.approx(np.mean([r["reference_mean"] for r in records]))
+    assert saved["clean_best"] is None
     assert "(44 images shown)" in summary.lines()[0]
 
 
