@@ -62,7 +62,7 @@ def run(args) -> int:
     options = {"target": args.target, **({"weights": args.weights} if args.weights else {})}
     responder = registry.create("responder", registry.responder_for_target(args.target), options)
     parts = prepare(responder, settings)
-    run = create_dir(args.output or new_run_path(f"gradient-{args.method}"), settings)
+    run = create_dir(args.output or new_run_path(f"gradient-{args.method}"), settings, args.target)
     print(f"output: {run.path}", file=sys.stderr)
     outcome = run_gradient(responder, settings, parts, progress=not args.quiet)
     write_gradient_dir(run.path, settings, responder, outcome, run=run)

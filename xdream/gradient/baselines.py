@@ -9,8 +9,9 @@ Methods (``METHODS``):
 - ``deepdream``: DeepDream from a photo with octaves.
 
 Every final image is re-scored with the responder itself (no transforms, no noise), so the
-numbers compare directly with an evolution's. A run folder holds ``gradient.json``,
-``best.png``, ``montage.png``, ``images/final_NN.png`` and ``trajectory.png``.
+numbers compare directly with an evolution's. A run folder holds ``config.toml`` (the target and
+the settings its method uses), ``gradient.json``, ``best.png``, ``montage.png``,
+``images/final_NN.png`` and ``trajectory.png``.
 """
 
 from __future__ import annotations
@@ -253,13 +254,13 @@ def run_gradient(responder, settings: GradientSettings, parts: dict, progress: b
 def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, outcome: GradientOutcome,
                        run: RunDir | None = None) -> Path:
     """Write a gradient run's folder (``run`` when already created) and return its path."""
-    run = run or create_dir(path, settings)
+    describe = responder.describe()
+    run = run or create_dir(path, settings, describe.get("target", responder.name))
     order = np.argsort(-outcome.scores)
     for rank, i in enumerate(order):
         save_png(outcome.images[i], run.path / "images" / f"final_{rank:02d}.png")
     save_png(outcome.images[order[0]], run.path / "best.png")
     save_png(montage(outcome.images[order]), run.path / "montage.png")
-    describe = responder.describe()
     run.write_json(RESULT, {
         "kind": "gradient", "method": settings.method, "settings": asdict(settings), "responder": describe,
         "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
@@ -277,10 +278,11 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
     return run.path
 
 
-def create_dir(path: str | Path, settings: GradientSettings) -> RunDir:
-    """A new, empty run folder holding the settings as ``config.toml``."""
-    plain = {k: v for k, v in asdict(settings).items() if v is not None}
-    run = RunDir.create(path, to_toml({"kind": "gradient", **plain}), kind="gradient")
+def create_dir(path: str | Path, settings: GradientSettings, target: str) -> RunDir:
+    """A new, empty run folder holding, as ``config.toml``, the target and the settings its method uses."""
+    plain = {k: v for k, v in asdict(settings).items()
+             if v is not None and settings.method in USED_BY.get(k, (settings.method,))}
+    run = RunDir.create(path, to_toml({"kind": "gradient", "target": target, **plain}), kind="gradient")
     (run.path / "generations").rmdir()  # evolution-only
     return run
 

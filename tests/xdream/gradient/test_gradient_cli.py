@@ -134,3 +134,25 @@ def test_latent_ascent_through_a_generator_without_gradients_is_refused_before_t
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "generator 'numpy-blobs' is not differentiable" in err
     assert not out.exists()
+
+
+def test_config_toml_records_the_target_and_only_the_settings_the_method_used(tmp_path, lite_unit):
+    """``--method pixel``'s config.toml listed ``[generator]``, ``octaves`` and ``octave_scale``, which
+    pixel does not use, and not the target; now the target and the settings its method uses (``USED_BY``),
+    also in a folder written by ``write_gradient_dir`` alone (as ``xdream compare`` writes its own)."""
+    import tomllib
+
+    from xdream.gradient.baselines import GradientSettings, prepare, run_gradient, write_gradient_dir
+
+    out = tmp_path / "grad"
+    assert main(["gradient", "--method", "pixel", "--target", UNIT, "--steps", "2", "--size", "32", "--quiet",
+                 "--output", str(out)]) == 0
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config == {"kind": "gradient", "target": UNIT, "method": "pixel", "steps": 2, "size": 32, "batch": 1,
+                      "seed": 0, "tv": 0.0, "l1": 0.0, "blur": 0.0, "score_every": 16}
+    settings = GradientSettings(method="latent", steps=1, score_every=1)
+    outcome = run_gradient(lite_unit, settings, prepare(lite_unit, settings))
+    write_gradient_dir(tmp_path / "latent", settings, lite_unit, outcome)
+    config = tomllib.loads((tmp_path / "latent" / "config.toml").read_text())
+    assert config["target"] == UNIT and config["generator"] == {"name": "dcgan-faces"}
+    assert not {"size", "image", "octaves", "octave_scale"} & set(config)

@@ -149,7 +149,8 @@ def test_report_of_a_gradient_or_compare_run_that_did_not_finish(tmp_path, capsy
     from xdream.gradient.baselines import GradientSettings, create_dir
     from xdream.runs.rundir import RunDir
 
-    gradient = create_dir(tmp_path / "grad", GradientSettings())  # as ``xdream gradient`` creates it
+    # as ``xdream gradient`` creates it
+    gradient = create_dir(tmp_path / "grad", GradientSettings(), "efficientnet_lite0:_blocks.4:3")
     gradient.lock.release()  # as the kernel does when the process dies
     compare = RunDir.create(tmp_path / "cmp", 'kind = "compare"\n', subdirs=(), kind="compare")
     compare.lock.release()
