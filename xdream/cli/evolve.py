@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 from xdream.cli import common
-from xdream.config import ExperimentConfig, defaults, is_session, presets, read_toml, set_dotted
+from xdream.config import PROVIDED, ExperimentConfig, defaults, is_session, presets, read_toml, set_dotted
 from xdream.config.experiment import PLUGINS, THREAD_KEYS
 from xdream.core import registry
-from xdream.core.errors import ConfigError
+from xdream.core.errors import ConfigError, choices_text
 from xdream.core.threads import default_threads
 from xdream.weights.needed import check_preset_files
 
@@ -175,6 +175,8 @@ def config_from_args(args) -> ExperimentConfig:
     if session:
         _refuse_unused_defaults(data, args)
         _name_tables(data)
+    if getattr(args, "no_verify", False):
+        _refuse_no_verify(data["generator"].get("name"))
     _unmark_described(data, args)
     return ExperimentConfig.from_dict(data)
 
@@ -190,6 +192,18 @@ def _refuse_unused_defaults(data: dict, args) -> None:
         if given and all(kind in thread for thread in data["thread"]):
             raise ConfigError(f"{given[0]} sets the session's default {kind}, which no thread uses (each names its "
                               f"own {kind}); give it in each thread's own {kind} table of a config file, or drop it")
+
+
+def _refuse_no_verify(name) -> None:
+    """``--no-verify`` for a generator without a weights check: one line naming the flag, not the
+    config key ``verify`` it sets, and the generators that take it (an unknown name: from_dict says so)."""
+    def takes(n: str) -> bool:
+        return "verify" in registry.user_options(registry.load("generator", n), PROVIDED["generator"])
+
+    names = registry.available("generator")
+    if name in names and not takes(name):  # only then the others are loaded
+        raise ConfigError(f"--no-verify: generator {name!r} has no weights check to skip; generators that take it: "
+                          f"{choices_text([n for n in names if takes(n)])}")
 
 
 def _unmark_described(data: dict, args) -> None:

@@ -48,6 +48,9 @@ BAD_INPUTS = [
     # the config check named the key (init_image, init_characterisation), not the flag
     (["--init-image", ""], "argument --init-image: the path is empty"),
     (["--init-from-characterisation", ""], "argument --init-from-characterisation: the path is empty"),
+    # the config check named its key: "unknown option 'verify' for generator 'dcgan-faces'; valid: weights"
+    (["--generator", "dcgan-faces", "--no-verify"], "--no-verify: generator 'dcgan-faces' has no weights check to "
+     "skip; generators that take it: biggan-deep-128, biggan-deep-256, biggan-deep-512, deepsim-conv3"),
 ]
 
 
