@@ -31,8 +31,9 @@ def add_parser(commands) -> None:
     p.add_argument("--size", type=int, help="stimulus size in px, at most 2048 (default: the model's input size)")
     p.add_argument("--batch-size", type=int, default=64, help="images per responder call (default 64)")
     p.add_argument("--method", default="auto", help=f"classification rule: {', '.join(METHODS)} (default auto)")
-    p.add_argument("--alpha", type=float, default=0.05,
-                   help="error rate of the statistical test (default 0.05; ttest, and auto on noisy units)")
+    p.add_argument("--alpha", type=float,
+                   help="error rate of the statistical test (default 0.05; ttest, and auto on noisy units; refused "
+                   "with exact)")
     common.add_seed(p, default=0, help="master seed (presentation order, noise)")
     common.add_output(p)
     common.add_device(p, default="cpu")
@@ -45,6 +46,10 @@ def run(args) -> int:
     from xdream.characterise.run import Settings, characterise, target_responder
     from xdream.runs.rundir import new_run_path
 
+    if args.alpha is not None and args.method == "exact":
+        raise ConfigError(f"--alpha {args.alpha} is not used by method 'exact'; methods that use it: auto (on noisy "
+                          "units), ttest")
+    alpha = Settings.alpha if args.alpha is None else args.alpha
     tables = {"protocol": {"preset": args.preset}, "noise": {}, "responder": {}}
     for key, value in common.parse_set(args.set):
         table, dot, sub = key.partition(".")
@@ -59,7 +64,7 @@ def run(args) -> int:
     protocol = Protocol.from_dict(tables["protocol"])
     noise = {"name": args.noise, **tables["noise"]} if args.noise else None
     settings = Settings(seed=args.seed, size=args.size, batch_size=args.batch_size, method=args.method,
-                        alpha=args.alpha, unit_plots=not args.no_unit_plots, noise=noise)
+                        alpha=alpha, unit_plots=not args.no_unit_plots, noise=noise)
     settings.validate(protocol)
     settings.noise_model()
     options = dict(tables["responder"])
@@ -67,7 +72,7 @@ def run(args) -> int:
         options["weights"] = args.weights
     targets = {t: target_responder(t, options, args.device) for t in dict.fromkeys(args.targets)}
     output = Path(args.output or new_run_path("characterise"))
-    config = {"seed": args.seed, "targets": list(targets), "method": args.method, "alpha": args.alpha,
+    config = {"seed": args.seed, "targets": list(targets), "method": args.method, "alpha": alpha,
               "batch_size": args.batch_size, **({"size": args.size} if args.size else {}),
               "protocol": protocol.to_dict(), **({"noise": noise} if noise else {}),
               **({"responder": options} if options else {})}

@@ -81,6 +81,14 @@ def test_summary_records_the_torch_threads_its_responses_depend_on(tmp_path):
     assert json.loads((out / "summary.json").read_text())["threads"] == 1
 
 
+def test_alpha_is_taken_by_the_rules_that_use_it_and_defaults_to_0_05(tmp_path):
+    """``--alpha`` with ``--method auto`` (its t-test on noisy units) is recorded; without it, 0.05."""
+    for out, alpha in ((tmp_path / "given", ["--alpha", "0.01"]), (tmp_path / "default", [])):
+        assert main(["characterise", "efficientnet_lite0:_blocks.0:2", "--method", "auto", *alpha, "--output", str(out),
+                     "--no-unit-plots", *SMALL]) == 0
+        assert tomllib.loads((out / "config.toml").read_text())["alpha"] == (0.01 if alpha else 0.05)
+
+
 BAD = [
     (["efficientnet_lite0:_blocks.0", "--preset", "fine"], "unknown preset 'fine'; valid: default, coarse"),
     (["efficientnet_lite0:_blocks.0", "--set", "frequencies=[]"], "empty parameter range: frequencies = []"),
@@ -91,6 +99,9 @@ BAD = [
     (["efficientnet_lite0:_blocks.0", "--noise", "laplace", "--preset", "coarse"], "unknown noise 'laplace'"),
     (["efficientnet_lite0:_blocks.0", "--method", "bayes"], "unknown classification method 'bayes'"),
     (["efficientnet_lite0:_blocks.0", "--method", "ttest"], "the t-test needs"),
+    # was accepted and ignored: the exact rule has no error rate
+    (["efficientnet_lite0:_blocks.0", "--method", "exact", "--alpha", "0.01"],
+     "--alpha 0.01 is not used by method 'exact'; methods that use it: auto (on noisy units), ttest"),
     (["efficientnet_lite0:_blocks.0:999"], "channel 999 out of range"),
     (["vgg99:features.0"], "unknown model 'vgg99'"),
     (["efficientnet_lite0:_blocks.0", "--set", "noise.gain=2"], "noise options given without --noise"),
