@@ -99,6 +99,13 @@ class GradientSettings:
             raise ConfigError(f"gradient octave_scale must be > 1, got {self.octave_scale}")
         check_seed(self.seed, "gradient seed")
 
+    def used(self) -> dict:
+        """The settings its method uses, per-method defaults resolved (steps, lr, transforms,
+        objective): what ran, as ``config.toml`` and ``gradient.json`` record it."""
+        resolved = {**asdict(self), "objective": self.objective_spec, "steps": self.n_steps, "lr": self.learning_rate,
+                    "transforms": self.use_transforms}
+        return {k: v for k, v in resolved.items() if v is not None and self.method in USED_BY.get(k, (self.method,))}
+
     @property
     def objective_spec(self) -> str:
         return self.objective or ("layer" if self.method == "deepdream" else "unit")
@@ -262,7 +269,7 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
     save_png(outcome.images[order[0]], run.path / "best.png")
     save_png(montage(outcome.images[order]), run.path / "montage.png")
     run.write_json(RESULT, {
-        "kind": "gradient", "method": settings.method, "settings": asdict(settings), "responder": describe,
+        "kind": "gradient", "method": settings.method, "settings": settings.used(), "responder": describe,
         "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
         "scores": outcome.scores.tolist(), "best": float(outcome.scores.max()), "history": outcome.history,
         "final_objective": outcome.history[-1]["objective"] if outcome.history else None,
@@ -279,10 +286,8 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
 
 
 def create_dir(path: str | Path, settings: GradientSettings, target: str) -> RunDir:
-    """A new, empty run folder holding, as ``config.toml``, the target and the settings its method uses."""
-    plain = {k: v for k, v in asdict(settings).items()
-             if v is not None and settings.method in USED_BY.get(k, (settings.method,))}
-    run = RunDir.create(path, to_toml({"kind": "gradient", "target": target, **plain}), kind="gradient")
+    """A new, empty run folder holding, as ``config.toml``, the target and the settings its method used."""
+    run = RunDir.create(path, to_toml({"kind": "gradient", "target": target, **settings.used()}), kind="gradient")
     (run.path / "generations").rmdir()  # evolution-only
     return run
 

@@ -148,8 +148,10 @@ def test_config_toml_records_the_target_and_only_the_settings_the_method_used(tm
     assert main(["gradient", "--method", "pixel", "--target", UNIT, "--steps", "2", "--size", "32", "--quiet",
                  "--output", str(out)]) == 0
     config = tomllib.loads((out / "config.toml").read_text())
-    assert config == {"kind": "gradient", "target": UNIT, "method": "pixel", "steps": 2, "size": 32, "batch": 1,
-                      "seed": 0, "tv": 0.0, "l1": 0.0, "blur": 0.0, "score_every": 16}
+    used = {"method": "pixel", "objective": "unit", "steps": 2, "lr": 0.05, "size": 32, "batch": 1, "seed": 0,
+            "transforms": True, "tv": 0.0, "l1": 0.0, "blur": 0.0, "score_every": 16}  # defaults resolved: what ran
+    assert config == {"kind": "gradient", "target": UNIT, **used}
+    assert json.loads((out / "gradient.json").read_text())["settings"] == used  # not lr/transforms null
     settings = GradientSettings(method="latent", steps=1, score_every=1)
     outcome = run_gradient(lite_unit, settings, prepare(lite_unit, settings))
     write_gradient_dir(tmp_path / "latent", settings, lite_unit, outcome)
