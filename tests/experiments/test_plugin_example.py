@@ -1,7 +1,8 @@
 """experiments/plugin_example: a third-party package, put on the path with its entry points as an
 installed distribution would be, runs through the CLI end to end (weights list, download,
 verify; evolve), passes the registry-wide contract tests, and shares the weights catalogue with
-the built-in plugins (a clashing file name is an error naming both plugins).
+the built-in plugins (a clashing file name is an error naming both plugins); plugins that break
+the contract fail those tests.
 
 Nothing is installed into the test environment: the package and a ``.dist-info`` holding its
 entry points (read from its ``pyproject.toml``) go on ``PYTHONPATH`` of the subprocesses (the
@@ -181,6 +182,51 @@ def test_contract_tests_pass_for_every_example_plugin(env, downloaded):
         ran = {line.split("::")[1].split("[")[0] for line in passed
                if f"{path.name}::" in line and PLUGINS[kind] in line}
         assert ran == contract_tests(path, fixtures), kind
+
+
+# Plugins that break the contract in ways the other tests here cannot see: each must fail the
+# contract test named, run by a plugin author's command (the contract files with -k NAME).
+BROKEN = {
+    "lab-unseeded": ("xdream.generators", "lab_broken:Unseeded", "test_generator_contract.py",
+                     "test_two_builds_decode_alike"),
+}
+BROKEN_SOURCE = """\
+import torch
+
+from xdream.core.generator import Generator
+
+
+class Unseeded(Generator):  # forgot to load its weights: drawn from torch's global RNG at each build
+    name = "lab-unseeded"
+    latent_shape = (8,)
+    image_size = 16
+
+    def __init__(self, *, device: str = "cpu"):
+        super().__init__(device=device)
+        self.net = torch.nn.Linear(8, 3 * 16 * 16).to(self.device)
+
+    def decode_tensor(self, codes):
+        return torch.sigmoid(self.net(codes)).reshape(len(codes), 3, 16, 16)
+"""
+
+
+def test_contract_tests_fail_a_plugin_that_breaks_the_contract(tmp_path):
+    """A generator whose construction draws from a global RNG (two runs of one seed differ)."""
+    (tmp_path / "lab_broken.py").write_text(BROKEN_SOURCE)
+    points = {}
+    for name, (group, target, _, _) in BROKEN.items():
+        points.setdefault(group, {})[name] = target
+    write_dist_info(tmp_path, {"name": "lab-broken", "version": "1.0", "entry-points": points})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    files = sorted({ROOT / "tests" / ("generators" if f.startswith("test_generator") else "responders") / f
+                    for _, _, f, _ in BROKEN.values()})
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-k",
+                             " or ".join(BROKEN), *map(str, files)],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    failed = {line.split("::")[1].split(" ")[0] for line in result.stdout.splitlines() if line.endswith("FAILED")
+              or " FAILED " in line}
+    for name, (_, _, _, test) in BROKEN.items():
+        assert f"{test}[{name}]" in failed, result.stdout[-3000:]
 
 
 def test_a_file_name_clash_with_another_package_names_both(site, tmp_path, monkeypatch):

@@ -80,6 +80,17 @@ def test_decode_is_deterministic(gen):
         assert torch.equal(gen.decode(codes), gen.decode(codes))
 
 
+def test_two_builds_decode_alike(gen, request, generator_options):
+    """A second build with the same options decodes the same codes to the same images: nothing of
+    a generator's construction comes from a global RNG (weights it forgot to load, a random
+    projection), which would make two runs of one seed differ."""
+    name = request.node.callspec.params["gen"]
+    again = registry.create("generator", name, generator_options(name), device="cpu")
+    codes = codes_for(gen)
+    with torch.no_grad():
+        assert torch.equal(gen.decode(codes), again.decode(codes))
+
+
 def test_sample_shape_dtype_and_seed(gen):
     a = gen.sample(5, np.random.default_rng(7))
     assert a.shape == (5, gen.latent_dim) and a.dtype == np.float32
