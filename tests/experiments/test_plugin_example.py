@@ -189,11 +189,14 @@ def test_contract_tests_pass_for_every_example_plugin(env, downloaded):
 BROKEN = {
     "lab-unseeded": ("xdream.generators", "lab_broken:Unseeded", "test_generator_contract.py",
                      "test_two_builds_decode_alike"),
+    "lab-no-device": ("xdream.responders", "lab_broken:NoDevice", "test_responder_contract.py",
+                      "test_constructor_takes_the_device_a_run_passes"),
 }
 BROKEN_SOURCE = """\
 import torch
 
 from xdream.core.generator import Generator
+from xdream.core.responder import Responder
 
 
 class Unseeded(Generator):  # forgot to load its weights: drawn from torch's global RNG at each build
@@ -207,11 +210,19 @@ class Unseeded(Generator):  # forgot to load its weights: drawn from torch's glo
 
     def decode_tensor(self, codes):
         return torch.sigmoid(self.net(codes)).reshape(len(codes), 3, 16, 16)
+
+
+class NoDevice(Responder):  # no device parameter: a run builds it with device=... and fails
+    name = "lab-no-device"
+
+    def respond(self, images):
+        return images.mean(dim=(1, 2, 3)).double().numpy()
 """
 
 
 def test_contract_tests_fail_a_plugin_that_breaks_the_contract(tmp_path):
-    """A generator whose construction draws from a global RNG (two runs of one seed differ)."""
+    """A generator whose construction draws from a global RNG (two runs of one seed differ); a
+    responder whose constructor takes no ``device`` (every run fails to build it)."""
     (tmp_path / "lab_broken.py").write_text(BROKEN_SOURCE)
     points = {}
     for name, (group, target, _, _) in BROKEN.items():

@@ -5,7 +5,9 @@ a new plugin is tested by the same rules without writing a test of its own.
 Scores are float64 ``[B]``, one per image; a score is a finite number or NaN (no valid
 response), never infinite; ``respond_units`` has one labelled column per unit, and a responder
 whose ``for_units`` builds an instance labels it with the units asked; the same seed gives the
-same scores; ``close()`` may be called twice."""
+same scores; ``close()`` may be called twice; the constructor takes the ``device`` a run passes."""
+
+import inspect
 
 import numpy as np
 import pytest
@@ -113,6 +115,15 @@ def test_check_targets_accepts_the_units_it_records(responder, request):
         with pytest.raises(ConfigError, match="channel 100000 out of range") as info:
             cls.check_targets([bad], {"input_size": responder.input_size})
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constructor_takes_the_device_a_run_passes(name):
+    """A run builds its responder with ``device=`` (:func:`xdream.evolve.build.build_responder`),
+    which the tests here, building through ``example()``, never pass."""
+    params = inspect.signature(registry.load("responder", name)).parameters
+    assert "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()), \
+        f"responder {name!r}: its constructor takes no device parameter"
 
 
 @pytest.mark.parametrize("name", NAMES)
