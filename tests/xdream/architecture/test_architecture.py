@@ -139,3 +139,25 @@ def test_plugin_packages_depend_on_the_core_only(package, other):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             assert not any(n.split(".")[0] == other for n in names), f"{path} imports {other}"
+
+
+def _absolute_imports(package: str) -> list[tuple[Path, str]]:
+    """(file, module) for every absolute import of a top-level package, function level included."""
+    found = []
+    for path in (PACKAGE.parent / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found += [(path, a.name) for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                found += [(path, f"{node.module}.{a.name}" if node.module == "xdream" else node.module)
+                          for a in node.names]
+    return found
+
+
+def test_rigkit_imports_only_the_core_of_xdream():
+    """rigkit runs on a rig PC beside the acquisition software: of xdream it uses xdream.core
+    only (its errors), never a part that loads torch or the run machinery."""
+    for path, module in _absolute_imports("rigkit"):
+        if module.split(".")[0] == "xdream":
+            assert module.startswith("xdream.core"), f"{path} imports {module}"
+
