@@ -161,3 +161,9 @@ def test_rigkit_imports_only_the_core_of_xdream():
         if module.split(".")[0] == "xdream":
             assert module.startswith("xdream.core"), f"{path} imports {module}"
 
+
+@pytest.mark.parametrize("package", ["generators", "responders", "rigkit"])
+def test_no_plugin_package_imports_the_cli(package):
+    """The command line is the top: nothing imports it, the plugin packages neither."""
+    for path, module in _absolute_imports(package):
+        assert not module.startswith("xdream.cli"), f"{path} imports {module}"
