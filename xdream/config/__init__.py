@@ -4,6 +4,7 @@
                       ``[[thread]]`` tables a session of several threads), plugin tables,
                       ``[reference]``, the ``KEY=VALUE`` override grammar
 - :mod:`.defaults`    the defaults table (``defaults.toml``): the plugins used when none is named
+- :mod:`.presets`     the published setups (``presets.toml``, ``--preset``) as run configs
 - :mod:`.toml`        reading a TOML file with one-line errors, writing a config back
 """
 

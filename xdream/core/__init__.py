@@ -8,4 +8,5 @@
 - :mod:`.seeding`     one master seed, named child streams
 - :mod:`.allocator`   keep freed memory in the process (faster loops on glibc)
 - :mod:`.threads`     torch thread counts and passive OpenMP pools (a fair share of a busy machine)
+- :mod:`.device`      deterministic CUDA kernels, the decode chunk, and refusing runs that do not fit
 """

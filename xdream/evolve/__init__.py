@@ -8,4 +8,5 @@
 - :mod:`.reference`     natural reference images cycled through the generations
 - :mod:`.start`         where a run starts: the code of an image or a characterised stimulus
 - :mod:`.inversion`     codes of images by gradient inversion through the generator
+- :mod:`.progress`      what the progress bar shows after each generation
 """

@@ -1,5 +1,6 @@
 """Building a run's optimiser for its generator: the one place the loop (one thread or a
-session of several) turns an ``[optimizer]`` table into an :class:`~xdream.core.optimizer.Optimizer`."""
+session of several) turns an ``[optimizer]`` table into an :class:`~xdream.core.optimizer.Optimizer`;
+and a session's one responder for every thread's targets, with each thread's columns of it."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ measured against.
                       regularisers TV, L1, blur, combined with ``+``, ``-`` and scalar ``*``
 - :mod:`.target`      a differentiable model with named layers (what a responder provides)
 - :mod:`.render`      Adam ascent on an image, DeepDream with octaves, ascent in a generator's latent
+- :mod:`.lucid`       Lucid's Fourier and colour conventions (shared with the ``fourier`` generator)
+- :mod:`.baselines`   the gradient baselines as runs with their own folder (``xdream gradient``)
 """
 
 from xdream.gradient.objectives import (
