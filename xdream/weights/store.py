@@ -1,5 +1,7 @@
-"""Locating and verifying weight files: every file is checked against its SHA-256 before it
-is loaded, and a missing or wrong file raises one clear :class:`WeightsError`."""
+"""Locating, verifying and loading one weights file: a file is checked against its SHA-256
+before it is loaded where a hash is given (a file published without one, or loaded with
+``verify = false``, is left to the plugin's key and shape check, :func:`check_table`), and a
+missing or wrong file raises one clear :class:`WeightsError`."""
 
 from __future__ import annotations
 
