@@ -1,5 +1,6 @@
-"""The run directory: everything a run writes, written atomically, by one writer at a time
-(:class:`RunDir`), and a run read back as it is on disk (:class:`RunState`).
+"""The run directory: everything a run writes, written atomically (the logs appended a fsynced
+line at a time), by one writer at a time (:class:`RunDir`), and a run read back as it is on
+disk (:class:`RunState`).
 
 Layout::
 
