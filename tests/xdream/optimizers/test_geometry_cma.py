@@ -202,7 +202,7 @@ def test_an_experiment_with_geometry_resumes_bit_identically(tmp_path, fast_job,
 
 
 def test_a_session_thread_gets_its_own_generators_geometry_and_resumes_it(tmp_path, monkeypatch):
-    """In a session of several threads (xdream.evolve.session) the geometry thread's optimiser
+    """In a session of several threads (xdream.evolve.experiment) the geometry thread's optimiser
     is attached to its own generator by the same builder; a resume restores the basis from the
     checkpoint (never recomputed) and asks what the uninterrupted session asks."""
     from responders.torch_layer import TorchLayer
