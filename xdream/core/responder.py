@@ -15,6 +15,9 @@ capability                        what it is for                                
                                   (``xdream characterise``, ``gradient``, ``compare``)
 ``list_layers(model, weights)``   (classmethod) the layers a target may name, with    None (knows no models)
                                   output shapes (``xdream layers MODEL``)
+``check_targets(specs, ...)``     (classmethod) a one-line error for a target it      nothing checked
+                                  cannot record, cheaply, before a sweep's first run
+                                  (``xdream sweep``)
 ``input_size``                    the image size the responder reads natively         None (any size)
 ``describe()``                    what is recorded, for run records and reports       ``{"name": name}``
 ``feature_target()``              a differentiable model and objective for gradient   None (gradient ascent
