@@ -20,7 +20,7 @@ class LslSource:
     def __init__(self, spike_source: str, marker_source: str | None, channels: list[str], timeout: float = 5.0):
         import pylsl  # optional: pip install 'xdream[lsl]'
 
-        self._lsl, self.channels, self.data = pylsl, list(channels), Acquired()
+        self.channels, self.data = list(channels), Acquired()
         self.inlets = {}
         for role, source in (("spikes", spike_source), ("markers", marker_source)):
             if source is None:
