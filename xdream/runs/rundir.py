@@ -300,12 +300,11 @@ class RunDir:
         with np.load(self.generation_file(generation)) as data:
             return {k: data[k] for k in data.files}
 
-    def append_log(self, record: dict, name: str = LOG) -> str:
-        """Append one record as a JSON line (fsynced) to the log (or the run's file ``name``,
-        e.g. a responder's own record); returns the line written. A full or read-only disk is
-        a one-line :class:`RunDirError`."""
+    def append_log(self, record: dict) -> str:
+        """Append one record as a JSON line (fsynced) to the log; returns the line written. A full
+        or read-only disk is a one-line :class:`RunDirError`."""
         line = json.dumps(json_safe(record), allow_nan=False) + "\n"
-        append_line(self.path / name, line)
+        append_line(self.path / LOG, line)
         return line
 
     def read_log(self) -> list[dict]:
