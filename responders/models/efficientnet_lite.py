@@ -122,9 +122,9 @@ def weights_path():
     return package_file(PACKAGE, WEIGHTS_FILE, WEIGHTS_SHA256, "EfficientNet-Lite0", INSTALL_HINT)
 
 
-def load_efficientnet_lite0(device: str | torch.device = "cpu") -> EfficientNetLite0:
-    """EfficientNet-Lite0 with its ImageNet weights, in eval mode on ``device``."""
+def load_efficientnet_lite0() -> EfficientNetLite0:
+    """EfficientNet-Lite0 with its ImageNet weights, in eval mode on the CPU."""
     model = EfficientNetLite0()
     state = torch.load(weights_path(), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
+    return model.to("cpu").eval()
