@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xdream.core.errors import ConfigError
+from xdream.core.errors import ConfigError, choices_text
 
 METHODS = ("auto", "exact", "ttest")
 # indexed by any_above + 2 * any_below
@@ -89,7 +89,7 @@ class SweepClass:
 def choose_method(method: str, sweep: Stats, baseline: Stats) -> str:
     """Resolve ``auto``; ``ttest`` needs at least two valid presentations of every stimulus."""
     if method not in METHODS:
-        raise ConfigError(f"unknown classification method {method!r}; valid: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown classification method {method!r}; valid: {choices_text(METHODS)}")
     spread = np.nan_to_num(np.concatenate([sweep.var, baseline.var]), nan=0.0)
     if method == "auto":
         return "ttest" if (spread > 0).any() else "exact"

@@ -20,7 +20,7 @@ import torch
 from xdream.core import registry
 from xdream.config import to_toml
 from xdream.core.device import SIZE_RANGE, check_memory
-from xdream.core.errors import ConfigError, RunDirError
+from xdream.core.errors import ConfigError, RunDirError, choices_text
 from xdream.core.responder import NoisyResponder, Responder
 from xdream.runs.rundir import RunDir, atomic_write
 from xdream.core.seeding import check_seed, derive_rngs
@@ -53,7 +53,7 @@ class Settings:
 
     def validate(self, protocol: Protocol) -> None:
         if self.method not in METHODS:
-            raise ConfigError(f"unknown classification method {self.method!r}; valid: {', '.join(METHODS)}")
+            raise ConfigError(f"unknown classification method {self.method!r}; valid: {choices_text(METHODS)}")
         check_seed(self.seed)
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be between 0 and 1, got {self.alpha}")

@@ -37,7 +37,7 @@ import torch
 from xdream.core import registry
 from xdream.gradient.baselines import GradientSettings, prepare, run_gradient, write_gradient_dir
 from xdream.config import ExperimentConfig, defaults, to_toml
-from xdream.core.errors import ConfigError, RunDirError
+from xdream.core.errors import ConfigError, RunDirError, choices_text
 from xdream.evolve.experiment import Experiment
 from xdream.images.io import load_image, montage, save_png
 from xdream.images.natural import load_reference
@@ -81,7 +81,7 @@ PRESETS = {
 
 def settings_for(preset: str, **overrides) -> CompareSettings:
     if preset not in PRESETS:
-        raise ConfigError(f"unknown compare preset {preset!r}; valid: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown compare preset {preset!r}; valid: {choices_text(PRESETS)}")
     table = defaults("compare")  # a preset's own target, if any, is ``<preset>_target`` there
     target = {"target": table[f"{preset}_target"]} if f"{preset}_target" in table else {}
     values = {**target, **PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}

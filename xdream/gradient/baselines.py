@@ -75,7 +75,7 @@ class GradientSettings:
 
     def validate(self) -> None:
         if self.method not in METHODS:
-            raise ConfigError(f"unknown gradient method {self.method!r}; valid: {', '.join(METHODS)}")
+            raise ConfigError(f"unknown gradient method {self.method!r}; valid: {choices_text(METHODS)}")
         default = GradientSettings()
         for name, methods in USED_BY.items():
             if self.method not in methods and getattr(self, name) != getattr(default, name):

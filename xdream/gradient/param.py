@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from xdream.core.device import SIZE_RANGE  # the image sizes (px) a parameterisation allows
-from xdream.core.errors import ConfigError
+from xdream.core.errors import ConfigError, choices_text
 from xdream.gradient.lucid import irfft_image, rfft2d_freqs, spectrum_scale, to_valid_rgb
 
 #: Lucid's initial standard deviation of the parameter tensor.
@@ -57,7 +57,7 @@ class ImageParam:
     def named(cls, name: str, **kwargs) -> "ImageParam":
         """``pixel`` or ``fourier`` (both colour-decorrelated unless ``decorrelate=False``)."""
         if name not in PARAMETERISATIONS:
-            raise ConfigError(f"unknown parameterisation {name!r}; valid: {', '.join(PARAMETERISATIONS)}")
+            raise ConfigError(f"unknown parameterisation {name!r}; valid: {choices_text(PARAMETERISATIONS)}")
         return cls(fft=PARAMETERISATIONS[name], **kwargs)
 
     def parameters(self) -> list[torch.Tensor]:
