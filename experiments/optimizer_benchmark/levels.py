@@ -16,7 +16,8 @@ best-so-far noise-free score after each generation, ``[[evaluations, best], ...]
   reference censored and the optimiser not is ``0`` (faster than any), both censored is left
   out and counted. The median of the ratios and its 95% bootstrap interval (percentile,
   resampling pairs) are reported; a median or bound that falls on a censored pair is shown as
-  ``cens.``, i.e. it is beyond the budget.
+  ``cens.``, i.e. it is beyond the budget, or as ``0 (ref. cens.)`` on a pair censored for the
+  reference (of an even count, a middle pair that is censored is the median, never averaged).
 """
 
 from __future__ import annotations
@@ -90,14 +91,24 @@ def paired_ratios(evals: dict, arm: str, reference: str, level: str, noise: str 
     return np.asarray(ratios, dtype=np.float64), arm_cens, ref_cens, both
 
 
+def _median(values: np.ndarray) -> np.ndarray:
+    """Median along the last axis; of an even count the middle two averaged, except that a
+    censored one decides: inf (the optimiser censored) over 0 (the reference censored), since
+    either stands for an order, not a ratio, and half of a ratio is neither."""
+    x = np.sort(values, axis=-1)
+    low, high = x[..., (x.shape[-1] - 1) // 2], x[..., x.shape[-1] // 2]
+    return np.where((low == 0) & np.isfinite(high), 0.0, (low + high) / 2)  # (0 + inf) / 2 = inf
+
+
 def median_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     """Median and its 95% percentile-bootstrap interval over the pairs (NaN when empty); an inf
-    value (censored) makes a median that depends on it inf (beyond the budget)."""
+    value (censored) makes a median that depends on it inf (beyond the budget), a 0 (the
+    reference censored) makes it 0 (:func:`_median`)."""
     if len(values) == 0:
         return math.nan, math.nan, math.nan
-    median = float(np.median(values))  # the middle two averaged: inf when one of them is censored
+    median = float(_median(values))
     draws = values[np.random.default_rng(seed).integers(0, len(values), (BOOTSTRAP, len(values)))]
-    medians = np.median(draws, axis=1)
+    medians = _median(draws)
     return median, float(np.quantile(medians, 0.025, method="lower")), float(np.quantile(medians, 0.975,
                                                                                            method="higher"))
 

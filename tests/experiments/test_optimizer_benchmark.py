@@ -259,6 +259,33 @@ def test_level_table_pairs_with_the_ga_and_orders_censored_pairs(tmp_path):
         levels.levels_markdown(fast_only, "ga-xdream", "peer-")
 
 
+def level_records(arms: dict[str, dict[str, list]], noise: str = "0.2") -> list[dict]:
+    """Records as levels.py reads them: ``{unit: {optimiser: trajectory}}``, seed 0."""
+    return [{"name": f"{unit}-{opt}", "unit": unit, "optimizer": opt, "seed": "0", "noise": noise,
+             "clean_best": trajectory[-1][1], "trajectory": trajectory}
+            for unit, by_arm in arms.items() for opt, trajectory in by_arm.items()]
+
+
+def test_a_median_on_a_pair_the_ga_never_finished_is_not_half_of_its_neighbour():
+    """A pair the GA never finished is 0, an order and not a number (the optimiser was faster by an
+    unknown factor): a median that falls between it and an observed ratio is on a censored pair, as
+    one next to an optimiser-censored pair (inf) is, not half the observed ratio."""
+    levels = load_levels()
+    assert levels.median_ci(np.array([0.0, 1.03]))[0] == 0.0  # was (0 + 1.03) / 2
+    assert levels.median_ci(np.array([0.0, 0.0, 1.08, math.inf]))[0] == 0.0
+    assert levels.median_ci(np.array([0.4, math.inf]))[0] == math.inf
+    assert levels.median_ci(np.array([0.4, 0.6, 1.0, 2.0]))[0] == 0.8  # observed ratios: averaged as before
+    ga = [[100, 2.0], [200, 6.0], [300, 8.0]]
+    # u1: the model reaches 0.9 of the best (9) at 200, the GA never; u2 (best 8): 7.2 at 100 against 300
+    records = level_records({"u1": {"ga-xdream": ga, "model": [[100, 8.0], [200, 10.0], [300, 10.0]]},
+                             "u2": {"ga-xdream": ga, "model": [[100, 8.0], [200, 8.0], [300, 8.0]]}})
+    ratios = levels.paired_ratios(levels.level_evaluations(records, "ga-xdream"), "model", "ga-xdream",
+                                  "0.9 of best", "0.2")[0]
+    assert sorted(ratios.tolist()) == [0.0, pytest.approx(1 / 3)]
+    table = levels.levels_markdown(records, "ga-xdream", "peer-")
+    assert "| model | 0 (ref. cens.) [0 (ref. cens.), 0.33] (n=2; cens. 0/1/0)" in table.split("**0.9 of best**")[1]
+
+
 def test_surrogate_presets_pair_every_arm_on_the_same_cells():
     for preset, units, seeds, budget in (("surrogate-power", 8, 3, 2000), ("surrogate-dcgan", 3, 1, 1200)):
         _, runs = load_sweep(BENCH / f"{preset}.toml")
