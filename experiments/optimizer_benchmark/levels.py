@@ -135,7 +135,8 @@ def levels_markdown(records: list[dict], reference: str, peer_prefix: str) -> st
              "[95% bootstrap CI over the pairs]; `cens.`: the median or bound falls on a run that never reached "
              "the level within its budget (censored, never counted as its budget); `0 (ref. cens.)`: on a pair "
              f"where the optimiser reached it and {reference} did not; n = pairs, and the pairs "
-             f"censored for the optimiser / for {reference} / for both (left out). Below 1: fewer images than the GA.",
+             f"censored for the optimiser / for {reference} / for both (left out; `neither reached it`: every pair "
+             "was). Below 1: fewer images than the GA.",
              ""]
     summary = {}
     for level, _, _ in LEVELS:
@@ -148,8 +149,9 @@ def levels_markdown(records: list[dict], reference: str, peer_prefix: str) -> st
                 ratios, a, r, both = paired_ratios(evals, opt, reference, level, c)
                 median, lo, hi = median_ci(ratios)
                 summary[(opt, level, c)] = median
-                cells.append("no pairs" if len(ratios) == 0 else
-                             f"{_fmt(median)} [{_fmt(lo)}, {_fmt(hi)}] (n={len(ratios) + both}; cens. {a}/{r}/{both})")
+                counts = f"(n={len(ratios) + both}; cens. {a}/{r}/{both})"
+                cells.append("no pairs" if len(ratios) + both == 0 else f"neither reached it {counts}" if
+                             len(ratios) == 0 else f"{_fmt(median)} [{_fmt(lo)}, {_fmt(hi)}] {counts}")
             lines.append(f"| {opt} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["Runs that reached each level (all noise levels):", "",

@@ -286,6 +286,19 @@ def test_a_median_on_a_pair_the_ga_never_finished_is_not_half_of_its_neighbour()
     assert "| model | 0 (ref. cens.) [0 (ref. cens.), 0.33] (n=2; cens. 0/1/0)" in table.split("**0.9 of best**")[1]
 
 
+def test_a_level_no_run_of_a_pair_reached_is_not_reported_as_no_pairs():
+    """Pairs where neither run reached the level are pairs (left out of the median, counted): a
+    cell of only such pairs says so, and "no pairs" is kept for a cell with none."""
+    levels = load_levels()
+    ga = [[100, 2.0], [200, 6.0], [300, 8.0]]
+    records = level_records({"u1": {"ga-xdream": ga, "model": [[100, 3.0], [200, 7.0], [300, 8.0]],
+                                    "top": [[100, 20.0], [200, 20.0], [300, 20.0]]}})
+    table = levels.levels_markdown(records, "ga-xdream", "peer-")
+    # 0.5 of the best (20) is 10: neither the GA nor the model reached it
+    assert "| model | neither reached it (n=1; cens. 0/0/1) |" in table.split("**0.8 of best**")[0]
+    assert "no pairs" not in table
+
+
 def test_surrogate_presets_pair_every_arm_on_the_same_cells():
     for preset, units, seeds, budget in (("surrogate-power", 8, 3, 2000), ("surrogate-dcgan", 3, 1, 1200)):
         _, runs = load_sweep(BENCH / f"{preset}.toml")
