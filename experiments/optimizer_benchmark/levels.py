@@ -170,7 +170,8 @@ def decision_lines(evals: dict, optimisers: list[str], reference: str, peer_pref
     """Issue 23's rule, per optimiser that is neither the reference nor a peer: median ratio to
     the GA's evaluations to the GA's final score at noise 0.2 <= 0.5, and the best peer's
     evaluations to that level >= 1.25x the optimiser's (paired median ratio optimiser / peer
-    <= 1 / 1.25)."""
+    <= 1 / 1.25); the best peer is the one with the lowest median ratio to the GA there, among
+    the peers with pairs there."""
     noise, level = DECISION["noise"], DECISION["level"]
     peers = [o for o in optimisers if o.startswith(peer_prefix)]
     ours = [o for o in optimisers if o != reference and not o.startswith(peer_prefix)]
@@ -180,6 +181,7 @@ def decision_lines(evals: dict, optimisers: list[str], reference: str, peer_pref
     if not any(k[3] == noise for k in evals):
         return lines + [f"- no runs at noise {noise}"]
     by_peer = {p: median_ci(paired_ratios(evals, p, reference, level, noise)[0])[0] for p in peers}
+    by_peer = {p: m for p, m in by_peer.items() if not math.isnan(m)}  # NaN: no pairs at this noise
     best_peer = min(by_peer, key=lambda p: by_peer[p]) if by_peer else None
     for opt in ours:
         vs_ga = median_ci(paired_ratios(evals, opt, reference, level, noise)[0])

@@ -299,6 +299,18 @@ def test_a_level_no_run_of_a_pair_reached_is_not_reported_as_no_pairs():
     assert "no pairs" not in table
 
 
+def test_the_decision_rule_compares_with_a_peer_that_has_pairs_at_its_noise_level():
+    """A peer whose runs at noise 0.2 all failed (no trajectory there; NGOpt fails part-way) has no
+    median at that level: the rule's best peer is the best of those that have one."""
+    levels = load_levels()
+    ga, fast = [[100, 2.0], [200, 6.0], [300, 8.0]], [[100, 8.0], [200, 8.0], [300, 8.0]]
+    records = [*level_records({"u1": {"ga-xdream": ga, "peer-a": ga}}, noise="0"),
+               *level_records({"u1": {"ga-xdream": ga, "model": fast, "peer-b": ga}})]
+    lines = levels.decision_lines(levels.level_evaluations(records, "ga-xdream"),
+                                  ["ga-xdream", "peer-a", "model", "peer-b"], "ga-xdream", "peer-")
+    assert "- model: 0.33 of the GA's evaluations [0.33, 0.33]; vs the best peer peer-b: ratio 0.33" in lines[-1]
+
+
 def test_surrogate_presets_pair_every_arm_on_the_same_cells():
     for preset, units, seeds, budget in (("surrogate-power", 8, 3, 2000), ("surrogate-dcgan", 3, 1, 1200)):
         _, runs = load_sweep(BENCH / f"{preset}.toml")
