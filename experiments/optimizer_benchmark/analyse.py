@@ -164,7 +164,8 @@ def table_markdown(optimisers, noises, means) -> str:
         rows.append(f"| {opt} | " + " | ".join(cells) + " | " + " / ".join(ratios) + " |")
     best_lines = []
     for c in columns:
-        scored = [(means[(o, c)][0], o) for o in optimisers if (o, c) in means and o != REFERENCE_GA]
+        scored = [(means[(o, c)][0], o) for o in optimisers  # NaN: every run of the cell failed
+                  if (o, c) in means and o != REFERENCE_GA and math.isfinite(means[(o, c)][0])]
         ga = means.get((REFERENCE_GA, c), (math.nan, 0))[0]
         if scored and ga > 0:
             top, name = max(scored)

@@ -170,6 +170,25 @@ def test_statistics_pair_by_unit_seed_noise_and_report_goals_and_failures(tmp_pa
     assert "| peer-ngopt |" in table and "| 24 |" in table  # failed runs counted in the CI table
 
 
+
+def test_the_best_over_the_ga_skips_an_arm_whose_runs_all_failed(tmp_path):
+    """``analyse.py PEERS_DIR OURS_DIR``: the peers' records first, NGOpt's all failed (NaN means);
+    the best optimiser over the GA is the best scored one, never the failed arm (NaN compares
+    as neither larger nor smaller, so a max() that meets it first keeps it)."""
+    analyse = load_analyse()
+    rows, peers = [], []
+    for noise in ("0", "0.2"):
+        base = {"target": "net:_blocks.1:0", "noise": noise, "seed": "0", "final_best": 0.0, "generations": 2,
+                "evaluations": 80}
+        rows += [{**base, "name": f"{noise}-{o}", "optimizer": o, "clean_best": v}
+                 for o, v in (("ga-xdream", 1.0), ("sphere-cma", 1.5))]
+        peers.append({**base, "name": f"{noise}-peer-ngopt", "optimizer": "peer-ngopt", "clean_best": None})
+    synthetic_sweep(tmp_path / "ours", rows)
+    synthetic_sweep(tmp_path / "peers", peers, failures={p["name"]: "RuntimeError: Mean shift" for p in peers})
+    table = analyse.analyse(tmp_path / "peers", tmp_path / "out", more=(tmp_path / "ours",))
+    assert "- noise 0: best sphere-cma 1.000 / GA (XDREAM) 0.667 = **1.50x**" in table
+    assert "best peer-ngopt" not in table
+
 SMOKE_BASE = """
 [base]
 budget = 24
