@@ -1,7 +1,9 @@
 """Evaluations to a level: how many images a run needed to reach a given quality, against the GA.
 
 What a lab wants to know is how many trials it takes to reach a given image quality, not a
-ratio of normalised best scores (which saturates near 1). From each run's trajectory (its
+ratio of normalised best scores (which saturates near 1). Evaluations (images told to the
+optimiser) are its trials here: the presets show each image once, with no references; on a rig
+with repeats, trials are evaluations x repeats. From each run's trajectory (its
 best-so-far noise-free score after each generation, ``[[evaluations, best], ...]``):
 
 - levels: fractions 0.5, 0.8 and 0.9 of the unit's best-ever clean score (over every run of
