@@ -373,6 +373,14 @@ def unknown_is_done(rig):
     rig.state_of = lambda rid: "done"
 
 
+def interrupted_is_presenting(rig):
+    """Says 'presenting' for a request it holds without a result: after a crash, one its log holds
+    only part of, which it is not presenting (a client still waiting waits for its deadline, not
+    resending: a crash costs up to the deadline of animal time)."""
+    rig.state_of = lambda rid: "unknown" if rid not in rig.cache else "done" if rig.cache[rid]["result"] else \
+        "presenting"
+
+
 def partial_result_not_final(rig):
     """A resend after the deadline presents what was missing (a partial result is not cached)."""
     class PartialIsNotCached(dict):

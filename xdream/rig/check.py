@@ -720,6 +720,13 @@ class Conformance:
             raise CheckFailed(f"the restart command exited with status {run.returncode}: {last}")
         finished = caught and self.client.wait(rid, 0.2) is not None  # it answered before it was killed
         self._wait_for_rig()
+        if caught and not finished:  # its log holds part of it, and nobody has resent it: nothing presents it
+            reply = self.client.ping(rid)
+            said = "nothing" if reply is None else _said(reply) if reply.type != "pong" else repr(reply.header["state"])
+            _require(reply is not None and reply.type == "pong" and reply.header["state"] == "unknown",
+                     f"after a restart, a ping for the request interrupted at {before}/{total} was answered {said}; "
+                     "expected 'unknown' (§4.3: the rig is not presenting it and has no result; a client still "
+                     "waiting resends only then, and one told 'presenting' waits for its deadline)")
         self._error(frames, rid, "unknown-session", "after a restart, a present from the old session (greetings "
                                                     "must not persist)", "§5")
         resumed = self._another_client()  # a resumed client: a new session

@@ -57,6 +57,7 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
     "cache_by_payload": ("content probe", "§4.5"),
     "new_session_resend_restarts": ("resend while presenting", "§5"),
     "cache_expires_for_new_session": ("deadline", "§6"),
+    "interrupted_is_presenting": ("restart mid-request", "§4.3"),
 }
 CONFORMANT = ("none", "channels_reordered")
 
