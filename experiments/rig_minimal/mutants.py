@@ -60,6 +60,16 @@ def ids_swapped(rig):
     wrap(rig, "present", lambda original: lambda sock, env, h, frames: original(sock, env, h, frames[1:] + frames[:1]))
 
 
+def large_frames_cut(rig):
+    """Reads each frame with one unchecked read of at most 64 KiB into a zeroed image buffer (a short
+    read on a TCP bridge): an image above 64 KiB (256 x 256 x 3 is 192 KiB) is shown, and probed,
+    with everything past its first 64 KiB black; the checker's 8 x 8 images are whole."""
+    def cut(frame):
+        frame = bytes(frame)
+        return frame[:65536] + bytes(max(0, len(frame) - 65536))
+    wrap(rig, "present", lambda original: lambda sock, env, h, frames: original(sock, env, h, [cut(f) for f in frames]))
+
+
 def cache_by_payload(rig):
     """A new request id with the payload of an answered request (image ids, encoding, dtype, shape,
     repeats) gets that request's result: a cache keyed by image ids, as if they named pixels (a new

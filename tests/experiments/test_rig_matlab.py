@@ -75,7 +75,7 @@ def test_rig_check_and_evolution_over_the_matlab_link(tmp_path, xdream_main, mod
             assert out.returncode == 3 and "verdict: INCOMPLETE (1 MUST not run)" in out.stdout, out.stdout + out.stderr
             assert rows.pop("restart mid-request") == "NOT RUN"
         assert set(rows.values()) == {"PASS"} and len(rows) >= 14, out.stdout
-        assert "40 records verified" in out.stdout and "png/uint8/C3" in out.stdout  # the content probe, png included
+        assert "48 records verified" in out.stdout and "png/uint8/C3" in out.stdout  # the content probe, png included
 
         run = tmp_path / "run"
         evolve = ["evolve", "--quiet", "--generator", "pixel", "--set", "generator.size=16",

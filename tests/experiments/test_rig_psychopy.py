@@ -128,8 +128,8 @@ def test_the_content_probe_is_offered_and_carries_each_image_s_values(headless_r
     check = Conformance(headless_rig, timeout=5)
     try:
         assert "content probe" in check.check_handshake()
-        assert check.check_content_probe() == ("40 records verified: raw/uint8/C3, raw/uint8/C1, png/uint8/C3, "
-                                               "png/uint8/C1")
+        assert check.check_content_probe() == ("48 records verified: raw/uint8/C3, raw/uint8/C1, png/uint8/C3, "
+                                               "png/uint8/C1, raw/uint8/C3 256x256")
     finally:
         check.close()
 

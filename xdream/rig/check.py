@@ -3,8 +3,8 @@
 A conformance checker a lab runs against its own rig before an animal is in. It connects as a
 client and exercises every MUST it can reach from outside: the handshake, presentations, the
 content probe (§4.5: every record carries the values computed from the pixels of the image
-whose id it names, in every encoding and dtype the rig takes), repeats, idempotent resends
-from a new session and while presenting, the deadline, every row of the limits table, PNG
+whose id it names, in every encoding and dtype the rig takes, and at a generator's image size),
+repeats, idempotent resends from a new session and while presenting, the deadline, every row of the limits table, PNG
 integrity, malformed input and, with ``--restart-command``, a restart *during* a request
 resumed from a new session (nothing presented again, the cached answer kept).
 
@@ -376,16 +376,22 @@ class Conformance:
         _require(bool(self.welcome.get("probe")), "the rig does not offer the content probe (welcome without "
                                                   "\"probe\": true), so nothing shows that each record belongs to "
                                                   "the image it names; implement §4.5, or pass --no-content")
-        kinds = [("raw", "uint8", 3), ("raw", "uint8", 1)]
+        kinds = [("raw", "uint8", 3, 8), ("raw", "uint8", 1, 8)]
         if "float32" in self.welcome["dtypes"]:
-            kinds += [("raw", "float32", 3), ("raw", "float32", 1)]
+            kinds += [("raw", "float32", 3, 8), ("raw", "float32", 1, 8)]
         if "png" in self.welcome["encodings"]:
-            kinds += [("png", "uint8", 3), ("png", "uint8", 1)]
+            kinds += [("png", "uint8", 3, 8), ("png", "uint8", 1, 8)]
+        # and raw uint8 of a generator's image size (256 x 256 x 3: a frame of 192 KiB, above a 64 or 128 KiB
+        # receive buffer), within the rig's limits: a rig that loses the bytes of a large frame scores 8 x 8 right
+        most = min(self.welcome.get("max_frame_bytes", Limits().max_frame_bytes),
+                   self.welcome.get("max_message_bytes", Limits().max_message_bytes) // 5)
+        large = ("raw", "uint8", 3, max(1, min(256, int(np.sqrt(most // 3)))))
         verified = 0
-        # the first kind once more at the end: the payload of an answered request (ids, encoding, dtype, shape,
-        # repeats) under a new request id, other pixels; a rig that caches by payload answers it unpresented (§5)
-        for seed, (encoding, dtype, c) in enumerate(kinds + kinds[:1]):
-            images, rid, ids = _images(4, seed=10 + seed, channels=c, dtype=dtype), _id("probe"), ["p0", "p1", "p2", "p3"]
+        # the first kind once more: the payload of an answered request (ids, encoding, dtype, shape, repeats)
+        # under a new request id, other pixels; a rig that caches by payload answers it unpresented (§5)
+        for seed, (encoding, dtype, c, side) in enumerate(kinds + kinds[:1] + [large]):
+            images, ids = _images(4, side=side, seed=10 + seed, channels=c, dtype=dtype), ["p0", "p1", "p2", "p3"]
+            rid = _id("probe")
             result = self._result(_present(self.client.session, rid, images, encoding=encoding, ids=ids, probe=True),
                                   rid)
             try:
@@ -393,8 +399,10 @@ class Conformance:
                 verified += self._content_ok(result, ids, images)
             except CheckFailed as e:
                 again = " (the payload of an answered request, new request id and pixels)" if seed == len(kinds) else ""
-                raise CheckFailed(f"{encoding} {dtype} C={c}{again}: {e}") from None
-        return f"{verified} records verified: " + ", ".join(f"{e}/{d}/C{c}" for e, d, c in kinds)
+                size = f" {side}x{side}" if seed > len(kinds) else ""
+                raise CheckFailed(f"{encoding} {dtype} C={c}{size}{again}: {e}") from None
+        return f"{verified} records verified: " + ", ".join(f"{e}/{d}/C{c}" for e, d, c, _ in kinds) + (
+            f", raw/uint8/C3 {large[3]}x{large[3]}")
 
     def check_repeats(self) -> None:
         rid = _id("rep")

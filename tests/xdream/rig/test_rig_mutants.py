@@ -58,6 +58,7 @@ EXPECTED = {  # defect -> (the check that must fail, its section)
     "new_session_resend_restarts": ("resend while presenting", "§5"),
     "cache_expires_for_new_session": ("deadline", "§6"),
     "interrupted_is_presenting": ("restart mid-request", "§4.3"),
+    "large_frames_cut": ("content probe", "§4.5"),
 }
 CONFORMANT = ("none", "channels_reordered")
 
