@@ -30,6 +30,13 @@ def save_figure(fig, path: str | Path | None) -> bytes:
     return buffer.getvalue()
 
 
+def plain(text: str) -> str:
+    """``text`` drawn as written: matplotlib reads the text between two ``$`` as mathtext (a run
+    folder named ``gain $x^$`` raised), and draws ``\\$`` as ``$``. Titles and legends name run
+    folders, threads, methods and reference files."""
+    return text.replace("$", r"\$")
+
+
 def integer_ticks(ax) -> None:
     """Ticks only at whole numbers on the x axis (generations, steps, evaluations): a short run's
     axis otherwise reads 0.25, 2.5 (matplotlib's MaxNLocator, integer=True)."""
@@ -55,7 +62,7 @@ def plot_trajectory(history: list[dict], path: str | Path | None, title: str = "
     ax.set_xlabel("generation")
     integer_ticks(ax)
     ax.set_ylabel("score")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plain(title), fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -72,14 +79,14 @@ def plot_threads(histories: dict[str, list[dict]], path: str | Path | None, titl
         colour = colours(k if len(histories) <= 10 else k / max(1, len(histories) - 1))
         gens = np.arange(len(history))
         ax.plot(gens, np.array([h.get("best", np.nan) for h in history], dtype=float), "-", color=colour,
-                label=name)
+                label=plain(name))
         if any("reference_mean" in h for h in history):
             ax.plot(gens, np.array([h.get("reference_mean", np.nan) for h in history], dtype=float), "-.",
-                    color=colour, alpha=0.6, label=f"{name}: natural references")
+                    color=colour, alpha=0.6, label=plain(f"{name}: natural references"))
     ax.set_xlabel("generation")
     integer_ticks(ax)
     ax.set_ylabel("best score of the generation")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plain(title), fontsize=9)
     if len(histories) <= 10:
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -93,16 +100,16 @@ def plot_curves(curves: dict[str, tuple], path: str | Path, *, xlabel: str, ylab
     fig, ax = pyplot().subplots(figsize=(7, 4.2), dpi=100)
     for label, (x, y) in curves.items():
         ax.plot(np.asarray(x, dtype=float), np.asarray(y, dtype=float), "-", marker="." if len(x) < 40 else None,
-                label=label)
+                label=plain(label))
     for label, value in (hlines or {}).items():
-        ax.axhline(value, color="gray", linestyle=":", label=label)
+        ax.axhline(value, color="gray", linestyle=":", label=plain(label))
     if logx:
         ax.set_xscale("log")
     elif all(float(v).is_integer() for x, _ in curves.values() for v in np.asarray(x, dtype=float)):
         integer_ticks(ax)  # steps, evaluations
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(plain(title), fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

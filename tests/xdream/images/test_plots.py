@@ -41,3 +41,16 @@ def test_short_runs_tick_whole_generations(drawn_ticks, draw):
 def test_fractional_x_values_keep_fractional_ticks(drawn_ticks):
     plots.plot_curves({"a": ([0.0, 0.25, 0.5], [1.0, 2.0, 3.0])}, "unused.png", xlabel="seconds")
     assert any(not float(t).is_integer() for t in drawn_ticks[0])
+
+
+@pytest.mark.parametrize("draw", [
+    lambda name: plots.plot_trajectory(HISTORY, None, title=name),
+    lambda name: plots.plot_threads({name: HISTORY}, None, title=name),
+    lambda name: plots.plot_curves({name: ([0, 1, 2], [1.0, 2.0, 3.0])}, None, xlabel="step", title=name,
+                                   hlines={f"best natural image ({name})": 2.5}),
+], ids=["trajectory", "threads", "curves"])
+def test_names_with_dollar_signs_are_drawn_as_written(draw):
+    """Titles and legends name run folders, threads, methods and reference files, which may hold
+    ``$``: matplotlib read ``gain $x^$`` as mathtext and raised (a compare --from-session of a
+    run so named, or of a reference file so named, ended in a traceback)."""
+    draw("gain $x^$ of a$b$c")

@@ -162,3 +162,17 @@ def test_report_of_a_gradient_or_compare_run_that_did_not_finish(tmp_path, capsy
         assert sorted(p.name for p in run.iterdir()) == before
         with pytest.raises(RunDirError, match="not finish"):
             write_report(run)
+
+
+def test_a_run_folder_named_with_dollar_signs_gets_its_live_page(fast_job, tmp_path):
+    """matplotlib reads the text between two ``$`` as mathtext: the live page's plot, titled with
+    the run folder's name, raised on a folder named ``gain $x^$`` (and so did a run with
+    --live-report, after its first generation); the name is drawn as written."""
+    fast_job["generations"] = 2
+    experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "gain $x^$")
+    try:
+        experiment.step()
+        page = write_report(experiment.run_dir.path).read_text()
+    finally:
+        experiment.close()
+    assert "running: generation 0 done" in page and "gain $x^$" in page
