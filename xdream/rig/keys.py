@@ -8,6 +8,7 @@ key. A client whose key is not in the allow-list never gets past the handshake.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from pathlib import Path
@@ -15,11 +16,13 @@ from typing import Callable
 
 import zmq
 import zmq.auth
+from zmq.auth.certs import _cert_public_banner, _cert_secret_banner
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from xdream.core.errors import ConfigError
 from xdream.rig.usage import OneLineParser
+from xdream.runs.rundir import atomic_write
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:
@@ -175,12 +178,18 @@ def main(argv: list[str]) -> int:
     except OSError as e:  # a file there or above it, no permission, ...
         raise ConfigError(f"--dir {args.dir!r}: cannot make the key folder ({e.strerror}); give a folder, or a path "
                           "where one can be made") from None
+    # ZeroMQ's certificate files (as zmq.auth.create_certificates writes them), each written whole or not
+    # at all (a full disk or a kill leaves no cut key file), the secret one last: it marks the pair made
+    public_key, secret_key = (key.decode("ascii") for key in zmq.curve_keypair())
+    now = datetime.datetime.now()
+    public, secret = folder / f"{args.name}.key", folder / f"{args.name}.key_secret"
+    curve = f'metadata\ncurve\n    public-key = "{public_key}"\n'
+    atomic_write(public, (_cert_public_banner.format(now) + curve).encode())
+    os.chmod(public, 0o644)  # the public key is meant to be handed out
     mask = os.umask(0o077)  # the secret file is created owner-only: it gets a client past the allow-list
     try:
-        public, secret = zmq.auth.create_certificates(folder, args.name)
+        atomic_write(secret, (_cert_secret_banner.format(now) + curve + f'    secret-key = "{secret_key}"\n').encode())
     finally:
         os.umask(mask)
-    os.chmod(public, 0o644)  # the public key is meant to be handed out
-    os.chmod(secret, 0o600)
     print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
     return 0
