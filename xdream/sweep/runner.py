@@ -158,12 +158,16 @@ def prepare(sweep_file, output: str | None, check=None, ready=None) -> tuple[Pat
         if recorded != plan:
             atomic_write(sweep_dir / PLAN, plan.encode())
             (sweep_dir / RESULTS).unlink(missing_ok=True)  # it lists the smaller sweep; rewritten when all are done
-    else:
+    else:  # the plan first: a sweep folder that failed to get one (a full disk) is as empty as before
         try:
-            (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RunDirError(f"cannot create sweep directory {sweep_dir}: {e.strerror}") from None
         atomic_write(sweep_dir / PLAN, plan.encode())
+        try:
+            (sweep_dir / "runs").mkdir(exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create sweep directory {sweep_dir / 'runs'}: {e.strerror}") from None
     return sweep_dir, runs
 
 
