@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from xdream.core.errors import RunDirError
-from xdream.runs.rundir import RunDir
+from xdream.runs.rundir import RunDir, os_error
 
 
 def test_a_folder_that_does_not_exist_says_so(tmp_path):
@@ -50,3 +50,26 @@ def test_a_folder_from_before_run_json_names_resume_only_for_an_evolution(tmp_pa
         RunDir.create(old, "", subdirs=(), kind="gradient")
     assert ("xdream evolve --resume" in str(error.value)) is hint
     assert sorted(p.name for p in old.iterdir()) == sorted(files)
+
+
+@pytest.mark.parametrize("kind, where, hint", [("evolution", "generations/gen_0003.npz", True),
+                                               ("session", "log.jsonl", True), ("gradient", "gradient.json", False),
+                                               ("compare", "table.csv", False),
+                                               ("characterise", "summary.json", False)])
+def test_a_full_disk_says_resume_only_where_it_applies(tmp_path, kind, where, hint):
+    """A full disk told a gradient, compare or characterise run to "free some space, then resume
+    the run", which no command can do for them (their folder is refused as taken)."""
+    import errno
+    import os
+
+    RunDir.create(tmp_path / "run", 'kind = "x"\n', kind=kind).lock.release()
+    fd = os.open("/dev/full", os.O_WRONLY)  # a real full device: every write fails with ENOSPC
+    try:
+        with pytest.raises(OSError) as raised:
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+    assert raised.value.errno == errno.ENOSPC
+    message = str(os_error(tmp_path / "run" / where, raised.value))
+    assert message.startswith(f"cannot write {tmp_path / 'run' / where}: No space left on device; free some space")
+    assert ("resume" in message.rpartition("No space left on device")[2]) is hint, message
