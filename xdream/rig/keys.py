@@ -8,21 +8,20 @@ key. A client whose key is not in the allow-list never gets past the handshake.
 
 from __future__ import annotations
 
-import datetime
 import os
 import socket
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 import zmq
 import zmq.auth
-from zmq.auth.certs import _cert_public_banner, _cert_secret_banner
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from xdream.core.errors import ConfigError
 from xdream.rig.usage import OneLineParser
-from xdream.runs.rundir import atomic_write
+from xdream.runs.rundir import os_error
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:
@@ -178,17 +177,18 @@ def main(argv: list[str]) -> int:
     except OSError as e:  # a file there or above it, no permission, ...
         raise ConfigError(f"--dir {args.dir!r}: cannot make the key folder ({e.strerror}); give a folder, or a path "
                           "where one can be made") from None
-    # ZeroMQ's certificate files (as zmq.auth.create_certificates writes them), each written whole or not
-    # at all (a full disk or a kill leaves no cut key file), the secret one last: it marks the pair made
-    public_key, secret_key = (key.decode("ascii") for key in zmq.curve_keypair())
-    now = datetime.datetime.now()
     public, secret = folder / f"{args.name}.key", folder / f"{args.name}.key_secret"
-    curve = f'metadata\ncurve\n    public-key = "{public_key}"\n'
-    atomic_write(public, (_cert_public_banner.format(now) + curve).encode())
-    os.chmod(public, 0o644)  # the public key is meant to be handed out
     mask = os.umask(0o077)  # the secret file is created owner-only: it gets a client past the allow-list
-    try:
-        atomic_write(secret, (_cert_secret_banner.format(now) + curve + f'    secret-key = "{secret_key}"\n').encode())
+    try:  # made in a private folder beside them, then renamed, the secret last (it marks the pair made): a full
+        # disk or a kill leaves no cut key file
+        with tempfile.TemporaryDirectory(prefix=f".{args.name}-", dir=folder) as tmp:
+            made_public, made_secret = zmq.auth.create_certificates(tmp, args.name)
+            os.chmod(made_public, 0o644)  # the public key is meant to be handed out
+            os.chmod(made_secret, 0o600)
+            os.replace(made_public, public)
+            os.replace(made_secret, secret)
+    except OSError as e:
+        raise os_error(public, e) from None
     finally:
         os.umask(mask)
     print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
