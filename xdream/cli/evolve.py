@@ -15,6 +15,7 @@ a config file and flags.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -24,7 +25,7 @@ from xdream.cli import common
 from xdream.config import PROVIDED, ExperimentConfig, defaults, is_session, presets, read_toml, set_dotted
 from xdream.config.experiment import PLUGINS, THREAD_KEYS
 from xdream.core import registry
-from xdream.core.errors import ConfigError, choices_text
+from xdream.core.errors import ConfigError, XDreamError, choices_text
 from xdream.core.threads import default_threads
 from xdream.weights.needed import check_preset_files
 
@@ -346,22 +347,26 @@ def run(args) -> int:
         print("\nstopping after this generation (Ctrl-C again to abort at once)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    live, ended = None, False
     try:
-        live = None
         if args.live_report:
             from xdream.report import write_report
 
             live = lambda record: write_report(experiment.run_dir.path)  # noqa: E731
             print(f"live report: {experiment.run_dir.path / 'report.html'}", file=sys.stderr)
         summary = experiment.run(progress=not args.quiet, should_stop=lambda: stop["requested"], on_generation=live)
-        if args.live_report:
+        if live:
             write_report(experiment.run_dir.path)
+        ended = True
     except KeyboardInterrupt:
         print(abort_message(experiment), file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
         experiment.close()
+        if live and not ended:  # aborted, or ended by an error: the page must not say "running" for good
+            with contextlib.suppress(XDreamError):  # a page it cannot write must not hide why the run ended
+                write_report(experiment.run_dir.path)
     print("\n".join(summary.lines()))
     return 130 if summary.stopped_early else 0
 

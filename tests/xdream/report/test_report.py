@@ -78,6 +78,37 @@ def test_evolve_cli_live_report_flag(fast_job, tmp_path):
     assert "finished: 2 generations" in page and "http-equiv" not in page
 
 
+def test_a_live_page_of_an_aborted_run_does_not_say_running(fast_job, tmp_path, xdream_main):
+    """Ctrl-C twice (abort at once) or an error ended a ``--live-report`` run with its page saying
+    "running ...; this page refreshes every 5 s" for good; the page is rewritten however the run ends."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from xdream.config import to_toml
+
+    fast_job["generations"] = 500
+    fast_job["responder"]["input_size"] = 224  # generations long enough for the second Ctrl-C to land in one
+    config, run = tmp_path / "job.toml", tmp_path / "run"
+    config.write_text(to_toml(fast_job))
+
+    def abort():  # Ctrl-C twice, once the live page is there
+        end = time.monotonic() + 120
+        while not (run / REPORT).exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # two at once are one signal
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=abort, daemon=True).start()
+    result = xdream_main("evolve", config, "--output", run, "--quiet", "--live-report")
+    assert result.returncode == 130, result.stderr
+    page = (run / REPORT).read_text()
+    # aborted mid-generation: "not running and not ended"; (a slow machine) stopped after it: "stopped before its end"
+    assert "running:" not in page and "http-equiv" not in page, page[:2000]
+
+
 def test_report_shows_the_natural_references(fast_job, tmp_path):
     fast_job.update(generations=2, reference={"per_generation": 2})
     experiment = Experiment(ExperimentConfig.from_dict(fast_job), run_dir=tmp_path / "run")
