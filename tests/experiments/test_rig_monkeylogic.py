@@ -8,6 +8,7 @@ eye tracking, event markers) is listed in the folder's README. Skipped, saying w
 Octave or its instrument-control package is missing."""
 
 import collections
+import contextlib
 import json
 import subprocess
 import time
@@ -55,6 +56,22 @@ def start_driver(tmp_path, aborted: dict):
     return octave, f"tcp://127.0.0.1:{port}", log, out
 
 
+@contextlib.contextmanager
+def greeted_client(tmp_path):
+    """A client of a userloop served by the driver, greeted; (the client, the driver's output file)."""
+    octave, endpoint, _, out = start_driver(tmp_path, {})
+    context = zmq.Context()
+    try:
+        client = Client(context, endpoint, timeout=30)
+        client.hello()
+        yield client, out
+        client.close()
+    finally:
+        context.destroy(linger=0)
+        octave.kill()
+        octave.wait()
+
+
 def test_userloop_passes_rig_check(tmp_path, xdream_main):
     octave, endpoint, _, out = start_driver(tmp_path, {})
     try:
@@ -78,19 +95,10 @@ def test_userloop_passes_rig_check(tmp_path, xdream_main):
 def test_a_pong_for_an_answered_request_counts_its_presentations(tmp_path):
     """docs/protocol.md §4.3: a pong's progress is the presentations of the request so far. The
     handler answered `done` with progress 0 for a request it had answered with 4 records."""
-    octave, endpoint, _, out = start_driver(tmp_path, {})
-    context = zmq.Context()
-    try:
-        client = Client(context, endpoint, timeout=30)
-        client.hello()
+    with greeted_client(tmp_path) as (client, out):
         rid = "counted-1"
         result = client.ask(_present(client.session, rid, _images(2, side=4)), rid, timeout=60)
         pong = client.ping(rid)
-        client.close()
-    finally:
-        context.destroy(linger=0)
-        octave.kill()
-        octave.wait()
     assert result.type == "result" and len(result.header["records"]) == 4, out.read_text()
     assert (pong.header["state"], pong.header["progress"]) == ("done", 4)
 
@@ -100,18 +108,9 @@ def test_no_trial_begins_after_the_deadline(tmp_path):
     trial before it. The userloop checked the deadline only after a trial, so when decoding and
     writing the images took longer than the deadline (`xdream rig check` on a loaded machine) it
     still began the first trial and answered with its records; it now answers with none."""
-    octave, endpoint, _, out = start_driver(tmp_path, {})
-    context = zmq.Context()
-    try:
-        client = Client(context, endpoint, timeout=30)
-        client.hello()
+    with greeted_client(tmp_path) as (client, out):
         rid = "late-1"
         result = client.ask(_present(client.session, rid, _images(40), deadline_ms=1), rid, timeout=60)
-        client.close()
-    finally:
-        context.destroy(linger=0)
-        octave.kill()
-        octave.wait()
     assert result.type == "result", out.read_text()
     assert (result.header["complete"], result.header["records"]) == (False, [])
 
@@ -123,11 +122,7 @@ def test_a_resend_in_another_encoding_or_without_a_field_is_refused(tmp_path):
     got the cached result, and one without `shape` (or `repeats`, `image_ids`) stopped the
     userloop with an Octave error. They are now refused (`unsupported`, `bad-message`) and the
     rig goes on."""
-    octave, endpoint, _, out = start_driver(tmp_path, {})
-    context = zmq.Context()
-    try:
-        client = Client(context, endpoint, timeout=30)
-        client.hello()
+    with greeted_client(tmp_path) as (client, out):
         rid, images = "payload-1", _images(2, side=4)
         first = client.ask(_present(client.session, rid, images), rid, timeout=60)
         png = client.ask(_present(client.session, rid, images, encoding="png"), rid)
@@ -136,11 +131,6 @@ def test_a_resend_in_another_encoding_or_without_a_field_is_refused(tmp_path):
         del header["shape"]
         no_shape = client.ask(encode(header, image_frames(images)), rid)
         same = client.ask(_present(client.session, rid, images), rid)
-        client.close()
-    finally:
-        context.destroy(linger=0)
-        octave.kill()
-        octave.wait()
     assert first.type == "result" and same is not None and same.header == first.header, out.read_text()
     assert [(r.type, r.header["code"]) for r in (png, floats, no_shape)] == \
         [("error", "unsupported"), ("error", "unsupported"), ("error", "bad-message")]

@@ -51,9 +51,9 @@ class OctaveRig:
     def __init__(self, tmp_path, first=""):
         self.endpoint = f"tcp://127.0.0.1:{free_loopback_port()}"
         self.out, self.pid = tmp_path / "octave.out", tmp_path / "octave.pid"
-        self.script = tmp_path / "start.sh"
+        self.script, self.cache = tmp_path / "start.sh", tmp_path / "cache.tsv"
         self.script.write_text(f"(cd {RIG_DIR} && exec {OCTAVE} --no-gui --quiet --eval \"{first}rig('{self.endpoint}', "
-                               f"'{tmp_path / 'cache.tsv'}')\") >>{self.out} 2>&1 &\necho $! > {self.pid}\n")
+                               f"'{self.cache}')\") >>{self.out} 2>&1 &\necho $! > {self.pid}\n")
         self.restart_command = f"kill -9 $(cat {self.pid}); sleep 0.5; sh {self.script}"  # a crash
         self.start()
 
@@ -85,6 +85,16 @@ class OctaveRig:
         client.close()
         self.kill()
         return reply
+
+    def answer_then_lose_the_result(self, context, rid, images):
+        """As :meth:`answer_then_crash`, the crash before the result line reached the cache file
+        (its trial lines did); the rig started again. The first reply and a new client."""
+        first = self.answer_then_crash(context, rid, images)
+        lines = self.cache.read_text().splitlines(keepends=True)
+        assert first.type == "result" and "\ttrial\t" not in lines[-1]
+        self.cache.write_text("".join(lines[:-1]))
+        self.start()
+        return first, self.client(context)
 
 
 @pytest.fixture
@@ -227,15 +237,9 @@ def test_a_result_rebuilt_from_trials_after_a_crash_is_bit_identical(tmp_path, o
     (jsonencode writes them exactly), so the onsets and values of the rebuilt result differed in
     their last digit from those first sent; they are now read back exactly."""
     context = zmq.Context()
-    cache = tmp_path / "cache.tsv"
     rid, images = "exact-1", _images(20, side=4)
     try:
-        first = octave_rig.answer_then_crash(context, rid, images)
-        lines = cache.read_text().splitlines(keepends=True)
-        assert first.type == "result" and "\ttrial\t" not in lines[-1]
-        cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
-        octave_rig.start()
-        client = octave_rig.client(context)
+        first, client = octave_rig.answer_then_lose_the_result(context, rid, images)
         again = client.ask(_present(client.session, rid, images), rid, timeout=60)
         client.close()
     finally:
@@ -276,15 +280,9 @@ def test_a_resend_of_an_interrupted_request_with_another_payload_is_bad_message(
     another shape) was presented and answered beside the trials of the images shown before the
     crash."""
     context = zmq.Context()
-    cache = tmp_path / "cache.tsv"
     rid, images = "interrupted-1", _images(3, side=4)
     try:
-        first = octave_rig.answer_then_crash(context, rid, images)
-        lines = cache.read_text().splitlines(keepends=True)
-        assert first.type == "result" and "\ttrial\t" not in lines[-1]
-        cache.write_text("".join(lines[:-1]))  # the crash came before the result was written
-        octave_rig.start()
-        client = octave_rig.client(context)
+        first, client = octave_rig.answer_then_lose_the_result(context, rid, images)
         other = client.ask(_present(client.session, rid, _images(3, side=8)), rid, timeout=60)
         same = client.ask(_present(client.session, rid, images), rid, timeout=60)
         client.close()

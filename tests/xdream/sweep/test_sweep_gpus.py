@@ -37,6 +37,15 @@ def test_each_pool_worker_sees_only_its_gpu():
     assert plain == [None]
 
 
+def cuda_sweep(tmp_path, fast_job):
+    """A one-run sweep file whose runs use device cuda."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('[base]\ngenerations = 1\ndevice = "cuda"\ngenerator = { name = "pixel", size = 16 }\n'
+                     f'responder = {{ name = "torch-unit", target = "{fast_job["responder"]["target"]}", '
+                     'input_size = 64 }\n[grid]\nseed = [0]\n')
+    return sweep
+
+
 def test_a_cpu_sweep_refuses_a_gpu_share(fast_job, tmp_path, capsys):
     (tmp_path / "sweep.toml").write_text('output = "s"\n[base]\ngenerations = 1\n[grid]\nseed = [0]\n')
     code = main(["sweep", str(tmp_path / "sweep.toml"), "--output", str(tmp_path / "s"), "--backend", "process",
@@ -50,11 +59,7 @@ def test_a_gpu_share_on_the_process_pool_is_refused(fast_job, tmp_path, monkeypa
     """--gpu-per-run is a Ray task's share of a card; the process pool gives each worker a whole
     card, so on it --gpu-per-run 0.25 was accepted and ignored (one run per card, not four)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # a visible card, on any machine
-    out = tmp_path / "out"
-    sweep = tmp_path / "sweep.toml"
-    sweep.write_text('[base]\ngenerations = 1\ndevice = "cuda"\ngenerator = { name = "pixel", size = 16 }\n'
-                     f'responder = {{ name = "torch-unit", target = "{fast_job["responder"]["target"]}", '
-                     'input_size = 64 }\n[grid]\nseed = [0]\n')
+    out, sweep = tmp_path / "out", cuda_sweep(tmp_path, fast_job)
     code = main(["sweep", str(sweep), "--output", str(out), "--backend", "process", "--gpu-per-run", "0.25"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--gpu-per-run" in err and "ray backend" in err, err
@@ -71,11 +76,7 @@ def test_a_ray_cluster_without_a_gpu_is_refused_before_anything_is_written(fast_
     ray_tmp = tempfile.mkdtemp(prefix="xr", dir="/tmp")  # short: the AF_UNIX path limit
     monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for the local Ray instance, on any machine
-    out = tmp_path / "out"
-    sweep = tmp_path / "sweep.toml"
-    sweep.write_text('[base]\ngenerations = 1\ndevice = "cuda"\ngenerator = { name = "pixel", size = 16 }\n'
-                     f'responder = {{ name = "torch-unit", target = "{fast_job["responder"]["target"]}", '
-                     'input_size = 64 }\n[grid]\nseed = [0]\n')
+    out, sweep = tmp_path / "out", cuda_sweep(tmp_path, fast_job)
     code = main(["sweep", str(sweep), "--output", str(out), "--backend", "ray", "--workers", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "xdream: error: the sweep's runs use device cuda but the Ray cluster has no GPU" in err, err
