@@ -44,13 +44,14 @@ import torch
 import zmq
 
 from xdream.core import registry
-from xdream.core.errors import ConfigError
+from xdream.core.errors import ConfigError, RunDirError
 from xdream.core.responder import NoiseModel, Responder
 from xdream.rig.keys import secure_server
 from xdream.core.seeding import check_seed, derive_rngs
 from xdream.rig.probe import probe_values
 from xdream.rig.schema import load_schema
 from xdream.rig.usage import OneLineParser
+from xdream.runs.rundir import append_line
 from xdream.rig.protocol import (DTYPES, ENCODINGS, MAX_RESULT_VALUES, Limits, ProtocolError, decode, encode,
                                  error_reply, iter_images)
 
@@ -88,7 +89,9 @@ class Faults:
 
 class PresentationLog:
     """The append-only presentation log, loaded back on start: trials per request id and the
-    requests already answered (the reply cache)."""
+    requests already answered (the reply cache). Each event is appended and fsynced by the run
+    folder's writer; one it cannot write (a full disk) is a one-line :class:`RunDirError` naming
+    the log, which stops the rig before it presents or answers anything the log lacks."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -111,17 +114,16 @@ class PresentationLog:
                     self.done[event["request_id"]] = event
                 elif event["event"] == "request":
                     self.payloads[event["request_id"]] = event["payload"]
-        self._file = open(self.path, "a")
-        if text and not text.endswith("\n"):
-            self._file.write("\n")  # ends the torn line, so the next event starts a line of its own
+        with open(self.path, "a") as f:
+            if text and not text.endswith("\n"):
+                f.write("\n")  # ends the torn line, so the next event starts a line of its own
 
     def write(self, event: dict) -> None:
         with self._lock:
-            self._file.write(json.dumps(event) + "\n")
-            self._file.flush()
+            append_line(self.path, json.dumps(event) + "\n")
 
     def close(self) -> None:
-        self._file.close()
+        """Nothing to do: each event is written whole (or the rig stops) and the file closed."""
 
 
 @dataclass
@@ -191,11 +193,14 @@ class RigSimulator:
         # The log is opened last: a rig that fails to start leaves no file behind.
         try:
             self.log = PresentationLog(log)
+            self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time(),
+                            "channels": {c: self.units[i // channels] for i, c in enumerate(self.channels)}})
         except OSError as e:
             self._close_socket()
             raise ConfigError(f"cannot write the presentation log {str(log)!r}: {e.strerror or e}") from None
-        self.log.write({"event": "boot", "pid": os.getpid(), "time": time.time(),
-                        "channels": {c: self.units[i // channels] for i, c in enumerate(self.channels)}})
+        except RunDirError:
+            self._close_socket()
+            raise
 
     # -- the loop ---------------------------------------------------------------------------
     def serve(self, max_seconds: float = float("inf")) -> None:
@@ -240,6 +245,8 @@ class RigSimulator:
             getattr(self, "_on_" + msg.type)(msg, envelope)
         except ProtocolError as e:
             self.socket.send_multipart(envelope + error_reply(e.request_id, e.code, str(e)))
+        except RunDirError:
+            raise  # the log cannot be written (a full disk): the rig stops, one line naming the log
         except Exception as e:  # a bug must not take the rig down; the client gets a typed error
             self.socket.send_multipart(envelope + error_reply(None, "internal", f"{type(e).__name__}: {e}"))
 

@@ -2,6 +2,7 @@
 `xdream rig simulate` (a subprocess, faults and restarts included) and against an in-thread
 simulator and hostile peers."""
 
+import collections
 import json
 import re
 import subprocess
@@ -861,3 +862,82 @@ def test_rig_simulate_refuses_noise_options_without_a_noise_model(tmp_path, xdre
                       "--max-seconds", "0", "--log", tmp_path / "log", "--noise-set", "level=0.5")
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "--noise-set" in out.stderr and "--noise" in out.stderr and not (tmp_path / "log").exists()
+
+
+FULL_WHILE_SERVING = ('mount -t tmpfs -o size=8k tmpfs "$0" && head -c 4096 /dev/zero > "$0/fill" && "$@"; '
+                      'echo "rc=$?"; cp "$0/log" "$0.log"')
+
+
+def present_frames(request_id, images, repeats):
+    rng = np.random.default_rng(0)
+    return encode({"type": "present", "session": "s1", "request_id": request_id, "generation": 0,
+                   "image_ids": [f"i{k}" for k in range(images)], "encoding": "raw", "dtype": "uint8",
+                   "shape": [8, 8, 3], "repeats": repeats, "deadline_ms": 60000},
+                  image_frames(rng.integers(0, 256, (images, 8, 8, 3), dtype=np.uint8)))
+
+
+def test_rig_simulate_log_on_a_disk_that_fills_while_serving_stops_in_one_line(tmp_path, xdream_cmd):
+    """`rig simulate --log` whose disk fills while it presents (a tiny tmpfs in a private mount
+    namespace) was an OSError traceback out of the serving loop (exit 1); it is one line naming
+    the log, exit 2, no result is sent for trials the log lacks, and a rig restarted on that log
+    (space freed) presents only the trials the log lacks."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=8k tmpfs "$0"', str(disk)],
+                           capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.strip()}")
+    endpoint_file = tmp_path / "endpoint"
+    proc = subprocess.Popen(["unshare", "-m", "sh", "-c", FULL_WHILE_SERVING, str(disk), *xdream_cmd, "rig",
+                             "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
+                             "--endpoint-file", str(endpoint_file), "--log", str(disk / "log"),
+                             "--max-seconds", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while not endpoint_file.exists():
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+        time.sleep(0.05)
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint_file.read_text())
+    sock.send_multipart(encode({"type": "hello", "session": "s1", "request_id": "h1", "client": "t",
+                                "encodings": ["raw"], "dtypes": ["uint8"]}))
+    assert decode(sock.recv_multipart()).type == "welcome"
+    sock.send_multipart(present_frames("r1", 8, 6))  # 48 trials: more than the 4 KiB left hold
+    replies = [decode(sock.recv_multipart()).header for _ in range(5) if sock.poll(3000)]
+    context.destroy(linger=0)
+    out, err = proc.communicate(timeout=60)
+    assert out.splitlines()[-1:] == ["rc=2"], (out, err)
+    err = err.splitlines()[1:]  # after 'rig simulator listening on ...'
+    assert len(err) == 1 and err[0].startswith(f"xdream: error: cannot write {disk}/log: No space left on device"), err
+    assert not [r for r in replies if r["type"] == "result"], replies  # nothing answered that is not logged
+    log = tmp_path / "disk.log"
+    lines = log.read_text().split("\n")
+    logged = {(e["record"]["image_id"], e["record"]["repeat"]) for e in map(json.loads, lines[:-1])
+              if e["event"] == "trial"}
+    assert 0 < len(logged) < 48
+    sim = RigSimulator(TorchUnit(TARGET, input_size=64), endpoint=LOOPBACK, log=log)  # restarted, space freed
+    serving = ServingThread(sim)
+    try:
+        context = zmq.Context()
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(sim.endpoint)
+        sock.send_multipart(encode({"type": "hello", "session": "s1", "request_id": "h2", "client": "t",
+                                    "encodings": ["raw"], "dtypes": ["uint8"]}))
+        assert decode(sock.recv_multipart()).type == "welcome"
+        sock.send_multipart(present_frames("r1", 8, 6))  # the client resends its request
+        assert sock.poll(30000)
+        result = decode(sock.recv_multipart()).header
+        context.destroy(linger=0)
+    finally:
+        serving.stop()
+    assert result["type"] == "result" and result["complete"], result
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith('{"event": "trial"')
+              and line.endswith("}")]
+    shown = collections.Counter((e["record"]["image_id"], e["record"]["repeat"]) for e in events)
+    assert len(shown) == 48 and set(shown.values()) == {1}, shown
