@@ -17,6 +17,7 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cuts: list[int | None] = []  # bytes to send before cutting, one per request
         self.overclaims: list[int] = []  # bytes the Content-Length adds to the body, one per request
+        self.no_length = False  # send no Content-Length: the body ends when the connection closes
         self.ranges: list[str | None] = []
         server = self
 
@@ -43,7 +44,8 @@ class FileServer:
                     self.send_response(200)
                 body = data[start:]
                 extra = server.overclaims.pop(0) if server.overclaims else 0
-                self.send_header("Content-Length", str(len(body) + extra))
+                if not server.no_length:
+                    self.send_header("Content-Length", str(len(body) + extra))
                 self.end_headers()
                 cut = server.cuts.pop(0) if server.cuts else None
                 if cut is not None:

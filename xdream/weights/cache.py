@@ -209,7 +209,7 @@ class WeightsStore:
                     bar.update(len(block))
                 f.flush()
                 os.fsync(f.fileno())
-            if length is not None and part.stat().st_size < total:
+            if total is not None and part.stat().st_size < total:  # cut short (no Content-Length: the file's size)
                 raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
 
     def _quarantine(self, path: Path) -> Path:

@@ -84,6 +84,19 @@ def test_resume_after_a_cut_connection(tmp_path, file_server, payload):
     assert file_server.ranges == [None, "bytes=400000-"]
 
 
+def test_a_cut_connection_without_content_length_is_resumed_not_rejected(tmp_path, file_server, payload):
+    """A server (a lab mirror) that sends no Content-Length and drops the connection: the short
+    file was taken for the whole download, then rejected for its size and quarantined ('download
+    rejected'), the bytes already fetched thrown away; it is a cut connection, resumed."""
+    file_server.files["test.pt"] = payload
+    file_server.no_length = True
+    file_server.cuts = [400_000]
+    store = make_store(tmp_path, file_server, payload)
+    path = store.download("test-net", progress=False)
+    assert path.read_bytes() == payload and not store.quarantine_dir().exists()
+    assert file_server.ranges == [None, "bytes=400000-"]
+
+
 def test_resume_of_a_partial_left_by_an_earlier_process(tmp_path, file_server, payload):
     file_server.files["test.pt"] = payload
     store = make_store(tmp_path, file_server, payload)
