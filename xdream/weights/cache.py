@@ -162,10 +162,10 @@ class WeightsStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
         url = self.url(name)
-        error = None
+        error, total = None, None
         for _ in range(max(1, attempts)):
             try:
-                self._fetch(url, part, entry, progress=progress, timeout=timeout)
+                total = self._fetch(url, part, entry, progress=progress, timeout=timeout)
                 error = None
                 break
             except urllib.error.HTTPError as exc:  # a definite answer: no retry
@@ -182,13 +182,19 @@ class WeightsStore:
             kept = f"; {have} bytes kept in {part} to resume" if have else ""
             raise WeightsError(self._offline_message(name, url, dest, error) + kept)
         reason = self.problem(name, part)
+        if reason is None and total is None and entry.sha256 is None:  # a cut file could pass the MiB check
+            reason = (f"{url} sent no Content-Length and no exact size or SHA-256 is published for it, so a download "
+                      f"cut short cannot be told from the whole file; fetch it with a tool that shows its size and put "
+                      f"it at {dest}")
         if reason is not None:
             moved = self._quarantine(part)
             raise WeightsError(f"{name}: download rejected: {reason}; moved to {moved}")
         os.replace(part, dest)
         return dest
 
-    def _fetch(self, url: str, part: Path, entry: WeightsEntry, *, progress: bool, timeout: float) -> None:
+    def _fetch(self, url: str, part: Path, entry: WeightsEntry, *, progress: bool, timeout: float) -> int | None:
+        """Download ``url`` into ``part`` (resuming it); return the file's size where the server or
+        the catalogue says it (None: nothing does)."""
         from tqdm.auto import tqdm
 
         offset = part.stat().st_size if part.exists() else 0
@@ -211,6 +217,7 @@ class WeightsStore:
                 os.fsync(f.fileno())
             if total is not None and part.stat().st_size < total:  # cut short (no Content-Length: the file's size)
                 raise ConnectionError(f"connection closed after {part.stat().st_size} of {total} bytes")
+            return total
 
     def _quarantine(self, path: Path) -> Path:
         target_dir = self.quarantine_dir()

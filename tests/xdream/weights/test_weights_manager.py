@@ -97,6 +97,25 @@ def test_a_cut_connection_without_content_length_is_resumed_not_rejected(tmp_pat
     assert file_server.ranges == [None, "bytes=400000-"]
 
 
+def test_a_download_that_nothing_can_verify_is_not_placed(tmp_path, file_server, payload):
+    """An entry published with neither a SHA-256 nor an exact size (BigGAN-deep 256/512: a size in
+    MiB), from a server that sends no Content-Length: a download cut within half a MiB of its end
+    was placed in the cache as whole. Nothing tells a cut file from the whole one there, so it is
+    refused in one line, moved aside, and the cache holds nothing."""
+    import dataclasses
+
+    file_server.files["test.pt"] = payload
+    file_server.no_length = True
+    file_server.cuts = [len(payload) - 300_000]
+    store = make_store(tmp_path, file_server, payload, sha=False, size=False)
+    entry = dataclasses.replace(store.entry("test-net"), size_mib=round(len(payload) / 2**20))
+    store = WeightsStore(store.dir.parent, MappingProxyType({"test-net": entry}))
+    with pytest.raises(WeightsError, match="sent no Content-Length") as info:
+        store.download("test-net", progress=False)
+    assert "\n" not in str(info.value) and not store.path("test-net").exists()
+    assert len(list(store.quarantine_dir().iterdir())) == 1
+
+
 def test_resume_of_a_partial_left_by_an_earlier_process(tmp_path, file_server, payload):
     file_server.files["test.pt"] = payload
     store = make_store(tmp_path, file_server, payload)
