@@ -18,7 +18,7 @@ PAGES = {"evolution": evolution.page, "gradient": gradient.page, "compare": comp
 #: The kinds whose page writes report.html only, so it is written beside the run's writer (no lock).
 LIVE = ("evolution", "session")
 #: The file a run of each kind writes when it has finished, and its page reads.
-RESULTS = {"gradient": "gradient.json", "compare": "compare.json"}
+RESULTS = {"gradient": "gradient.json", "compare": "compare.json", "characterise": SUMMARY}
 CLOCK_SLACK = 0.05  # s: file times come from the kernel's coarse clock, a few ms behind time.time()
 
 

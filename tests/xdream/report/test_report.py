@@ -175,8 +175,10 @@ def test_a_run_nobody_writes_any_more_says_so_and_watch_returns(evolution):
 
 
 def test_report_of_a_gradient_or_compare_run_that_did_not_finish(tmp_path, capsys):
-    """A gradient or compare folder left by a run killed (or ended by an error) before it wrote
-    its result: ``xdream report`` says so in one line, exit 2, and writes nothing into it."""
+    """A gradient, compare or characterise folder left by a run killed (or ended by an error)
+    before it wrote its result: ``xdream report`` says so in one line, exit 2, and writes nothing
+    into it (a characterisation's said 'is not a characterisation run' and asked for the rerun
+    into the same --output, which is refused: the folder is not empty)."""
     from xdream.gradient.baselines import GradientSettings, create_dir
     from xdream.runs.rundir import RunDir
 
@@ -185,7 +187,9 @@ def test_report_of_a_gradient_or_compare_run_that_did_not_finish(tmp_path, capsy
     gradient.lock.release()  # as the kernel does when the process dies
     compare = RunDir.create(tmp_path / "cmp", 'kind = "compare"\n', subdirs=(), kind="compare")
     compare.lock.release()
-    for run, kind in ((gradient.path, "gradient"), (compare.path, "compare")):
+    characterise = RunDir.create(tmp_path / "chr", 'seed = 0\n', subdirs=("responses", "plots"), kind="characterise")
+    characterise.lock.release()
+    for run, kind in ((gradient.path, "gradient"), (compare.path, "compare"), (characterise.path, "characterise")):
         before = sorted(p.name for p in run.iterdir())
         assert main(["report", str(run)]) == 2
         err = capsys.readouterr().err.strip()
