@@ -268,6 +268,13 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
         save_png(outcome.images[i], run.path / "images" / f"final_{rank:02d}.png")
     save_png(outcome.images[order[0]], run.path / "best.png")
     save_png(montage(outcome.images[order]), run.path / "montage.png")
+    # the plot before gradient.json, the file a finished run is known by (xdream report)
+    steps = [h["step"] for h in outcome.history]
+    curves = {f"objective {outcome.objective}": (steps, [h["objective"] for h in outcome.history])}
+    # the responder's unit on the untransformed images, comparable with an evolution's scores
+    curves["unit activation (best image)"] = (steps, [h.get("score", np.nan) for h in outcome.history])
+    plot_curves(curves, run.path / "trajectory.png", xlabel="step", ylabel="value",
+                title=f"{settings.method}: {outcome.objective} ({describe.get('target', responder.name)})")
     run.write_json(RESULT, {
         "kind": "gradient", "method": settings.method, "settings": settings.used(), "responder": describe,
         "objective": outcome.objective, "steps": outcome.steps, "seconds": outcome.seconds,
@@ -276,12 +283,6 @@ def write_gradient_dir(path: str | Path, settings: GradientSettings, responder, 
         "objective_meaning": settings.objective_meaning, "activation_meaning": ACTIVATION_MEANING,
         "threads": torch.get_num_threads(),  # torch's intra-op count: 1 and 2 threads sum in other orders
     })
-    steps = [h["step"] for h in outcome.history]
-    curves = {f"objective {outcome.objective}": (steps, [h["objective"] for h in outcome.history])}
-    # the responder's unit on the untransformed images, comparable with an evolution's scores
-    curves["unit activation (best image)"] = (steps, [h.get("score", np.nan) for h in outcome.history])
-    plot_curves(curves, run.path / "trajectory.png", xlabel="step", ylabel="value",
-                title=f"{settings.method}: {outcome.objective} ({describe.get('target', responder.name)})")
     return run.path
 
 

@@ -158,3 +158,25 @@ def test_config_toml_records_the_target_and_only_the_settings_the_method_used(tm
     config = tomllib.loads((tmp_path / "latent" / "config.toml").read_text())
     assert config["target"] == UNIT and config["generator"] == {"name": "dcgan-faces"}
     assert not {"size", "image", "octaves", "octave_scale"} & set(config)
+
+
+def test_gradient_json_is_written_last_so_a_cut_run_is_not_taken_for_a_finished_one(tmp_path, lite_unit, capsys):
+    """gradient.json, the file ``xdream report`` takes for a finished run, was written before
+    trajectory.png: a run killed (or stopped by a full disk) between the two got a page, with no
+    trajectory and no word of it. A failed last write (here: a folder in trajectory.png's place,
+    which os.replace cannot replace) now leaves no gradient.json, and the report says not finished."""
+    import pytest
+
+    from xdream.core.errors import RunDirError
+    from xdream.gradient.baselines import GradientSettings, create_dir, prepare, run_gradient, write_gradient_dir
+
+    settings = GradientSettings(method="pixel", steps=1, size=32, score_every=1)
+    outcome = run_gradient(lite_unit, settings, prepare(lite_unit, settings))
+    run = create_dir(tmp_path / "grad", settings, UNIT)
+    (run.path / "trajectory.png").mkdir()
+    with pytest.raises(RunDirError, match="cannot write .*trajectory.png"):
+        write_gradient_dir(run.path, settings, lite_unit, outcome, run=run)
+    run.lock.release()
+    assert not (run.path / "gradient.json").exists()
+    assert main(["report", str(run.path)]) == 2
+    assert "has not finished (no gradient.json)" in capsys.readouterr().err
