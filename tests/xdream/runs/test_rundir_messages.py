@@ -55,14 +55,18 @@ def test_a_folder_from_before_run_json_names_resume_only_for_an_evolution(tmp_pa
 @pytest.mark.parametrize("kind, where, hint", [("evolution", "generations/gen_0003.npz", True),
                                                ("session", "log.jsonl", True), ("gradient", "gradient.json", False),
                                                ("compare", "table.csv", False),
+                                               ("compare", "evolution-genetic/images/montage_0000.png", False),
                                                ("characterise", "summary.json", False)])
 def test_a_full_disk_says_resume_only_where_it_applies(tmp_path, kind, where, hint):
     """A full disk told a gradient, compare or characterise run to "free some space, then resume
-    the run", which no command can do for them (their folder is refused as taken)."""
+    the run", which no command can do for them (their folder is refused as taken); so did a full
+    disk in one of a comparison's evolution runs (resuming that run alone leaves the comparison cut)."""
     import errno
     import os
 
     RunDir.create(tmp_path / "run", 'kind = "x"\n', kind=kind).lock.release()
+    if where.startswith("evolution-"):  # a comparison's own evolution run: xdream compare has no resume
+        RunDir.create(tmp_path / "run" / where.split("/")[0], 'kind = "x"\n').lock.release()
     fd = os.open("/dev/full", os.O_WRONLY)  # a real full device: every write fails with ENOSPC
     try:
         with pytest.raises(OSError) as raised:
