@@ -19,9 +19,8 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from xdream.core.errors import ConfigError
+from xdream.core.errors import ConfigError, RunDirError
 from xdream.rig.usage import OneLineParser
-from xdream.runs.rundir import os_error
 
 
 def load_keypair(path: str | Path, what: str) -> tuple[bytes, bytes]:
@@ -187,8 +186,8 @@ def main(argv: list[str]) -> int:
             os.chmod(made_secret, 0o600)
             os.replace(made_public, public)
             os.replace(made_secret, secret)
-    except OSError as e:
-        raise os_error(public, e) from None
+    except OSError as e:  # a full or read-only disk: one line naming the file
+        raise RunDirError(f"cannot write {public}: {e.strerror or e}") from None
     finally:
         os.umask(mask)
     print(f"public key (give to the other side): {public}\nsecret key (keep private): {secret}")
