@@ -37,6 +37,21 @@ def _torch_threads_put_back():
 
 
 @pytest.fixture
+def private_tmpfs(tmp_path):
+    """Skip, saying why, unless this process may mount a tmpfs in a private mount namespace
+    (``unshare -m``, as root): the full-disk tests run their command on a tiny one inside it."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=8k tmpfs "$0"', str(tmp_path)],
+                           capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.strip()}")
+
+
+@pytest.fixture
 def fast_job():
     import copy
 

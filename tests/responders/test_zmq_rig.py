@@ -876,21 +876,13 @@ def present_frames(request_id, images, repeats):
                   image_frames(rng.integers(0, 256, (images, 8, 8, 3), dtype=np.uint8)))
 
 
-def test_rig_simulate_log_on_a_disk_that_fills_while_serving_stops_in_one_line(tmp_path, xdream_cmd):
+def test_rig_simulate_log_on_a_disk_that_fills_while_serving_stops_in_one_line(private_tmpfs, tmp_path, xdream_cmd):
     """`rig simulate --log` whose disk fills while it presents (a tiny tmpfs in a private mount
     namespace) was an OSError traceback out of the serving loop (exit 1); it is one line naming
     the log, exit 2, no result is sent for trials the log lacks, and a rig restarted on that log
     (space freed) presents only the trials the log lacks."""
-    import os
-
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", 'mount -t tmpfs -o size=8k tmpfs "$0"', str(disk)],
-                           capture_output=True, text=True)
-    if probe.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.strip()}")
     endpoint_file = tmp_path / "endpoint"
     proc = subprocess.Popen(["unshare", "-m", "sh", "-c", FULL_WHILE_SERVING, str(disk), *xdream_cmd, "rig",
                              "simulate", "--target", TARGET, "--input-size", "64", "--endpoint", LOOPBACK,
