@@ -282,28 +282,33 @@ def long_ids_taken(rig):
     rig.is_id = lambda v: isinstance(v, str) and rig.ID.match(v)
 
 
-def _restart_on_resend(rig, restarts):
-    """A resend of the request being presented for which ``restarts(h)`` holds starts it again."""
+def _while_answering_pings(rig, name, make):
+    """While the rig answers pings between trials, its ``name`` is ``make(original, request_id)``."""
     def answer_pings(original):
         def patched(sock, envelope, request_id, progress, wait_s=0.0):
-            def receive(inner):
-                def take(s):
-                    env, h, frames = inner(s)
-                    if h is not None and h["type"] == "present" and h["request_id"] == request_id and restarts(h):
-                        rig.receive = inner
-                        rig.cache[request_id]["records"] = []
-                        rig.present(s, env, h, frames)
-                        return env, None, []
-                    return env, h, frames
-                return take
-            saved = rig.receive
-            rig.receive = receive(saved)
+            saved = getattr(rig, name)
+            setattr(rig, name, make(saved, request_id))
             try:
                 return original(sock, envelope, request_id, progress, wait_s)
             finally:
-                rig.receive = saved
+                setattr(rig, name, saved)
         return patched
     wrap(rig, "answer_pings", answer_pings)
+
+
+def _restart_on_resend(rig, restarts):
+    """A resend of the request being presented for which ``restarts(h)`` holds starts it again."""
+    def receive(inner, request_id):
+        def take(s):
+            env, h, frames = inner(s)
+            if h is not None and h["type"] == "present" and h["request_id"] == request_id and restarts(h):
+                rig.receive = inner
+                rig.cache[request_id]["records"] = []
+                rig.present(s, env, h, frames)
+                return env, None, []
+            return env, h, frames
+        return take
+    _while_answering_pings(rig, "receive", receive)
 
 
 def resend_restarts(rig):
@@ -366,16 +371,7 @@ def oldest_sender_answered(rig):
 def payload_not_compared_while_presenting(rig):
     """A resend while the request is presented is taken whatever its payload (other image ids too):
     it only makes its sender the newest, as a true resend does."""
-    def answer_pings(original):
-        def patched(sock, envelope, request_id, progress, wait_s=0.0):
-            saved = rig.payload
-            rig.payload = lambda h: rig.cache[request_id]["payload"]
-            try:
-                return original(sock, envelope, request_id, progress, wait_s)
-            finally:
-                rig.payload = saved
-        return patched
-    wrap(rig, "answer_pings", answer_pings)
+    _while_answering_pings(rig, "payload", lambda original, request_id: lambda h: rig.cache[request_id]["payload"])
 
 
 def unknown_is_done(rig):
