@@ -86,9 +86,9 @@ def os_error(path: str | Path, e: OSError, doing: str = "write") -> RunDirError:
     """A one-line error for a failed file operation, naming the path (disk full, read-only, ...); it
     says to resume only in an evolution run or session (the runs ``xdream evolve --resume`` continues), not
     in one of a comparison's evolution runs (resuming it alone would leave the comparison unfinished)."""
-    resumable = any(RunDir.kind_of(p) in ("evolution", SESSION_KIND) and (p / CONFIG).is_file()
-                    for p in Path(path).parents[:4]) and not any(RunDir.kind_of(p) == "compare"
-                                                                  for p in Path(path).parents[:5])
+    folders = [(p, RunDir.kind_of(p)) for p in Path(path).parents[:5]]  # each run.json read once
+    resumable = all(kind != "compare" for _, kind in folders) and any(
+        kind in ("evolution", SESSION_KIND) and (p / CONFIG).is_file() for p, kind in folders[:4])
     space = "; free some space, then resume the run" if resumable else "; free some space"
     hint = {errno.ENOSPC: space, errno.EDQUOT: space,
             errno.EROFS: "; the filesystem is read-only", errno.EACCES: "; check its permissions"}.get(e.errno, "")
