@@ -122,9 +122,6 @@ class PresentationLog:
         with self._lock:
             append_line(self.path, json.dumps(event) + "\n")
 
-    def close(self) -> None:
-        """Nothing to do: each event is written whole (or the rig stops) and the file closed."""
-
 
 @dataclass
 class Job:
@@ -220,7 +217,6 @@ class RigSimulator:
 
     def close(self) -> None:
         self._close_socket()
-        self.log.close()
 
     def _close_socket(self) -> None:
         self.socket.close(linger=0)

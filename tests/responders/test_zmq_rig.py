@@ -292,9 +292,7 @@ def test_a_log_line_torn_by_a_crash_keeps_the_events_written_after_it(tmp_path):
     log = PresentationLog(path)
     log.write({"event": "request", "request_id": "r1", "payload": {"image_ids": ["b"]}})
     log.write({"event": "done", "request_id": "r1", "records": []})
-    log.close()
     again = PresentationLog(path)
-    again.close()
     assert list(again.trials) == ["r0"] and list(again.done) == ["r1"] and list(again.payloads) == ["r1"]
 
 
